@@ -1,0 +1,374 @@
+//! The reward's lenient ("meta") parser: what the reward math reads from the ground truth and from a completion
+//! once the strict gate has passed, and what the diagnostics count on any completion.
+//!
+//! It salvages what it can: object rows are any line with ≥ 6 comma fields whose id and coordinates are Python
+//! integers; relation rows must match the strict row grammar, and rejected relation lines are counted as
+//! `invalid_pred` (bad syntax or label) or `invalid_ref` (unknown id, self-loop, AG subject not a person).
+//! Ids are `i64` because nothing here guarantees `1..N`; a later object row with the same id overrides the
+//! earlier one for lookups, while both stay in the object list (as in the reference).
+
+use crate::answer;
+use crate::label;
+use crate::pytext;
+use crate::strict::StrictConfig;
+use crate::types::{RelKind, Schema};
+
+/// An object row as the lenient parser reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LObject {
+    pub id: i64,
+    /// The name field, stripped but not otherwise normalised.
+    pub name: String,
+    pub bbox: [i64; 4],
+}
+
+/// A relation (AG: an atomic relation `kind__label`), predicate canonical and lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LRelation {
+    pub subj: i64,
+    pub pred: String,
+    pub obj: i64,
+}
+
+/// Counters the diagnostics report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LenientMeta {
+    pub declared_objects: Option<u64>,
+    pub declared_relations: Option<u64>,
+    /// Non-empty lines after the relation header.
+    pub relation_lines: usize,
+    /// Lines rejected for an unknown id, a self-loop or (AG) a non-person subject.
+    pub invalid_ref: usize,
+    /// Lines rejected for their syntax or labels.
+    pub invalid_pred: usize,
+    /// AG only: pair rows accepted.
+    pub pairs: usize,
+}
+
+impl LenientMeta {
+    /// `frac_invalid_rel`: rejected share of the non-empty relation lines (0 when there are none).
+    pub fn invalid_fraction(&self) -> f64 {
+        if self.relation_lines == 0 {
+            0.0
+        } else {
+            (self.invalid_ref + self.invalid_pred) as f64 / self.relation_lines as f64
+        }
+    }
+}
+
+/// What the lenient parser recovers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LenientGraph {
+    pub objects: Vec<LObject>,
+    pub relations: Vec<LRelation>,
+    pub meta: LenientMeta,
+}
+
+impl LenientGraph {
+    /// The object a relation endpoint refers to: the last row with that id.
+    pub fn object(&self, id: i64) -> Option<&LObject> {
+        self.objects.iter().rev().find(|o| o.id == id)
+    }
+}
+
+/// Finds the first `key[digits]{…}:` (ASCII case-insensitive, the braces may span lines): returns
+/// `(declared count, byte offset just after the colon)`.
+fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(p) = pytext::find_ignore_case(b, key.as_bytes(), from) {
+        from = p + 1;
+        let mut i = p + key.len();
+        if b.get(i) != Some(&b'[') {
+            continue;
+        }
+        i += 1;
+        let d = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if d == 0 {
+            continue;
+        }
+        let n = pytext::digits_saturating(&b[i..i + d]);
+        i += d;
+        if b.get(i) != Some(&b']') || b.get(i + 1) != Some(&b'{') {
+            continue;
+        }
+        if let Some(q) = text[i + 2..].find("}:") {
+            return Some((n, i + 2 + q + 2));
+        }
+    }
+    None
+}
+
+/// Offset of the first `\n\s*key[digits]` at or after `from` (ASCII case-insensitive key).
+fn find_block_end(text: &str, key: &str, from: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = from;
+    while let Some(nl) = text[i..].find('\n').map(|k| k + i) {
+        let rest = pytext::lstrip(&text[nl + 1..]);
+        let rb = rest.as_bytes();
+        if pytext::starts_with_ignore_case(rb, key.as_bytes())
+            && rb.get(key.len()) == Some(&b'[')
+            && rb.get(key.len() + 1).is_some_and(u8::is_ascii_digit)
+        {
+            let d = rb[key.len() + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if rb.get(key.len() + 1 + d) == Some(&b']') {
+                return Some(nl);
+            }
+        }
+        i = nl + 1;
+        if i >= b.len() {
+            break;
+        }
+    }
+    None
+}
+
+fn rel_key(schema: Schema) -> &'static str {
+    match schema {
+        Schema::Triplet => "rel",
+        Schema::Ag => "rel_pairs",
+    }
+}
+
+fn parse_objects(text: &str, schema: Schema, out: &mut LenientGraph) {
+    let Some((n, start)) = find_header(text, "obj") else {
+        return;
+    };
+    out.meta.declared_objects = Some(n);
+    let end = find_block_end(text, rel_key(schema), start).unwrap_or(text.len());
+    for (_, raw) in pytext::splitlines(pytext::strip(&text[start..end])) {
+        let line = pytext::strip(raw);
+        if line.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split(',').map(pytext::strip).collect();
+        if parts.len() < 6 {
+            continue;
+        }
+        let (Some(id), Some(x1), Some(y1), Some(x2), Some(y2)) = (
+            pytext::py_int(parts[0]),
+            pytext::py_int(parts[2]),
+            pytext::py_int(parts[3]),
+            pytext::py_int(parts[4]),
+            pytext::py_int(parts[5]),
+        ) else {
+            continue;
+        };
+        out.objects.push(LObject {
+            id,
+            name: parts[1].to_string(),
+            bbox: [x1, y1, x2, y2],
+        });
+    }
+}
+
+/// Converts a `\d+` match to an id usable for lookups (`None` beyond the `i64` range, which no object has).
+fn id_of(v: u64) -> Option<i64> {
+    i64::try_from(v).ok()
+}
+
+/// The lenient AG label-list parse: `None` when the strict list rules reject it.
+fn lenient_list(raw: &str, max: usize) -> Option<Vec<String>> {
+    let mut items = Vec::new();
+    for part in raw.split(',') {
+        let t = pytext::strip(part);
+        if t.is_empty() {
+            continue;
+        }
+        if !label::is_canonical(Schema::Ag, t) {
+            return None;
+        }
+        items.push(t.to_ascii_lowercase());
+    }
+    if items.len() > max || (1..items.len()).any(|i| items[..i].contains(&items[i])) {
+        return None;
+    }
+    Some(items)
+}
+
+/// Parses an answer text (already extracted, see [`parse_completion`]) leniently.
+pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> LenientGraph {
+    let mut g = LenientGraph::default();
+    parse_objects(text, schema, &mut g);
+    let Some((m, start)) = find_header(text, rel_key(schema)) else {
+        return g;
+    };
+    g.meta.declared_relations = Some(m);
+    let caps = [
+        cfg.ag_attention_max,
+        cfg.ag_spatial_max,
+        cfg.ag_contacting_max,
+    ];
+    for (_, raw) in pytext::splitlines(pytext::strip(&text[start..])) {
+        let line = pytext::strip(raw);
+        if line.is_empty() {
+            continue;
+        }
+        g.meta.relation_lines += 1;
+        match schema {
+            Schema::Triplet => {
+                let Some((s, pred, o)) = triplet_row(line) else {
+                    g.meta.invalid_pred += 1;
+                    continue;
+                };
+                let (Some(s), Some(o)) = (id_of(s), id_of(o)) else {
+                    g.meta.invalid_ref += 1;
+                    continue;
+                };
+                if g.object(s).is_none() || g.object(o).is_none() || s == o {
+                    g.meta.invalid_ref += 1;
+                    continue;
+                }
+                g.relations.push(LRelation {
+                    subj: s,
+                    pred,
+                    obj: o,
+                });
+            }
+            Schema::Ag => {
+                let Some((s, lists, o)) = crate::strict::pair_row(line) else {
+                    g.meta.invalid_pred += 1;
+                    continue;
+                };
+                let (Some(s), Some(o)) = (id_of(s), id_of(o)) else {
+                    g.meta.invalid_ref += 1;
+                    continue;
+                };
+                let (Some(subj), Some(_)) = (g.object(s), g.object(o)) else {
+                    g.meta.invalid_ref += 1;
+                    continue;
+                };
+                if s == o {
+                    g.meta.invalid_ref += 1;
+                    continue;
+                }
+                let subj_is_person = subj.name.eq_ignore_ascii_case("person");
+                let parsed: Vec<Option<Vec<String>>> =
+                    (0..3).map(|k| lenient_list(lists[k], caps[k])).collect();
+                if parsed.iter().any(Option::is_none) {
+                    g.meta.invalid_pred += 1;
+                    continue;
+                }
+                let parsed: Vec<Vec<String>> = parsed.into_iter().flatten().collect();
+                if parsed.iter().all(Vec::is_empty) {
+                    g.meta.invalid_pred += 1;
+                    continue;
+                }
+                if cfg.ag_enforce_person_subject && !subj_is_person {
+                    g.meta.invalid_ref += 1;
+                    continue;
+                }
+                g.meta.pairs += 1;
+                for (kind, labels) in RelKind::ALL.into_iter().zip(parsed) {
+                    for l in labels {
+                        g.relations.push(LRelation {
+                            subj: s,
+                            pred: crate::types::atomic_predicate(kind, &l),
+                            obj: o,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    g
+}
+
+/// The strict relation-row grammar `\s*(\d+)\s*,\s*LABEL\s*,\s*(\d+)\s*`, with the predicate lowercased.
+fn triplet_row(line: &str) -> Option<(u64, String, u64)> {
+    let mut it = line.split(',');
+    let (fs, fp, fo) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let digits = |f: &str| {
+        let t = pytext::strip(f);
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| pytext::digits_saturating(t.as_bytes()))
+    };
+    let p = pytext::strip(fp);
+    if !label::is_canonical(Schema::Triplet, p) {
+        return None;
+    }
+    Some((digits(fs)?, p.to_ascii_lowercase(), digits(fo)?))
+}
+
+/// Extracts the answer text of a raw completion or solution the way the reward does, then parses it.
+pub fn parse_completion(raw: &str, schema: Schema, cfg: &StrictConfig) -> LenientGraph {
+    parse_answer_text(answer::reward_answer_text(raw), schema, cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str, s: Schema) -> LenientGraph {
+        parse_completion(t, s, &StrictConfig::default())
+    }
+
+    #[test]
+    fn salvages_rows_and_counts_bad_relations() {
+        let t = "<answer>\nobj[9]{id,name,x1,y1,x2,y2}:\n1,adult,1,2,3,4\nbad row\n2, chair , +5 ,6,7_0,8,extra\n\n\
+                 rel[4]{subj,pred,obj}:\n1,sitting-on,2\n1,on,9\n1,sits on,2\n2,near,2\n</answer>";
+        let g = parse(t, Schema::Triplet);
+        assert_eq!(g.objects.len(), 2);
+        assert_eq!(
+            g.objects[1],
+            LObject {
+                id: 2,
+                name: "chair".into(),
+                bbox: [5, 6, 70, 8]
+            }
+        );
+        assert_eq!(
+            g.relations,
+            vec![LRelation {
+                subj: 1,
+                pred: "sitting-on".into(),
+                obj: 2
+            }]
+        );
+        assert_eq!(
+            (
+                g.meta.relation_lines,
+                g.meta.invalid_ref,
+                g.meta.invalid_pred
+            ),
+            (4, 2, 1)
+        );
+        assert_eq!(g.meta.declared_objects, Some(9));
+        assert!((g.meta.invalid_fraction() - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ag_atomic_relations() {
+        let t = "<answer>\n      obj[3]{id,name,x1,y1,x2,y2}:\n        1,person,24,71,259,268\n        2,table,222,143,479,244\n\
+                 3,chair,1,1,5,5\n      rel_pairs[3]{subj,attention,spatial,contacting,obj}:\n\
+                 1,[unsure],[in_front_of],[not_contacting],2\n2,[],[on],[],3\n1,[a,b],[],[],3\n</answer>\n";
+        let g = parse(t, Schema::Ag);
+        assert_eq!(g.objects.len(), 3);
+        let preds: Vec<_> = g.relations.iter().map(|r| r.pred.as_str()).collect();
+        assert_eq!(
+            preds,
+            [
+                "attention__unsure",
+                "spatial__in_front_of",
+                "contacting__not_contacting"
+            ]
+        );
+        assert_eq!(
+            (g.meta.invalid_ref, g.meta.invalid_pred, g.meta.pairs),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn no_headers_means_nothing() {
+        let g = parse("just text", Schema::Triplet);
+        assert!(g.objects.is_empty() && g.relations.is_empty());
+        assert_eq!(g.meta.relation_lines, 0);
+    }
+}
