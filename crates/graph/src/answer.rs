@@ -62,10 +62,7 @@ pub fn prepare_for_strict(raw: &str) -> &str {
 
 /// The body of an exact `<answer>\n BODY \n</answer>` frame (nothing before or after), if `s` is one.
 pub fn exact_answer_body(s: &str) -> Option<&str> {
-    if s.len() >= OPEN.len() + 1 + 1 + CLOSE.len()
-        && s.starts_with("<answer>\n")
-        && s.ends_with("\n</answer>")
-    {
+    if s.len() >= OPEN.len() + 1 + 1 + CLOSE.len() && s.starts_with("<answer>\n") && s.ends_with("\n</answer>") {
         Some(&s["<answer>\n".len()..s.len() - "\n</answer>".len()])
     } else {
         None
@@ -111,29 +108,16 @@ mod tests {
     #[test]
     fn trailing_tokens() {
         assert_eq!(strip_trailing_special_tokens("x<|im_end|>"), "x");
-        assert_eq!(
-            strip_trailing_special_tokens("x \"<|im_end|><|endoftext|>' \n"),
-            "x"
-        );
-        assert_eq!(
-            strip_trailing_special_tokens("x<|im_end|> <|end|>"),
-            "x<|im_end|>",
-            "one run only"
-        );
+        assert_eq!(strip_trailing_special_tokens("x \"<|im_end|><|endoftext|>' \n"), "x");
+        assert_eq!(strip_trailing_special_tokens("x<|im_end|> <|end|>"), "x<|im_end|>", "one run only");
         assert_eq!(strip_trailing_special_tokens("x<|eot|>"), "x<|eot|>");
         assert_eq!(strip_trailing_special_tokens("  x  "), "x");
     }
 
     #[test]
     fn think_block() {
-        assert_eq!(
-            strip_leading_think("<think>\n\n</think>\n\n<answer>"),
-            "<answer>"
-        );
-        assert_eq!(
-            strip_leading_think(" <think>a</think>b</think>c"),
-            "b</think>c"
-        );
+        assert_eq!(strip_leading_think("<think>\n\n</think>\n\n<answer>"), "<answer>");
+        assert_eq!(strip_leading_think(" <think>a</think>b</think>c"), "b</think>c");
         assert_eq!(strip_leading_think("<think> unclosed"), "<think> unclosed");
         assert_eq!(strip_leading_think("x<think></think>"), "x<think></think>");
     }
@@ -149,10 +133,7 @@ mod tests {
 
     #[test]
     fn reward_text() {
-        assert_eq!(
-            reward_answer_text("pre<answer>\n a \n</answer>post<answer>b</answer>"),
-            "a"
-        );
+        assert_eq!(reward_answer_text("pre<answer>\n a \n</answer>post<answer>b</answer>"), "a");
         assert_eq!(reward_answer_text("<answer>\nobj\n<|im_end|>"), "obj");
         assert_eq!(reward_answer_text(" bare "), "bare");
         assert!(has_answer_tags("x<answer>y</answer>"));

@@ -110,10 +110,7 @@ fn find_block_end(text: &str, key: &str, from: usize) -> Option<usize> {
             && rb.get(key.len()) == Some(&b'[')
             && rb.get(key.len() + 1).is_some_and(u8::is_ascii_digit)
         {
-            let d = rb[key.len() + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let d = rb[key.len() + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
             if rb.get(key.len() + 1 + d) == Some(&b']') {
                 return Some(nl);
             }
@@ -157,11 +154,7 @@ fn parse_objects(text: &str, schema: Schema, out: &mut LenientGraph) {
         ) else {
             continue;
         };
-        out.objects.push(LObject {
-            id,
-            name: parts[1].to_string(),
-            bbox: [x1, y1, x2, y2],
-        });
+        out.objects.push(LObject { id, name: parts[1].to_string(), bbox: [x1, y1, x2, y2] });
     }
 }
 
@@ -197,11 +190,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
         return g;
     };
     g.meta.declared_relations = Some(m);
-    let caps = [
-        cfg.ag_attention_max,
-        cfg.ag_spatial_max,
-        cfg.ag_contacting_max,
-    ];
+    let caps = [cfg.ag_attention_max, cfg.ag_spatial_max, cfg.ag_contacting_max];
     for (_, raw) in pytext::splitlines(pytext::strip(&text[start..])) {
         let line = pytext::strip(raw);
         if line.is_empty() {
@@ -222,11 +211,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
                     g.meta.invalid_ref += 1;
                     continue;
                 }
-                g.relations.push(LRelation {
-                    subj: s,
-                    pred,
-                    obj: o,
-                });
+                g.relations.push(LRelation { subj: s, pred, obj: o });
             }
             Schema::Ag => {
                 let Some((s, lists, o)) = crate::strict::pair_row(line) else {
@@ -246,8 +231,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
                     continue;
                 }
                 let subj_is_person = subj.name.eq_ignore_ascii_case("person");
-                let parsed: Vec<Option<Vec<String>>> =
-                    (0..3).map(|k| lenient_list(lists[k], caps[k])).collect();
+                let parsed: Vec<Option<Vec<String>>> = (0..3).map(|k| lenient_list(lists[k], caps[k])).collect();
                 if parsed.iter().any(Option::is_none) {
                     g.meta.invalid_pred += 1;
                     continue;
@@ -264,11 +248,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
                 g.meta.pairs += 1;
                 for (kind, labels) in RelKind::ALL.into_iter().zip(parsed) {
                     for l in labels {
-                        g.relations.push(LRelation {
-                            subj: s,
-                            pred: crate::types::atomic_predicate(kind, &l),
-                            obj: o,
-                        });
+                        g.relations.push(LRelation { subj: s, pred: crate::types::atomic_predicate(kind, &l), obj: o });
                     }
                 }
             }
@@ -286,8 +266,7 @@ fn triplet_row(line: &str) -> Option<(u64, String, u64)> {
     }
     let digits = |f: &str| {
         let t = pytext::strip(f);
-        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| pytext::digits_saturating(t.as_bytes()))
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| pytext::digits_saturating(t.as_bytes()))
     };
     let p = pytext::strip(fp);
     if !label::is_canonical(Schema::Triplet, p) {
@@ -315,30 +294,9 @@ mod tests {
                  rel[4]{subj,pred,obj}:\n1,sitting-on,2\n1,on,9\n1,sits on,2\n2,near,2\n</answer>";
         let g = parse(t, Schema::Triplet);
         assert_eq!(g.objects.len(), 2);
-        assert_eq!(
-            g.objects[1],
-            LObject {
-                id: 2,
-                name: "chair".into(),
-                bbox: [5, 6, 70, 8]
-            }
-        );
-        assert_eq!(
-            g.relations,
-            vec![LRelation {
-                subj: 1,
-                pred: "sitting-on".into(),
-                obj: 2
-            }]
-        );
-        assert_eq!(
-            (
-                g.meta.relation_lines,
-                g.meta.invalid_ref,
-                g.meta.invalid_pred
-            ),
-            (4, 2, 1)
-        );
+        assert_eq!(g.objects[1], LObject { id: 2, name: "chair".into(), bbox: [5, 6, 70, 8] });
+        assert_eq!(g.relations, vec![LRelation { subj: 1, pred: "sitting-on".into(), obj: 2 }]);
+        assert_eq!((g.meta.relation_lines, g.meta.invalid_ref, g.meta.invalid_pred), (4, 2, 1));
         assert_eq!(g.meta.declared_objects, Some(9));
         assert!((g.meta.invalid_fraction() - 0.75).abs() < 1e-12);
     }
@@ -351,18 +309,8 @@ mod tests {
         let g = parse(t, Schema::Ag);
         assert_eq!(g.objects.len(), 3);
         let preds: Vec<_> = g.relations.iter().map(|r| r.pred.as_str()).collect();
-        assert_eq!(
-            preds,
-            [
-                "attention__unsure",
-                "spatial__in_front_of",
-                "contacting__not_contacting"
-            ]
-        );
-        assert_eq!(
-            (g.meta.invalid_ref, g.meta.invalid_pred, g.meta.pairs),
-            (1, 1, 1)
-        );
+        assert_eq!(preds, ["attention__unsure", "spatial__in_front_of", "contacting__not_contacting"]);
+        assert_eq!((g.meta.invalid_ref, g.meta.invalid_pred, g.meta.pairs), (1, 1, 1));
     }
 
     #[test]

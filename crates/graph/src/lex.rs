@@ -40,9 +40,7 @@ impl<'a> Cursor<'a> {
             i += 1;
         }
         self.pos += i;
-        if self.pos < self.s.len()
-            && !matches!(self.s.as_bytes()[self.pos], b'0'..=b'9' | b'a'..=b'z' | b',')
-        {
+        if self.pos < self.s.len() && !matches!(self.s.as_bytes()[self.pos], b'0'..=b'9' | b'a'..=b'z' | b',') {
             self.pos += pytext::space_prefix_len(self.rest());
         }
     }

@@ -35,8 +35,7 @@ mod types;
 
 pub use strict::{StrictConfig, StrictError, StrictErrorKind};
 pub use types::{
-    atomic_predicate, AgGraph, AgPair, BBox, Canvas, Object, RelKind, Relation, SceneGraph, Schema,
-    TripletGraph,
+    atomic_predicate, AgGraph, AgPair, BBox, Canvas, Object, RelKind, Relation, SceneGraph, Schema, TripletGraph,
 };
 
 impl From<TripletGraph> for SceneGraph {

@@ -15,10 +15,7 @@
 #[inline]
 pub fn is_space(c: char) -> bool {
     if c.is_ascii() {
-        matches!(
-            c,
-            ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f'
-        )
+        matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f')
     } else {
         c.is_whitespace()
     }
@@ -45,18 +42,7 @@ pub fn rstrip(s: &str) -> &str {
 /// Whether `c` ends a line for `str.splitlines()` (`\r\n` counts as one break).
 #[inline]
 pub fn is_line_break(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r'
-            | '\x0b'
-            | '\x0c'
-            | '\x1c'
-            | '\x1d'
-            | '\x1e'
-            | '\u{85}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
+    matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
 /// `str.splitlines()` without `keepends`: yields each line with its terminator removed; a terminator at the very
@@ -139,10 +125,7 @@ pub fn py_int(s: &str) -> Option<i64> {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    if digits.is_empty()
-        || !digits[0].is_ascii_digit()
-        || !digits[digits.len() - 1].is_ascii_digit()
-    {
+    if digits.is_empty() || !digits[0].is_ascii_digit() || !digits[digits.len() - 1].is_ascii_digit() {
         return None;
     }
     let mut v: i64 = 0;
@@ -189,9 +172,7 @@ pub fn find_ignore_case(hay: &[u8], needle: &[u8], from: usize) -> Option<usize>
     let first = needle[0].to_ascii_lowercase();
     let mut i = from;
     while i + needle.len() <= hay.len() {
-        if hay[i].to_ascii_lowercase() == first
-            && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
-        {
+        if hay[i].to_ascii_lowercase() == first && hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
             return Some(i);
         }
         i += 1;
@@ -220,20 +201,10 @@ mod tests {
         assert_eq!(lines("a"), vec!["a"]);
         assert_eq!(lines("a\n"), vec!["a"]);
         assert_eq!(lines("a\n\n"), vec!["a", ""]);
-        assert_eq!(
-            lines("a\r\nb\rc\x0bd\x0ce\x1cf\x1dg\x1eh"),
-            vec!["a", "b", "c", "d", "e", "f", "g", "h"]
-        );
-        assert_eq!(
-            lines("a\u{85}b\u{2028}c\u{2029}d"),
-            vec!["a", "b", "c", "d"]
-        );
+        assert_eq!(lines("a\r\nb\rc\x0bd\x0ce\x1cf\x1dg\x1eh"), vec!["a", "b", "c", "d", "e", "f", "g", "h"]);
+        assert_eq!(lines("a\u{85}b\u{2028}c\u{2029}d"), vec!["a", "b", "c", "d"]);
         assert_eq!(lines("a\r\r\nb"), vec!["a", "", "b"]);
-        assert_eq!(
-            lines("\x1fa"),
-            vec!["\x1fa"],
-            "unit separator is whitespace, not a line break"
-        );
+        assert_eq!(lines("\x1fa"), vec!["\x1fa"], "unit separator is whitespace, not a line break");
         assert_eq!(lines("\n"), vec![""]);
     }
 
@@ -246,10 +217,8 @@ mod tests {
 
     #[test]
     fn whitespace_matches_python() {
-        for c in [
-            ' ', '\t', '\n', '\r', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\x1f', '\u{85}',
-            '\u{a0}', '\u{3000}',
-        ] {
+        for c in [' ', '\t', '\n', '\r', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\x1f', '\u{85}', '\u{a0}', '\u{3000}']
+        {
             assert!(is_space(c), "{c:?}");
         }
         for c in ['a', '\u{200b}', '\u{feff}', '\x00', '_'] {

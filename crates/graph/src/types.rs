@@ -20,12 +20,7 @@ impl Canvas {
 
     /// Whether `b` is a valid box on this canvas: `0 ≤ x1 < x2 ≤ W` and `0 ≤ y1 < y2 ≤ H`.
     pub fn contains(&self, b: &BBox) -> bool {
-        b.x1 >= 0
-            && b.y1 >= 0
-            && b.x2 > b.x1
-            && b.y2 > b.y1
-            && b.x2 <= self.width as i64
-            && b.y2 <= self.height as i64
+        b.x1 >= 0 && b.y1 >= 0 && b.x2 > b.x1 && b.y2 > b.y1 && b.x2 <= self.width as i64 && b.y2 <= self.height as i64
     }
 }
 
@@ -151,11 +146,7 @@ impl AgGraph {
         for p in &self.pairs {
             for kind in RelKind::ALL {
                 for l in p.labels(kind) {
-                    out.push(Relation {
-                        subj: p.subj,
-                        pred: atomic_predicate(kind, l),
-                        obj: p.obj,
-                    });
+                    out.push(Relation { subj: p.subj, pred: atomic_predicate(kind, l), obj: p.obj });
                 }
             }
         }
@@ -164,10 +155,7 @@ impl AgGraph {
 
     /// The equivalent triplet graph over atomic relations.
     pub fn to_atomic_triplets(&self) -> TripletGraph {
-        TripletGraph {
-            objects: self.objects.clone(),
-            relations: self.atomic_relations(),
-        }
+        TripletGraph { objects: self.objects.clone(), relations: self.atomic_relations() }
     }
 }
 
@@ -201,9 +189,7 @@ impl std::str::FromStr for Schema {
         match s.to_ascii_lowercase().as_str() {
             "triplet" | "psg" | "pvsg" => Ok(Schema::Triplet),
             "ag" | "action-genome" | "rel_pairs" => Ok(Schema::Ag),
-            other => Err(format!(
-                "unknown schema `{other}` (expected `triplet` or `ag`)"
-            )),
+            other => Err(format!("unknown schema `{other}` (expected `triplet` or `ag`)")),
         }
     }
 }
@@ -274,14 +260,6 @@ mod tests {
             }],
         };
         let preds: Vec<_> = g.atomic_relations().into_iter().map(|r| r.pred).collect();
-        assert_eq!(
-            preds,
-            [
-                "attention__unsure",
-                "spatial__beneath",
-                "spatial__behind",
-                "contacting__holding"
-            ]
-        );
+        assert_eq!(preds, ["attention__unsure", "spatial__beneath", "spatial__behind", "contacting__holding"]);
     }
 }

@@ -44,6 +44,13 @@ fn check(file: &str, schema: Schema) -> Tally {
         let f = |k: &str| exp[k].as_f64().unwrap_or_else(|| panic!("{id}: missing {k}"));
 
         let valid = strict::is_valid(completion, schema, &cfg);
+        if schema == Schema::Triplet {
+            assert_eq!(
+                strict::parse_triplet(completion, &cfg),
+                strict::parse_triplet_general(completion, &cfg),
+                "{id}: fast and general paths differ"
+            );
+        }
         let g = lenient::parse_completion(completion, schema, &cfg);
         let got = [
             ("valid", if valid { 1.0 } else { 0.0 }, if f("sgg_format_reward") > 0.0 { 1.0 } else { 0.0 }),

@@ -4,7 +4,9 @@
 
 use proptest::prelude::*;
 use sgvlm_graph::toon::{self, Layout};
-use sgvlm_graph::{answer, lenient, strict, AgGraph, AgPair, BBox, Object, Relation, Schema, StrictConfig, TripletGraph};
+use sgvlm_graph::{
+    answer, lenient, strict, AgGraph, AgPair, BBox, Object, Relation, Schema, StrictConfig, TripletGraph,
+};
 
 const W: i64 = 640;
 const H: i64 = 480;
@@ -24,10 +26,7 @@ fn bbox() -> impl Strategy<Value = BBox> {
 
 fn objects(schema: Schema, max: usize) -> impl Strategy<Value = Vec<Object>> {
     prop::collection::vec((label(schema), bbox()), 1..max).prop_map(|v| {
-        v.into_iter()
-            .enumerate()
-            .map(|(i, (name, bbox))| Object { id: i as u32 + 1, name, bbox })
-            .collect()
+        v.into_iter().enumerate().map(|(i, (name, bbox))| Object { id: i as u32 + 1, name, bbox }).collect()
     })
 }
 
@@ -161,12 +160,16 @@ fn exercise(s: &str) {
 #[test]
 fn long_lines_and_huge_numbers() {
     let cfg = StrictConfig::default();
-    let long = format!("<answer>\nobj[1]{{id,name,x1,y1,x2,y2}}:\n1,{},0,0,5,5\nrel[0]{{subj,pred,obj}}:\n</answer>", "a".repeat(200_000));
+    let long = format!(
+        "<answer>\nobj[1]{{id,name,x1,y1,x2,y2}}:\n1,{},0,0,5,5\nrel[0]{{subj,pred,obj}}:\n</answer>",
+        "a".repeat(200_000)
+    );
     assert_eq!(strict::parse_triplet(&long, &cfg).unwrap().objects[0].name.len(), 200_000);
     let huge = "<answer>\nobj[99999999999999999999999]{id,name,x1,y1,x2,y2}:\n99999999999999999999,a,0,0,99999999999999999999999,5\n\
                 rel[0]{subj,pred,obj}:\n</answer>";
     assert_eq!(strict::parse_triplet(huge, &cfg).unwrap_err().code(), "count_mismatch");
-    let huge_box = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,a,0,0,99999999999999999999999,5\nrel[0]{subj,pred,obj}:\n</answer>";
+    let huge_box =
+        "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,a,0,0,99999999999999999999999,5\nrel[0]{subj,pred,obj}:\n</answer>";
     assert_eq!(strict::parse_triplet(huge_box, &cfg).unwrap_err().code(), "box");
     let neg_huge = huge_box.replace(",0,0,", ",-99999999999999999999999,0,");
     assert_eq!(strict::parse_triplet(&neg_huge, &cfg).unwrap_err().code(), "box");
@@ -175,4 +178,26 @@ fn long_lines_and_huge_numbers() {
         "1,[looking_at],[],[],2\n".repeat(5000)
     );
     assert!(strict::parse_ag(&many_rows, &cfg).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The single-pass fast path and the general parser agree on valid graphs and on mutations of them.
+    #[test]
+    fn fast_and_general_paths_agree(g in triplet_graph(), pos in any::<prop::sample::Index>(),
+                                    ins in prop::sample::select(vec![
+                                        "", "\n", " ", "\t", "\r", "-", ",", "0", "9", "A", "--", "\n\n", "x,y", "\u{a0}",
+                                        "641", "-1", "1,on,2\n", "rel[0]{subj,pred,obj}:\n",
+                                    ]),
+                                    del in 0usize..3) {
+        let cfg = StrictConfig::default();
+        let text = toon::encode(&g.into(), &Layout::PAPER_TRIPLET);
+        let mut at = pos.index(text.len() + 1);
+        while !text.is_char_boundary(at) { at -= 1; }
+        let mut end = (at + del).min(text.len());
+        while !text.is_char_boundary(end) { end += 1; }
+        let mutated = format!("{}{}{}", &text[..at], ins, &text[end..]);
+        prop_assert_eq!(strict::parse_triplet(&mutated, &cfg), strict::parse_triplet_general(&mutated, &cfg));
+    }
 }

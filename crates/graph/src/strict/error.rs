@@ -105,10 +105,7 @@ pub enum StrictErrorKind {
 
 impl StrictError {
     pub(crate) fn at(line: usize, kind: StrictErrorKind) -> Self {
-        StrictError {
-            line: Some(line),
-            kind,
-        }
+        StrictError { line: Some(line), kind }
     }
 
     pub(crate) fn whole(kind: StrictErrorKind) -> Self {
@@ -133,9 +130,7 @@ impl StrictError {
             IdsNotOneToN { .. } => "ids_not_1_to_n",
             UnknownObjectRef { .. } => "unknown_ref",
             SelfLoop { .. } => "self_loop",
-            DuplicateRelation { .. } | DuplicatePairRow | DuplicateAtomicRelation { .. } => {
-                "duplicate_relation"
-            }
+            DuplicateRelation { .. } | DuplicatePairRow | DuplicateAtomicRelation { .. } => "duplicate_relation",
             TooManyLabels { .. } => "label_cap",
             DuplicateLabel { .. } => "duplicate_label",
             EmptyPairLabels => "empty_pair",
@@ -154,40 +149,22 @@ impl fmt::Display for StrictErrorKind {
             NotAnAnswerFrame { reason } => write!(f, "not an answer block: {reason}"),
             EmptyBody => write!(f, "the answer is empty"),
             BlankLine => write!(f, "blank line inside <answer>"),
-            BadObjectHeader => write!(
-                f,
-                "expected the object header `obj[N]{{id,name,x1,y1,x2,y2}}:`"
-            ),
+            BadObjectHeader => write!(f, "expected the object header `obj[N]{{id,name,x1,y1,x2,y2}}:`"),
             MissingRelationHeader => write!(f, "no relation header"),
             MultipleRelationHeaders { first_line } => {
-                write!(
-                    f,
-                    "second relation header (the first is on line {first_line})"
-                )
+                write!(f, "second relation header (the first is on line {first_line})")
             }
             ObjectCountMismatch { declared, actual } => {
-                write!(
-                    f,
-                    "header declares {declared} objects but {actual} object rows follow"
-                )
+                write!(f, "header declares {declared} objects but {actual} object rows follow")
             }
             RelationCountMismatch { declared, actual } => {
-                write!(
-                    f,
-                    "header declares {declared} relations but {actual} relation rows follow"
-                )
+                write!(f, "header declares {declared} relations but {actual} relation rows follow")
             }
-            BadObjectRow => write!(
-                f,
-                "malformed object row (expected `id,name,x1,y1,x2,y2` with integers)"
-            ),
+            BadObjectRow => write!(f, "malformed object row (expected `id,name,x1,y1,x2,y2` with integers)"),
             BadRelationRow => write!(f, "malformed relation row"),
             BadLabel { label } => write!(f, "label {label:?} is not a canonical token"),
             DuplicateObjectId { id } => write!(f, "duplicate object id {id}"),
-            IdsNotOneToN { missing } => write!(
-                f,
-                "object ids must be exactly 1..N (id {missing} is missing)"
-            ),
+            IdsNotOneToN { missing } => write!(f, "object ids must be exactly 1..N (id {missing} is missing)"),
             UnknownObjectRef { id } => write!(f, "relation refers to unknown object id {id}"),
             SelfLoop { id } => write!(f, "self-loop on object {id}"),
             DuplicateRelation { subj, pred, obj } => {
@@ -208,11 +185,7 @@ impl fmt::Display for StrictErrorKind {
             TooManyRelations { count, max } => {
                 write!(f, "{count} relations (at most {max} allowed)")
             }
-            BoxOutOfCanvas {
-                bbox,
-                width,
-                height,
-            } => write!(
+            BoxOutOfCanvas { bbox, width, height } => write!(
                 f,
                 "box [{}, {}, {}, {}] is degenerate or outside the {width}x{height} canvas",
                 bbox[0], bbox[1], bbox[2], bbox[3]

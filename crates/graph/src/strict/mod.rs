@@ -16,6 +16,7 @@
 //! case-insensitivity folds ASCII only (see [`crate::pytext`]).
 
 mod error;
+mod fast;
 mod rows;
 
 pub use error::{StrictError, StrictErrorKind};
@@ -54,6 +55,18 @@ impl Default for StrictConfig {
 
 /// Parses a PSG/PVSG completion through the strict gate.
 pub fn parse_triplet(text: &str, cfg: &StrictConfig) -> Result<TripletGraph, StrictError> {
+    if let Some(body) = answer::exact_answer_body(answer::prepare_for_strict(text)) {
+        if let Some(g) = fast::triplet(body, cfg) {
+            return Ok(g);
+        }
+    }
+    parse_triplet_general(text, cfg)
+}
+
+/// [`parse_triplet`] without its single-pass fast path: the general line-by-line parser, which also produces every
+/// error. Public so tests and fuzzers can check that both paths agree.
+#[doc(hidden)]
+pub fn parse_triplet_general(text: &str, cfg: &StrictConfig) -> Result<TripletGraph, StrictError> {
     let body = Body::locate(text)?;
     rows::triplet(&body, cfg)
 }
@@ -89,11 +102,8 @@ pub(crate) struct Body<'a> {
 impl<'a> Body<'a> {
     fn locate(text: &'a str) -> Result<Self, StrictError> {
         let prepared = answer::prepare_for_strict(text);
-        let body = answer::exact_answer_body(prepared).ok_or_else(|| {
-            StrictError::whole(StrictErrorKind::NotAnAnswerFrame {
-                reason: frame_reason(prepared),
-            })
-        })?;
+        let body = answer::exact_answer_body(prepared)
+            .ok_or_else(|| StrictError::whole(StrictErrorKind::NotAnAnswerFrame { reason: frame_reason(prepared) }))?;
         let first_line = pytext::line_number_at(text, answer::offset_in(text, body));
         let lines: Vec<&str> = pytext::splitlines(body).map(|(_, l)| l).collect();
         if lines.is_empty() {

@@ -15,19 +15,9 @@ fn ok(text: &str) -> TripletGraph {
 fn accepts_reference_variants() {
     let g = ok(GT);
     assert_eq!(g.objects.len(), 3);
-    assert_eq!(
-        g.relations[1],
-        crate::types::Relation {
-            subj: 1,
-            pred: "beside".into(),
-            obj: 3
-        }
-    );
+    assert_eq!(g.relations[1], crate::types::Relation { subj: 1, pred: "beside".into(), obj: 3 });
     ok(&format!("<think>\n\n</think>\n\n{GT}<|im_end|>"));
-    ok(&GT
-        .replace("adult", "Adult")
-        .replace("OBJ", "obj")
-        .replace("obj[3]", "OBJ[3]"));
+    ok(&GT.replace("adult", "Adult").replace("OBJ", "obj").replace("obj[3]", "OBJ[3]"));
     ok(&GT.replace("\n1,", "\n  1,").replace("\nrel", "\n      rel"));
     ok(&GT.replace("1,adult,100", " 1 , adult , 100 "));
     ok(&GT.replace("\n2,chair", "\n\u{a0}2,chair"));
@@ -56,78 +46,37 @@ fn each_malformation_has_its_error() {
         (GT.replace("3,table", "5,table"), Some(5), "ids_not_1_to_n"),
         (GT.replace("3,table", "2,table"), Some(5), "duplicate_id"),
         (GT.replace("1,beside,3", "1,beside,1"), Some(8), "self_loop"),
-        (
-            GT.replace("1,beside,3", "1,sitting-on,2"),
-            Some(8),
-            "duplicate_relation",
-        ),
-        (
-            GT.replace("1,beside,3", "1,Sitting-On,2"),
-            Some(8),
-            "duplicate_relation",
-        ),
-        (
-            GT.replace("1,beside,3", "1,beside,7"),
-            Some(8),
-            "unknown_ref",
-        ),
+        (GT.replace("1,beside,3", "1,sitting-on,2"), Some(8), "duplicate_relation"),
+        (GT.replace("1,beside,3", "1,Sitting-On,2"), Some(8), "duplicate_relation"),
+        (GT.replace("1,beside,3", "1,beside,7"), Some(8), "unknown_ref"),
         (GT.replace("chair", "traffic light"), Some(4), "label"),
         (GT.replace("beside", "next to"), Some(8), "label"),
         (GT.replace("400,480", "400,481"), Some(4), "box"),
         (GT.replace("300,400\n", "100,400\n"), Some(3), "box"),
         (GT.replace("250,300", "250.5,300"), Some(4), "object_row"),
-        (
-            GT.replace("1,beside,3", "1,beside"),
-            Some(8),
-            "relation_row",
-        ),
-        (
-            GT.replace("obj[3]{id,name", "obj[3]{id,label"),
-            Some(2),
-            "object_header",
-        ),
-        (
-            GT.replace("rel[2]{subj,pred,obj}:\n", ""),
-            None,
-            "missing_relation_header",
-        ),
-        (
-            GT.replace("1,beside,3\n", "1,beside,3\nrel[0]{subj,pred,obj}:\n"),
-            Some(9),
-            "multiple_relation_headers",
-        ),
+        (GT.replace("1,beside,3", "1,beside"), Some(8), "relation_row"),
+        (GT.replace("obj[3]{id,name", "obj[3]{id,label"), Some(2), "object_header"),
+        (GT.replace("rel[2]{subj,pred,obj}:\n", ""), None, "missing_relation_header"),
+        (GT.replace("1,beside,3\n", "1,beside,3\nrel[0]{subj,pred,obj}:\n"), Some(9), "multiple_relation_headers"),
         (format!("Sure! {GT}"), None, "answer_frame"),
         (format!("{GT}thanks"), None, "answer_frame"),
         (GT.replace("</answer>", ""), None, "answer_frame"),
         (GT.replace("<answer>\n", "<answer>"), None, "answer_frame"),
         ("<answer>\n\n</answer>".to_string(), Some(2), "empty_body"),
         (String::new(), None, "answer_frame"),
-        (
-            "<answer>\nobj[0]{id,name,x1,y1,x2,y2}:\nrel[0]{subj,pred,obj}:\n</answer>".into(),
-            Some(2),
-            "no_objects",
-        ),
+        ("<answer>\nobj[0]{id,name,x1,y1,x2,y2}:\nrel[0]{subj,pred,obj}:\n</answer>".into(), Some(2), "no_objects"),
     ];
     for (text, line, code) in cases {
         let e = err(&text);
         assert_eq!((e.line, e.code()), (line, code), "{e}\n{text}");
     }
     let e = err(&GT.replace("obj[3]", "obj[4]"));
-    assert_eq!(
-        e.kind,
-        K::ObjectCountMismatch {
-            declared: 4,
-            actual: 3
-        }
-    );
+    assert_eq!(e.kind, K::ObjectCountMismatch { declared: 4, actual: 3 });
 }
 
 #[test]
 fn line_numbers_count_the_prefix() {
-    let e = err(&format!(
-        "<think>\nhmm\n</think>\n{}",
-        GT.replace("1,beside,3", "1,beside,1")
-    ));
+    let e = err(&format!("<think>\nhmm\n</think>\n{}", GT.replace("1,beside,3", "1,beside,1")));
     assert_eq!(e.line, Some(11));
 }
 
@@ -139,9 +88,7 @@ fn size_limits() {
     }
     t.push_str("rel[0]{subj,pred,obj}:\n</answer>");
     assert_eq!(err(&t).code(), "size_limit");
-    let t200 = t
-        .replace("obj[201]", "obj[200]")
-        .replace("201,thing,0,0,10,10\n", "");
+    let t200 = t.replace("obj[201]", "obj[200]").replace("201,thing,0,0,10,10\n", "");
     assert_eq!(ok(&t200).objects.len(), 200);
 }
 
@@ -159,15 +106,9 @@ fn ag_accepts_reference_example() {
     let g = parse_ag(AG, &StrictConfig::default()).unwrap();
     assert_eq!(g.pairs.len(), 2);
     assert_eq!(g.atomic_relations().len(), 8);
-    let spaced = AG
-        .replace("[beneath,behind]", "[ Beneath , behind ]")
-        .replace("[unsure]", "[unsure,]");
+    let spaced = AG.replace("[beneath,behind]", "[ Beneath , behind ]").replace("[unsure]", "[unsure,]");
     assert_eq!(parse_ag(&spaced, &StrictConfig::default()).unwrap(), g);
-    assert!(is_valid(
-        &AG.replace("[unsure]", "[]"),
-        Schema::Ag,
-        &StrictConfig::default()
-    ));
+    assert!(is_valid(&AG.replace("[unsure]", "[]"), Schema::Ag, &StrictConfig::default()));
 }
 
 #[test]
@@ -175,37 +116,21 @@ fn ag_rules() {
     let cases = [
         (AG.replace("[unsure]", "[unsure,looking_at]"), "label_cap"),
         (AG.replace("[not_contacting]", "[a,b,c,d,e]"), "label_cap"),
-        (
-            AG.replace("[beneath,behind]", "[beneath,beneath]"),
-            "duplicate_label",
-        ),
-        (
-            AG.replace("[unsure],[in_front_of],[not_contacting]", "[],[],[]"),
-            "empty_pair",
-        ),
+        (AG.replace("[beneath,behind]", "[beneath,beneath]"), "duplicate_label"),
+        (AG.replace("[unsure],[in_front_of],[not_contacting]", "[],[],[]"), "empty_pair"),
         (AG.replace("1,person", "1,man"), "subject_not_person"),
         (AG.replace("[in_front_of]", "[in front of]"), "label"),
-        (
-            AG.replace("rel_pairs[2]", "rel[2]"),
-            "missing_relation_header",
-        ),
-        (
-            AG.replace("[unsure],[in_front_of]", "[unsure][in_front_of]"),
-            "relation_row",
-        ),
+        (AG.replace("rel_pairs[2]", "rel[2]"), "missing_relation_header"),
+        (AG.replace("[unsure],[in_front_of]", "[unsure][in_front_of]"), "relation_row"),
         (AG.replace("],3\n", "],1\n"), "self_loop"),
         (
-            AG.replace("rel_pairs[2]", "rel_pairs[3]")
-                .replace("],2\n", "],2\n        1,[unsure],[],[],2\n"),
+            AG.replace("rel_pairs[2]", "rel_pairs[3]").replace("],2\n", "],2\n        1,[unsure],[],[],2\n"),
             "duplicate_relation",
         ),
     ];
     for (t, code) in cases {
         assert_eq!(ag_err(&t).code(), code, "{t}");
     }
-    let lax = StrictConfig {
-        ag_enforce_person_subject: false,
-        ..StrictConfig::default()
-    };
+    let lax = StrictConfig { ag_enforce_person_subject: false, ..StrictConfig::default() };
     assert!(parse_ag(&AG.replace("1,person", "1,man"), &lax).is_ok());
 }

@@ -26,30 +26,10 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub const PAPER_TRIPLET: Layout = Layout {
-        header_indent: 0,
-        row_indent: 0,
-        tags: true,
-        trailing_newline: true,
-    };
-    pub const PAPER_AG: Layout = Layout {
-        header_indent: 6,
-        row_indent: 8,
-        tags: true,
-        trailing_newline: true,
-    };
-    pub const SFT_INDENTED: Layout = Layout {
-        header_indent: 6,
-        row_indent: 8,
-        tags: true,
-        trailing_newline: true,
-    };
-    pub const RAW: Layout = Layout {
-        header_indent: 0,
-        row_indent: 2,
-        tags: false,
-        trailing_newline: false,
-    };
+    pub const PAPER_TRIPLET: Layout = Layout { header_indent: 0, row_indent: 0, tags: true, trailing_newline: true };
+    pub const PAPER_AG: Layout = Layout { header_indent: 6, row_indent: 8, tags: true, trailing_newline: true };
+    pub const SFT_INDENTED: Layout = Layout { header_indent: 6, row_indent: 8, tags: true, trailing_newline: true };
+    pub const RAW: Layout = Layout { header_indent: 0, row_indent: 2, tags: false, trailing_newline: false };
 
     /// The paper's training layout for a schema.
     pub fn paper(schema: Schema) -> Layout {

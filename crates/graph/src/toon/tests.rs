@@ -4,43 +4,19 @@ use crate::types::BBox;
 fn sample_triplet() -> TripletGraph {
     TripletGraph {
         objects: vec![
-            Object {
-                id: 1,
-                name: "person".into(),
-                bbox: BBox::new(281, 272, 524, 438),
-            },
-            Object {
-                id: 2,
-                name: "umbrella".into(),
-                bbox: BBox::new(273, 123, 640, 434),
-            },
+            Object { id: 1, name: "person".into(), bbox: BBox::new(281, 272, 524, 438) },
+            Object { id: 2, name: "umbrella".into(), bbox: BBox::new(273, 123, 640, 434) },
         ],
-        relations: vec![Relation {
-            subj: 1,
-            pred: "holding".into(),
-            obj: 2,
-        }],
+        relations: vec![Relation { subj: 1, pred: "holding".into(), obj: 2 }],
     }
 }
 
 fn sample_ag() -> AgGraph {
     AgGraph {
         objects: vec![
-            Object {
-                id: 1,
-                name: "person".into(),
-                bbox: BBox::new(24, 71, 259, 268),
-            },
-            Object {
-                id: 2,
-                name: "table".into(),
-                bbox: BBox::new(222, 143, 479, 244),
-            },
-            Object {
-                id: 3,
-                name: "chair".into(),
-                bbox: BBox::new(56, 179, 249, 269),
-            },
+            Object { id: 1, name: "person".into(), bbox: BBox::new(24, 71, 259, 268) },
+            Object { id: 2, name: "table".into(), bbox: BBox::new(222, 143, 479, 244) },
+            Object { id: 3, name: "chair".into(), bbox: BBox::new(56, 179, 249, 269) },
         ],
         pairs: vec![
             AgPair {
@@ -94,10 +70,7 @@ fn raw_layout_has_no_tags_and_no_trailing_newline() {
         "obj[2]{id,name,x1,y1,x2,y2}:\n  1,person,281,272,524,438\n  2,umbrella,273,123,640,434\n\
          rel[1]{subj,pred,obj}:\n  1,holding,2"
     );
-    let empty = TripletGraph {
-        objects: sample_triplet().objects,
-        relations: vec![],
-    };
+    let empty = TripletGraph { objects: sample_triplet().objects, relations: vec![] };
     let mut s = String::new();
     write_triplet(&mut s, &empty, &Layout::RAW);
     assert!(s.ends_with("\nrel[0]{subj,pred,obj}:"), "{s:?}");

@@ -1,0 +1,181 @@
+//! Single-pass fast path of the strict gate for the common case: an all-ASCII triplet answer whose lines end with
+//! `\n` and whose in-line whitespace is spaces and tabs.
+//!
+//! It either returns exactly the graph the general path would return, or `None` ("not decided here"), in which
+//! case the caller runs the general path, which also produces the precise error. So the fast path never rejects
+//! anything by itself and never needs error messages. Tests and the fuzzer compare both paths.
+
+use super::StrictConfig;
+use crate::types::{BBox, Object, Relation, TripletGraph};
+
+struct Scan<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while self.i < self.b.len() && (self.b[self.i] == b' ' || self.b[self.i] == b'\t') {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    #[inline]
+    fn comma(&mut self) -> Option<()> {
+        self.ws();
+        self.eat(b',')?;
+        self.ws();
+        Some(())
+    }
+
+    #[inline]
+    fn uint(&mut self) -> Option<u64> {
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v.saturating_mul(10).saturating_add((c - b'0') as u64);
+            self.i += 1;
+        }
+        (self.i > start).then_some(v)
+    }
+
+    #[inline]
+    fn int(&mut self) -> Option<i64> {
+        let neg = self.eat(b'-').is_some();
+        let v = self.uint()?.min(i64::MAX as u64) as i64;
+        Some(if neg { -v } else { v })
+    }
+
+    /// A triplet label token `[A-Za-z0-9]+(-[A-Za-z0-9]+)*`.
+    #[inline]
+    fn label(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        loop {
+            let run = self.i;
+            while self.b.get(self.i).is_some_and(u8::is_ascii_alphanumeric) {
+                self.i += 1;
+            }
+            if self.i == run {
+                return None;
+            }
+            if self.b.get(self.i) == Some(&b'-') {
+                self.i += 1;
+            } else {
+                return Some(&self.s[start..self.i]);
+            }
+        }
+    }
+
+    /// `ws*` then a `\n`, or the end of the body when `last` (optionally after one final `\n`).
+    #[inline]
+    fn line_end(&mut self, last: bool) -> Option<()> {
+        self.ws();
+        if last {
+            if self.i == self.b.len() || (self.i + 1 == self.b.len() && self.b[self.i] == b'\n') {
+                self.i = self.b.len();
+                return Some(());
+            }
+            return None;
+        }
+        self.eat(b'\n')
+    }
+
+    /// `ws* literal` (ASCII case-insensitive).
+    #[inline]
+    fn literal_ci(&mut self, lit: &[u8]) -> Option<()> {
+        let end = self.i + lit.len();
+        (end <= self.b.len() && self.b[self.i..end].eq_ignore_ascii_case(lit)).then(|| self.i = end)
+    }
+
+    fn header(&mut self, open: &[u8], close: &[u8]) -> Option<u64> {
+        self.ws();
+        self.literal_ci(open)?;
+        let n = self.uint()?;
+        self.literal_ci(close)?;
+        Some(n)
+    }
+}
+
+/// The fast path for a triplet answer body (the text between `<answer>\n` and `\n</answer>`).
+pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
+    let mut sc = Scan { s: body, b: body.as_bytes(), i: 0 };
+    let n = sc.header(b"obj[", b"]{id,name,x1,y1,x2,y2}:")?;
+    if n == 0 || n as usize > cfg.max_objects {
+        return None;
+    }
+    let n = n as usize;
+    sc.line_end(false)?;
+    let mut seen = vec![false; n + 1];
+    let mut objects = Vec::with_capacity(n);
+    let (w, h) = (cfg.canvas.width as i64, cfg.canvas.height as i64);
+    for _ in 0..n {
+        sc.ws();
+        let id = sc.uint()?;
+        sc.comma()?;
+        let name = sc.label()?;
+        sc.comma()?;
+        let x1 = sc.int()?;
+        sc.comma()?;
+        let y1 = sc.int()?;
+        sc.comma()?;
+        let x2 = sc.int()?;
+        sc.comma()?;
+        let y2 = sc.int()?;
+        sc.line_end(false)?;
+        if id == 0 || id as usize > n || seen[id as usize] {
+            return None;
+        }
+        if !(x1 >= 0 && y1 >= 0 && x2 > x1 && y2 > y1 && x2 <= w && y2 <= h) {
+            return None;
+        }
+        seen[id as usize] = true;
+        objects.push(Object { id: id as u32, name: name.to_string(), bbox: BBox::new(x1, y1, x2, y2) });
+    }
+    let m = sc.header(b"rel[", b"]{subj,pred,obj}:")?;
+    if m as usize > cfg.max_relations {
+        return None;
+    }
+    let m = m as usize;
+    sc.line_end(m == 0)?;
+    let mut relations = Vec::with_capacity(m);
+    let mut pair_keys: Vec<(u64, u32)> = Vec::with_capacity(m);
+    for k in 0..m {
+        sc.ws();
+        let s = sc.uint()?;
+        sc.comma()?;
+        let pred = sc.label()?;
+        sc.comma()?;
+        let o = sc.uint()?;
+        sc.line_end(k + 1 == m)?;
+        if s == 0 || o == 0 || s as usize > n || o as usize > n || s == o {
+            return None;
+        }
+        pair_keys.push(((s << 32) | o, k as u32));
+        relations.push(Relation { subj: s as u32, pred: pred.to_ascii_lowercase(), obj: o as u32 });
+    }
+    if sc.i != sc.b.len() {
+        return None;
+    }
+    // Duplicates: bucket by the id pair, compare predicates within a bucket only.
+    pair_keys.sort_unstable();
+    for w in pair_keys.windows(2) {
+        if w[0].0 == w[1].0 {
+            let same_pair = pair_keys.iter().filter(|k| k.0 == w[0].0);
+            let preds: Vec<&str> = same_pair.map(|k| relations[k.1 as usize].pred.as_str()).collect();
+            if (1..preds.len()).any(|i| preds[..i].contains(&preds[i])) {
+                return None;
+            }
+        }
+    }
+    Some(TripletGraph { objects, relations })
+}
