@@ -1,6 +1,7 @@
 use super::*;
-use crate::types::{AgPair, BBox, Relation};
+use crate::types::{AgGraph, AgPair, BBox, Object, Relation, TripletGraph};
 use serde_json::json;
+use serde_json::Number;
 
 fn enc(v: serde_json::Value) -> String {
     encode_json(&v, &EncodeOptions::default()).unwrap()
