@@ -25,6 +25,7 @@
 //! ```
 
 pub mod answer;
+pub mod json;
 pub mod label;
 pub mod lenient;
 pub mod lex;

@@ -10,6 +10,8 @@
 //!
 //! Encoding writes into a caller-provided `String`, so batch encoders can reuse one buffer.
 
+pub mod spec;
+
 use crate::types::{AgGraph, AgPair, Object, Relation, SceneGraph, Schema, TripletGraph};
 
 /// Where indentation and tags go.
