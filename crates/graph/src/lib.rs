@@ -32,6 +32,7 @@ pub mod pytext;
 pub mod strict;
 pub mod toon;
 mod types;
+pub mod vocab;
 
 pub use strict::{StrictConfig, StrictError, StrictErrorKind};
 pub use types::{
