@@ -25,6 +25,7 @@
 //! ```
 
 pub mod answer;
+pub mod eval_parse;
 pub mod label;
 pub mod lenient;
 pub mod lex;
