@@ -24,6 +24,7 @@
 //! assert_eq!(err.to_string(), "line 2: header declares 3 objects but 2 object rows follow");
 //! ```
 
+pub mod ag_classical;
 pub mod answer;
 pub mod eval_parse;
 pub mod label;
