@@ -24,7 +24,9 @@
 //! assert_eq!(err.to_string(), "line 2: header declares 3 objects but 2 object rows follow");
 //! ```
 
+pub mod ag_classical;
 pub mod answer;
+pub mod eval_parse;
 pub mod json;
 pub mod label;
 pub mod lenient;
@@ -33,6 +35,7 @@ pub mod pytext;
 pub mod strict;
 pub mod toon;
 mod types;
+pub mod vocab;
 
 pub use strict::{StrictConfig, StrictError, StrictErrorKind};
 pub use types::{
