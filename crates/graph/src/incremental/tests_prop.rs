@@ -204,7 +204,7 @@ fn split<'a>(s: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("INC_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300), ..ProptestConfig::default() })]
 
     #[test]
     fn encoded_graphs_are_complete((schema, text) in doc(), cuts in prop::collection::vec(any::<usize>(), 0..40)) {
