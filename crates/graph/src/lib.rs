@@ -8,7 +8,7 @@
 //! - the parsers of the reference implementation, each separate because each behaves differently:
 //!   the strict validity gate ([`strict`]), the reward's lenient parser ([`lenient`]), the evaluation parsers;
 //! - answer extraction shared by all of them ([`answer`]) and the Python text semantics they rely on ([`pytext`]);
-//! - the incremental validator that constrained decoding drives.
+//! - the incremental validator that constrained decoding drives ([`incremental`]).
 //!
 //! It knows nothing of images, models, metrics or datasets.
 //!
@@ -28,6 +28,7 @@ pub mod ag_classical;
 pub mod answer;
 pub mod eval_parse;
 pub mod json;
+pub mod incremental;
 pub mod label;
 pub mod lenient;
 pub mod lex;
@@ -37,6 +38,7 @@ pub mod toon;
 mod types;
 pub mod vocab;
 
+pub use incremental::{Status, Validator, ValidatorConfig, Vocab};
 pub use strict::{StrictConfig, StrictError, StrictErrorKind};
 pub use types::{
     atomic_predicate, AgGraph, AgPair, BBox, Canvas, Object, RelKind, Relation, SceneGraph, Schema, TripletGraph,
