@@ -1,4 +1,4 @@
-//! Strict gate, triplet schema: never panics; whatever it accepts re-encodes (paper layout) to a text it accepts
+//! Strict gate, triplet schema: never panics; the fast path equals the general path; whatever it accepts re-encodes (paper layout) to a text it accepts
 //! as the same graph, and the lenient parser reads the same relations from the gated answer.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -7,6 +7,8 @@ use sgvlm_graph::{answer, lenient, strict, toon, Schema, StrictConfig};
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
     let cfg = StrictConfig::default();
+    // The single-pass fast path must agree with the general parser, errors included.
+    assert_eq!(strict::parse_triplet(s, &cfg), strict::parse_triplet_general(s, &cfg));
     if let Ok(g) = strict::parse_triplet(s, &cfg) {
         let again = toon::encode_paper(&g.clone().into());
         assert_eq!(strict::parse_triplet(&again, &cfg).as_ref(), Ok(&g));

@@ -47,10 +47,7 @@ fn tokens() -> Vec<Vec<u8>> {
         t.push(format!(" {w}").into_bytes());
         t.push(format!(",{w}").into_bytes());
     }
-    for s in [
-        ",", ",\n", "\n", " ", "  ", "    ", "        ", "],[", "],", ",[", "]\n", "\n</",
-        "answer", ">\n",
-    ] {
+    for s in [",", ",\n", "\n", " ", "  ", "    ", "        ", "],[", "],", ",[", "]\n", "\n</", "answer", ">\n"] {
         t.push(s.as_bytes().to_vec());
     }
     t
@@ -84,20 +81,15 @@ fn bench(c: &mut Criterion) {
         v.feed_str(prefix).expect("valid prefix");
         let allowed = toks.iter().filter(|t| v.allows(t)).count();
         eprintln!("{name}: {} tokens, {allowed} allowed", toks.len());
-        g.bench_function(name, |b| {
-            b.iter(|| toks.iter().filter(|t| v.allows(black_box(t))).count())
-        });
+        g.bench_function(name, |b| b.iter(|| toks.iter().filter(|t| v.allows(black_box(t))).count()));
     }
     g.finish();
     let v = {
-        let mut v =
-            Validator::new(Schema::Triplet, ValidatorConfig::default()).expect("default config");
+        let mut v = Validator::new(Schema::Triplet, ValidatorConfig::default()).expect("default config");
         v.feed_str(states[0].2).expect("valid prefix");
         v
     };
-    c.bench_function("allowed_next_bytes", |b| {
-        b.iter(|| black_box(&v).allowed_next_bytes())
-    });
+    c.bench_function("allowed_next_bytes", |b| b.iter(|| black_box(&v).allowed_next_bytes()));
 }
 
 criterion_group!(benches, bench);

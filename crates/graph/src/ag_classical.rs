@@ -14,8 +14,8 @@
 
 use crate::pytext;
 use crate::vocab::{
-    AG_ATTENTION, AG_CONTACTING, AG_CONTACTING_OFFSET, AG_NUM_PREDICATES, AG_OBJECT_CLASSES,
-    AG_SPATIAL, AG_SPATIAL_OFFSET,
+    AG_ATTENTION, AG_CONTACTING, AG_CONTACTING_OFFSET, AG_NUM_PREDICATES, AG_OBJECT_CLASSES, AG_SPATIAL,
+    AG_SPATIAL_OFFSET,
 };
 use std::collections::BTreeMap;
 
@@ -120,11 +120,7 @@ impl AgFrame {
                 for l in labels {
                     if let Some(k) = vocab.iter().position(|v| v == l) {
                         let (subj, obj) = if reversed { (o, s) } else { (s, o) };
-                        out.push(AgTriplet {
-                            subj,
-                            obj,
-                            pred: offset + k,
-                        });
+                        out.push(AgTriplet { subj, obj, pred: offset + k });
                     }
                 }
             }
@@ -154,10 +150,7 @@ pub fn object_class_index(name: &str) -> usize {
     if let Some(i) = AG_OBJECT_CLASSES.iter().position(|c| *c == n) {
         return i;
     }
-    AG_OBJECT_CLASSES
-        .iter()
-        .position(|c| c.contains(n.as_str()) || n.contains(c))
-        .unwrap_or(0)
+    AG_OBJECT_CLASSES.iter().position(|c| c.contains(n.as_str()) || n.contains(c)).unwrap_or(0)
 }
 
 /// Parses a ground truth or prediction; `None` without an answer block or without any valid object.
@@ -184,10 +177,7 @@ pub fn parse(text: &str) -> Option<AgFrame> {
     if objects.is_empty() {
         return None;
     }
-    Some(AgFrame {
-        objects: objects.into_values().collect(),
-        pairs,
-    })
+    Some(AgFrame { objects: objects.into_values().collect(), pairs })
 }
 
 /// `re.sub(r"<think>.*?</think>", "", text, flags=re.S)`.
@@ -302,21 +292,13 @@ fn object_line(s: &str, p: usize, comma_at: &[usize]) -> Result<(Option<AgObject
     for (n, v) in coords.iter_mut().enumerate() {
         let (x, j) = coordinate(s, i).map_err(fail)?;
         *v = x;
-        i = if n < 3 {
-            expect(s, j, b',').map_err(fail)?
-        } else {
-            j
-        };
+        i = if n < 3 { expect(s, j, b',').map_err(fail)? } else { j };
     }
     let end = line_end(s, i).map_err(fail)?;
     let [x1, y1, x2, y2] = coords;
     let valid = 0 <= x1 && x1 < x2 && x2 <= IMG_W && 0 <= y1 && y1 < y2 && y2 <= IMG_H;
-    let object = valid.then(|| AgObject {
-        id,
-        name: name.to_string(),
-        class_idx: object_class_index(name),
-        bbox: coords,
-    });
+    let object =
+        valid.then(|| AgObject { id, name: name.to_string(), class_idx: object_class_index(name), bbox: coords });
     Ok((object, end))
 }
 
@@ -324,12 +306,7 @@ fn object_line(s: &str, p: usize, comma_at: &[usize]) -> Result<(Option<AgObject
 fn label_list(s: &str, i: usize) -> Result<(Vec<String>, usize), ()> {
     let open = expect(s, i, b'[')?;
     let close = open + s[open..].find(']').ok_or(())?;
-    let labels = s[open..close]
-        .split(',')
-        .map(pytext::strip)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let labels = s[open..close].split(',').map(pytext::strip).filter(|l| !l.is_empty()).map(str::to_string).collect();
     Ok((labels, expect(s, close + 1, b',')?))
 }
 
@@ -344,13 +321,7 @@ fn pair_line(s: &str, p: usize) -> Result<(AgPairRow, usize), usize> {
     let (contacting, i) = label_list(s, i).map_err(fail)?;
     let (_, obj, i) = number(s, i, false).map_err(fail)?;
     let end = line_end(s, i).map_err(fail)?;
-    let row = AgPairRow {
-        subj,
-        obj,
-        attention,
-        spatial,
-        contacting,
-    };
+    let row = AgPairRow { subj, obj, attention, spatial, contacting };
     Ok((row, end))
 }
 

@@ -77,13 +77,8 @@ pub fn parse(text: &str) -> Option<EvalGraph> {
             rel_start = Some(i);
         }
     }
-    let obj_start = obj_start.or_else(|| {
-        lines
-            .iter()
-            .position(|ln| commas(ln) >= 5 && starts_with_int_comma(ln))
-    })?;
-    let rel_start = rel_start
-        .or_else(|| (obj_start + 1..lines.len()).find(|&i| looks_like_relation_row(lines[i])));
+    let obj_start = obj_start.or_else(|| lines.iter().position(|ln| commas(ln) >= 5 && starts_with_int_comma(ln)))?;
+    let rel_start = rel_start.or_else(|| (obj_start + 1..lines.len()).find(|&i| looks_like_relation_row(lines[i])));
 
     let mut obj_lines: Vec<&str> = header_tail(lines[obj_start]).into_iter().collect();
     for (i, ln) in lines.iter().enumerate().skip(obj_start + 1) {
@@ -178,20 +173,11 @@ fn object_row(ln: &str) -> Option<EvalObject> {
     }
     let id = digit_string_value(pytext::strip(&row[0]))?;
     let name = label::eval_normalize(&row[1]);
-    let [x1, y1, x2, y2] = [
-        py_float(&row[2])?,
-        py_float(&row[3])?,
-        py_float(&row[4])?,
-        py_float(&row[5])?,
-    ];
+    let [x1, y1, x2, y2] = [py_float(&row[2])?, py_float(&row[3])?, py_float(&row[4])?, py_float(&row[5])?];
     // `sorted((a, b))` on two floats swaps only when b < a (so a NaN never moves).
     let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
     let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
-    Some(EvalObject {
-        id,
-        name,
-        bbox: [x1, y1, x2, y2],
-    })
+    Some(EvalObject { id, name, bbox: [x1, y1, x2, y2] })
 }
 
 fn relation_row(ln: &str) -> Option<EvalRelation> {
@@ -204,11 +190,7 @@ fn relation_row(ln: &str) -> Option<EvalRelation> {
     }
     let subj = digit_string_value(pytext::strip(&row[0]))?;
     let obj = digit_string_value(pytext::strip(&row[2]))?;
-    Some(EvalRelation {
-        subj,
-        pred: label::eval_normalize(&row[1]),
-        obj,
-    })
+    Some(EvalRelation { subj, pred: label::eval_normalize(&row[1]), obj })
 }
 
 /// `s.isdigit()` followed by `int(s)`: a non-empty run of digits, saturating.
@@ -255,10 +237,7 @@ fn skip_space(s: &str, i: usize) -> usize {
 /// Skips `\s*` then one or more digits; returns the offset after the digits.
 fn skip_space_digits(s: &str, i: usize) -> Option<usize> {
     let i = skip_space(s, i);
-    let d = s.as_bytes()[i..]
-        .iter()
-        .take_while(|c| c.is_ascii_digit())
-        .count();
+    let d = s.as_bytes()[i..].iter().take_while(|c| c.is_ascii_digit()).count();
     (d > 0).then_some(i + d)
 }
 
@@ -295,10 +274,7 @@ fn mentions_obj_count(s: &str) -> bool {
 fn has_block_header(line: &str, key: &[u8]) -> bool {
     let b = line.as_bytes();
     // The right-most `}` followed by `\s*:`: a header needs its `{` before it.
-    let Some(close) = (0..b.len())
-        .rev()
-        .find(|&j| b[j] == b'}' && skip_space_byte(line, j + 1, b':').is_some())
-    else {
+    let Some(close) = (0..b.len()).rev().find(|&j| b[j] == b'}' && skip_space_byte(line, j + 1, b':').is_some()) else {
         return false;
     };
     let mut from = 0;

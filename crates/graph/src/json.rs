@@ -47,10 +47,7 @@ pub enum JsonError {
     MissingField(&'static str),
     /// `objects` or `relationships` is neither a list nor a string holding one.
     #[error("`{field}`: expected a list, found {found}")]
-    NotAList {
-        field: &'static str,
-        found: &'static str,
-    },
+    NotAList { field: &'static str, found: &'static str },
     /// An object entry is malformed (not an object, or its `id` is missing or not a string).
     #[error("objects[{index}]: {reason}")]
     BadObject { index: usize, reason: String },
@@ -59,21 +56,13 @@ pub enum JsonError {
     BadBox { index: usize, reason: String },
     /// Two objects share a raw id.
     #[error("objects[{index}]: duplicate id {id:?} (first at objects[{first}])")]
-    DuplicateId {
-        index: usize,
-        first: usize,
-        id: String,
-    },
+    DuplicateId { index: usize, first: usize, id: String },
     /// A relationship entry is malformed (not an object, or a field missing or not a string).
     #[error("relationships[{index}]: {reason}")]
     BadRelationship { index: usize, reason: String },
     /// A relationship's `subject` or `object` names no object.
     #[error("relationships[{index}].{role}: unknown object id {id:?}")]
-    UnknownEndpoint {
-        index: usize,
-        role: &'static str,
-        id: String,
-    },
+    UnknownEndpoint { index: usize, role: &'static str, id: String },
 }
 
 /// The R1-SGG id of an object: `<name>.<id>`.
@@ -98,10 +87,7 @@ fn raw_ids(g: &TripletGraph) -> HashMap<u32, String> {
 /// The R1-SGG value of a graph (object ids `<name>.<id>`; keys in `serde_json`'s map order).
 pub fn to_r1sgg(g: &TripletGraph) -> Value {
     let ids = raw_ids(g);
-    let objects = g
-        .objects
-        .iter()
-        .map(|o| serde_json::json!({"id": raw_id(o), "bbox": o.bbox.to_array()}));
+    let objects = g.objects.iter().map(|o| serde_json::json!({"id": raw_id(o), "bbox": o.bbox.to_array()}));
     let rels = g.relations.iter().map(|r| {
         serde_json::json!({
             "subject": endpoint(&ids, r.subj),
@@ -167,18 +153,13 @@ fn kind(v: &Value) -> &'static str {
 
 /// Parses R1-SGG JSON text.
 pub fn from_r1sgg_str(text: &str) -> Result<TripletGraph, JsonError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| JsonError::Syntax {
-        context: "document".into(),
-        message: e.to_string(),
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| JsonError::Syntax { context: "document".into(), message: e.to_string() })?;
     from_r1sgg(&v)
 }
 
 /// The list under `field`, parsing it first when it is a JSON string.
-fn list(
-    top: &serde_json::Map<String, Value>,
-    field: &'static str,
-) -> Result<Vec<Value>, JsonError> {
+fn list(top: &serde_json::Map<String, Value>, field: &'static str) -> Result<Vec<Value>, JsonError> {
     let parsed;
     let v = match top.get(field) {
         None => return Err(JsonError::MissingField(field)),
@@ -193,10 +174,7 @@ fn list(
     };
     match v {
         Value::Array(items) => Ok(items.clone()),
-        other => Err(JsonError::NotAList {
-            field,
-            found: kind(other),
-        }),
+        other => Err(JsonError::NotAList { field, found: kind(other) }),
     }
 }
 
@@ -215,23 +193,14 @@ fn parse_box(index: usize, v: Option<&Value>) -> Result<BBox, JsonError> {
     let items = match v {
         None => return Err(bad("missing".into())),
         Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(bad(format!(
-                "expected a list of 4 integers, found {}",
-                kind(other)
-            )))
-        }
+        Some(other) => return Err(bad(format!("expected a list of 4 integers, found {}", kind(other)))),
     };
     if items.len() != 4 {
-        return Err(bad(format!(
-            "expected 4 integers, found {} values",
-            items.len()
-        )));
+        return Err(bad(format!("expected 4 integers, found {} values", items.len())));
     }
     let mut out = [0i64; 4];
     for (j, (slot, item)) in out.iter_mut().zip(items).enumerate() {
-        *slot =
-            coordinate(item).ok_or_else(|| bad(format!("value {j} is not an integer: {item}")))?;
+        *slot = coordinate(item).ok_or_else(|| bad(format!("value {j} is not an integer: {item}")))?;
     }
     Ok(BBox::from(out))
 }
@@ -256,32 +225,17 @@ pub fn from_r1sgg(v: &Value) -> Result<TripletGraph, JsonError> {
                 let reason = format!("`id` must be a string, found {}", kind(other));
                 return Err(JsonError::BadObject { index, reason });
             }
-            None => {
-                return Err(JsonError::BadObject {
-                    index,
-                    reason: "missing `id`".into(),
-                })
-            }
+            None => return Err(JsonError::BadObject { index, reason: "missing `id`".into() }),
         };
         if let Some(&first) = ids.get(raw) {
-            return Err(JsonError::DuplicateId {
-                index,
-                first,
-                id: raw.into(),
-            });
+            return Err(JsonError::DuplicateId { index, first, id: raw.into() });
         }
         ids.insert(raw, index);
         let bbox = parse_box(index, fields.get("bbox"))?;
         let name = raw.rsplit_once('.').map_or(raw, |(name, _)| name);
-        let id = u32::try_from(index + 1).map_err(|_| JsonError::BadObject {
-            index,
-            reason: "more objects than u32 ids".into(),
-        })?;
-        g.objects.push(Object {
-            id,
-            name: name.into(),
-            bbox,
-        });
+        let id = u32::try_from(index + 1)
+            .map_err(|_| JsonError::BadObject { index, reason: "more objects than u32 ids".into() })?;
+        g.objects.push(Object { id, name: name.into(), bbox });
     }
     for (index, r) in relationships.iter().enumerate() {
         let Value::Object(fields) = r else {
@@ -294,28 +248,17 @@ pub fn from_r1sgg(v: &Value) -> Result<TripletGraph, JsonError> {
                 index,
                 reason: format!("`{role}` must be a string, found {}", kind(other)),
             }),
-            None => Err(JsonError::BadRelationship {
-                index,
-                reason: format!("missing `{role}`"),
-            }),
+            None => Err(JsonError::BadRelationship { index, reason: format!("missing `{role}`") }),
         };
         let end = |role: &'static str| {
             let raw = text(role)?;
             match ids.get(raw) {
                 Some(&i) => Ok(g.objects[i].id),
-                None => Err(JsonError::UnknownEndpoint {
-                    index,
-                    role,
-                    id: raw.into(),
-                }),
+                None => Err(JsonError::UnknownEndpoint { index, role, id: raw.into() }),
             }
         };
         let (subj, pred, obj) = (end("subject")?, text("predicate")?, end("object")?);
-        g.relations.push(Relation {
-            subj,
-            pred: pred.into(),
-            obj,
-        });
+        g.relations.push(Relation { subj, pred: pred.into(), obj });
     }
     Ok(g)
 }

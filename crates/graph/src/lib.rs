@@ -27,8 +27,8 @@
 pub mod ag_classical;
 pub mod answer;
 pub mod eval_parse;
-pub mod json;
 pub mod incremental;
+pub mod json;
 pub mod label;
 pub mod lenient;
 pub mod lex;

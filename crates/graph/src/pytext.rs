@@ -105,10 +105,8 @@ pub fn line_number_at(s: &str, end: usize) -> usize {
     let mut n = 1;
     let mut prev_cr = false;
     for c in s[..end].chars() {
-        if is_line_break(c) {
-            if !(c == '\n' && prev_cr) {
-                n += 1;
-            }
+        if is_line_break(c) && !(c == '\n' && prev_cr) {
+            n += 1;
         }
         prev_cr = c == '\r';
     }

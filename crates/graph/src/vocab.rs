@@ -50,14 +50,7 @@ pub const AG_OBJECT_CLASSES: [&str; 37] = [
 pub const AG_ATTENTION: [&str; 3] = ["looking_at", "not_looking_at", "unsure"];
 
 /// Spatial predicates (global indices 3–8).
-pub const AG_SPATIAL: [&str; 6] = [
-    "above",
-    "beneath",
-    "in_front_of",
-    "behind",
-    "on_the_side_of",
-    "in",
-];
+pub const AG_SPATIAL: [&str; 6] = ["above", "beneath", "in_front_of", "behind", "on_the_side_of", "in"];
 
 /// Contacting predicates (global indices 9–25).
 pub const AG_CONTACTING: [&str; 17] = [
@@ -323,12 +316,8 @@ mod tests {
 
     #[test]
     fn ag_predicates_are_the_three_blocks_in_order() {
-        let joined: Vec<&str> = AG_ATTENTION
-            .iter()
-            .chain(AG_SPATIAL.iter())
-            .chain(AG_CONTACTING.iter())
-            .copied()
-            .collect();
+        let joined: Vec<&str> =
+            AG_ATTENTION.iter().chain(AG_SPATIAL.iter()).chain(AG_CONTACTING.iter()).copied().collect();
         assert_eq!(joined, AG_PREDICATES.to_vec());
         assert_eq!((AG_SPATIAL_OFFSET, AG_CONTACTING_OFFSET), (3, 9));
         assert_eq!(AG_PREDICATES[17], "not_contacting");
@@ -336,12 +325,7 @@ mod tests {
 
     #[test]
     fn vocabularies_have_no_duplicates() {
-        for list in [
-            &AG_OBJECT_CLASSES[..],
-            &AG_PREDICATES[..],
-            &PSG_OBJECT_CLASSES[..],
-            &PSG_PREDICATES[..],
-        ] {
+        for list in [&AG_OBJECT_CLASSES[..], &AG_PREDICATES[..], &PSG_OBJECT_CLASSES[..], &PSG_PREDICATES[..]] {
             let set: HashSet<_> = list.iter().collect();
             assert_eq!(set.len(), list.len());
         }

@@ -12,24 +12,12 @@ use sgvlm_graph::{ag_classical, eval_parse};
 
 /// Kinds allowed to differ, with the reason.
 const ALLOWED: [(&str, &str); 6] = [
-    (
-        "unicode_digits",
-        "Python's \\d / isdigit / int accept non-ASCII decimal digits",
-    ),
-    (
-        "unicode_letters",
-        "Python's re.I folds some non-ASCII letters",
-    ),
-    (
-        "unicode_junk",
-        "non-ASCII characters hitting Python-only digit or case rules",
-    ),
+    ("unicode_digits", "Python's \\d / isdigit / int accept non-ASCII decimal digits"),
+    ("unicode_letters", "Python's re.I folds some non-ASCII letters"),
+    ("unicode_junk", "non-ASCII characters hitting Python-only digit or case rules"),
     ("unicode_label", "non-ASCII letters in labels"),
     ("other_line_separator", "Unicode line separators"),
-    (
-        "superscript_digit_in_rel",
-        "Python's isdigit accepts superscripts, then int() raises",
-    ),
+    ("superscript_digit_in_rel", "Python's isdigit accepts superscripts, then int() raises"),
 ];
 
 fn allowed(kind: &str) -> bool {
@@ -49,11 +37,7 @@ fn report(name: &str, total: usize, mismatches: &[(String, String, String)]) {
     eprintln!("{name}: {}/{total} rows match", total - mismatches.len());
     let mut bad = 0;
     for (id, kind, what) in mismatches {
-        let tag = if allowed(kind) {
-            "allowed"
-        } else {
-            "UNEXPECTED"
-        };
+        let tag = if allowed(kind) { "allowed" } else { "UNEXPECTED" };
         eprintln!("  {tag} {id} ({kind}): {what}");
         bad += usize::from(!allowed(kind));
     }
@@ -80,19 +64,12 @@ fn eval_triplet_parser_matches_oracle() {
             diffs.push("valid row with an unparsable GT".to_string());
         }
         if valid && exp["toon_valid"].as_bool() == Some(true) {
-            let n = |g: &Option<eval_parse::EvalGraph>| {
-                g.as_ref()
-                    .map_or((0, 0), |g| (g.objects.len(), g.relations.len()))
-            };
+            let n =
+                |g: &Option<eval_parse::EvalGraph>| g.as_ref().map_or((0, 0), |g| (g.objects.len(), g.relations.len()));
             let (go, gr) = n(&gt_graph);
             let (po, pr) = n(&pred_graph);
             let got = [go, po, gr, pr];
-            let keys = [
-                "num_objects_gt",
-                "num_objects_pred",
-                "num_relations_gt",
-                "num_relations_pred",
-            ];
+            let keys = ["num_objects_gt", "num_objects_pred", "num_relations_gt", "num_relations_pred"];
             for (k, g) in keys.iter().zip(got) {
                 if count(&exp[*k]) != Some(g) {
                     diffs.push(format!("{k} {} vs {g}", exp[*k]));
@@ -100,11 +77,7 @@ fn eval_triplet_parser_matches_oracle() {
             }
         }
         if !diffs.is_empty() {
-            mismatches.push((
-                text(row, "id").to_string(),
-                text(row, "kind").to_string(),
-                diffs.join("; "),
-            ));
+            mismatches.push((text(row, "id").to_string(), text(row, "kind").to_string(), diffs.join("; ")));
         }
     }
     report("eval_triplet", rows.len(), &mismatches);
@@ -126,10 +99,8 @@ fn eval_ag_parser_matches_oracle() {
             let frame = ag_classical::parse(gt).expect("scored GT parses");
             let counts = frame.gt_class_counts();
             let wc = &exp["with_constraint"];
-            let exp_counts: Vec<Option<usize>> = wc["per_class_gt_count"]
-                .as_array()
-                .map(|a| a.iter().map(count).collect())
-                .unwrap_or_default();
+            let exp_counts: Vec<Option<usize>> =
+                wc["per_class_gt_count"].as_array().map(|a| a.iter().map(count).collect()).unwrap_or_default();
             let got: Vec<Option<usize>> = counts.iter().map(|&c| Some(c)).collect();
             if exp_counts != got {
                 diffs.push(format!("per_class_gt_count {exp_counts:?} vs {got:?}"));
@@ -145,11 +116,7 @@ fn eval_ag_parser_matches_oracle() {
             }
         }
         if !diffs.is_empty() {
-            mismatches.push((
-                text(row, "id").to_string(),
-                text(row, "kind").to_string(),
-                diffs.join("; "),
-            ));
+            mismatches.push((text(row, "id").to_string(), text(row, "kind").to_string(), diffs.join("; ")));
         }
     }
     report("eval_ag", rows.len(), &mismatches);

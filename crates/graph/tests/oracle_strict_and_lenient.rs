@@ -9,7 +9,6 @@
 
 mod common;
 
-use serde_json::Value;
 use sgvlm_graph::{answer, lenient, strict, Schema, StrictConfig};
 
 const UNICODE_KINDS: [&str; 6] = [
@@ -21,12 +20,6 @@ const UNICODE_KINDS: [&str; 6] = [
     "superscript_digit_in_rel",
 ];
 
-fn rows(file: &str) -> Vec<Value> {
-    let path = common::shared_dir().join("testdata/oracle").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.split('\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).expect("oracle row is JSON")).collect()
-}
-
 struct Tally {
     checked: usize,
     excepted: Vec<String>,
@@ -36,7 +29,7 @@ struct Tally {
 fn check(file: &str, schema: Schema) -> Tally {
     let cfg = StrictConfig::default();
     let mut t = Tally { checked: 0, excepted: vec![], failures: vec![] };
-    for row in rows(file) {
+    for row in common::oracle_rows(file) {
         let id = row["id"].as_str().unwrap_or("?").to_string();
         let kind = row["kind"].as_str().unwrap_or("?");
         let completion = row["completion"].as_str().expect("completion");

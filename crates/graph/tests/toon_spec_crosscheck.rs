@@ -56,35 +56,22 @@ fn objects(max: usize) -> impl Strategy<Value = Vec<Object>> {
     proptest::collection::vec((label(), any::<[i32; 4]>()), 0..max).prop_map(|rows| {
         rows.into_iter()
             .enumerate()
-            .map(|(i, (name, b))| Object {
-                id: i as u32 + 1,
-                name,
-                bbox: BBox::from(b.map(i64::from)),
-            })
+            .map(|(i, (name, b))| Object { id: i as u32 + 1, name, bbox: BBox::from(b.map(i64::from)) })
             .collect()
     })
 }
 
 fn triplet() -> impl Strategy<Value = SceneGraph> {
-    let rel =
-        (0u32..20, label(), 0u32..20).prop_map(|(subj, pred, obj)| Relation { subj, pred, obj });
+    let rel = (0u32..20, label(), 0u32..20).prop_map(|(subj, pred, obj)| Relation { subj, pred, obj });
     (objects(8), proptest::collection::vec(rel, 0..8))
         .prop_map(|(objects, relations)| TripletGraph { objects, relations }.into())
 }
 
 fn ag() -> impl Strategy<Value = SceneGraph> {
     let list = || proptest::collection::vec(label(), 0..4);
-    let pair = (0u32..20, list(), list(), list(), 0u32..20).prop_map(
-        |(subj, attention, spatial, contacting, obj)| AgPair {
-            subj,
-            attention,
-            spatial,
-            contacting,
-            obj,
-        },
-    );
-    (objects(6), proptest::collection::vec(pair, 0..6))
-        .prop_map(|(objects, pairs)| AgGraph { objects, pairs }.into())
+    let pair = (0u32..20, list(), list(), list(), 0u32..20)
+        .prop_map(|(subj, attention, spatial, contacting, obj)| AgPair { subj, attention, spatial, contacting, obj });
+    (objects(6), proptest::collection::vec(pair, 0..6)).prop_map(|(objects, pairs)| AgGraph { objects, pairs }.into())
 }
 
 fn decode(text: &str) -> serde_json::Value {
@@ -123,20 +110,9 @@ fn every_hazard_label_in_one_graph() {
     let objects = LABELS
         .iter()
         .enumerate()
-        .map(|(i, l)| Object {
-            id: i as u32 + 1,
-            name: (*l).into(),
-            bbox: BBox::new(0, 0, 1, 1),
-        })
+        .map(|(i, l)| Object { id: i as u32 + 1, name: (*l).into(), bbox: BBox::new(0, 0, 1, 1) })
         .collect::<Vec<_>>();
-    let relations = LABELS
-        .iter()
-        .map(|l| Relation {
-            subj: 1,
-            pred: (*l).into(),
-            obj: 2,
-        })
-        .collect();
+    let relations = LABELS.iter().map(|l| Relation { subj: 1, pred: (*l).into(), obj: 2 }).collect();
     let pairs = vec![AgPair {
         subj: 1,
         attention: LABELS.iter().map(|l| (*l).to_owned()).collect(),
@@ -144,13 +120,6 @@ fn every_hazard_label_in_one_graph() {
         contacting: vec!["holding".into()],
         obj: 2,
     }];
-    check(
-        &TripletGraph {
-            objects: objects.clone(),
-            relations,
-        }
-        .into(),
-    )
-    .unwrap();
+    check(&TripletGraph { objects: objects.clone(), relations }.into()).unwrap();
     check(&AgGraph { objects, pairs }.into()).unwrap();
 }

@@ -38,10 +38,7 @@ impl CaseOptions {
             Some("|") => Delimiter::Pipe,
             Some(_) => return None,
         };
-        Some(EncodeOptions {
-            indent: self.indent_size.unwrap_or(2),
-            delimiter,
-        })
+        Some(EncodeOptions { indent: self.indent_size.unwrap_or(2), delimiter })
     }
 }
 
@@ -50,13 +47,9 @@ fn same_model(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     match (a, b) {
         (J::Number(x), J::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (J::Array(x), J::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_model(p, q))
-        }
+        (J::Array(x), J::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_model(p, q)),
         (J::Object(x), J::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_model(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_model(v, w)))
         }
         _ => a == b,
     }
@@ -74,26 +67,15 @@ fn official_encode_fixtures() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
-    assert_eq!(
-        paths.len(),
-        9,
-        "expected the 9 v4.0 encode fixture files in {}",
-        dir.display()
-    );
+    assert_eq!(paths.len(), 9, "expected the 9 v4.0 encode fixture files in {}", dir.display());
     let (mut passed, mut skipped, mut failures) = (0, 0, Vec::new());
     for path in &paths {
         let text = std::fs::read_to_string(path).unwrap();
         let file: FixtureFile = serde_json::from_str(&text).unwrap();
         let (mut p, mut s) = (0, 0);
         for case in &file.tests {
-            let label = format!(
-                "{}: {}",
-                path.file_name().unwrap().to_string_lossy(),
-                case.name
-            );
-            let (Some(opts), Some(expected), false) =
-                (case.options.encode(), &case.expected, case.should_error)
-            else {
+            let label = format!("{}: {}", path.file_name().unwrap().to_string_lossy(), case.name);
+            let (Some(opts), Some(expected), false) = (case.options.encode(), &case.expected, case.should_error) else {
                 s += 1;
                 continue;
             };
@@ -112,22 +94,14 @@ fn official_encode_fixtures() {
                         other => failures.push(format!("{label}: toon-format decoded {other:?}")),
                     }
                 }
-                Ok(got) => failures.push(format!(
-                    "{label}:\n  expected {expected:?}\n  got      {got:?}"
-                )),
+                Ok(got) => failures.push(format!("{label}:\n  expected {expected:?}\n  got      {got:?}")),
             }
         }
-        println!(
-            "{}: {p} passed, {s} skipped",
-            path.file_name().unwrap().to_string_lossy()
-        );
+        println!("{}: {p} passed, {s} skipped", path.file_name().unwrap().to_string_lossy());
         passed += p;
         skipped += s;
     }
-    println!(
-        "total: {passed} passed, {skipped} skipped, {} failed",
-        failures.len()
-    );
+    println!("total: {passed} passed, {skipped} skipped, {} failed", failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(passed >= MIN_PASSED, "only {passed} passed");
 }

@@ -1,17 +1,11 @@
 use super::*;
 
 fn objs(g: &EvalGraph) -> Vec<(u64, &str, [f64; 4])> {
-    g.objects
-        .iter()
-        .map(|o| (o.id, o.name.as_str(), o.bbox))
-        .collect()
+    g.objects.iter().map(|o| (o.id, o.name.as_str(), o.bbox)).collect()
 }
 
 fn rels(g: &EvalGraph) -> Vec<(u64, &str, u64)> {
-    g.relations
-        .iter()
-        .map(|r| (r.subj, r.pred.as_str(), r.obj))
-        .collect()
+    g.relations.iter().map(|r| (r.subj, r.pred.as_str(), r.obj)).collect()
 }
 
 const BASIC: &str = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,Traffic_Light,10,20,30,40\n\
@@ -22,10 +16,7 @@ fn basic_graph_is_normalised() {
     let g = parse(BASIC).unwrap();
     assert_eq!(
         objs(&g),
-        vec![
-            (1, "traffic light", [10.0, 20.0, 30.0, 40.0]),
-            (2, "sky other merged", [0.0, 0.0, 640.0, 100.0])
-        ]
+        vec![(1, "traffic light", [10.0, 20.0, 30.0, 40.0]), (2, "sky other merged", [0.0, 0.0, 640.0, 100.0])]
     );
     assert_eq!(rels(&g), vec![(1, "in front of", 2)]);
     assert!(sample_is_valid(BASIC, BASIC));
@@ -51,13 +42,7 @@ fn bad_object_rows_are_skipped() {
     let text = "obj[5]{id,name,x1,y1,x2,y2}:\n1,a,1,2,3\n-1,b,1,2,3,4\nx,c,1,2,3,4\n2,d,1,2,3,4x\n\
                 3,e,1,2,3,4,extra\n 04 , f ,1,2,3,4\nrel[0]{}:";
     let g = parse(text).unwrap();
-    assert_eq!(
-        objs(&g),
-        vec![
-            (3, "e", [1.0, 2.0, 3.0, 4.0]),
-            (4, "f", [1.0, 2.0, 3.0, 4.0])
-        ]
-    );
+    assert_eq!(objs(&g), vec![(3, "e", [1.0, 2.0, 3.0, 4.0]), (4, "f", [1.0, 2.0, 3.0, 4.0])]);
     assert_eq!(parse("obj[1]{id,name,x1,y1,x2,y2}:\n1,a,1,2,3"), None);
     assert_eq!(parse(""), None);
     assert_eq!(parse("   \n "), None);
@@ -65,8 +50,7 @@ fn bad_object_rows_are_skipped() {
 
 #[test]
 fn csv_quoting_applies_to_rows() {
-    let g =
-        parse("obj[2]{}:\n1,\"wine, glass\",1,2,3,4\n2, \"a\"\"b\",1,2,3,4\nrel[0]{}:").unwrap();
+    let g = parse("obj[2]{}:\n1,\"wine, glass\",1,2,3,4\n2, \"a\"\"b\",1,2,3,4\nrel[0]{}:").unwrap();
     assert_eq!(g.objects[0].name, "wine, glass");
     assert_eq!(g.objects[1].name, "a\"b");
 }
@@ -74,8 +58,7 @@ fn csv_quoting_applies_to_rows() {
 #[test]
 fn header_tail_and_missing_headers() {
     // Text after the header's first colon is a row.
-    let g =
-        parse("obj[1]{id,name,x1,y1,x2,y2}: 1,a,1,2,3,4\nrel[1]{subj,pred,obj}: 1,on,1").unwrap();
+    let g = parse("obj[1]{id,name,x1,y1,x2,y2}: 1,a,1,2,3,4\nrel[1]{subj,pred,obj}: 1,on,1").unwrap();
     assert_eq!(objs(&g), vec![(1, "a", [1.0, 2.0, 3.0, 4.0])]);
     assert_eq!(rels(&g), vec![(1, "on", 1)]);
     // No obj header: the first row with five commas and a leading integer starts the block (and is skipped as
@@ -96,10 +79,7 @@ fn header_tail_and_missing_headers() {
 fn relation_rows() {
     let text = "obj[1]{}:\n1,a,1,2,3,4\nrel[5]{}:\n1,on\n1,on,x\n 2 , Sitting_On , 3 ,junk\n1,\"a,b\",2\n1,,2";
     let g = parse(text).unwrap();
-    assert_eq!(
-        rels(&g),
-        vec![(2, "sitting on", 3), (1, "a,b", 2), (1, "", 2)]
-    );
+    assert_eq!(rels(&g), vec![(2, "sitting on", 3), (1, "a,b", 2), (1, "", 2)]);
     // `rel[` at a line start inside the object block ends it even without a colon.
     let g = parse("obj[2]{}:\n1,a,1.0,2,3,4\nrel[x\n2,b,1.0,2,3,4\nrel[0]{}:").unwrap();
     assert_eq!(g.objects.len(), 1);
@@ -108,30 +88,18 @@ fn relation_rows() {
 #[test]
 fn rel_block_before_obj_block() {
     // The object block ends where the (earlier) relation block starts: nothing is left for objects.
-    assert_eq!(
-        parse("rel[1]{subj,pred,obj}:\n1,on,2\nobj[2]{}:\n1,a,1,2,3,4\n2,b,1,2,3,4"),
-        None
-    );
+    assert_eq!(parse("rel[1]{subj,pred,obj}:\n1,on,2\nobj[2]{}:\n1,a,1,2,3,4\n2,b,1,2,3,4"), None);
 }
 
 #[test]
 fn think_stripping() {
-    assert_eq!(
-        strip_thinking("<think>\nhm\n</think>\n\n<answer>x"),
-        "<answer>x"
-    );
+    assert_eq!(strip_thinking("<think>\nhm\n</think>\n\n<answer>x"), "<answer>x");
     assert_eq!(strip_thinking("a</think>b</think>  c "), "c");
     assert_eq!(strip_thinking("only thoughts</think>  "), "only thoughts");
     assert_eq!(strip_thinking("</think>"), "");
     // A header line before the marker keeps everything, joined by a newline.
-    assert_eq!(
-        strip_thinking("obj[1]{id,name,x}\n1,a</think>  rest"),
-        "obj[1]{id,name,x}\n1,a\nrest"
-    );
-    assert_eq!(
-        strip_thinking("x\n  rel[2]{subj,pred,obj}</think>"),
-        "x\n  rel[2]{subj,pred,obj}"
-    );
+    assert_eq!(strip_thinking("obj[1]{id,name,x}\n1,a</think>  rest"), "obj[1]{id,name,x}\n1,a\nrest");
+    assert_eq!(strip_thinking("x\n  rel[2]{subj,pred,obj}</think>"), "x\n  rel[2]{subj,pred,obj}");
     // Case-sensitive, and only at a line start.
     assert_eq!(strip_thinking("OBJ[1]{id,name</think>y"), "y");
     assert_eq!(strip_thinking("x obj[1]{id,name</think>y"), "y");
@@ -142,29 +110,17 @@ fn think_stripping() {
 fn answer_unwrapping() {
     assert_eq!(unwrap_answer("<answer> obj[1] a </answer>"), "obj[1] a");
     // The last block mentioning obj[n] wins over a later one that does not.
-    assert_eq!(
-        unwrap_answer("<ANSWER >obj [ 2 ]</answer><answer>hi</Answer >"),
-        "obj [ 2 ]"
-    );
-    assert_eq!(
-        unwrap_answer("<answer>obj[1] x</answer><answer>obj[2] y</answer>"),
-        "obj[2] y"
-    );
+    assert_eq!(unwrap_answer("<ANSWER >obj [ 2 ]</answer><answer>hi</Answer >"), "obj [ 2 ]");
+    assert_eq!(unwrap_answer("<answer>obj[1] x</answer><answer>obj[2] y</answer>"), "obj[2] y");
     // Else the last block, if non-empty.
     assert_eq!(unwrap_answer("<answer>a</answer><answer>b</answer>"), "b");
     // Else every tag becomes a space.
-    assert_eq!(
-        unwrap_answer("<answer>a</answer><answer> </answer>"),
-        " a    "
-    );
+    assert_eq!(unwrap_answer("<answer>a</answer><answer> </answer>"), " a    ");
     assert_eq!(unwrap_answer("<answer>\nobj[1]"), " \nobj[1]");
     assert_eq!(unwrap_answer("x</ answer>"), "x</ answer>");
     assert_eq!(unwrap_answer(""), "");
     // The inner text is lazy: it ends at the first closing tag.
-    assert_eq!(
-        unwrap_answer("<answer>a<answer>obj[1]</answer>b</answer>"),
-        "a<answer>obj[1]"
-    );
+    assert_eq!(unwrap_answer("<answer>a<answer>obj[1]</answer>b</answer>"), "a<answer>obj[1]");
 }
 
 #[test]

@@ -264,11 +264,7 @@ impl Cursor {
                 if CLOSE.get(i as usize) != Some(&b) {
                     return rej(Why::Frame);
                 }
-                self.phase = if i as usize + 1 == CLOSE.len() {
-                    Phase::Trailing
-                } else {
-                    Phase::Close(i + 1)
-                };
+                self.phase = if i as usize + 1 == CLOSE.len() { Phase::Trailing } else { Phase::Close(i + 1) };
                 Ev::None
             }
             Phase::Trailing => {
@@ -277,9 +273,7 @@ impl Cursor {
                 }
                 Ev::None
             }
-            Phase::ObjHeader | Phase::ObjRow | Phase::RelHeader | Phase::RelRow => {
-                self.line(env, ctx, b)?
-            }
+            Phase::ObjHeader | Phase::ObjRow | Phase::RelHeader | Phase::RelRow => self.line(env, ctx, b)?,
         };
         self.pos += 1;
         Ok(ev)
@@ -363,10 +357,7 @@ impl Cursor {
 
     fn lit1(&mut self, env: &Env, b: u8, i: u8) -> Step {
         let (lit, _) = self.literals(env);
-        if !lit
-            .get(i as usize)
-            .is_some_and(|c| c.eq_ignore_ascii_case(&b))
-        {
+        if !lit.get(i as usize).is_some_and(|c| c.eq_ignore_ascii_case(&b)) {
             return rej(Why::Header);
         }
         if i as usize + 1 == lit.len() {
@@ -382,17 +373,10 @@ impl Cursor {
 
     fn lit2(&mut self, env: &Env, b: u8, i: u8) -> Step {
         let (_, lit) = self.literals(env);
-        if !lit
-            .get(i as usize)
-            .is_some_and(|c| c.eq_ignore_ascii_case(&b))
-        {
+        if !lit.get(i as usize).is_some_and(|c| c.eq_ignore_ascii_case(&b)) {
             return rej(Why::Header);
         }
-        self.sub = if i as usize + 1 == lit.len() {
-            Sub::Post
-        } else {
-            Sub::Lit2(i + 1)
-        };
+        self.sub = if i as usize + 1 == lit.len() { Sub::Post } else { Sub::Lit2(i + 1) };
         Ok(Ev::None)
     }
 
@@ -432,11 +416,7 @@ impl Cursor {
                     self.n_person += 1;
                 }
                 self.rows += 1;
-                let next = if self.rows >= self.n {
-                    Phase::RelHeader
-                } else {
-                    Phase::ObjRow
-                };
+                let next = if self.rows >= self.n { Phase::RelHeader } else { Phase::ObjRow };
                 self.start_line(next);
                 Ev::None
             }
@@ -452,17 +432,10 @@ impl Cursor {
             _ => {
                 self.rows += 1;
                 let ev = match env.schema {
-                    Schema::Triplet => Ev::TripRow {
-                        s: self.subj,
-                        h: self.pred_h,
-                        o: self.obj,
-                    },
+                    Schema::Triplet => Ev::TripRow { s: self.subj, h: self.pred_h, o: self.obj },
                     Schema::Ag => {
                         self.atomic += self.row_n as u32;
-                        Ev::AgRow {
-                            s: self.subj,
-                            o: self.obj,
-                        }
+                        Ev::AgRow { s: self.subj, o: self.obj }
                     }
                 };
                 if self.rows >= self.m {

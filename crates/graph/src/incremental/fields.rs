@@ -112,11 +112,7 @@ impl Cursor {
                 None => max_rel,
             },
             Schema::Ag => {
-                let p = if env.cfg.ag_enforce_person_subject {
-                    self.n_person as i64
-                } else {
-                    n
-                };
+                let p = if env.cfg.ag_enforce_person_subject { self.n_person as i64 } else { n };
                 let mut usable = Some(0i64);
                 for k in 0..3 {
                     if env.caps[k] == 0 {
@@ -179,10 +175,7 @@ impl Cursor {
 
     pub(super) fn digit(&mut self, env: &Env, b: u8) -> Step {
         let f = self.current_field(env);
-        let v = self
-            .num
-            .saturating_mul(10)
-            .saturating_add((b - b'0') as u64);
+        let v = self.num.saturating_mul(10).saturating_add((b - b'0') as u64);
         if !self.cand(env, f).reachable(self.neg, v) {
             return rej(range_why(f));
         }
@@ -195,11 +188,7 @@ impl Cursor {
     pub(super) fn finish_num(&mut self, env: &Env) -> Result<(), Halt> {
         let f = self.current_field(env);
         if !self.has_digit {
-            return rej(if f == Field::Count {
-                Why::Header
-            } else {
-                Why::Syntax
-            });
+            return rej(if f == Field::Count { Why::Header } else { Why::Syntax });
         }
         let mag = i64::try_from(self.num).unwrap_or(i64::MAX);
         let v = if self.neg { -mag } else { mag };
@@ -245,11 +234,7 @@ impl Cursor {
 
     fn lab_reset(&mut self, vocab: Option<&Vocab>) {
         self.lab_shape = 0;
-        self.lab_node = if vocab.is_some() {
-            Vocab::ROOT
-        } else {
-            NO_NODE
-        };
+        self.lab_node = if vocab.is_some() { Vocab::ROOT } else { NO_NODE };
         self.lab_h = FNV_OFFSET;
         self.pm = 0;
     }
@@ -401,8 +386,7 @@ impl Cursor {
     }
 
     fn close_list(&mut self, env: &Env, k: u8) -> Step {
-        let can_have =
-            |j: usize| env.caps[j] > 0 && env.labels[j].as_ref().is_none_or(|v| !v.is_empty());
+        let can_have = |j: usize| env.caps[j] > 0 && env.labels[j].as_ref().is_none_or(|v| !v.is_empty());
         if self.row_n == 0 && !(k as usize + 1..3).any(can_have) {
             return rej(Why::NoLabels);
         }

@@ -195,19 +195,8 @@ impl Validator {
         for l in &labels {
             check(l, schema)?;
         }
-        let env = Env {
-            cfg: s,
-            schema,
-            names: cfg.names,
-            labels,
-            caps,
-        };
-        Ok(Validator {
-            env: Arc::new(env),
-            ctx: Ctx::default(),
-            cur: Cursor::new(),
-            row_labels: Vec::new(),
-        })
+        let env = Env { cfg: s, schema, names: cfg.names, labels, caps };
+        Ok(Validator { env: Arc::new(env), ctx: Ctx::default(), cur: Cursor::new(), row_labels: Vec::new() })
     }
 
     /// Starts over with an empty text, keeping the configuration.
@@ -249,11 +238,7 @@ impl Validator {
                         Halt::Reject(w) => w,
                         Halt::NeedCtx => Why::Internal,
                     };
-                    return Err(Reject {
-                        offset: self.cur.pos,
-                        byte: b,
-                        why,
-                    });
+                    return Err(Reject { offset: self.cur.pos, byte: b, why });
                 }
             }
         }

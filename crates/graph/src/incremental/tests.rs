@@ -18,8 +18,7 @@ fn val_cfg(schema: Schema, cfg: ValidatorConfig) -> Validator {
 
 fn at(schema: Schema, prefix: &str) -> Validator {
     let mut v = val(schema);
-    v.feed_str(prefix)
-        .unwrap_or_else(|e| panic!("{e} in {prefix:?}"));
+    v.feed_str(prefix).unwrap_or_else(|e| panic!("{e} in {prefix:?}"));
     v
 }
 
@@ -35,12 +34,7 @@ pub(super) fn walk(schema: Schema, cfg: &ValidatorConfig, text: &str) -> Result<
     for &b in text.as_bytes() {
         let set = v.allowed_next_bytes();
         for c in 0..=255u8 {
-            assert_eq!(
-                set.contains(c),
-                v.allows(&[c]),
-                "byte {c} at {}",
-                v.offset()
-            );
+            assert_eq!(set.contains(c), v.allows(&[c]), "byte {c} at {}", v.offset());
         }
         let announced = set.contains(b);
         let r = v.feed(&[b]);
@@ -52,34 +46,20 @@ pub(super) fn walk(schema: Schema, cfg: &ValidatorConfig, text: &str) -> Result<
 
 fn complete(schema: Schema, text: &str) {
     let cfg = ValidatorConfig::default();
-    assert!(
-        strict::is_valid(text, schema, &cfg.strict),
-        "strict rejects {text:?}"
-    );
+    assert!(strict::is_valid(text, schema, &cfg.strict), "strict rejects {text:?}");
     assert_eq!(walk(schema, &cfg, text), Ok(Status::Complete), "{text:?}");
 }
 
 fn rejected_at(schema: Schema, text: &str) -> (u64, Why) {
     let mut v = val(schema);
     let e = v.feed_str(text).expect_err(text);
-    assert!(
-        !strict::is_valid(text, schema, &StrictConfig::default()),
-        "{text:?}"
-    );
+    assert!(!strict::is_valid(text, schema, &StrictConfig::default()), "{text:?}");
     (e.offset, e.why)
 }
 
 fn sample_triplet() -> TripletGraph {
-    let o = |id, name: &str, b: [i64; 4]| Object {
-        id,
-        name: name.into(),
-        bbox: BBox::from(b),
-    };
-    let r = |s, p: &str, o| Relation {
-        subj: s,
-        pred: p.into(),
-        obj: o,
-    };
+    let o = |id, name: &str, b: [i64; 4]| Object { id, name: name.into(), bbox: BBox::from(b) };
+    let r = |s, p: &str, o| Relation { subj: s, pred: p.into(), obj: o };
     TripletGraph {
         objects: vec![
             o(2, "person", [0, 0, 640, 480]),
@@ -91,11 +71,7 @@ fn sample_triplet() -> TripletGraph {
 }
 
 fn sample_ag() -> AgGraph {
-    let o = |id, name: &str, b: [i64; 4]| Object {
-        id,
-        name: name.into(),
-        bbox: BBox::from(b),
-    };
+    let o = |id, name: &str, b: [i64; 4]| Object { id, name: name.into(), bbox: BBox::from(b) };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     AgGraph {
         objects: vec![
@@ -111,20 +87,8 @@ fn sample_ag() -> AgGraph {
                 contacting: s(&["holding"]),
                 obj: 2,
             },
-            AgPair {
-                subj: 1,
-                attention: vec![],
-                spatial: s(&["behind"]),
-                contacting: vec![],
-                obj: 3,
-            },
-            AgPair {
-                subj: 1,
-                attention: s(&["unsure"]),
-                spatial: vec![],
-                contacting: s(&["touching"]),
-                obj: 2,
-            },
+            AgPair { subj: 1, attention: vec![], spatial: s(&["behind"]), contacting: vec![], obj: 3 },
+            AgPair { subj: 1, attention: s(&["unsure"]), spatial: vec![], contacting: s(&["touching"]), obj: 2 },
         ],
     }
 }
@@ -133,18 +97,8 @@ fn sample_ag() -> AgGraph {
 fn every_prefix_of_encoded_documents_is_viable() {
     let t: SceneGraph = sample_triplet().into();
     let a: SceneGraph = sample_ag().into();
-    let odd = Layout {
-        header_indent: 1,
-        row_indent: 3,
-        tags: true,
-        trailing_newline: false,
-    };
-    for lay in [
-        Layout::PAPER_TRIPLET,
-        Layout::PAPER_AG,
-        Layout::SFT_INDENTED,
-        odd,
-    ] {
+    let odd = Layout { header_indent: 1, row_indent: 3, tags: true, trailing_newline: false };
+    for lay in [Layout::PAPER_TRIPLET, Layout::PAPER_AG, Layout::SFT_INDENTED, odd] {
         complete(Schema::Triplet, &toon::encode(&t, &lay));
         complete(Schema::Ag, &toon::encode(&a, &lay));
     }
@@ -160,14 +114,10 @@ fn hand_variants_are_complete() {
         GT.replace("1,beside,3\n</answer>\n", "1,beside,3\n\n</answer>  \t\n\n"),
         GT.replace("1,beside,3\n</answer>", "1,beside,3\r\n</answer>"),
         GT.replace("1,beside,3\n</answer>", "1,beside,3\r\n\n</answer>"),
-        GT.replace('\n', "\r\n")
-            .replacen("<answer>\r\n", "<answer>\n", 1),
+        GT.replace('\n', "\r\n").replacen("<answer>\r\n", "<answer>\n", 1),
         GT.replace("1,beside,3", "1,SITTING-ON,3"),
         GT.replace("1,sitting-on,2\n1,beside,3", "1, beside ,3\n3,beside,1"),
-        GT.replace(
-            "rel[2]{subj,pred,obj}:\n1,sitting-on,2\n1,beside,3",
-            "  Rel[0]{subj,PRED,obj}:  ",
-        ),
+        GT.replace("rel[2]{subj,pred,obj}:\n1,sitting-on,2\n1,beside,3", "  Rel[0]{subj,PRED,obj}:  "),
         GT.trim_end().to_string(),
     ] {
         complete(Schema::Triplet, &text);
@@ -188,48 +138,28 @@ fn rejections_name_the_first_bad_byte() {
     let k = dup.find("1,Sitting-on,2").unwrap() + "1,Sitting-on,".len();
     assert_eq!(rejected_at(t, &dup), (k as u64, Why::ObjectRef));
     // With two objects, the predicate itself is the dead end.
-    let two = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,a,0,0,1,1\n2,b,0,0,1,1\nrel[2]{subj,pred,obj}:\n1,on,2\n1,on,2";
-    assert_eq!(
-        rejected_at(t, two),
-        (two.len() as u64 - 2, Why::DuplicateRelation)
-    );
+    let two =
+        "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,a,0,0,1,1\n2,b,0,0,1,1\nrel[2]{subj,pred,obj}:\n1,on,2\n1,on,2";
+    assert_eq!(rejected_at(t, two), (two.len() as u64 - 2, Why::DuplicateRelation));
     let k = GT.find("2,chair").unwrap() as u64;
-    assert_eq!(
-        rejected_at(t, &GT.replace("2,chair", "1,chair")),
-        (k, Why::Id)
-    );
+    assert_eq!(rejected_at(t, &GT.replace("2,chair", "1,chair")), (k, Why::Id));
     let k = GT.find("450").unwrap() as u64 + 2;
-    assert_eq!(
-        rejected_at(t, &GT.replace("450", "481")),
-        (k, Why::Coordinate)
-    );
+    assert_eq!(rejected_at(t, &GT.replace("450", "481")), (k, Why::Coordinate));
     let blank = GT.replace("1,beside,3\n</answer>", "1,beside,3\n\n\n</answer>");
     let k = GT.find("</answer>").unwrap() as u64 + 1;
     assert_eq!(rejected_at(t, &blank), (k, Why::Frame));
     let cr = GT.replace("1,beside,3\n</answer>", "1,beside,3\n\r\n</answer>");
     assert_eq!(rejected_at(t, &cr).1, Why::Frame);
-    assert_eq!(
-        rejected_at(t, &GT.replace("table", "tablé")).1,
-        Why::NotAscii
-    );
+    assert_eq!(rejected_at(t, &GT.replace("table", "tablé")).1, Why::NotAscii);
     assert_eq!(rejected_at(t, &format!("{GT}x")).1, Why::AfterEnd);
-    assert_eq!(
-        rejected_at(t, &GT.replace("sitting-on", "sitting--on")).1,
-        Why::Label
-    );
-    assert_eq!(
-        rejected_at(t, &GT.replace("1,beside,3", "1,beside,1")).1,
-        Why::ObjectRef
-    );
+    assert_eq!(rejected_at(t, &GT.replace("sitting-on", "sitting--on")).1, Why::Label);
+    assert_eq!(rejected_at(t, &GT.replace("1,beside,3", "1,beside,1")).1, Why::ObjectRef);
 }
 
 #[test]
 fn canvas_bounds_at_digit_level() {
     let t = Schema::Triplet;
-    assert_eq!(
-        next(&at(t, &format!("{OBJ1}1,person,63"))),
-        "\t ,0123456789"
-    );
+    assert_eq!(next(&at(t, &format!("{OBJ1}1,person,63"))), "\t ,0123456789");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,64"))), "\t ,");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,0064"))), "\t ,");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,600,0,64"))), "0");
@@ -239,18 +169,12 @@ fn canvas_bounds_at_digit_level() {
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,"))), "\t -0123456789");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,-"))), "0");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,-0"))), "\t ,0");
-    assert_eq!(
-        next(&at(t, &format!("{OBJ1}1,person,639,47"))),
-        "\t ,0123456789"
-    );
+    assert_eq!(next(&at(t, &format!("{OBJ1}1,person,639,47"))), "\t ,0123456789");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,639,48"))), "\t ,");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,639,479,"))), "\t 06");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,639,479,6"))), "4");
     assert_eq!(next(&at(t, &format!("{OBJ1}1,person,639,479,640,4"))), "8");
-    assert_eq!(
-        next(&at(t, &format!("{OBJ1}1,person,639,479,640,480"))),
-        "\t\n\r "
-    );
+    assert_eq!(next(&at(t, &format!("{OBJ1}1,person,639,479,640,480"))), "\t\n\r ");
 }
 
 #[test]
@@ -323,8 +247,7 @@ fn ag_rules() {
     assert!(v.allows(b"1,[],[b],[],3"));
     assert!(v.allows(b"1,[b],[],[],2"));
     // No person at all: no rows possible.
-    let nop =
-        "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,persons,0,0,1,1\n2,cup,0,0,1,1\nrel_pairs[";
+    let nop = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,persons,0,0,1,1\n2,cup,0,0,1,1\nrel_pairs[";
     assert_eq!(next(&at(g, nop)), "0");
 }
 
@@ -341,10 +264,7 @@ fn relation_budget() {
     assert!(v.allows(b"],[],2\n1,[c],[],[],2\n</answer>"));
     let mut v = val_cfg(Schema::Ag, cfg);
     assert_eq!(
-        v.feed_str(
-            "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,person,0,0,1,1\n2,cup,0,0,1,1\nrel_pairs["
-        )
-        .map(|_| ()),
+        v.feed_str("<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,person,0,0,1,1\n2,cup,0,0,1,1\nrel_pairs[").map(|_| ()),
         Ok(())
     );
     assert_eq!(next(&v), "0123");
@@ -358,8 +278,7 @@ fn vocabularies() {
         ..ValidatorConfig::default()
     };
     let mut v = val_cfg(Schema::Triplet, cfg.clone());
-    v.feed_str("<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,")
-        .unwrap();
+    v.feed_str("<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,").unwrap();
     assert_eq!(next(&v), "\t hps");
     v.feed_str("sky").unwrap();
     assert_eq!(next(&v), "\t ,-");
@@ -371,20 +290,10 @@ fn vocabularies() {
     v.feed_str("2]{subj,pred,obj}:\n1,o").unwrap();
     assert_eq!(next(&v), "nv");
     assert!(!v.allows(b"N"));
-    let bad = ValidatorConfig {
-        names: Some(Vocab::new(["Person"])),
-        ..ValidatorConfig::default()
-    };
-    assert_eq!(
-        Validator::new(Schema::Triplet, bad).err(),
-        Some(ConfigError::NonCanonicalEntry("Person".into()))
-    );
+    let bad = ValidatorConfig { names: Some(Vocab::new(["Person"])), ..ValidatorConfig::default() };
+    assert_eq!(Validator::new(Schema::Triplet, bad).err(), Some(ConfigError::NonCanonicalEntry("Person".into())));
     let ag = ValidatorConfig {
-        ag_labels: [
-            Some(Vocab::new(["looking_at"])),
-            Some(Vocab::new([] as [&str; 0])),
-            None,
-        ],
+        ag_labels: [Some(Vocab::new(["looking_at"])), Some(Vocab::new([] as [&str; 0])), None],
         ..ValidatorConfig::default()
     };
     let mut v = val_cfg(Schema::Ag, ag);
@@ -399,17 +308,11 @@ fn vocabularies() {
 fn config_limits() {
     let mut cfg = ValidatorConfig::default();
     cfg.strict.max_objects = 256;
-    assert_eq!(
-        Validator::new(Schema::Triplet, cfg.clone()).err(),
-        Some(ConfigError::TooManyObjects(256))
-    );
+    assert_eq!(Validator::new(Schema::Triplet, cfg.clone()).err(), Some(ConfigError::TooManyObjects(256)));
     cfg.strict.max_objects = 10;
     cfg.strict.ag_spatial_max = 9;
     assert!(Validator::new(Schema::Triplet, cfg.clone()).is_ok());
-    assert_eq!(
-        Validator::new(Schema::Ag, cfg).err(),
-        Some(ConfigError::CapTooLarge(RelKind::Spatial, 9))
-    );
+    assert_eq!(Validator::new(Schema::Ag, cfg).err(), Some(ConfigError::CapTooLarge(RelKind::Spatial, 9)));
 }
 
 #[test]
@@ -418,10 +321,7 @@ fn reject_keeps_state_and_reset_clears() {
     let e = v.feed_str("<answer>\nobj[x").unwrap_err();
     assert_eq!((e.offset, e.byte, e.why), (13, b'x', Why::Header));
     assert_eq!(v.offset(), 13);
-    assert_eq!(
-        v.feed_str("1]{id,name,x1,y1,x2,y2}:\n"),
-        Ok(Status::Incomplete)
-    );
+    assert_eq!(v.feed_str("1]{id,name,x1,y1,x2,y2}:\n"), Ok(Status::Incomplete));
     v.reset();
     assert_eq!(v.feed_str(GT), Ok(Status::Complete));
     assert!(v.is_complete());

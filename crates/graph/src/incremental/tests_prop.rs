@@ -11,15 +11,7 @@ use std::collections::HashSet;
 
 const NAMES: &[&str] = &["person", "Person", "horse", "sky-other-merged", "a1", "cup"];
 const PREDS: &[&str] = &["on", "On", "riding", "in-front-of", "beside"];
-const AG_LABELS: &[&str] = &[
-    "looking_at",
-    "unsure",
-    "in_front_of",
-    "behind",
-    "holding",
-    "cup/glass",
-    "a.b",
-];
+const AG_LABELS: &[&str] = &["looking_at", "unsure", "in_front_of", "behind", "holding", "cup/glass", "a.b"];
 
 fn bbox() -> impl Strategy<Value = BBox> {
     (0i64..640, 1i64..=640, 0i64..480, 1i64..=480)
@@ -33,55 +25,33 @@ fn objects() -> impl Strategy<Value = Vec<Object>> {
             Just((1..=n as u32).collect::<Vec<_>>()).prop_shuffle(),
         )
             .prop_map(|(v, ids)| {
-                v.into_iter()
-                    .zip(ids)
-                    .map(|((name, bbox), id)| Object {
-                        id,
-                        name: name.to_string(),
-                        bbox,
-                    })
-                    .collect()
+                v.into_iter().zip(ids).map(|((name, bbox), id)| Object { id, name: name.to_string(), bbox }).collect()
             })
     })
 }
 
 fn triplet() -> impl Strategy<Value = TripletGraph> {
-    (
-        objects(),
-        prop::collection::vec((1u32..6, prop::sample::select(PREDS), 1u32..6), 0..8),
-    )
-        .prop_map(|(objects, raw)| {
+    (objects(), prop::collection::vec((1u32..6, prop::sample::select(PREDS), 1u32..6), 0..8)).prop_map(
+        |(objects, raw)| {
             let n = objects.len() as u32;
             let mut keys = HashSet::new();
             let relations = raw
                 .into_iter()
-                .filter(|&(s, p, o)| {
-                    s <= n && o <= n && s != o && keys.insert((s, p.to_lowercase(), o))
-                })
-                .map(|(subj, p, obj)| Relation {
-                    subj,
-                    pred: p.to_string(),
-                    obj,
-                })
+                .filter(|&(s, p, o)| s <= n && o <= n && s != o && keys.insert((s, p.to_lowercase(), o)))
+                .map(|(subj, p, obj)| Relation { subj, pred: p.to_string(), obj })
                 .collect();
             TripletGraph { objects, relations }
-        })
+        },
+    )
 }
 
 fn ag() -> impl Strategy<Value = AgGraph> {
     let list = |max| prop::collection::vec(prop::sample::select(AG_LABELS), 0..=max);
-    (
-        objects(),
-        prop::collection::vec((1u32..6, list(1), list(3), list(2), 1u32..6), 0..6),
-    )
-        .prop_map(|(mut objects, raw)| {
+    (objects(), prop::collection::vec((1u32..6, list(1), list(3), list(2), 1u32..6), 0..6)).prop_map(
+        |(mut objects, raw)| {
             objects[0].name = "person".into();
             let n = objects.len() as u32;
-            let person = |id: u32| {
-                objects
-                    .iter()
-                    .any(|o| o.id == id && o.name.eq_ignore_ascii_case("person"))
-            };
+            let person = |id: u32| objects.iter().any(|o| o.id == id && o.name.eq_ignore_ascii_case("person"));
             let mut used = HashSet::new();
             let mut pairs = Vec::new();
             for (s, a, sp, c, o) in raw {
@@ -100,16 +70,11 @@ fn ag() -> impl Strategy<Value = AgGraph> {
                     continue;
                 }
                 let [attention, spatial, contacting] = lists;
-                pairs.push(AgPair {
-                    subj: s,
-                    attention,
-                    spatial,
-                    contacting,
-                    obj: o,
-                });
+                pairs.push(AgPair { subj: s, attention, spatial, contacting, obj: o });
             }
             AgGraph { objects, pairs }
-        })
+        },
+    )
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
@@ -127,8 +92,7 @@ fn layout() -> impl Strategy<Value = Layout> {
 
 fn doc() -> impl Strategy<Value = (Schema, String)> {
     prop_oneof![
-        (triplet(), layout())
-            .prop_map(|(g, l)| (Schema::Triplet, toon::encode(&SceneGraph::Triplet(g), &l))),
+        (triplet(), layout()).prop_map(|(g, l)| (Schema::Triplet, toon::encode(&SceneGraph::Triplet(g), &l))),
         (ag(), layout()).prop_map(|(g, l)| (Schema::Ag, toon::encode(&SceneGraph::Ag(g), &l))),
     ]
 }
@@ -138,9 +102,7 @@ fn in_language(s: &str) -> bool {
     let b = s.as_bytes();
     s.starts_with("<answer>\n")
         && b.iter().enumerate().all(|(i, &c)| {
-            c.is_ascii()
-                && !matches!(c, 0x0b | 0x0c | 0x1c..=0x1f)
-                && (c != b'\r' || b.get(i + 1) == Some(&b'\n'))
+            c.is_ascii() && !matches!(c, 0x0b | 0x0c | 0x1c..=0x1f) && (c != b'\r' || b.get(i + 1) == Some(&b'\n'))
         })
 }
 

@@ -27,10 +27,7 @@ impl Vocab {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut v = Vocab {
-            nodes: vec![Node::default()],
-            entries: Vec::new(),
-        };
+        let mut v = Vocab { nodes: vec![Node::default()], entries: Vec::new() };
         for e in entries {
             let e = e.as_ref();
             let mut at = 0usize;
@@ -129,10 +126,7 @@ impl ByteSet {
 impl std::fmt::Debug for ByteSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ByteSet(")?;
-        let s: String = self
-            .iter()
-            .map(|b| (b as char).escape_default().to_string())
-            .collect();
+        let s: String = self.iter().map(|b| (b as char).escape_default().to_string()).collect();
         f.write_str(&s)?;
         f.write_str(")")
     }
@@ -159,11 +153,7 @@ impl Bits {
                 continue;
             }
             let len = (b - a + 1) as u32;
-            let mask = if len == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << len) - 1) << (a - base)
-            };
+            let mask = if len == 64 { u64::MAX } else { ((1u64 << len) - 1) << (a - base) };
             *word = mask;
         }
         out
@@ -185,22 +175,12 @@ impl Bits {
 
     #[inline]
     pub fn and(self, o: Bits) -> Bits {
-        Bits([
-            self.0[0] & o.0[0],
-            self.0[1] & o.0[1],
-            self.0[2] & o.0[2],
-            self.0[3] & o.0[3],
-        ])
+        Bits([self.0[0] & o.0[0], self.0[1] & o.0[1], self.0[2] & o.0[2], self.0[3] & o.0[3]])
     }
 
     #[inline]
     pub fn and_not(self, o: Bits) -> Bits {
-        Bits([
-            self.0[0] & !o.0[0],
-            self.0[1] & !o.0[1],
-            self.0[2] & !o.0[2],
-            self.0[3] & !o.0[3],
-        ])
+        Bits([self.0[0] & !o.0[0], self.0[1] & !o.0[1], self.0[2] & !o.0[2], self.0[3] & !o.0[3]])
     }
 
     #[inline]

@@ -69,10 +69,7 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions {
-            indent: 2,
-            delimiter: Delimiter::Comma,
-        }
+        EncodeOptions { indent: 2, delimiter: Delimiter::Comma }
     }
 }
 
@@ -101,18 +98,13 @@ pub fn encode_value(v: &TValue, opts: &EncodeOptions) -> Result<String, SpecErro
 /// Finds what [`write_document`] cannot encode faithfully.
 fn check(v: &TValue, depth: usize, in_array: bool) -> Result<(), SpecError> {
     if depth > MAX_DEPTH {
-        return Err(SpecError::Unsupported(format!(
-            "nesting deeper than {MAX_DEPTH}"
-        )));
+        return Err(SpecError::Unsupported(format!("nesting deeper than {MAX_DEPTH}")));
     }
     match v {
         TValue::Arr(items) => {
             if in_array
                 && !items.is_empty()
-                && matches!(
-                    shape(&items.iter().collect::<Vec<_>>()),
-                    Some(Shape::Group(_))
-                )
+                && matches!(shape(&items.iter().collect::<Vec<_>>()), Some(Shape::Group(_)))
             {
                 let msg = "a uniform array of objects as an array element (keyless tabular header)";
                 return Err(SpecError::Unsupported(msg.into()));
@@ -124,9 +116,7 @@ fn check(v: &TValue, depth: usize, in_array: bool) -> Result<(), SpecError> {
             if let Some((k, _)) = fields.iter().find(|(k, _)| !seen.insert(k.as_str())) {
                 return Err(SpecError::Unsupported(format!("duplicate key {k:?}")));
             }
-            fields
-                .iter()
-                .try_for_each(|(_, x)| check(x, depth + 1, false))
+            fields.iter().try_for_each(|(_, x)| check(x, depth + 1, false))
         }
         _ => Ok(()),
     }
@@ -191,11 +181,7 @@ struct Writer<'o> {
 
 /// Writes a value that [`check`] accepted.
 fn write_document(v: &TValue, opts: &EncodeOptions) -> String {
-    let mut w = Writer {
-        out: String::new(),
-        opts,
-        delim: opts.delimiter.as_char(),
-    };
+    let mut w = Writer { out: String::new(), opts, delim: opts.delimiter.as_char() };
     match v {
         TValue::Obj(fields) => match keyed_group(fields) {
             Some(group) => {
@@ -217,8 +203,7 @@ impl Writer<'_> {
         if !self.out.is_empty() {
             self.out.push('\n');
         }
-        self.out
-            .extend(std::iter::repeat_n(' ', depth * self.opts.indent));
+        self.out.extend(std::iter::repeat_n(' ', depth * self.opts.indent));
     }
 
     /// Object fields, each on its own line at `depth`.

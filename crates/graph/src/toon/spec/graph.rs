@@ -26,10 +26,7 @@ fn triplet_value(g: &TripletGraph) -> TValue {
             ("obj".into(), TValue::Num(r.obj.into())),
         ])
     });
-    TValue::Obj(vec![
-        ("obj".into(), object_rows(&g.objects)),
-        ("rel".into(), TValue::Arr(rels.collect())),
-    ])
+    TValue::Obj(vec![("obj".into(), object_rows(&g.objects)), ("rel".into(), TValue::Arr(rels.collect()))])
 }
 
 fn ag_value(g: &AgGraph) -> TValue {
@@ -43,10 +40,7 @@ fn ag_value(g: &AgGraph) -> TValue {
             ("obj".into(), TValue::Num(p.obj.into())),
         ])
     });
-    TValue::Obj(vec![
-        ("obj".into(), object_rows(&g.objects)),
-        ("rel_pairs".into(), TValue::Arr(pairs.collect())),
-    ])
+    TValue::Obj(vec![("obj".into(), object_rows(&g.objects)), ("rel_pairs".into(), TValue::Arr(pairs.collect()))])
 }
 
 /// The JSON data model of a graph, with keys in TOON order.

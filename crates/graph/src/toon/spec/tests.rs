@@ -9,23 +9,10 @@ fn enc(v: serde_json::Value) -> String {
 
 #[test]
 fn quoting_rules() {
-    for s in [
-        "", " a", "a ", "\tx", "true", "null", "3", "-3.5", "+1", "1e-6", "05", "a:b", "#x", "-x",
-        "-",
-    ] {
+    for s in ["", " a", "a ", "\tx", "true", "null", "3", "-3.5", "+1", "1e-6", "05", "a:b", "#x", "-x", "-"] {
         assert!(needs_quotes(s, ','), "{s:?}");
     }
-    for s in [
-        "a",
-        "traffic light",
-        "café",
-        "a.b",
-        "1.",
-        ".5",
-        "x-y",
-        "a#b",
-        "a|b",
-    ] {
+    for s in ["a", "traffic light", "café", "a.b", "1.", ".5", "x-y", "a#b", "a|b"] {
         assert!(!needs_quotes(s, ','), "{s:?}");
     }
     assert!(needs_quotes("a|b", '|'));
@@ -34,10 +21,7 @@ fn quoting_rules() {
 
 #[test]
 fn escapes_and_keys() {
-    assert_eq!(
-        enc(json!({"a\u{1}b": "x\"\\\n"})),
-        r#""a\u0001b": "x\"\\\n""#
-    );
+    assert_eq!(enc(json!({"a\u{1}b": "x\"\\\n"})), r#""a\u0001b": "x\"\\\n""#);
     assert_eq!(enc(json!({"a.b_c": 1})), "a.b_c: 1");
     assert_eq!(enc(json!({"1a": 1})), "\"1a\": 1");
 }
@@ -63,10 +47,7 @@ fn unsupported_is_reported_not_guessed() {
     let dup = TValue::Obj(vec![("a".into(), TValue::Null), ("a".into(), TValue::Null)]);
     assert!(encode_value(&dup, &EncodeOptions::default()).is_err());
     assert!(encode_json(&json!([[{"a": 1}]]), &EncodeOptions::default()).is_err());
-    let zero = EncodeOptions {
-        indent: 0,
-        ..Default::default()
-    };
+    let zero = EncodeOptions { indent: 0, ..Default::default() };
     assert!(encode_json(&json!({"a": 1}), &zero).is_err());
     let mut deep = TValue::Null;
     for _ in 0..=MAX_DEPTH {
@@ -78,57 +59,31 @@ fn unsupported_is_reported_not_guessed() {
 #[test]
 fn deserialize_keeps_key_order() {
     let v: TValue = serde_json::from_str(r#"{"b":1,"a":[{"z":null,"y":true}]}"#).unwrap();
-    assert_eq!(
-        encode_value(&v, &EncodeOptions::default()).unwrap(),
-        "b: 1\na[1]{z,y}:\n  null,true"
-    );
+    assert_eq!(encode_value(&v, &EncodeOptions::default()).unwrap(), "b: 1\na[1]{z,y}:\n  null,true");
 }
 
 #[test]
 fn triplet_graph_snapshot() {
     let g = TripletGraph {
         objects: vec![
-            Object {
-                id: 1,
-                name: "person".into(),
-                bbox: BBox::new(281, 272, 524, 438),
-            },
-            Object {
-                id: 2,
-                name: "traffic light".into(),
-                bbox: BBox::new(0, -3, 640, 480),
-            },
-            Object {
-                id: 3,
-                name: "3".into(),
-                bbox: BBox::new(1, 2, 3, 4),
-            },
+            Object { id: 1, name: "person".into(), bbox: BBox::new(281, 272, 524, 438) },
+            Object { id: 2, name: "traffic light".into(), bbox: BBox::new(0, -3, 640, 480) },
+            Object { id: 3, name: "3".into(), bbox: BBox::new(1, 2, 3, 4) },
         ],
-        relations: vec![Relation {
-            subj: 1,
-            pred: "a,b".into(),
-            obj: 2,
-        }],
+        relations: vec![Relation { subj: 1, pred: "a,b".into(), obj: 2 }],
     };
     assert_eq!(
         encode_graph(&g.into()),
         "obj[3]{id,name,x1,y1,x2,y2}:\n  1,person,281,272,524,438\n  2,traffic light,0,-3,640,480\n  \
          3,\"3\",1,2,3,4\nrel[1]{subj,pred,obj}:\n  1,\"a,b\",2"
     );
-    assert_eq!(
-        encode_graph(&TripletGraph::default().into()),
-        "obj: []\nrel: []"
-    );
+    assert_eq!(encode_graph(&TripletGraph::default().into()), "obj: []\nrel: []");
 }
 
 #[test]
 fn ag_graph_snapshot() {
     let g = AgGraph {
-        objects: vec![Object {
-            id: 1,
-            name: "person".into(),
-            bbox: BBox::new(24, 71, 259, 268),
-        }],
+        objects: vec![Object { id: 1, name: "person".into(), bbox: BBox::new(24, 71, 259, 268) }],
         pairs: vec![AgPair {
             subj: 1,
             attention: vec!["unsure".into()],
@@ -147,11 +102,7 @@ fn ag_graph_snapshot() {
 #[test]
 fn graph_json_value_matches_model() {
     let g = TripletGraph {
-        objects: vec![Object {
-            id: 1,
-            name: "a".into(),
-            bbox: BBox::new(1, 2, 3, 4),
-        }],
+        objects: vec![Object { id: 1, name: "a".into(), bbox: BBox::new(1, 2, 3, 4) }],
         relations: vec![],
     };
     assert_eq!(

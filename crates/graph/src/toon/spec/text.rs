@@ -31,8 +31,7 @@ pub fn needs_quotes(s: &str, d: char) -> bool {
         || matches!(s, "true" | "false" | "null")
         || numeric_like(s)
         || s.starts_with(['-', '#'])
-        || s.chars()
-            .any(|c| matches!(c, ':' | '"' | '\\' | '[' | ']' | '{' | '}') || c < ' ' || c == d)
+        || s.chars().any(|c| matches!(c, ':' | '"' | '\\' | '[' | ']' | '{' | '}') || c < ' ' || c == d)
 }
 
 /// `^[+-]?[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?$`, case-insensitive.
@@ -79,9 +78,7 @@ pub(super) fn push_string(out: &mut String, s: &str, d: char) {
 /// Keys are bare only when they match `^[A-Za-z_][A-Za-z0-9_.]*$` (§7.3).
 pub(super) fn push_key(out: &mut String, k: &str) {
     let mut cs = k.chars();
-    let bare = cs
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let bare = cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
     if bare {
         out.push_str(k);

@@ -1,0 +1,142 @@
+//! Command-line arguments (clap derive); doc comments become `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// sgvlm — scene graphs from images and video with a small vision-language model.
+///
+/// Start with `sgvlm demo`. Every command prints data on stdout and messages on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "sgvlm", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the main job on the bundled example: validate a model output and pretty-print its scene graph.
+    Demo,
+    /// Validate, inspect and convert scene-graph texts (TOON and JSON).
+    #[command(subcommand)]
+    Toon(ToonCommand),
+}
+
+/// The two TOON schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaArg {
+    /// PSG / PVSG: `obj[N]{…}:` then `rel[M]{subj,pred,obj}:`.
+    Triplet,
+    /// Action Genome: `obj[N]{…}:` then `rel_pairs[M]{subj,attention,spatial,contacting,obj}:`.
+    Ag,
+}
+
+impl From<SchemaArg> for sgvlm_graph::Schema {
+    fn from(s: SchemaArg) -> Self {
+        match s {
+            SchemaArg::Triplet => sgvlm_graph::Schema::Triplet,
+            SchemaArg::Ag => sgvlm_graph::Schema::Ag,
+        }
+    }
+}
+
+/// Canvas and limit settings of the strict gate (defaults: the reference's).
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Image width boxes must fit in.
+    #[arg(long, default_value_t = 640, env = "IMG_W")]
+    pub width: u32,
+    /// Image height boxes must fit in.
+    #[arg(long, default_value_t = 480, env = "IMG_H")]
+    pub height: u32,
+    /// Maximum number of objects.
+    #[arg(long, default_value_t = 200, env = "MAX_OBJS")]
+    pub max_objects: usize,
+    /// Maximum number of (atomic) relations.
+    #[arg(long, default_value_t = 400, env = "MAX_RELS")]
+    pub max_relations: usize,
+}
+
+impl GateArgs {
+    pub fn config(&self) -> sgvlm_graph::StrictConfig {
+        sgvlm_graph::StrictConfig {
+            canvas: sgvlm_graph::Canvas::new(self.width, self.height),
+            max_objects: self.max_objects,
+            max_relations: self.max_relations,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToonCommand {
+    /// Check model outputs against the strict validity gate (the GRPO format reward).
+    ///
+    /// With a FILE (or `-` for stdin) holding one output: prints `ok` with counts, or the error with its line;
+    /// exits 1 when invalid. With `--jsonl`: reads JSON lines and prints one `{"valid", "error"}` object per
+    /// input line, in order.
+    Validate(ValidateArgs),
+    /// Print a scene graph as a readable table (or as JSON with `--json`).
+    Show(ShowArgs),
+    /// Convert a scene graph between TOON (paper layout or spec-conformant) and R1-SGG JSON.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The output to check (`-` = stdin).
+    #[arg(value_name = "FILE", default_value = "-", conflicts_with = "jsonl")]
+    pub file: PathBuf,
+    /// Schema of the outputs.
+    #[arg(long, value_enum, default_value_t = SchemaArg::Triplet)]
+    pub schema: SchemaArg,
+    /// Read JSON lines from this file (`-` = stdin) instead of one raw output.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// The field of each JSON line that holds the output.
+    #[arg(long, default_value = "completion", requires = "jsonl")]
+    pub field: String,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The output to show (`-` = stdin).
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value_t = SchemaArg::Triplet)]
+    pub schema: SchemaArg,
+    /// Print the parsed graph as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// Target formats of `toon convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// R1-SGG JSON: `{"objects":[{"id":"name.k","bbox":[…]}],"relationships":[…]}` (triplet schema).
+    Json,
+    /// TOON in the paper's training layout (`<answer>` tags; AG indented 6/8).
+    Toon,
+    /// TOON as the prompts embed previous graphs: rows indented 2, no tags.
+    ToonRaw,
+    /// Spec-conformant TOON v4 (decodes with any conformant TOON decoder).
+    ToonSpec,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The input (`-` = stdin): a TOON output (must pass the strict gate) or R1-SGG JSON (starts with `{`).
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub to: Format,
+    #[arg(long, value_enum, default_value_t = SchemaArg::Triplet)]
+    pub schema: SchemaArg,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}

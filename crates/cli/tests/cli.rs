@@ -1,0 +1,163 @@
+//! End-to-end tests of the `sgvlm` binary: exit codes, exact outputs, and clear one-line errors on bad input.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn sgvlm(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sgvlm"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sgvlm");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name).display().to_string()
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sgvlm-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write temp file");
+    p
+}
+
+const GT: &str = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,person,10,10,200,400\n2,horse,150,200,600,470\n\
+                  rel[1]{subj,pred,obj}:\n1,riding,2\n</answer>\n";
+
+#[test]
+fn validate_ok_and_invalid() {
+    let o = sgvlm(&["toon", "validate", &example("model_output_psg.txt")], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ok: 7 objects, 5 relations\n");
+
+    let o = sgvlm(&["toon", "validate", "--schema", "ag", &example("model_output_ag.txt")], None);
+    assert_eq!(stdout(&o), "ok: 3 objects, 2 pairs, 8 atomic relations\n");
+
+    let bad = GT.replace("600,470", "600,490");
+    let o = sgvlm(&["toon", "validate", "-"], Some(bad.as_bytes()));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "invalid: line 4: box [150, 200, 600, 490] is degenerate or outside the 640x480 canvas\n");
+
+    let o = sgvlm(&["toon", "validate", "--height", "500", "-"], Some(bad.as_bytes()));
+    assert_eq!(o.status.code(), Some(0), "a larger canvas accepts the box");
+}
+
+#[test]
+fn validate_jsonl_keeps_order_and_reports_bad_rows() {
+    let input = format!(
+        "{}\nnot json\n{{\"other\": 1}}\n{}\n",
+        serde_json::json!({"completion": GT}),
+        serde_json::json!({"completion": GT.replace("obj[2]", "obj[3]")})
+    );
+    let o = sgvlm(&["toon", "validate", "--jsonl", "-"], Some(input.as_bytes()));
+    assert_eq!(o.status.code(), Some(0));
+    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0], serde_json::json!({"valid": true, "error": null}));
+    assert_eq!(rows[1]["valid"], false);
+    assert!(rows[1]["error"].as_str().unwrap().starts_with("<stdin>:2: not JSON"));
+    assert_eq!(rows[2]["error"], "<stdin>:3: no field `completion`");
+    assert_eq!(rows[3]["error"], "line 2: header declares 3 objects but 2 object rows follow");
+    assert_eq!(stderr(&o), "<stdin>: 4 rows, 1 valid, 3 invalid (2 unreadable rows)\n");
+
+    let o = sgvlm(&["toon", "validate", "--jsonl", &example("completions.jsonl")], None);
+    let valid: Vec<bool> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["valid"].as_bool().unwrap())
+        .collect();
+    assert_eq!(valid, [true, false, false, false]);
+}
+
+#[test]
+fn convert_between_formats() {
+    let o = sgvlm(&["toon", "convert", "--to", "json", "-"], Some(GT.as_bytes()));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json = stdout(&o);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["objects"][1]["id"], "horse.2");
+    assert_eq!(v["relationships"][0]["predicate"], "riding");
+
+    let o = sgvlm(&["toon", "convert", "--to", "toon", "-"], Some(json.as_bytes()));
+    assert_eq!(stdout(&o), GT, "JSON back to the paper layout is byte-exact");
+
+    let o = sgvlm(&["toon", "convert", "--to", "toon-raw", "-"], Some(GT.as_bytes()));
+    assert_eq!(
+        stdout(&o),
+        "obj[2]{id,name,x1,y1,x2,y2}:\n  1,person,10,10,200,400\n  2,horse,150,200,600,470\nrel[1]{subj,pred,obj}:\n  1,riding,2\n"
+    );
+
+    let o = sgvlm(&["toon", "convert", "--to", "toon-spec", "--schema", "ag", &example("model_output_ag.txt")], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("obj[3]{id,name,x1,y1,x2,y2}:\n  1,person,24,71,259,268\n"));
+
+    let o = sgvlm(&["toon", "convert", "--to", "json", "--schema", "ag", &example("model_output_ag.txt")], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), "error: R1-SGG JSON exists for the triplet schema only (use --to toon-spec)\n");
+}
+
+#[test]
+fn show_prints_a_table_or_json() {
+    let o = sgvlm(&["toon", "show", "-"], Some(GT.as_bytes()));
+    assert_eq!(
+        stdout(&o),
+        "Objects (2)\n   id  name      x1   y1   x2   y2\n    1  person    10   10  200  400\n    2  horse    150  200  600  470\n\
+         Relations (1)\n  person#1 --riding--> horse#2\n"
+    );
+    let o = sgvlm(&["toon", "show", "--json", "-"], Some(GT.as_bytes()));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["schema"], "triplet");
+    assert_eq!(v["relations"][0]["pred"], "riding");
+}
+
+#[test]
+fn demo_runs_on_embedded_examples() {
+    let o = sgvlm(&["demo"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("strict gate: ok: 7 objects, 5 relations"));
+    assert!(out.contains("strict gate: ok: 3 objects, 2 pairs, 8 atomic relations"));
+    assert!(out.contains("  person#1 --in-front-of--> tree-merged#5\n"));
+}
+
+#[test]
+fn bad_inputs_give_one_clear_line() {
+    let o = sgvlm(&["toon", "validate", "/nonexistent/file.txt"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.starts_with("error: Failed to read `/nonexistent/file.txt`"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let p = temp_file("latin1.txt", b"<answer>\n\xe9\n</answer>");
+    let o = sgvlm(&["toon", "validate", p.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not valid UTF-8 (first bad byte at offset 9)"), "{}", stderr(&o));
+
+    let o = sgvlm(
+        &["toon", "convert", "--to", "toon", "-"],
+        Some(b"{\"objects\": [{\"id\": \"a.1\", \"bbox\": [1, 2]}], \"relationships\": []}"),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("panicked"));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    let o = sgvlm(&["toon", "validate", "-"], Some(&[0xff, 0xfe, 0x00]));
+    assert_eq!(o.status.code(), Some(2));
+}
