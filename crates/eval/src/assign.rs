@@ -1,0 +1,106 @@
+//! Minimum-cost assignment and one-to-one matching.
+//!
+//! [`linear_sum_assignment`] must break exact ties the way SciPy's `linear_sum_assignment` does, because the
+//! reference's rewards and metrics call SciPy and duplicate boxes produce equal costs. We use the `lsap` crate, a
+//! line-by-line port of SciPy's shortest-augmenting-path solver (Crouse 2016, the same `remaining` ordering, the same
+//! "prefer an unassigned column on equal cost" rule, transposition of tall matrices, row-sorted output). One
+//! difference from SciPy: `lsap` rejects `+inf` entries (SciPy treats them as forbidden edges); no caller here
+//! produces infinite costs.
+//!
+//! [`max_matching`] is the reward's one-to-one edge matching: Kuhn's augmenting paths, predictions visited in order,
+//! each trying its candidates in the given order.
+
+/// Why an assignment could not be solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AssignError {
+    /// A NaN or infinite cost (SciPy: "matrix contains invalid numeric entries").
+    #[error("cost matrix contains invalid numeric entries")]
+    Invalid,
+    /// No complete assignment exists.
+    #[error("cost matrix is infeasible")]
+    Infeasible,
+    #[error("a {rows} x {cols} cost matrix needs {} values, not {len}", rows * cols)]
+    Shape { rows: usize, cols: usize, len: usize },
+}
+
+/// Solves the rectangular assignment problem on a row-major `rows × cols` cost matrix; returns `min(rows, cols)`
+/// `(row, col)` pairs sorted by row, as SciPy does.
+pub fn linear_sum_assignment(cost: &[f64], rows: usize, cols: usize) -> Result<Vec<(usize, usize)>, AssignError> {
+    if cost.len() != rows * cols {
+        return Err(AssignError::Shape { rows, cols, len: cost.len() });
+    }
+    if rows == 0 || cols == 0 {
+        return Ok(Vec::new());
+    }
+    if cost.iter().any(|c| !c.is_finite()) {
+        return Err(AssignError::Invalid);
+    }
+    let (r, c) = lsap::solve(rows, cols, &cost.to_vec(), false).map_err(|e| match e {
+        lsap::LSAPError::Invalid => AssignError::Invalid,
+        lsap::LSAPError::Infeasible => AssignError::Infeasible,
+    })?;
+    Ok(r.into_iter().zip(c).collect())
+}
+
+/// Maximum one-to-one matching by Kuhn's augmenting paths. `candidates[i]` lists the right-hand indices (`<
+/// n_right`) left node `i` may take, in preference order. Returns `owner[j]` = the left node matched to right node
+/// `j`, if any.
+pub fn max_matching(candidates: &[Vec<usize>], n_right: usize) -> Vec<Option<usize>> {
+    let mut owner: Vec<Option<usize>> = vec![None; n_right];
+    let mut seen = vec![false; n_right];
+    for left in 0..candidates.len() {
+        seen.iter_mut().for_each(|s| *s = false);
+        augment(left, candidates, &mut owner, &mut seen);
+    }
+    owner
+}
+
+fn augment(left: usize, candidates: &[Vec<usize>], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+    for &right in &candidates[left] {
+        if right >= seen.len() || seen[right] {
+            continue;
+        }
+        seen[right] = true;
+        let free = match owner[right] {
+            None => true,
+            Some(other) => augment(other, candidates, owner, seen),
+        };
+        if free {
+            owner[right] = Some(left);
+            return true;
+        }
+    }
+    false
+}
+
+/// Number of matched pairs in a [`max_matching`] result.
+pub fn matching_size(owner: &[Option<usize>]) -> usize {
+    owner.iter().filter(|o| o.is_some()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scipy_examples() {
+        let cost = [4.0, 1.0, 3.0, 2.0, 0.0, 5.0, 3.0, 2.0, 2.0];
+        assert_eq!(linear_sum_assignment(&cost, 3, 3).unwrap(), vec![(0, 1), (1, 0), (2, 2)]);
+        // A constant matrix gives the identity (SciPy #11602).
+        assert_eq!(linear_sum_assignment(&[1.0; 9], 3, 3).unwrap(), vec![(0, 0), (1, 1), (2, 2)]);
+        // Tall matrices are transposed and the result sorted by row.
+        let tall = [5.0, 1.0, 1.0, 5.0, 3.0, 3.0];
+        assert_eq!(linear_sum_assignment(&tall, 3, 2).unwrap(), vec![(0, 1), (1, 0)]);
+        assert_eq!(linear_sum_assignment(&[], 0, 4).unwrap(), vec![]);
+        assert_eq!(linear_sum_assignment(&[f64::NAN], 1, 1), Err(AssignError::Invalid));
+        assert!(matches!(linear_sum_assignment(&[1.0], 1, 2), Err(AssignError::Shape { .. })));
+    }
+
+    #[test]
+    fn kuhn_reassigns_along_augmenting_paths() {
+        // Left 0 prefers right 0; left 1 can only take right 0, so left 0 moves to right 1.
+        let owner = max_matching(&[vec![0, 1], vec![0]], 2);
+        assert_eq!(owner, vec![Some(1), Some(0)]);
+        assert_eq!(matching_size(&max_matching(&[vec![0], vec![0], vec![]], 1)), 1);
+    }
+}
