@@ -10,3 +10,4 @@
 
 pub mod assign;
 pub mod geometry;
+pub mod rewards;

@@ -1,0 +1,44 @@
+//! All 13 reward functions over every oracle reward row (both schemas), on one thread.
+//! Run: `cargo bench -p sgvlm-eval --bench rewards`; throughput is reported in cases (rows) per second.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use sgvlm_eval::rewards::{score, RewardConfig};
+use sgvlm_graph::Schema;
+use std::path::PathBuf;
+
+fn rows(file: &str) -> Vec<(String, String)> {
+    let shared = std::env::var_os("SGVLM_SHARED").map(PathBuf::from).unwrap_or_else(|| {
+        let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+        if beside.is_dir() { beside } else { PathBuf::from("/work/shared") }
+    });
+    let text = std::fs::read_to_string(shared.join("testdata/oracle").join(file)).expect("oracle file");
+    text.split('\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            (v["completion"].as_str().unwrap().to_string(), v["solution"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let cfg = RewardConfig::default();
+    let mut g = c.benchmark_group("rewards_13_functions");
+    for (file, schema) in [("rewards_triplet.jsonl", Schema::Triplet), ("rewards_ag.jsonl", Schema::Ag)] {
+        let rows = rows(file);
+        g.throughput(Throughput::Elements(rows.len() as u64));
+        g.bench_function(schema.as_str(), |b| {
+            b.iter(|| {
+                let mut acc = 0.0;
+                for (comp, sol) in &rows {
+                    acc += score(black_box(comp), black_box(sol), schema, &cfg)[0];
+                }
+                acc
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,113 @@
+//! The GRPO rewards of the paper (Table 5): eight weighted rewards and five diagnostics, for both schemas, with the
+//! values of the reference plugins (`pvsg_psg_toon_reward.py`, `ag_toon_reward.py`).
+//!
+//! Every scored reward is 0 unless the completion passes the strict gate; the solution is never gated. Solution
+//! and completion are then read with the lenient parser from their answer text. Each function already carries its
+//! weight, so the training reward is the plain sum of the first eight.
+//!
+//! | key | value for a valid completion |
+//! |---|---|
+//! | `sgg_format_reward` | `format_weight` |
+//! | `sgg_node_acc_reward` | `Σ node_w·sem / max(n_gt, n_pred)` over assigned pairs (0 without pairs) |
+//! | `sgg_node_box_reward` | `Σ node_w·(2·IoU + 5·e^(−L1n))/7 / max(n_gt, n_pred)` |
+//! | `sgg_edge_hard_reward` | `edge_w · matched / n_gt` (0 if either side has no relation) |
+//! | `sgg_edge_precision_reward` | `prec_w · matched / n_pred` |
+//! | `sgg_edge_f1_reward` | `f1_w · 2PR/(P+R)` |
+//! | `sgg_obj_hallucination_penalty` | `−w · (n_pred_obj − good_obj) / n_pred_obj` |
+//! | `sgg_edge_hallucination_penalty` | `−w · ((n_pred − matched)/n_pred)^power` |
+//! | `sgg_diag_frac_no_rel` | 1 if the lenient parse has no relation (not gated) |
+//! | `sgg_diag_num_pred_objs` / `_num_pred_rels` | lenient counts (AG: atomic relations) |
+//! | `sgg_diag_frac_invalid_rel` | rejected share of non-empty relation lines |
+//! | `sgg_diag_has_answer_tags` | 1 if `<answer>…</answer>` occurs |
+
+mod config;
+mod stats;
+
+pub use config::{ConfigError, RewardConfig, KEYS as CONFIG_KEYS};
+pub use stats::{assign_objects, match_edges, pair_stats, PairStats};
+
+use sgvlm_graph::{answer, lenient, strict, Schema};
+
+/// The 13 reward functions, in the reference's registration order.
+pub const REWARD_NAMES: [&str; 13] = [
+    "sgg_format_reward",
+    "sgg_node_acc_reward",
+    "sgg_node_box_reward",
+    "sgg_edge_hard_reward",
+    "sgg_edge_precision_reward",
+    "sgg_edge_f1_reward",
+    "sgg_obj_hallucination_penalty",
+    "sgg_edge_hallucination_penalty",
+    "sgg_diag_frac_no_rel",
+    "sgg_diag_num_pred_objs",
+    "sgg_diag_num_pred_rels",
+    "sgg_diag_frac_invalid_rel",
+    "sgg_diag_has_answer_tags",
+];
+
+/// Number of weighted rewards (the first eight of [`REWARD_NAMES`]).
+pub const WEIGHTED: usize = 8;
+
+/// The 13 values for one completion, in [`REWARD_NAMES`] order.
+pub type Scores = [f64; 13];
+
+/// Scores one completion against its solution.
+pub fn score(completion: &str, solution: &str, schema: Schema, cfg: &RewardConfig) -> Scores {
+    let mut out = [0.0; 13];
+    let pred = lenient::parse_completion(completion, schema, &cfg.gate);
+    out[8] = if pred.relations.is_empty() { 1.0 } else { 0.0 };
+    out[9] = pred.objects.len() as f64;
+    out[10] = pred.relations.len() as f64;
+    out[11] = pred.meta.invalid_fraction();
+    out[12] = if answer::has_answer_tags(completion) { 1.0 } else { 0.0 };
+    if !strict::is_valid(completion, schema, &cfg.gate) {
+        return out;
+    }
+    let gt = lenient::parse_completion(solution, schema, &cfg.gate);
+    let st = pair_stats(&gt, &pred, schema, cfg);
+    out[0] = cfg.format_reward_weight;
+    let n_obj = st.n_gt_objects.max(st.n_pred_objects).max(1) as f64;
+    if st.n_gt_objects > 0 && st.n_pred_objects > 0 && st.pairs > 0 {
+        out[1] = st.node_sem_sum / n_obj;
+        out[2] = st.node_box_sum / n_obj;
+    }
+    let (n_gt, n_pr) = (st.n_gt_relations, st.n_pred_relations);
+    if n_gt > 0 && n_pr > 0 {
+        let m = st.edges_matched as f64;
+        let (p, r) = (m / n_pr as f64, m / n_gt as f64);
+        out[3] = r * cfg.edge_reward_weight;
+        out[4] = p * cfg.edge_precision_reward_weight;
+        out[5] = if p + r <= 1e-12 { 0.0 } else { 2.0 * p * r / (p + r) } * cfg.edge_f1_reward_weight;
+        let fp = n_pr.saturating_sub(st.edges_matched) as f64 / n_pr as f64;
+        out[7] = -cfg.edge_fp_penalty_weight * fp.powf(cfg.edge_fp_penalty_power);
+    }
+    if st.n_pred_objects > 0 {
+        let halluc = st.n_pred_objects.saturating_sub(st.good_objects) as f64 / st.n_pred_objects as f64;
+        out[6] = -cfg.obj_halluc_penalty_weight * halluc;
+    }
+    out
+}
+
+/// The total training reward: the sum of the eight weighted rewards.
+pub fn total(s: &Scores) -> f64 {
+    s[..WEIGHTED].iter().sum()
+}
+
+/// Scores a batch (one row per completion), in parallel; `completions[i]` is scored against `solutions[i]`.
+pub fn score_batch<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
+    completions: &[C],
+    solutions: &[S],
+    schema: Schema,
+    cfg: &RewardConfig,
+) -> Vec<Scores> {
+    use rayon::prelude::*;
+    completions.par_iter().zip(solutions.par_iter()).map(|(c, s)| score(c.as_ref(), s.as_ref(), schema, cfg)).collect()
+}
+
+/// Turns row-major scores into one vector per function (the reference's batch interface).
+pub fn by_function(rows: &[Scores]) -> [Vec<f64>; 13] {
+    std::array::from_fn(|k| rows.iter().map(|r| r[k]).collect())
+}
+
+#[cfg(test)]
+mod tests;
