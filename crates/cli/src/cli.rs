@@ -20,6 +20,32 @@ pub enum Command {
     /// Validate, inspect and convert scene-graph texts (TOON and JSON).
     #[command(subcommand)]
     Toon(ToonCommand),
+    /// Score completions with the 13 GRPO reward functions (8 weighted rewards, 5 diagnostics).
+    ///
+    /// Reads JSON lines `{"completion": …, "solution": …}` (a completion may also be a message list, whose first
+    /// message's `content` is used) and writes one JSON object per input line, in order, with the 13 values keyed
+    /// by their reference names. Settings: `--config FILE.toml` and the reference's environment variables
+    /// (`IMG_W`, `EDGE_IOU_THRESH`, …), the environment winning.
+    Reward(RewardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RewardArgs {
+    /// Schema of the completions and solutions.
+    #[arg(long, value_enum, default_value_t = SchemaArg::Triplet)]
+    pub schema: SchemaArg,
+    /// JSON-lines input (`-` = stdin).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Where to write the JSON-lines output (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A TOML file of reward settings (keys as the environment variables, lower case: `edge_iou_thresh = 0.5`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also write the total training reward (sum of the 8 weighted rewards) as `total`.
+    #[arg(long)]
+    pub total: bool,
 }
 
 /// The two TOON schemas.

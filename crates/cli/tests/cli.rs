@@ -161,3 +161,35 @@ fn bad_inputs_give_one_clear_line() {
     let o = sgvlm(&["toon", "validate", "-"], Some(&[0xff, 0xfe, 0x00]));
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn reward_scores_json_lines_in_order() {
+    let partial = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,10,10,200,400\nrel[0]{subj,pred,obj}:\n</answer>";
+    let input = format!(
+        "{}\n{}\nbroken\n{}\n",
+        serde_json::json!({"completion": GT, "solution": GT}),
+        serde_json::json!({"completion": [{"role": "assistant", "content": partial}], "solution": GT}),
+        serde_json::json!({"completion": "no graph", "solution": GT}),
+    );
+    let o = sgvlm(&["reward", "--input", "-", "--total"], Some(input.as_bytes()));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["total"], 9.5);
+    assert_eq!(rows[0]["sgg_edge_f1_reward"], 2.0);
+    assert_eq!(rows[1]["sgg_format_reward"], 0.5);
+    assert_eq!(rows[1]["sgg_node_acc_reward"], 0.75, "one of two GT objects matched: 1.5 / 2");
+    assert_eq!(rows[1]["sgg_diag_frac_no_rel"], 1.0);
+    assert_eq!(rows[2]["error"], "<stdin>:3: not JSON: expected value at line 1 column 1");
+    assert_eq!(rows[3]["sgg_format_reward"], 0.0);
+    assert_eq!(rows[3]["sgg_diag_has_answer_tags"], 0.0);
+    assert!(stderr(&o).ends_with("<stdin>: scored 4 rows (1 unreadable)\n"), "{}", stderr(&o));
+
+    let o = sgvlm(&["reward", "--input", "-"], Some(input.as_bytes()));
+    assert!(stdout(&o).lines().next().unwrap().find("total").is_none());
+    let mut cmd_env = Command::new(env!("CARGO_BIN_EXE_sgvlm"));
+    let o =
+        cmd_env.args(["reward", "--input", "-"]).env("EDGE_IOU_THRESH", "nope").stdin(Stdio::null()).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("EDGE_IOU_THRESH: expected a finite number"), "{}", stderr(&o));
+}

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 fn rows(file: &str) -> Vec<(String, String)> {
     let shared = std::env::var_os("SGVLM_SHARED").map(PathBuf::from).unwrap_or_else(|| {
         let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-        if beside.is_dir() { beside } else { PathBuf::from("/work/shared") }
+        if beside.is_dir() {
+            beside
+        } else {
+            PathBuf::from("/work/shared")
+        }
     });
     let text = std::fs::read_to_string(shared.join("testdata/oracle").join(file)).expect("oracle file");
     text.split('\n')

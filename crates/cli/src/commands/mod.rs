@@ -3,6 +3,7 @@
 mod demo;
 mod input;
 mod render;
+mod reward;
 mod toon;
 
 use crate::cli::{Cli, Command};
@@ -12,5 +13,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo => demo::run(),
         Command::Toon(cmd) => toon::run(cmd),
+        Command::Reward(args) => reward::run(args),
     }
 }
