@@ -21,4 +21,5 @@
 pub mod clean;
 pub mod pickle;
 pub mod prompts;
+pub mod readers;
 pub mod scale;

@@ -9,6 +9,9 @@
 //!
 //! Arrays keep their shape and are converted to `f64` (dtypes `f2/f4/f8`, `i1..i8`, `u1..u8`, `b1`, either byte
 //! order). Python 2 `str` (BINSTRING) values decode as Latin-1, as `pickle.load(…, encoding="latin1")` would.
+//!
+//! Limitation: memoised values are copies, so a mutable container that is referenced twice and filled after its
+//! first reference reads back as it was when memoised (Action Genome's files never share containers).
 
 use std::collections::HashMap;
 
@@ -373,6 +376,9 @@ fn call(callable: Value, args: Value, at: usize) -> Result<Value, PickleError> {
             let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
             return bytes.map(Value::Bytes).ok_or(PickleError::Malformed { at, what: "latin-1 bytes" });
         }
+    }
+    if (name == "__builtin__.bytes" || name == "builtins.bytes") && a.is_empty() {
+        return Ok(Value::Bytes(Vec::new()));
     }
     if name == "numpy.dtype" {
         let descr = a.first().and_then(Value::as_str).ok_or(PickleError::Malformed { at, what: "dtype name" })?;
