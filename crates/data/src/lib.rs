@@ -19,6 +19,7 @@
 //! ```
 
 pub mod clean;
+pub mod export;
 pub mod pickle;
 pub mod prompts;
 pub mod readers;
