@@ -4,7 +4,10 @@
 //! - the prompts, byte-exact with the reference, kept as text data ([`prompts`]);
 //! - canonical preprocessing: box scaling to 640×480 with round-half-to-even ([`scale`]) and the dataset-build
 //!   cleaners that repair, renumber and count ([`clean`]);
-//! - a safe pickle reader for Action Genome's numpy-holding pickles ([`pickle`]).
+//! - a safe pickle reader for Action Genome's numpy-holding pickles ([`pickle`]) and the dataset readers
+//!   ([`readers`]; Action Genome today);
+//! - the Action Genome sample chain: previous-graph prompts, cleaning, zero-relation removal ([`sequence`]);
+//! - MS-SWIFT SFT/GRPO rows, byte-identical to the reference's `json.dumps` ([`export`]).
 //!
 //! It knows the graph types and TOON layouts from `sgvlm-graph`, and nothing of models, training or metrics.
 //!
@@ -24,3 +27,4 @@ pub mod pickle;
 pub mod prompts;
 pub mod readers;
 pub mod scale;
+pub mod sequence;
