@@ -2,7 +2,7 @@
 //! Run: `cargo bench -p sgvlm-eval --bench rewards`; throughput is reported in cases (rows) per second.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use sgvlm_eval::rewards::{score, RewardConfig};
+use sgvlm_eval::rewards::{score, RewardConfig, Scorer};
 use sgvlm_graph::Schema;
 use std::path::PathBuf;
 
@@ -31,6 +31,16 @@ fn bench(c: &mut Criterion) {
     for (file, schema) in [("rewards_triplet.jsonl", Schema::Triplet), ("rewards_ag.jsonl", Schema::Ag)] {
         let rows = rows(file);
         g.throughput(Throughput::Elements(rows.len() as u64));
+        let mut scorer = Scorer::new(schema, cfg.clone());
+        g.bench_function(format!("{}_cached_solutions", schema.as_str()), |b| {
+            b.iter(|| {
+                let mut acc = 0.0;
+                for (comp, sol) in &rows {
+                    acc += scorer.score(black_box(comp), black_box(sol))[0];
+                }
+                acc
+            })
+        });
         g.bench_function(schema.as_str(), |b| {
             b.iter(|| {
                 let mut acc = 0.0;

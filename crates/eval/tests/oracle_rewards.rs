@@ -4,7 +4,7 @@
 
 mod common;
 
-use sgvlm_eval::rewards::{score, RewardConfig, REWARD_NAMES};
+use sgvlm_eval::rewards::{score, score_batch, RewardConfig, Scorer, REWARD_NAMES};
 use sgvlm_graph::Schema;
 
 const UNICODE_KINDS: [&str; 6] = [
@@ -53,6 +53,15 @@ fn check(file: &str, schema: Schema, expected_rows: usize) {
         eprintln!("  exception {e}");
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+
+    // The cached scorer and the parallel batch give exactly the per-row values.
+    let comps: Vec<&str> = rows.iter().map(|r| r["completion"].as_str().unwrap()).collect();
+    let sols: Vec<&str> = rows.iter().map(|r| r["solution"].as_str().unwrap()).collect();
+    let single: Vec<_> = comps.iter().zip(&sols).map(|(c, s)| score(c, s, schema, &cfg)).collect();
+    assert_eq!(score_batch(&comps, &sols, schema, &cfg), single);
+    let mut scorer = Scorer::new(schema, cfg.clone());
+    let cached: Vec<_> = comps.iter().zip(&sols).map(|(c, s)| scorer.score(c, s)).collect();
+    assert_eq!(cached, single);
 }
 
 #[test]

@@ -76,6 +76,9 @@ impl LenientGraph {
 fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
     let b = text.as_bytes();
     let mut from = 0;
+    // The first `}:` at or after some offset; occurrences are visited in increasing order, so one forward search
+    // serves them all (keeps hostile inputs linear).
+    let mut close: Option<Option<usize>> = None;
     while let Some(p) = pytext::find_ignore_case(b, key.as_bytes(), from) {
         from = p + 1;
         let mut i = p + key.len();
@@ -92,8 +95,18 @@ fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
         if b.get(i) != Some(&b']') || b.get(i + 1) != Some(&b'{') {
             continue;
         }
-        if let Some(q) = text[i + 2..].find("}:") {
-            return Some((n, i + 2 + q + 2));
+        let c = match close {
+            Some(Some(c)) if c >= i + 2 => Some(c),
+            Some(None) => None,
+            _ => {
+                let found = text[i + 2..].find("}:").map(|q| i + 2 + q);
+                close = Some(found);
+                found
+            }
+        };
+        match c {
+            Some(c) => return Some((n, c + 2)),
+            None => return None,
         }
     }
     None
@@ -105,6 +118,7 @@ fn find_block_end(text: &str, key: &str, from: usize) -> Option<usize> {
     let mut i = from;
     while let Some(nl) = text[i..].find('\n').map(|k| k + i) {
         let rest = pytext::lstrip(&text[nl + 1..]);
+        let rest_start = text.len() - rest.len();
         let rb = rest.as_bytes();
         if pytext::starts_with_ignore_case(rb, key.as_bytes())
             && rb.get(key.len()) == Some(&b'[')
@@ -115,7 +129,8 @@ fn find_block_end(text: &str, key: &str, from: usize) -> Option<usize> {
                 return Some(nl);
             }
         }
-        i = nl + 1;
+        // Every newline inside the whitespace run leads to the same `rest`: skip past it (linear time).
+        i = rest_start.max(nl + 1);
         if i >= b.len() {
             break;
         }

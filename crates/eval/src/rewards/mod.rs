@@ -24,7 +24,7 @@ mod config;
 mod stats;
 
 pub use config::{ConfigError, RewardConfig, KEYS as CONFIG_KEYS};
-pub use stats::{assign_objects, match_edges, pair_stats, PairStats};
+pub use stats::{assign_objects, match_edges, pair_stats, PairStats, Prepared};
 
 use sgvlm_graph::{answer, lenient, strict, Schema};
 
@@ -53,6 +53,22 @@ pub type Scores = [f64; 13];
 
 /// Scores one completion against its solution.
 pub fn score(completion: &str, solution: &str, schema: Schema, cfg: &RewardConfig) -> Scores {
+    score_with(completion, schema, cfg, || {
+        Prepared::new(lenient::parse_completion(solution, schema, &cfg.gate), schema)
+    })
+}
+
+/// Scores one completion against an already parsed solution (see [`Scorer`] for caching).
+pub fn score_prepared(completion: &str, solution: &Prepared, schema: Schema, cfg: &RewardConfig) -> Scores {
+    score_with(completion, schema, cfg, || solution)
+}
+
+fn score_with<P: std::borrow::Borrow<Prepared>>(
+    completion: &str,
+    schema: Schema,
+    cfg: &RewardConfig,
+    solution: impl FnOnce() -> P,
+) -> Scores {
     let mut out = [0.0; 13];
     let pred = lenient::parse_completion(completion, schema, &cfg.gate);
     out[8] = if pred.relations.is_empty() { 1.0 } else { 0.0 };
@@ -63,8 +79,8 @@ pub fn score(completion: &str, solution: &str, schema: Schema, cfg: &RewardConfi
     if !strict::is_valid(completion, schema, &cfg.gate) {
         return out;
     }
-    let gt = lenient::parse_completion(solution, schema, &cfg.gate);
-    let st = pair_stats(&gt, &pred, schema, cfg);
+    let gt = solution();
+    let st = pair_stats(gt.borrow(), &Prepared::new(pred, schema), cfg);
     out[0] = cfg.format_reward_weight;
     let n_obj = st.n_gt_objects.max(st.n_pred_objects).max(1) as f64;
     if st.n_gt_objects > 0 && st.n_pred_objects > 0 && st.pairs > 0 {
@@ -88,12 +104,50 @@ pub fn score(completion: &str, solution: &str, schema: Schema, cfg: &RewardConfi
     out
 }
 
+/// A scorer that parses each distinct solution once (GRPO scores G completions against the same solution; the
+/// reference keeps an LRU cache for the same reason). The cache holds at most `capacity` solutions.
+pub struct Scorer {
+    pub schema: Schema,
+    pub cfg: RewardConfig,
+    cache: std::collections::HashMap<String, std::sync::Arc<Prepared>>,
+    capacity: usize,
+}
+
+impl Scorer {
+    pub fn new(schema: Schema, cfg: RewardConfig) -> Self {
+        Scorer { schema, cfg, cache: Default::default(), capacity: 8192 }
+    }
+
+    /// The prepared solution, parsed on first use.
+    pub fn solution(&mut self, solution: &str) -> std::sync::Arc<Prepared> {
+        if let Some(p) = self.cache.get(solution) {
+            return p.clone();
+        }
+        if self.cache.len() >= self.capacity {
+            self.cache.clear();
+        }
+        let p = std::sync::Arc::new(Prepared::new(
+            lenient::parse_completion(solution, self.schema, &self.cfg.gate),
+            self.schema,
+        ));
+        self.cache.insert(solution.to_string(), p.clone());
+        p
+    }
+
+    /// Scores one completion, reusing the cached solution parse.
+    pub fn score(&mut self, completion: &str, solution: &str) -> Scores {
+        let sol = self.solution(solution);
+        score_prepared(completion, &sol, self.schema, &self.cfg)
+    }
+}
+
 /// The total training reward: the sum of the eight weighted rewards.
 pub fn total(s: &Scores) -> f64 {
     s[..WEIGHTED].iter().sum()
 }
 
-/// Scores a batch (one row per completion), in parallel; `completions[i]` is scored against `solutions[i]`.
+/// Scores a batch (one row per completion), in parallel; `completions[i]` is scored against `solutions[i]`. Each
+/// distinct solution is parsed once.
 pub fn score_batch<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
     completions: &[C],
     solutions: &[S],
@@ -101,7 +155,23 @@ pub fn score_batch<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
     cfg: &RewardConfig,
 ) -> Vec<Scores> {
     use rayon::prelude::*;
-    completions.par_iter().zip(solutions.par_iter()).map(|(c, s)| score(c.as_ref(), s.as_ref(), schema, cfg)).collect()
+    let mut distinct: std::collections::HashMap<&str, usize> = Default::default();
+    let idx: Vec<usize> = solutions
+        .iter()
+        .map(|s| {
+            let n = distinct.len();
+            *distinct.entry(s.as_ref()).or_insert(n)
+        })
+        .collect();
+    let mut order: Vec<(&str, usize)> = distinct.into_iter().collect();
+    order.sort_by_key(|&(_, i)| i);
+    let prepared: Vec<Prepared> =
+        order.par_iter().map(|(s, _)| Prepared::new(lenient::parse_completion(s, schema, &cfg.gate), schema)).collect();
+    completions
+        .par_iter()
+        .zip(idx.par_iter())
+        .map(|(c, &i)| score_prepared(c.as_ref(), &prepared[i], schema, cfg))
+        .collect()
 }
 
 /// Turns row-major scores into one vector per function (the reference's batch interface).

@@ -9,9 +9,45 @@
 use super::RewardConfig;
 use crate::assign;
 use crate::geometry::{giou, iou, l1_normalised};
-use sgvlm_graph::lenient::{LObject, LenientGraph};
+use sgvlm_graph::lenient::LenientGraph;
 use sgvlm_graph::{label, Schema};
-use std::collections::HashMap;
+
+/// A lenient parse with what the reward math looks up repeatedly computed once: category keys of names and
+/// predicates, and the last object index of each id.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub graph: LenientGraph,
+    /// Category key (`""` if not canonical) of each object's name.
+    name_keys: Vec<String>,
+    /// Category key of each relation's predicate.
+    pred_keys: Vec<String>,
+    /// `(id, index of the last object with that id)`, sorted by id.
+    last_of_id: Vec<(i64, usize)>,
+}
+
+impl Prepared {
+    pub fn new(graph: LenientGraph, schema: Schema) -> Self {
+        let name_keys = graph.objects.iter().map(|o| label::category_key(schema, &o.name)).collect();
+        let pred_keys = graph.relations.iter().map(|r| label::category_key(schema, &r.pred)).collect();
+        let mut last_of_id: Vec<(i64, usize)> = graph.objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
+        // Stable sort keeps row order within an id; the last entry of each run is the last row.
+        last_of_id.sort_by_key(|&(id, _)| id);
+        last_of_id.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 = later.1;
+                true
+            } else {
+                false
+            }
+        });
+        Prepared { graph, name_keys, pred_keys, last_of_id }
+    }
+
+    /// Index of the last object with this id.
+    fn index_of(&self, id: i64) -> Option<usize> {
+        self.last_of_id.binary_search_by_key(&id, |&(i, _)| i).ok().map(|k| self.last_of_id[k].1)
+    }
+}
 
 /// What the scored rewards need.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,14 +67,9 @@ pub struct PairStats {
     pub n_pred_relations: usize,
 }
 
-/// Last object of each id (the reference's `{o["id"]: o}` dictionaries).
-fn by_id(objects: &[LObject]) -> HashMap<i64, &LObject> {
-    objects.iter().map(|o| (o.id, o)).collect()
-}
-
-fn sem(schema: Schema, a: &str, b: &str) -> f64 {
-    let (ka, kb) = (label::category_key(schema, a), label::category_key(schema, b));
-    if !ka.is_empty() && ka == kb {
+#[inline]
+fn sem(a: &str, b: &str) -> f64 {
+    if !a.is_empty() && a == b {
         1.0
     } else {
         0.0
@@ -47,26 +78,24 @@ fn sem(schema: Schema, a: &str, b: &str) -> f64 {
 
 /// Object assignment: `(gt index, pred index)` pairs minimising `sem_w(1−sem) + iou_w(1−GIoU) + l1_w·L1n`, rows =
 /// predictions, columns = GT, SciPy tie-breaking.
-pub fn assign_objects(gt: &[LObject], pred: &[LObject], schema: Schema, cfg: &RewardConfig) -> Vec<(usize, usize)> {
-    if gt.is_empty() || pred.is_empty() {
+pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec<(usize, usize)> {
+    let (g, p) = (&gt.graph.objects, &pred.graph.objects);
+    if g.is_empty() || p.is_empty() {
         return Vec::new();
     }
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
-    let gt_keys: Vec<String> = gt.iter().map(|o| label::category_key(schema, &o.name)).collect();
-    let mut cost = Vec::with_capacity(gt.len() * pred.len());
-    for p in pred {
-        let pk = label::category_key(schema, &p.name);
-        for (g, gk) in gt.iter().zip(&gt_keys) {
-            let s = if !pk.is_empty() && &pk == gk { 1.0 } else { 0.0 };
+    let mut cost = Vec::with_capacity(g.len() * p.len());
+    for (po, pk) in p.iter().zip(&pred.name_keys) {
+        for (go, gk) in g.iter().zip(&gt.name_keys) {
             cost.push(
-                cfg.sem_weight * (1.0 - s)
-                    + cfg.iou_weight * (1.0 - giou(p.bbox, g.bbox))
-                    + cfg.box_l1_weight * l1_normalised(p.bbox, g.bbox, w, h),
+                cfg.sem_weight * (1.0 - sem(pk, gk))
+                    + cfg.iou_weight * (1.0 - giou(po.bbox, go.bbox))
+                    + cfg.box_l1_weight * l1_normalised(po.bbox, go.bbox, w, h),
             );
         }
     }
-    match assign::linear_sum_assignment(&cost, pred.len(), gt.len()) {
-        Ok(pairs) => pairs.into_iter().map(|(p, g)| (g, p)).collect(),
+    match assign::linear_sum_assignment(&cost, p.len(), g.len()) {
+        Ok(pairs) => pairs.into_iter().map(|(pi, gi)| (gi, pi)).collect(),
         // Costs are finite for finite boxes; a failure leaves no pairs (the reference's reward would yield 0).
         Err(_) => Vec::new(),
     }
@@ -74,69 +103,75 @@ pub fn assign_objects(gt: &[LObject], pred: &[LObject], schema: Schema, cfg: &Re
 
 /// One-to-one edge matching: candidates share `(pred, subj category, obj category)` and have IoU ≥ threshold on
 /// both endpoints, tried in descending `IoU_s + IoU_o` order; Kuhn's augmenting paths over predictions in order.
-pub fn match_edges(gt: &LenientGraph, pred: &LenientGraph, schema: Schema, cfg: &RewardConfig) -> usize {
-    if gt.relations.is_empty() || pred.relations.is_empty() {
+pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize {
+    let (gr, pr) = (&gt.graph.relations, &pred.graph.relations);
+    if gr.is_empty() || pr.is_empty() {
         return 0;
     }
-    let (gt_objs, pr_objs) = (by_id(&gt.objects), by_id(&pred.objects));
-    let key = |o: &LObject| label::category_key(schema, &o.name);
-    let mut index: HashMap<(String, String, String), Vec<(usize, [i64; 4], [i64; 4])>> = HashMap::new();
-    for (j, r) in gt.relations.iter().enumerate() {
-        let p = label::category_key(schema, &r.pred);
-        let (Some(s), Some(o)) = (gt_objs.get(&r.subj), gt_objs.get(&r.obj)) else { continue };
-        let (ks, ko) = (key(s), key(o));
-        if p.is_empty() || ks.is_empty() || ko.is_empty() {
+    // GT relations usable for matching: (pred key, subj key, obj key, subj box, obj box, index).
+    let mut usable: Vec<(&str, &str, &str, [i64; 4], [i64; 4], usize)> = Vec::with_capacity(gr.len());
+    for (j, (r, pk)) in gr.iter().zip(&gt.pred_keys).enumerate() {
+        let (Some(s), Some(o)) = (gt.index_of(r.subj), gt.index_of(r.obj)) else { continue };
+        let (ks, ko) = (&gt.name_keys[s], &gt.name_keys[o]);
+        if pk.is_empty() || ks.is_empty() || ko.is_empty() {
             continue;
         }
-        index.entry((p, ks, ko)).or_default().push((j, s.bbox, o.bbox));
+        usable.push((pk, ks, ko, gt.graph.objects[s].bbox, gt.graph.objects[o].bbox, j));
     }
-    let mut candidates: Vec<Vec<usize>> = Vec::with_capacity(pred.relations.len());
-    for r in &pred.relations {
-        let mut here: Vec<(usize, f64)> = Vec::new();
-        let p = label::category_key(schema, &r.pred);
-        if let (Some(s), Some(o)) = (pr_objs.get(&r.subj), pr_objs.get(&r.obj)) {
-            let (ks, ko) = (key(s), key(o));
-            if !p.is_empty() && !ks.is_empty() && !ko.is_empty() {
-                for &(j, gs, go) in index.get(&(p, ks, ko)).map(Vec::as_slice).unwrap_or(&[]) {
-                    let (is, io) = (iou(gs, s.bbox), iou(go, o.bbox));
-                    if is >= cfg.edge_iou_thresh && io >= cfg.edge_iou_thresh {
-                        here.push((j, is + io));
+    let mut candidates: Vec<Vec<usize>> = Vec::with_capacity(pr.len());
+    let mut here: Vec<(usize, f64)> = Vec::new();
+    for (r, pk) in pr.iter().zip(&pred.pred_keys) {
+        here.clear();
+        if let (Some(s), Some(o)) = (pred.index_of(r.subj), pred.index_of(r.obj)) {
+            let (ks, ko) = (&pred.name_keys[s], &pred.name_keys[o]);
+            let (sb, ob) = (pred.graph.objects[s].bbox, pred.graph.objects[o].bbox);
+            if !pk.is_empty() && !ks.is_empty() && !ko.is_empty() {
+                for &(gp, gs, go, gsb, gob, j) in &usable {
+                    if gp == pk && gs == ks && go == ko {
+                        let (is, io) = (iou(gsb, sb), iou(gob, ob));
+                        if is >= cfg.edge_iou_thresh && io >= cfg.edge_iou_thresh {
+                            here.push((j, is + io));
+                        }
                     }
                 }
             }
         }
         // Stable descending sort, as Python's `sort(reverse=True)`.
         here.sort_by(|a, b| b.1.total_cmp(&a.1));
-        candidates.push(here.into_iter().map(|(j, _)| j).collect());
+        candidates.push(here.iter().map(|&(j, _)| j).collect());
     }
-    assign::matching_size(&assign::max_matching(&candidates, gt.relations.len()))
+    assign::matching_size(&assign::max_matching(&candidates, gr.len()))
 }
 
-/// All statistics for one (solution, completion) pair of lenient parses.
-pub fn pair_stats(gt: &LenientGraph, pred: &LenientGraph, schema: Schema, cfg: &RewardConfig) -> PairStats {
-    let assigned = assign_objects(&gt.objects, &pred.objects, schema, cfg);
-    let (gt_by, pr_by) = (by_id(&gt.objects), by_id(&pred.objects));
+/// All statistics for one (solution, completion) pair.
+pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairStats {
+    let assigned = assign_objects(gt, pred, cfg);
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
     let denom = (cfg.iou_weight + cfg.box_l1_weight).max(1e-9);
     let mut st = PairStats {
-        n_gt_objects: gt.objects.len(),
-        n_pred_objects: pred.objects.len(),
+        n_gt_objects: gt.graph.objects.len(),
+        n_pred_objects: pred.graph.objects.len(),
         pairs: assigned.len(),
-        n_gt_relations: gt.relations.len(),
-        n_pred_relations: pred.relations.len(),
+        n_gt_relations: gt.graph.relations.len(),
+        n_pred_relations: pred.graph.relations.len(),
         ..PairStats::default()
     };
     for (gi, pi) in assigned {
         // Looked up by id, as the reference does: the last row with that id.
-        let (Some(g), Some(p)) = (gt_by.get(&gt.objects[gi].id), pr_by.get(&pred.objects[pi].id)) else { continue };
-        st.node_sem_sum += sem(schema, &g.name, &p.name) * cfg.node_reward_weight;
-        let i = iou(g.bbox, p.bbox);
-        let blend = (cfg.iou_weight * i + cfg.box_l1_weight * (-l1_normalised(g.bbox, p.bbox, w, h)).exp()) / denom;
+        let (Some(g), Some(p)) = (gt.index_of(gt.graph.objects[gi].id), pred.index_of(pred.graph.objects[pi].id))
+        else {
+            continue;
+        };
+        let (go, po) = (&gt.graph.objects[g], &pred.graph.objects[p]);
+        let (gk, pk) = (&gt.name_keys[g], &pred.name_keys[p]);
+        st.node_sem_sum += sem(gk, pk) * cfg.node_reward_weight;
+        let i = iou(go.bbox, po.bbox);
+        let blend = (cfg.iou_weight * i + cfg.box_l1_weight * (-l1_normalised(go.bbox, po.bbox, w, h)).exp()) / denom;
         st.node_box_sum += blend * cfg.node_reward_weight;
-        if label::category_key(schema, &g.name) == label::category_key(schema, &p.name) && i >= cfg.obj_iou_thresh {
+        if gk == pk && i >= cfg.obj_iou_thresh {
             st.good_objects += 1;
         }
     }
-    st.edges_matched = match_edges(gt, pred, schema, cfg);
+    st.edges_matched = match_edges(gt, pred, cfg);
     st
 }
