@@ -10,4 +10,5 @@
 
 pub mod assign;
 pub mod geometry;
+pub mod judge;
 pub mod rewards;

@@ -76,9 +76,6 @@ impl LenientGraph {
 fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
     let b = text.as_bytes();
     let mut from = 0;
-    // The first `}:` at or after some offset; occurrences are visited in increasing order, so one forward search
-    // serves them all (keeps hostile inputs linear).
-    let mut close: Option<Option<usize>> = None;
     while let Some(p) = pytext::find_ignore_case(b, key.as_bytes(), from) {
         from = p + 1;
         let mut i = p + key.len();
@@ -95,19 +92,8 @@ fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
         if b.get(i) != Some(&b']') || b.get(i + 1) != Some(&b'{') {
             continue;
         }
-        let c = match close {
-            Some(Some(c)) if c >= i + 2 => Some(c),
-            Some(None) => None,
-            _ => {
-                let found = text[i + 2..].find("}:").map(|q| i + 2 + q);
-                close = Some(found);
-                found
-            }
-        };
-        match c {
-            Some(c) => return Some((n, c + 2)),
-            None => return None,
-        }
+        // The lazy `\{.*?\}:` takes the first `}:`; if there is none, no later occurrence has one either.
+        return text[i + 2..].find("}:").map(|q| (n, i + 2 + q + 2));
     }
     None
 }

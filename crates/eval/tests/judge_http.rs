@@ -1,0 +1,143 @@
+//! The OpenAI-compatible judge client against a real HTTP server on 127.0.0.1, started inside the test, that answers
+//! as a judge would (bounded: it serves a fixed number of connections and stops).
+
+use sgvlm_eval::judge::{Judge, JudgeRequest, OpenAiJudge, OpenAiJudgeConfig};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the server saw: (authorization header, request body).
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn read_request(stream: &mut TcpStream) -> Option<(String, String)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let (mut len, mut auth) = (0usize, String::new());
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let lower = l.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+        if lower.starts_with("authorization:") {
+            auth = l["authorization:".len()..].trim().to_string();
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((auth, String::from_utf8(body).ok()?))
+}
+
+/// Serves `max_connections` requests; `respond(n, body)` gives (status, content) for the n-th request.
+fn serve(
+    max_connections: usize,
+    respond: impl Fn(usize, &str) -> (u16, String) + Send + Sync + 'static,
+) -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Seen = Arc::default();
+    let (seen2, counter) = (seen.clone(), Arc::new(AtomicUsize::new(0)));
+    let respond = Arc::new(respond);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max_connections) {
+            let Ok(mut stream) = stream else { continue };
+            let (seen, counter, respond) = (seen2.clone(), counter.clone(), respond.clone());
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let Some((auth, body)) = read_request(&mut stream) else { return };
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                seen.lock().unwrap().push((auth, body.clone()));
+                let (status, content) = respond(n, &body);
+                let payload = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                    .to_string();
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                    payload.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    (format!("http://{addr}/v1"), seen)
+}
+
+fn config(url: &str) -> OpenAiJudgeConfig {
+    OpenAiJudgeConfig {
+        initial_backoff: Duration::from_millis(10),
+        timeout: Duration::from_secs(10),
+        api_key_env: "SGVLM_TEST_NO_SUCH_KEY".into(),
+        ..OpenAiJudgeConfig::new(url, "judge-model")
+    }
+}
+
+#[test]
+fn verdicts_in_order_with_concurrency() {
+    // Answers 1 when the two labels are chair/sofa, as a judge would, and 0 otherwise.
+    let (url, seen) = serve(12, |_, body| {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let user = v["messages"][1]["content"].as_str().unwrap();
+        (200, if user.contains("'chair' (from GT) and 'sofa'") { " 1".into() } else { "0".into() })
+    });
+    let judge = OpenAiJudge::new(OpenAiJudgeConfig { concurrency: 4, ..config(&url) });
+    let reqs: Vec<JudgeRequest> = (0..12)
+        .map(|i| {
+            JudgeRequest::object("chair", if i % 3 == 0 { "sofa" } else { "table" }, "Objects: . Relations: ", "x")
+        })
+        .collect();
+    let got = judge.judge(&reqs).expect("judge answers");
+    let want: Vec<bool> = (0..12).map(|i| i % 3 == 0).collect();
+    assert_eq!(got, want);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 12);
+    let v: serde_json::Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(v["model"], "judge-model");
+    assert_eq!(v["temperature"], 0.0);
+    assert_eq!(v["max_tokens"], 8);
+    assert!(v["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("You are a judge for scene graph evaluation. \n"));
+    assert_eq!(seen[0].0, "", "no API key configured, no header");
+}
+
+#[test]
+fn retries_server_errors_then_succeeds_and_sends_the_key() {
+    let (url, seen) = serve(3, |n, _| if n < 2 { (503, "busy".into()) } else { (200, "1".into()) });
+    // SAFETY of the test: the variable name is unique to this test.
+    std::env::set_var("SGVLM_TEST_JUDGE_KEY", "sk-test");
+    let judge = OpenAiJudge::new(OpenAiJudgeConfig { api_key_env: "SGVLM_TEST_JUDGE_KEY".into(), ..config(&url) });
+    let req = JudgeRequest::relation(("adult", "on", "chair"), ("adult", "sitting on", "chair"), "a", "b");
+    assert_eq!(judge.judge(&[req]).expect("third attempt succeeds"), vec![true]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|(auth, _)| auth == "Bearer sk-test"));
+}
+
+#[test]
+fn gives_up_with_a_clear_error() {
+    let (url, _) = serve(3, |_, _| (500, "down".into()));
+    let judge = OpenAiJudge::new(OpenAiJudgeConfig { max_retries: 2, ..config(&url) });
+    let err = judge.judge(&[JudgeRequest::object("a", "b", "", "")]).unwrap_err().to_string();
+    assert!(err.starts_with("judge request failed after 3 attempts: HTTP 500"), "{err}");
+
+    let (url, seen) = serve(1, |_, _| (400, "bad model".into()));
+    let err = OpenAiJudge::new(config(&url)).judge(&[JudgeRequest::object("a", "b", "", "")]).unwrap_err().to_string();
+    assert!(err.contains("HTTP 400"), "{err}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "client errors are not retried");
+
+    // Nothing listens on this port: a transport error, retried, then reported.
+    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let err = OpenAiJudge::new(OpenAiJudgeConfig { max_retries: 1, ..config(&format!("http://{free}/v1")) })
+        .judge(&[JudgeRequest::object("a", "b", "", "")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("judge request failed after 2 attempts"), "{err}");
+}
