@@ -10,3 +10,10 @@
 
 pub mod assign;
 pub mod geometry;
+pub mod protocol;
+pub mod pynum;
+pub mod record;
+pub mod strict_eval;
+
+pub use protocol::Protocol;
+pub use record::{EvalRecord, RecordError};
