@@ -8,6 +8,7 @@
 //!
 //! It reads graphs through `sgvlm-graph`'s parsers and knows nothing of images, models or datasets.
 
+pub mod ag_sgdet;
 pub mod assign;
 pub mod geometry;
 pub mod protocol;
