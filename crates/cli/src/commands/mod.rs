@@ -1,9 +1,12 @@
 //! One module per subcommand family.
 
 mod demo;
+mod eval;
 mod input;
 mod render;
 mod toon;
+
+pub(crate) use eval::EvalArgs;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -12,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo => demo::run(),
         Command::Toon(cmd) => toon::run(cmd),
+        Command::Eval(args) => eval::run(args),
     }
 }
