@@ -8,6 +8,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use sgvlm_eval::ag_sgdet::{self, AgConfig};
 use sgvlm_eval::strict_eval::{self, TripletConfig};
 use sgvlm_eval::EvalRecord;
+use sgvlm_graph::eval_parse::{self, EvalGraph};
 use std::path::PathBuf;
 
 fn shared_dir() -> PathBuf {
@@ -36,6 +37,22 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for r in &triplet {
                 black_box(strict_eval::evaluate_record(black_box(r), &cfg).ok());
+            }
+        })
+    });
+    // The matching and counting alone, on pre-parsed graphs of the rows whose prediction is valid.
+    let parsed: Vec<(EvalGraph, EvalGraph)> = triplet
+        .iter()
+        .filter_map(|r| {
+            let p = eval_parse::parse(r.pred.as_deref()?)?;
+            Some((eval_parse::parse(r.gt.as_deref()?).unwrap_or_default(), p))
+        })
+        .collect();
+    g.throughput(Throughput::Elements(parsed.len() as u64));
+    g.bench_function("score_parsed", |b| {
+        b.iter(|| {
+            for (gt, pred) in &parsed {
+                black_box(strict_eval::score_graphs(black_box(gt), black_box(pred), &cfg).ok());
             }
         })
     });

@@ -49,6 +49,7 @@ use crate::protocol::Protocol;
 use crate::record::EvalRecord;
 use rayon::prelude::*;
 use serde::Serialize;
+use sgvlm_graph::eval_parse::EvalGraph;
 use sgvlm_graph::{eval_parse, strict, Schema, StrictConfig};
 
 /// Settings of the strict evaluation.
@@ -162,6 +163,12 @@ pub fn evaluate(gt: Option<&str>, pred: Option<&str>, cfg: &TripletConfig) -> Re
             score::score(&g, &p, cfg)
         }
     }
+}
+
+/// Scores an already parsed, valid prediction against a parsed ground truth (possibly empty): the matching and
+/// counting half of [`evaluate`], without the parsing and validity decision.
+pub fn score_graphs(gt: &EvalGraph, pred: &EvalGraph, cfg: &TripletConfig) -> Result<TripletMetrics, EvalError> {
+    score::score(gt, pred, cfg)
 }
 
 /// Scores a record.
