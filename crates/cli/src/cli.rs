@@ -20,6 +20,9 @@ pub enum Command {
     /// Validate, inspect and convert scene-graph texts (TOON and JSON).
     #[command(subcommand)]
     Toon(ToonCommand),
+    /// Score a predictions file: strict PSG/PVSG metrics or Action Genome SGDET R@K/P@K/F1@K (summary JSON on
+    /// stdout).
+    Eval(crate::commands::EvalArgs),
     /// Score completions with the 13 GRPO reward functions (8 weighted rewards, 5 diagnostics).
     ///
     /// Reads JSON lines `{"completion": …, "solution": …}` (a completion may also be a message list, whose first

@@ -7,8 +7,21 @@
 //! difference is documented.
 //!
 //! It reads graphs through `sgvlm-graph`'s parsers and knows nothing of images, models or datasets.
+//!
+//! Evaluation today: [`strict_eval`] (per-sample PSG/PVSG metrics and their [`strict_eval::Summary`]) and
+//! [`ag_sgdet`] (classical AG R@K/P@K/F1@K/mR@K and [`ag_sgdet::AgSummary`]), both under a [`Protocol`]; rows are
+//! read as [`EvalRecord`]s and scored in parallel with rayon. [`pynum`] holds the NumPy/Python numerics the
+//! reference's figures depend on (pairwise sums, `round`).
 
+pub mod ag_sgdet;
 pub mod assign;
 pub mod geometry;
 pub mod judge;
+pub mod protocol;
+pub mod pynum;
+pub mod record;
 pub mod rewards;
+pub mod strict_eval;
+
+pub use protocol::Protocol;
+pub use record::{EvalRecord, RecordError};

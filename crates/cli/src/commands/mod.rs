@@ -1,10 +1,13 @@
 //! One module per subcommand family.
 
 mod demo;
+mod eval;
 mod input;
 mod render;
 mod reward;
 mod toon;
+
+pub(crate) use eval::EvalArgs;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -14,5 +17,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(),
         Command::Toon(cmd) => toon::run(cmd),
         Command::Reward(args) => reward::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

@@ -1,0 +1,204 @@
+//! `sgvlm eval`: strict PSG/PVSG evaluation or Action Genome SGDET metrics over a predictions file.
+//!
+//! Reads JSON lines `{"content": GT, "predict": prediction, "gen_time_sec"?: seconds}` (with the reference's
+//! `conversations`/`messages` fallbacks), scores the rows in parallel, prints the summary JSON on stdout and, with
+//! `--per-sample`, writes one line per input row: the row as read plus `"metrics"`. Bad lines (not JSON, texts
+//! missing or not strings) are reported on stderr as `file:line: …`, counted, and scored as the reference scores
+//! missing inputs (a failed row for the triplet schema, a GT-parse skip for AG).
+
+use super::input::{display_name, read_text};
+use crate::cli::SchemaArg;
+use crate::output::Out;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use sgvlm_eval::ag_sgdet::{self, AgConfig, AgSummary};
+use sgvlm_eval::strict_eval::{self, TripletConfig, TripletMetrics};
+use sgvlm_eval::{EvalRecord, Protocol};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Predictions file, one JSON object per line (`-` = stdin).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// `triplet`: strict PSG/PVSG metrics; `ag`: Action Genome SGDET R@K/P@K/F1@K/mR@K.
+    #[arg(long, value_enum, default_value_t = SchemaArg::Triplet)]
+    pub schema: SchemaArg,
+    /// IoU threshold for box matches.
+    #[arg(long, default_value_t = 0.5)]
+    pub iou: f64,
+    /// `paper` reproduces the reference scripts; `sound` fixes their known flaws (see the sgvlm-eval docs).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Paper)]
+    pub protocol: ProtocolArg,
+    /// Also write per-sample rows (input row + `metrics`) to this JSON-lines file.
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub per_sample: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: crate::cli::GateArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// The reference implementation's protocol.
+    Paper,
+    /// The corrected protocol.
+    Sound,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::Paper => Protocol::Paper,
+            ProtocolArg::Sound => Protocol::Sound,
+        }
+    }
+}
+
+/// One non-empty input line.
+struct Row<'a> {
+    line_no: usize,
+    text: &'a str,
+    record: EvalRecord,
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    if !(a.iou.is_finite() && (0.0..=1.0).contains(&a.iou)) {
+        anyhow::bail!("--iou must be a number in [0, 1], not {}", a.iou);
+    }
+    let name = display_name(&a.input);
+    let text = read_text(&a.input)?;
+    let mut rows = Vec::new();
+    let mut bad = 0usize;
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (record, err) = EvalRecord::from_json_line(line);
+        if let Some(e) = err {
+            bad += 1;
+            eprintln!("warning: {name}:{}: {e}", i + 1);
+        }
+        rows.push(Row { line_no: i + 1, text: line, record });
+    }
+    if bad > 0 {
+        eprintln!("warning: {bad} bad line(s) in {name}, scored as missing inputs");
+    }
+    let records: Vec<EvalRecord> = rows.iter().map(|r| r.record.clone()).collect();
+    let protocol: Protocol = a.protocol.into();
+    let gate = a.gate.config();
+    let mut out = Out::new();
+    match a.schema {
+        SchemaArg::Triplet => {
+            let cfg = TripletConfig { iou_thr: a.iou, protocol, gate };
+            let metrics = strict_eval::evaluate_all(&records, &cfg).map_err(|(i, e)| {
+                anyhow::anyhow!("{name}:{}: {e}\nhint: `--protocol sound` scores such rows", rows[i].line_no)
+            })?;
+            if let Some(path) = &a.per_sample {
+                write_per_sample(path, &rows, |i| TripletRow::new(&metrics[i], a.iou))?;
+            }
+            let times: Vec<f64> = records.iter().filter_map(|r| r.gen_time_sec).collect();
+            let summary = strict_eval::Summary::of(&metrics, &times, &cfg);
+            let report = TripletReport { predictions_file: &name, summary: &summary };
+            out.line(&serde_json::to_string_pretty(&report)?)?;
+        }
+        SchemaArg::Ag => {
+            let cfg = AgConfig { iou_thr: a.iou, protocol, gate };
+            let start = Instant::now();
+            let samples = ag_sgdet::evaluate_all(&records, &cfg);
+            let summary = AgSummary::of(&samples, &cfg);
+            let elapsed = start.elapsed().as_secs_f64();
+            if let Some(path) = &a.per_sample {
+                write_per_sample(path, &rows, |i| &samples[i])?;
+            }
+            let report = AgReport {
+                predictions_file: &name,
+                summary: &summary,
+                eval_time_sec: sgvlm_eval::pynum::py_round(elapsed, 2),
+            };
+            out.line(&serde_json::to_string_pretty(&report)?)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct TripletReport<'a> {
+    predictions_file: &'a str,
+    #[serde(flatten)]
+    summary: &'a strict_eval::Summary,
+}
+
+#[derive(Serialize)]
+struct AgReport<'a> {
+    predictions_file: &'a str,
+    #[serde(flatten)]
+    summary: &'a AgSummary,
+    eval_time_sec: f64,
+}
+
+/// The per-sample `metrics` of the triplet schema: the threshold, the oracle's keys, and the judge keys (equal to
+/// the strict ones without a judge), like the reference's per-sample file.
+#[derive(Serialize)]
+struct TripletRow<'a> {
+    iou_thr: f64,
+    #[serde(flatten)]
+    strict: &'a TripletMetrics,
+    qwen_precision_objects: f64,
+    qwen_recall_objects: f64,
+    qwen_f1_objects: f64,
+    qwen_precision_relations: f64,
+    qwen_recall_relations: f64,
+    qwen_f1_relations: f64,
+    qwen_sgg_score: f64,
+}
+
+impl<'a> TripletRow<'a> {
+    fn new(m: &'a TripletMetrics, iou_thr: f64) -> Self {
+        TripletRow {
+            iou_thr,
+            strict: m,
+            qwen_precision_objects: m.strict_precision_objects,
+            qwen_recall_objects: m.strict_recall_objects,
+            qwen_f1_objects: m.strict_f1_objects,
+            qwen_precision_relations: m.strict_precision_relations,
+            qwen_recall_relations: m.strict_recall_relations,
+            qwen_f1_relations: m.strict_f1_relations,
+            qwen_sgg_score: m.strict_sgg_score,
+        }
+    }
+}
+
+/// The input row with `"metrics"` appended, keeping the row's own text (key order, number spelling) where it is
+/// an object without a `metrics` key; otherwise the parsed row with `metrics` replaced, or, for a line that is not
+/// a JSON object, `{"line", "metrics"}`.
+fn per_sample_line(row: &Row, metrics_json: &str) -> anyhow::Result<String> {
+    match serde_json::from_str::<serde_json::Value>(row.text) {
+        Ok(serde_json::Value::Object(mut obj)) => {
+            if obj.contains_key("metrics") {
+                obj.insert("metrics".to_string(), serde_json::from_str(metrics_json)?);
+                return Ok(serde_json::to_string(&obj)?);
+            }
+            let body = row.text.strip_suffix('}').unwrap_or(row.text).trim_end();
+            let sep = if obj.is_empty() { "" } else { "," };
+            Ok(format!("{body}{sep}\"metrics\":{metrics_json}}}"))
+        }
+        _ => Ok(format!("{{\"line\":{},\"metrics\":{metrics_json}}}", row.line_no)),
+    }
+}
+
+fn write_per_sample<T: Serialize>(path: &Path, rows: &[Row], metrics: impl Fn(usize) -> T) -> anyhow::Result<()> {
+    let failed = || format!("Failed to write `{}`", path.display());
+    let file = std::fs::File::create(path).with_context(|| format!("Failed to create `{}`", path.display()))?;
+    let mut w = BufWriter::new(file);
+    for (i, row) in rows.iter().enumerate() {
+        let m = serde_json::to_string(&metrics(i))?;
+        writeln!(w, "{}", per_sample_line(row, &m)?).with_context(failed)?;
+    }
+    w.flush().with_context(failed)
+}
