@@ -28,3 +28,4 @@ pub mod prompts;
 pub mod readers;
 pub mod scale;
 pub mod sequence;
+pub mod synth;
