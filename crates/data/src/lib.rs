@@ -24,6 +24,8 @@
 pub mod clean;
 pub mod export;
 pub mod pickle;
+pub mod prepare;
+pub mod preprocess;
 pub mod prompts;
 pub mod readers;
 pub mod scale;

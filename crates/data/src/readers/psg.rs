@@ -10,7 +10,7 @@
 //! - a relationship whose subject or object names no object is dropped (as the reference does) and counted in
 //!   [`PsgRecord::dangling`]; predicates are whitespace-collapsed with spaces → `-` (`standing on` → `standing-on`);
 //! - the image is `image` (base64 text, `{"bytes": base64 | [ints], "path": …}`, or a path) or `image_path`; a
-//!   relative path is taken from the annotation file's folder.
+//!   relative path is looked up under `ROOT` (the reference repo-relative form), then beside the annotation file.
 //!
 //! A row of the wrong shape is a [`RecordError`] naming the file and the row (JSON lines: line number; a list:
 //! index). Embedded images are decoded from base64 and held in memory until the record is processed.
@@ -63,8 +63,9 @@ fn b64(s: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD.decode(t).map_err(|e| format!("`image` is not base64: {e}"))
 }
 
-fn image_of(row: &serde_json::Map<String, Value>, dir: &Path) -> Result<ImageSource, String> {
-    let path = |p: &str| ImageSource::Path(dir.join(p));
+fn image_of(row: &serde_json::Map<String, Value>, dirs: &[&Path]) -> Result<ImageSource, String> {
+    let find = |p: &str| dirs.iter().map(|d| d.join(p)).find(|c| c.is_file());
+    let path = |p: &str| ImageSource::Path(find(p).unwrap_or_else(|| dirs.first().map_or(p.into(), |d| d.join(p))));
     match row.get("image") {
         Some(Value::Object(o)) => match (o.get("bytes"), o.get("path")) {
             (Some(Value::String(s)), _) => b64(s).map(ImageSource::Bytes),
@@ -77,7 +78,7 @@ fn image_of(row: &serde_json::Map<String, Value>, dir: &Path) -> Result<ImageSou
             (_, Some(Value::String(p))) => Ok(path(p)),
             _ => Err("`image` has neither `bytes` nor `path`".into()),
         },
-        Some(Value::String(s)) if dir.join(s).is_file() => Ok(path(s)),
+        Some(Value::String(s)) if find(s).is_some() => Ok(path(s)),
         Some(Value::String(s)) => b64(s).map(ImageSource::Bytes),
         _ => match row.get("image_path") {
             Some(Value::String(p)) => Ok(path(p)),
@@ -86,8 +87,8 @@ fn image_of(row: &serde_json::Map<String, Value>, dir: &Path) -> Result<ImageSou
     }
 }
 
-/// Builds one record from a row; `dir` resolves relative image paths.
-pub fn record(row: &Value, split: Split, dir: &Path) -> Result<PsgRecord, String> {
+/// Builds one record from a row; a relative image path is looked up in `dirs` in order (the first when absent).
+pub fn record(row: &Value, split: Split, dirs: &[&Path]) -> Result<PsgRecord, String> {
     let Value::Object(m) = row else { return Err("row is not a JSON object".into()) };
     let image_id = match m.get("image_id") {
         Some(Value::String(s)) => s.clone(),
@@ -106,7 +107,7 @@ pub fn record(row: &Value, split: Split, dir: &Path) -> Result<PsgRecord, String
     for r in &mut graph.relations {
         r.pred = hyphen_predicate(&r.pred);
     }
-    let image = image_of(m, dir)?;
+    let image = image_of(m, dirs)?;
     Ok(PsgRecord { image_id, split, graph, image, dangling: dropped.len() })
 }
 
@@ -150,7 +151,7 @@ pub fn read_dir(root: &Path) -> Result<(Vec<PsgRecord>, Vec<RecordError>), ReadE
         found = true;
         let dir = path.parent().unwrap_or(root).to_owned();
         for (at, row) in rows(&path)? {
-            match row.and_then(|r| record(&r, split, &dir)) {
+            match row.and_then(|r| record(&r, split, &[root, &dir])) {
                 Ok(r) => out.push(r),
                 Err(what) => skipped.push(RecordError { record: format!("{}: {at}", path.display()), what }),
             }
@@ -174,19 +175,22 @@ mod tests {
             "objects": "[{\"id\": \"person.1\", \"bbox\": [1, 2, 30, 40]}, {\"id\": \"grass-merged.2\", \"bbox\": [0, 30, 64, 48]}]",
             "relationships": [{"subject": "person.1", "predicate": "standing  on", "object": "grass-merged.2"},
                               {"subject": "person.1", "predicate": "on", "object": "tree.9"}]});
-        let r = record(&row, Split::Test, Path::new("/d")).unwrap();
+        let r = record(&row, Split::Test, &[Path::new("/d")]).unwrap();
         assert_eq!((r.image_id.as_str(), r.dangling, r.image), ("7", 1, ImageSource::Bytes(vec![0, 1, 2])));
         assert_eq!(
             sgvlm_graph::json::to_r1sgg_string(&r.graph),
             r#"{"objects":[{"id":"person.1","bbox":[1,2,30,40]},{"id":"grass-merged.2","bbox":[0,30,64,48]}],"relationships":[{"subject":"person.1","predicate":"standing-on","object":"grass-merged.2"}]}"#
         );
         let row = json!({"image_id": "a", "image_path": "x/a.jpg", "objects": [], "relationships": []});
-        assert_eq!(record(&row, Split::Train, Path::new("/d")).unwrap().image, ImageSource::Path("/d/x/a.jpg".into()));
+        assert_eq!(
+            record(&row, Split::Train, &[Path::new("/d")]).unwrap().image,
+            ImageSource::Path("/d/x/a.jpg".into())
+        );
     }
 
     #[test]
     fn bad_rows_say_why() {
-        let e = |v: Value| record(&v, Split::Train, Path::new("/d")).unwrap_err();
+        let e = |v: Value| record(&v, Split::Train, &[Path::new("/d")]).unwrap_err();
         assert_eq!(e(json!(3)), "row is not a JSON object");
         assert_eq!(e(json!({"image_id": "a"})), "missing `objects`");
         assert_eq!(
