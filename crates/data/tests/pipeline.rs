@@ -1,7 +1,7 @@
 //! End to end: synthetic scenes → `prepare` for each dataset; row counts, strict validity of every solution,
 //! determinism of the generator, and resuming without duplicates.
 
-use sgvlm_data::prepare::{prepare, Dataset, Silent, Summary};
+use sgvlm_data::prepare::{prepare, Dataset, Silent, SplitCounts, Summary};
 use sgvlm_data::synth::write::{write_all, SynthOptions, SynthSummary};
 use sgvlm_graph::{strict, Schema, StrictConfig};
 use std::path::Path;
@@ -41,11 +41,12 @@ fn synth_then_prepare_every_dataset() {
     assert_eq!(s, SynthSummary { psg_images: 8, pvsg_videos: 3, pvsg_frames: 12, ag_videos: 3, ag_frames: 12 });
 
     let psg = check(Dataset::Psg, &synth.join("psg"), &dir.path().join("out/psg"));
-    assert_eq!((psg.train.before, psg.test.before), (6, 2));
+    let c = |before, removed, kept| SplitCounts { before, removed, kept };
+    assert_eq!((psg.train, psg.test), (c(6, 1, 5), c(2, 1, 1)));
     let pvsg = check(Dataset::Pvsg, &synth.join("pvsg"), &dir.path().join("out/pvsg"));
-    assert_eq!((pvsg.train.before, pvsg.test.before), (8, 4));
+    assert_eq!((pvsg.train, pvsg.test), (c(8, 0, 8), c(4, 0, 4)));
     let ag = check(Dataset::Ag, &synth.join("ag"), &dir.path().join("out/ag"));
-    assert_eq!((ag.train.before, ag.test.before), (8, 4));
+    assert_eq!((ag.train, ag.test), (c(8, 0, 8), c(4, 0, 4)));
     // Temporal datasets chain frames: the second frame of a video sees the first one's graph.
     let rows = lines(&dir.path().join("out/pvsg/train.jsonl"));
     let prompts: Vec<&str> = rows.iter().map(|r| r["messages"][0]["content"].as_str().unwrap()).collect();

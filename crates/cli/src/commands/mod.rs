@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+mod data;
 mod demo;
 mod input;
 mod render;
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(),
         Command::Toon(cmd) => toon::run(cmd),
         Command::Reward(args) => reward::run(args),
+        Command::Data(cmd) => data::run(cmd),
     }
 }

@@ -136,6 +136,7 @@ fn reason(what: &str) -> String {
 
 /// Runs the whole preparation (module doc).
 pub fn prepare(ds: Dataset, root: &Path, out: &Path, rep: &dyn Reporter) -> Result<Summary, PrepareError> {
+    let out = &std::path::absolute(out).map_err(|source| PrepareError::Write { path: out.to_owned(), source })?;
     let mut sum = Summary { dataset: ds.as_str(), ..Summary::default() };
     let (units, read_skips) = units::units(ds, root)?;
     for e in &read_skips {
