@@ -7,7 +7,7 @@
 //! - a safe pickle reader for Action Genome's numpy-holding pickles ([`pickle`]) and the dataset readers
 //!   ([`readers`]: PSG R1-SGG rows, PVSG json + id masks, Action Genome pickles);
 //! - 640×480 image preprocessing ([`preprocess`]) and the resumable `prepare` pipeline ([`prepare`]);
-//! - synthetic scenes in all three formats, with a minimal pickle writer ([`synth`], [`pickle::write`]);
+//! - synthetic scenes in all three formats, with a minimal pickle writer ([`synth`], [`pickle::write`](mod@pickle::write));
 //! - the Action Genome sample chain: previous-graph prompts, cleaning, zero-relation removal ([`sequence`]);
 //! - MS-SWIFT SFT/GRPO rows, byte-identical to the reference's `json.dumps` ([`export`]).
 //!

@@ -8,7 +8,7 @@
 //!   video `vidor/frames/<id>/0000.png…` plus single-channel palette masks `vidor/masks/<id>/0000.png…` whose pixel
 //!   value is the `object_id`. Relation spans are inclusive frame ranges.
 //! - `ag/`: `annotations/object_bbox_and_relationship.pkl` and `annotations/person_bbox.pkl` (protocol-3 pickles,
-//!   person boxes as numpy `float32` (1, 4) arrays, written by [`crate::pickle::write`]), `annotations/frame_list.txt`
+//!   person boxes as numpy `float32` (1, 4) arrays, written by [`crate::pickle::write`](mod@crate::pickle::write)), `annotations/frame_list.txt`
 //!   and `frames/<VIDEO>.mp4/<%06d>.png`. An object hidden behind another in a frame is written as AG writes
 //!   invisible objects: `visible: False`, `bbox: None`, label lists `None`.
 //!
