@@ -1,5 +1,5 @@
 //! Synthetic scenes: small rendered worlds whose scene graphs follow from what is drawn, written in the three real
-//! dataset formats (see [`write`]) so that every reader, `sgvlm data prepare` and training can run anywhere.
+//! dataset formats (see [`write`](mod@write)) so that every reader, `sgvlm data prepare` and training can run anywhere.
 //!
 //! ## The world
 //! A scene is a wall over a floor band (the floor starts at 80% of the height). Seven kinds of object, each with
