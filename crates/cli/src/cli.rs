@@ -30,6 +30,54 @@ pub enum Command {
     /// by their reference names. Settings: `--config FILE.toml` and the reference's environment variables
     /// (`IMG_W`, `EDGE_IOU_THRESH`, …), the environment winning.
     Reward(RewardArgs),
+    /// Build datasets: synthetic scenes, and PSG/PVSG/Action Genome → MS-SWIFT training and test files.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Render synthetic scenes and write them as PSG rows (OUT/psg), PVSG (OUT/pvsg) and Action Genome (OUT/ag).
+    Synth {
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Number of still images (PSG).
+        #[arg(long, default_value_t = 100)]
+        images: usize,
+        /// Number of videos (each of PVSG and AG).
+        #[arg(long, default_value_t = 10)]
+        videos: usize,
+        /// Frames per video.
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        /// Random seed (the output is a function of the seed and the counts).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Read a dataset, resize its images to 640×480, clean its graphs and write SFT and GRPO JSON lines.
+    ///
+    /// Resumable: re-running after an interruption reuses finished units. Prints a Table-2-like summary on
+    /// stderr and the same as JSON on stdout.
+    Prepare {
+        /// Which dataset ROOT holds.
+        #[arg(long, value_enum)]
+        dataset: DatasetArg,
+        /// The dataset folder (as downloaded, or as `sgvlm data synth` writes it).
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// The three datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetArg {
+    Psg,
+    Pvsg,
+    Ag,
 }
 
 #[derive(Debug, Args)]

@@ -193,3 +193,23 @@ fn reward_scores_json_lines_in_order() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("EDGE_IOU_THRESH: expected a finite number"), "{}", stderr(&o));
 }
+
+#[test]
+fn data_synth_then_prepare() {
+    let dir = tempfile::tempdir().unwrap();
+    let (synth, out) = (dir.path().join("s"), dir.path().join("o"));
+    let s = synth.to_str().unwrap();
+    let o =
+        sgvlm(&["data", "synth", "--out", s, "--images", "4", "--videos", "2", "--frames", "3", "--seed", "3"], None);
+    assert_eq!(stdout(&o), "{\"psg_images\":4,\"pvsg_videos\":2,\"pvsg_frames\":6,\"ag_videos\":2,\"ag_frames\":6}\n");
+    let root = synth.join("ag");
+    let args = ["data", "prepare", "--dataset", "ag", "--root", root.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let o = sgvlm(&args, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["train"], serde_json::json!({"before": 6, "removed": 0, "kept": 6}));
+    assert!(stderr(&o).starts_with("ag          before   removed      kept\ntrain            6         0         6\n"));
+    // A second run resumes every unit.
+    let again: serde_json::Value = serde_json::from_str(&stdout(&sgvlm(&args, None))).unwrap();
+    assert_eq!(again["resumed"], 6);
+}

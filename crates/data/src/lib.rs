@@ -5,7 +5,9 @@
 //! - canonical preprocessing: box scaling to 640×480 with round-half-to-even ([`scale`]) and the dataset-build
 //!   cleaners that repair, renumber and count ([`clean`]);
 //! - a safe pickle reader for Action Genome's numpy-holding pickles ([`pickle`]) and the dataset readers
-//!   ([`readers`]; Action Genome today);
+//!   ([`readers`]: PSG R1-SGG rows, PVSG json + id masks, Action Genome pickles);
+//! - 640×480 image preprocessing ([`preprocess`]) and the resumable `prepare` pipeline ([`prepare`]);
+//! - synthetic scenes in all three formats, with a minimal pickle writer ([`synth`], [`pickle::write`](mod@pickle::write));
 //! - the Action Genome sample chain: previous-graph prompts, cleaning, zero-relation removal ([`sequence`]);
 //! - MS-SWIFT SFT/GRPO rows, byte-identical to the reference's `json.dumps` ([`export`]).
 //!
@@ -24,7 +26,10 @@
 pub mod clean;
 pub mod export;
 pub mod pickle;
+pub mod prepare;
+pub mod preprocess;
 pub mod prompts;
 pub mod readers;
 pub mod scale;
 pub mod sequence;
+pub mod synth;

@@ -13,6 +13,8 @@
 //! Limitation: memoised values are copies, so a mutable container that is referenced twice and filled after its
 //! first reference reads back as it was when memoised (Action Genome's files never share containers).
 
+pub mod write;
+
 use std::collections::HashMap;
 
 /// A decoded pickle value.

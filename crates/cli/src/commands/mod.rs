@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+mod data;
 mod demo;
 mod eval;
 mod input;
@@ -18,5 +19,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Toon(cmd) => toon::run(cmd),
         Command::Reward(args) => reward::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Data(cmd) => data::run(cmd),
     }
 }

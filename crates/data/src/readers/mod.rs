@@ -1,9 +1,11 @@
-//! Dataset readers: official files → raw per-sample graphs in native pixels (before scaling and cleaning).
+//! Dataset readers (`ag`, `psg` rows, `pvsg`): official files → raw per-sample graphs in native pixels (before scaling and cleaning).
 //!
 //! One file per dataset. A bad record never stops a run: it becomes a [`RecordError`] naming the file and
 //! record, and the caller counts it by reason; only an unreadable top-level file is a [`ReadError`].
 
 pub mod ag;
+pub mod psg;
+pub mod pvsg;
 
 use std::path::{Path, PathBuf};
 
