@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 target=$1
 secs=${2:-600}
 mkdir -p "corpus/$target"
-cargo +nightly fuzz run -O "$target" "corpus/$target" -- -dict=toon.dict -max_total_time="$secs" -max_len=16384 -print_final_stats=1
+cargo +nightly fuzz run -O "$target" "corpus/$target" -- -dict=toon.dict -max_total_time="$secs" -max_len="${MAX_LEN:-16384}" -print_final_stats=1
