@@ -104,4 +104,15 @@ mod tests {
         assert_eq!(ink(Rgb([0, 0, 0])), Rgb([255, 255, 255]));
         assert_eq!(color(11), PALETTE[1]);
     }
+
+    #[test]
+    fn hostile_coordinates_and_ids_draw_without_hanging() {
+        let text = "obj[3]{id,name,x1,y1,x2,y2}:\n1,a,nan,-1e308,inf,5\n1,b,0,0,1e300,1e300\n9,c,2,2,4,4\n\
+                    rel[2]{subj,pred,obj}:\n1,x,1\n7,y,9\n";
+        let g = sgvlm_graph::eval_parse::parse(text).unwrap();
+        let mut img = RgbImage::new(8, 6);
+        draw_graph(&mut img, &g, (0, 0));
+        // Canvas 0×0 is read as 1×1: object `9` is scaled far outside; the huge box `b` covers the corner.
+        assert_eq!(img[(0, 0)], color(1));
+    }
 }
