@@ -5,7 +5,12 @@
 //! `--per-sample`, writes one line per input row: the row as read plus `"metrics"`. Bad lines (not JSON, texts
 //! missing or not strings) are reported on stderr as `file:line: …`, counted, and scored as the reference scores
 //! missing inputs (a failed row for the triplet schema, a GT-parse skip for AG).
+//!
+//! With `--judge-url`/`--judge-model` an OpenAI-compatible LLM judge decides disputed labels and predicates and
+//! fills the `qwen_*`/`_Qwen` figures (`sgvlm_eval::soft_eval`); with `--report DIR` a report folder is written
+//! ([`super::eval_report`]).
 
+use super::eval_report;
 use super::input::{display_name, read_text};
 use crate::cli::SchemaArg;
 use crate::output::Out;
@@ -13,6 +18,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use sgvlm_eval::ag_sgdet::{self, AgConfig, AgSummary};
+use sgvlm_eval::judge::{OpenAiJudge, OpenAiJudgeConfig};
+use sgvlm_eval::soft_eval::{evaluate_soft, SoftError, SoftMetrics};
 use sgvlm_eval::strict_eval::{self, TripletConfig, TripletMetrics};
 use sgvlm_eval::{EvalRecord, Protocol};
 use std::io::{BufWriter, Write};
@@ -39,6 +46,43 @@ pub struct EvalArgs {
     pub per_sample: Option<PathBuf>,
     #[command(flatten)]
     pub gate: crate::cli::GateArgs,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
+    /// Write a report folder: summary.md, per_predicate.md and, when rows name images, index.html with the GT and
+    /// predicted graphs drawn onto them (worst first).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Folder that relative paths in the rows' `images` field are taken under (default: as written).
+    #[arg(long, value_name = "DIR", requires = "report")]
+    pub images_root: Option<PathBuf>,
+}
+
+/// The LLM judge of the soft evaluation (triplet schema): any OpenAI-compatible chat-completions server.
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// Base URL of the judge server up to `/v1`, e.g. `http://127.0.0.1:8000/v1`; fills the `_Qwen` keys.
+    #[arg(long, value_name = "URL", requires = "judge_model")]
+    pub judge_url: Option<String>,
+    /// Model name sent to the judge server.
+    #[arg(long, value_name = "NAME", requires = "judge_url")]
+    pub judge_model: Option<String>,
+    /// Environment variable holding the judge's API key (unset or empty: no key sent).
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    pub judge_api_key_env: String,
+    /// Judge requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub judge_concurrency: u32,
+}
+
+impl JudgeArgs {
+    fn judge(&self) -> Option<OpenAiJudge> {
+        let (url, model) = (self.judge_url.as_ref()?, self.judge_model.as_ref()?);
+        Some(OpenAiJudge::new(OpenAiJudgeConfig {
+            api_key_env: self.judge_api_key_env.clone(),
+            concurrency: self.judge_concurrency as usize,
+            ..OpenAiJudgeConfig::new(url.as_str(), model.as_str())
+        }))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,10 +103,10 @@ impl From<ProtocolArg> for Protocol {
 }
 
 /// One non-empty input line.
-struct Row<'a> {
-    line_no: usize,
-    text: &'a str,
-    record: EvalRecord,
+pub(super) struct Row<'a> {
+    pub line_no: usize,
+    pub text: &'a str,
+    pub record: EvalRecord,
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -88,6 +132,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     if bad > 0 {
         eprintln!("warning: {bad} bad line(s) in {name}, scored as missing inputs");
     }
+    if a.judge.judge_url.is_some() && a.schema == SchemaArg::Ag {
+        anyhow::bail!("--judge-url applies to the triplet schema only\nhint: drop it for `--schema ag`");
+    }
     let records: Vec<EvalRecord> = rows.iter().map(|r| r.record.clone()).collect();
     let protocol: Protocol = a.protocol.into();
     let gate = a.gate.config();
@@ -95,15 +142,43 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     match a.schema {
         SchemaArg::Triplet => {
             let cfg = TripletConfig { iou_thr: a.iou, protocol, gate };
-            let metrics = strict_eval::evaluate_all(&records, &cfg).map_err(|(i, e)| {
-                anyhow::anyhow!("{name}:{}: {e}\nhint: `--protocol sound` scores such rows", rows[i].line_no)
-            })?;
+            let at_line = |i: usize| rows.get(i).map_or(0, |r| r.line_no);
+            let nan_hint = "hint: `--protocol sound` scores such rows";
+            let (metrics, soft) = match a.judge.judge() {
+                Some(judge) => {
+                    let out = evaluate_soft(&records, &cfg, &judge).map_err(|e| match e {
+                        SoftError::Eval { row, source } => {
+                            anyhow::anyhow!("{name}:{}: {source}\n{nan_hint}", at_line(row))
+                        }
+                        other => anyhow::Error::new(other),
+                    })?;
+                    eprintln!(
+                        "judge: {} object and {} relation disputes decided",
+                        out.object_disputes, out.relation_disputes
+                    );
+                    (out.strict, Some(out.soft))
+                }
+                None => {
+                    let m = strict_eval::evaluate_all(&records, &cfg)
+                        .map_err(|(i, e)| anyhow::anyhow!("{name}:{}: {e}\n{nan_hint}", at_line(i)))?;
+                    (m, None)
+                }
+            };
+            let soft = soft.unwrap_or_else(|| metrics.iter().map(SoftMetrics::from_strict).collect());
             if let Some(path) = &a.per_sample {
-                write_per_sample(path, &rows, |i| TripletRow::new(&metrics[i], a.iou))?;
+                write_per_sample(path, &rows, |i| TripletRow { iou_thr: a.iou, strict: &metrics[i], soft: &soft[i] })?;
             }
             let times: Vec<f64> = records.iter().filter_map(|r| r.gen_time_sec).collect();
-            let summary = strict_eval::Summary::of(&metrics, &times, &cfg);
+            let summary = match a.judge.judge_url {
+                Some(_) => strict_eval::Summary::of_soft(&metrics, &soft, &times, &cfg),
+                None => strict_eval::Summary::of(&metrics, &times, &cfg),
+            };
             let report = TripletReport { predictions_file: &name, summary: &summary };
+            if let Some(dir) = &a.report {
+                let stats = strict_eval::per_predicate(&records, &cfg);
+                let samples = eval_report::samples(&rows, &metrics, &soft, a.images_root.as_deref());
+                eval_report::write(dir, &report, Some(&stats), &samples, (a.gate.width, a.gate.height))?;
+            }
             out.line(&serde_json::to_string_pretty(&report)?)?;
         }
         SchemaArg::Ag => {
@@ -120,6 +195,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
                 summary: &summary,
                 eval_time_sec: sgvlm_eval::pynum::py_round(elapsed, 2),
             };
+            if let Some(dir) = &a.report {
+                eval_report::write(dir, &report, None, &[], (a.gate.width, a.gate.height))?;
+            }
             out.line(&serde_json::to_string_pretty(&report)?)?;
         }
     }
@@ -128,14 +206,14 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Serialize)]
-struct TripletReport<'a> {
+pub(super) struct TripletReport<'a> {
     predictions_file: &'a str,
     #[serde(flatten)]
     summary: &'a strict_eval::Summary,
 }
 
 #[derive(Serialize)]
-struct AgReport<'a> {
+pub(super) struct AgReport<'a> {
     predictions_file: &'a str,
     #[serde(flatten)]
     summary: &'a AgSummary,
@@ -149,29 +227,8 @@ struct TripletRow<'a> {
     iou_thr: f64,
     #[serde(flatten)]
     strict: &'a TripletMetrics,
-    qwen_precision_objects: f64,
-    qwen_recall_objects: f64,
-    qwen_f1_objects: f64,
-    qwen_precision_relations: f64,
-    qwen_recall_relations: f64,
-    qwen_f1_relations: f64,
-    qwen_sgg_score: f64,
-}
-
-impl<'a> TripletRow<'a> {
-    fn new(m: &'a TripletMetrics, iou_thr: f64) -> Self {
-        TripletRow {
-            iou_thr,
-            strict: m,
-            qwen_precision_objects: m.strict_precision_objects,
-            qwen_recall_objects: m.strict_recall_objects,
-            qwen_f1_objects: m.strict_f1_objects,
-            qwen_precision_relations: m.strict_precision_relations,
-            qwen_recall_relations: m.strict_recall_relations,
-            qwen_f1_relations: m.strict_f1_relations,
-            qwen_sgg_score: m.strict_sgg_score,
-        }
-    }
+    #[serde(flatten)]
+    soft: &'a SoftMetrics,
 }
 
 /// The input row with `"metrics"` appended, keeping the row's own text (key order, number spelling) where it is

@@ -3,6 +3,7 @@
 mod data;
 mod demo;
 mod eval;
+mod eval_report;
 mod input;
 mod render;
 mod reward;

@@ -40,9 +40,11 @@
 //! ```
 
 pub mod iou;
-mod score;
+mod per_predicate;
+pub(crate) mod score;
 mod summary;
 
+pub use per_predicate::{per_predicate, PredicateStats};
 pub use summary::Summary;
 
 use crate::protocol::Protocol;
@@ -114,7 +116,7 @@ pub struct TripletMetrics {
 }
 
 impl TripletMetrics {
-    fn zero(status: RowStatus) -> TripletMetrics {
+    pub(crate) fn zero(status: RowStatus) -> TripletMetrics {
         TripletMetrics {
             status,
             toon_valid: false,
@@ -139,28 +141,33 @@ impl TripletMetrics {
 
 /// Scores one sample; `None` stands for a missing (or empty) text.
 pub fn evaluate(gt: Option<&str>, pred: Option<&str>, cfg: &TripletConfig) -> Result<TripletMetrics, EvalError> {
+    match parse_pair(gt, pred, cfg) {
+        Ok((g, p)) => score::score(&g, &p, cfg),
+        Err(status) => Ok(TripletMetrics::zero(status)),
+    }
+}
+
+/// The parsing and validity decision of [`evaluate`]: the parsed (ground truth, prediction) of a row to score
+/// (the ground truth possibly empty in the paper protocol), or the status of a row that scores 0 or is skipped.
+pub(crate) fn parse_pair(
+    gt: Option<&str>,
+    pred: Option<&str>,
+    cfg: &TripletConfig,
+) -> Result<(EvalGraph, EvalGraph), RowStatus> {
     let gt = gt.filter(|s| !s.is_empty());
     let pred = pred.filter(|s| !s.is_empty());
     match cfg.protocol {
         Protocol::Paper => {
             let (Some(gt), Some(pred)) = (gt, pred) else {
-                return Ok(TripletMetrics::zero(RowStatus::Failed));
+                return Err(RowStatus::Failed);
             };
-            let Some(p) = eval_parse::parse(pred) else {
-                return Ok(TripletMetrics::zero(RowStatus::Failed));
-            };
-            let g = eval_parse::parse(gt).unwrap_or_default();
-            score::score(&g, &p, cfg)
+            let p = eval_parse::parse(pred).ok_or(RowStatus::Failed)?;
+            Ok((eval_parse::parse(gt).unwrap_or_default(), p))
         }
         Protocol::Sound => {
-            let Some(g) = gt.and_then(eval_parse::parse) else {
-                return Ok(TripletMetrics::zero(RowStatus::SkipGt));
-            };
+            let g = gt.and_then(eval_parse::parse).ok_or(RowStatus::SkipGt)?;
             let parsed = pred.filter(|p| strict::is_valid(p, Schema::Triplet, &cfg.gate)).and_then(eval_parse::parse);
-            let Some(p) = parsed else {
-                return Ok(TripletMetrics::zero(RowStatus::Failed));
-            };
-            score::score(&g, &p, cfg)
+            Ok((g, parsed.ok_or(RowStatus::Failed)?))
         }
     }
 }

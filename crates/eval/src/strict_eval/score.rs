@@ -1,4 +1,7 @@
-//! Object and relation matching of one parsed (ground truth, prediction) pair.
+//! Object and relation matching of one parsed (ground truth, prediction) pair, in three steps that the strict
+//! score and the judged ([`crate::soft_eval`]) score share: [`match_objects`] (the IoU assignment),
+//! [`relation_candidates`] (prediction relations whose endpoints map onto a GT relation's endpoints) and
+//! [`tally`] (counts and P/R/F1 once each object pair and each candidate is decided).
 
 use super::iou::py_iou;
 use super::{EvalError, RowStatus, TripletConfig, TripletMetrics};
@@ -16,15 +19,23 @@ pub(crate) fn precision_recall_f1(tp: usize, n_pred: usize, n_gt: usize) -> (f64
     (p, r, f1)
 }
 
-/// An assigned object pair with IoU ≥ θ.
-struct Match {
-    gt: usize,
-    pred: usize,
-    iou: f64,
+/// An assigned object pair with IoU ≥ θ (indices into the objects lists).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Match {
+    pub gt: usize,
+    pub pred: usize,
+    pub iou: f64,
+}
+
+/// A relation candidate: GT relation `gt` and predicted relation `pred` (indices) with mapped endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub gt: usize,
+    pub pred: usize,
 }
 
 /// The object assignment: maximum total IoU (SciPy on `−IoU`), pairs below θ dropped, sorted by GT index.
-fn match_objects(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result<Vec<Match>, EvalError> {
+pub(crate) fn match_objects(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result<Vec<Match>, EvalError> {
     let (rows, cols) = (g.objects.len(), p.objects.len());
     if rows == 0 || cols == 0 {
         return Ok(Vec::new());
@@ -45,23 +56,22 @@ fn match_objects(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result<Ve
         .collect())
 }
 
-/// Scores a valid prediction against a parsed ground truth (possibly empty).
-pub(super) fn score(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result<TripletMetrics, EvalError> {
-    let matches = match_objects(g, p, cfg)?;
-    let ious: Vec<f64> = matches.iter().map(|m| m.iou).collect();
-    let mean_iou = np_mean(&ious).unwrap_or(0.0);
-    let name_ok = |m: &Match| g.objects[m.gt].name == p.objects[m.pred].name;
-    let tp_obj = matches.iter().filter(|m| name_ok(m)).count();
-    let (n_gt, n_pred) = (g.objects.len(), p.objects.len());
-    let (p_obj, r_obj, f1_obj) = precision_recall_f1(tp_obj, n_pred, n_gt);
+/// Whether the names of a matched pair are equal (the strict object decision).
+pub(crate) fn names_equal(g: &EvalGraph, p: &EvalGraph, m: &Match) -> bool {
+    g.objects[m.gt].name == p.objects[m.pred].name
+}
 
-    // Predicted object id -> GT object id; a later match wins for a repeated predicted id (a Python dict).
-    // The sound protocol keeps only label-agreeing matches.
+/// Relation candidates in (GT relation, predicted relation) order. `endpoint[k]` says whether match `k` may map
+/// a predicted id onto a GT id (the paper protocol passes all `true`; the sound one only label-agreeing pairs).
+/// A later match wins for a repeated predicted id, as in the reference's dict.
+pub(crate) fn relation_candidates(
+    g: &EvalGraph,
+    p: &EvalGraph,
+    matches: &[Match],
+    endpoint: &[bool],
+) -> Vec<Candidate> {
     let mut id_map: Vec<(u64, u64)> = Vec::with_capacity(matches.len());
-    for m in &matches {
-        if cfg.protocol == Protocol::Sound && !name_ok(m) {
-            continue;
-        }
+    for (m, _) in matches.iter().zip(endpoint).filter(|(_, ok)| **ok) {
         let (pid, gid) = (p.objects[m.pred].id, g.objects[m.gt].id);
         match id_map.iter_mut().find(|(k, _)| *k == pid) {
             Some(slot) => slot.1 = gid,
@@ -70,29 +80,68 @@ pub(super) fn score(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result
     }
     id_map.sort_unstable();
     let mapped = |id: u64| id_map.binary_search_by_key(&id, |&(k, _)| k).ok().map(|i| id_map[i].1);
-
-    let (n_gt_rel, n_pred_rel) = (g.relations.len(), p.relations.len());
     let pred_ends: Vec<Option<(u64, u64)>> =
         p.relations.iter().map(|r| Some((mapped(r.subj)?, mapped(r.obj)?))).collect();
-    // Hits: candidates (endpoints mapped onto the GT relation's endpoints) with equal predicates. TP is the size
-    // of a maximum one-to-one assignment of hits, which is what the reference's 0/1-cost assignment maximises.
-    let hits: Vec<Vec<usize>> = g
-        .relations
-        .iter()
-        .map(|gr| {
-            (0..n_pred_rel)
-                .filter(|&j| pred_ends[j] == Some((gr.subj, gr.obj)) && p.relations[j].pred == gr.pred)
-                .collect()
-        })
-        .collect();
-    let tp_rel = matching_size(&max_matching(&hits, n_pred_rel));
-    let (p_rel, r_rel, f1_rel) = if cfg.protocol == Protocol::Sound && n_gt_rel == 0 && n_pred_rel == 0 {
+    let mut out = Vec::new();
+    for (i, gr) in g.relations.iter().enumerate() {
+        for (j, ends) in pred_ends.iter().enumerate() {
+            if *ends == Some((gr.subj, gr.obj)) {
+                out.push(Candidate { gt: i, pred: j });
+            }
+        }
+    }
+    out
+}
+
+/// Whether the predicates of a candidate are equal (the strict relation decision).
+pub(crate) fn predicates_equal(g: &EvalGraph, p: &EvalGraph, c: &Candidate) -> bool {
+    g.relations[c.gt].pred == p.relations[c.pred].pred
+}
+
+/// A maximum one-to-one assignment of hits: `owner[j]` = the GT relation predicted relation `j` is matched to.
+pub(crate) fn relation_owner(hits: &[Candidate], n_gt_rel: usize, n_pred_rel: usize) -> Vec<Option<usize>> {
+    let mut per_gt: Vec<Vec<usize>> = vec![Vec::new(); n_gt_rel];
+    for c in hits {
+        if let Some(v) = per_gt.get_mut(c.gt) {
+            v.push(c.pred);
+        }
+    }
+    max_matching(&per_gt, n_pred_rel)
+}
+
+/// The strict relation hits of an assignment (what [`score_matched`] counts).
+pub(crate) fn strict_hits(g: &EvalGraph, p: &EvalGraph, matches: &[Match], protocol: Protocol) -> Vec<Candidate> {
+    let obj_ok: Vec<bool> = matches.iter().map(|m| names_equal(g, p, m)).collect();
+    relation_candidates(g, p, matches, &endpoints(&obj_ok, protocol))
+        .into_iter()
+        .filter(|c| predicates_equal(g, p, c))
+        .collect()
+}
+
+/// Counts once every decision is made: `obj_ok[k]` for match `k`, `hits` the candidates accepted as equivalent.
+/// TP for relations is the size of a maximum one-to-one assignment of hits, which is what the reference's 0/1-cost
+/// assignment maximises.
+pub(crate) fn tally(
+    g: &EvalGraph,
+    p: &EvalGraph,
+    matches: &[Match],
+    obj_ok: &[bool],
+    hits: &[Candidate],
+    protocol: Protocol,
+) -> TripletMetrics {
+    let ious: Vec<f64> = matches.iter().map(|m| m.iou).collect();
+    let mean_iou = np_mean(&ious).unwrap_or(0.0);
+    let tp_obj = obj_ok.iter().filter(|ok| **ok).count();
+    let (n_gt, n_pred) = (g.objects.len(), p.objects.len());
+    let (p_obj, r_obj, f1_obj) = precision_recall_f1(tp_obj, n_pred, n_gt);
+    let (n_gt_rel, n_pred_rel) = (g.relations.len(), p.relations.len());
+    let tp_rel = matching_size(&relation_owner(hits, n_gt_rel, n_pred_rel));
+    let (p_rel, r_rel, f1_rel) = if protocol == Protocol::Sound && n_gt_rel == 0 && n_pred_rel == 0 {
         (1.0, 1.0, 1.0)
     } else {
         precision_recall_f1(tp_rel, n_pred_rel, n_gt_rel)
     };
-
-    Ok(TripletMetrics {
+    TripletMetrics {
         status: RowStatus::Scored,
         toon_valid: true,
         bbox_mean_iou_matched: mean_iou,
@@ -110,5 +159,26 @@ pub(super) fn score(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result
         num_relations_gt: Some(n_gt_rel),
         num_relations_pred: Some(n_pred_rel),
         tp_relations: Some(tp_rel),
-    })
+    }
+}
+
+/// Scores a valid prediction against a parsed ground truth (possibly empty) with strict decisions.
+pub(super) fn score(g: &EvalGraph, p: &EvalGraph, cfg: &TripletConfig) -> Result<TripletMetrics, EvalError> {
+    let matches = match_objects(g, p, cfg)?;
+    Ok(score_matched(g, p, &matches, cfg.protocol))
+}
+
+/// The strict decisions over an object assignment: equal names, equal predicates, and (sound protocol) relation
+/// endpoints only through label-agreeing pairs.
+pub(crate) fn score_matched(g: &EvalGraph, p: &EvalGraph, matches: &[Match], protocol: Protocol) -> TripletMetrics {
+    let obj_ok: Vec<bool> = matches.iter().map(|m| names_equal(g, p, m)).collect();
+    tally(g, p, matches, &obj_ok, &strict_hits(g, p, matches, protocol), protocol)
+}
+
+/// Which matches may map relation endpoints: all of them (paper), or those whose objects agree (sound).
+pub(crate) fn endpoints(obj_ok: &[bool], protocol: Protocol) -> Vec<bool> {
+    match protocol {
+        Protocol::Paper => vec![true; obj_ok.len()],
+        Protocol::Sound => obj_ok.to_vec(),
+    }
 }

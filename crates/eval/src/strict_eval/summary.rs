@@ -4,11 +4,12 @@
 use super::{RowStatus, TripletConfig, TripletMetrics};
 use crate::protocol::Protocol;
 use crate::pynum::{np_mean, TimeStats};
+use crate::soft_eval::SoftMetrics;
 use serde::Serialize;
 
 /// Macro means over all rows (failed rows count as 0), validity counts and generation-time statistics. With no
-/// judge the `_Qwen`/`_qwen` keys equal their `_strict` counterparts, as the reference's `--strict-only` writes
-/// them. The sound protocol adds `protocol` and `num_skip_gt` (rows left out for a missing or unparseable ground
+/// judge ([`Summary::of`]) the `_Qwen`/`_qwen` keys equal their `_strict` counterparts and `strict_only` is true,
+/// as the reference's `--strict-only` writes them; [`Summary::of_soft`] fills them from judged metrics. The sound protocol adds `protocol` and `num_skip_gt` (rows left out for a missing or unparseable ground
 /// truth); the paper protocol writes exactly the reference's keys.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -54,24 +55,29 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarises per-row metrics; `gen_times` are the positive generation times (any order: only the median
-    /// sorts them, and the mean follows the rows' order as the reference's does).
+    /// Summarises per-row strict metrics; `gen_times` are the positive generation times (any order: only the
+    /// median sorts them, and the mean follows the rows' order as the reference's does).
     pub fn of(rows: &[TripletMetrics], gen_times: &[f64], cfg: &TripletConfig) -> Summary {
-        let scored: Vec<&TripletMetrics> = rows.iter().filter(|m| m.status != RowStatus::SkipGt).collect();
-        let n_total = scored.len();
-        let n_valid = scored.iter().filter(|m| m.toon_valid).count();
+        let soft: Vec<SoftMetrics> = rows.iter().map(SoftMetrics::from_strict).collect();
+        Summary { strict_only: true, ..Summary::of_soft(rows, &soft, gen_times, cfg) }
+    }
+
+    /// Summarises per-row strict metrics and their judged counterparts (`soft[i]` belongs to `rows[i]`; missing
+    /// entries count as 0): `strict_only` is false.
+    pub fn of_soft(rows: &[TripletMetrics], soft: &[SoftMetrics], gen_times: &[f64], cfg: &TripletConfig) -> Summary {
+        let kept: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].status != RowStatus::SkipGt).collect();
+        let n_total = kept.len();
+        let n_valid = kept.iter().filter(|&&i| rows[i].toon_valid).count();
         let n_invalid = n_total - n_valid;
         let mean = |f: fn(&TripletMetrics) -> f64| {
-            let v: Vec<f64> = scored.iter().map(|m| f(m)).collect();
+            let v: Vec<f64> = kept.iter().map(|&i| f(&rows[i])).collect();
             np_mean(&v).unwrap_or(0.0)
         };
-        let obj_p = mean(|m| m.strict_precision_objects);
-        let obj_r = mean(|m| m.strict_recall_objects);
-        let obj_f1 = mean(|m| m.strict_f1_objects);
-        let rel_p = mean(|m| m.strict_precision_relations);
-        let rel_r = mean(|m| m.strict_recall_relations);
-        let rel_f1 = mean(|m| m.strict_f1_relations);
-        let sgg = mean(|m| m.strict_sgg_score);
+        let zero = SoftMetrics::default();
+        let soft_mean = |f: fn(&SoftMetrics) -> f64| {
+            let v: Vec<f64> = kept.iter().map(|&i| f(soft.get(i).unwrap_or(&zero))).collect();
+            np_mean(&v).unwrap_or(0.0)
+        };
         let sound = cfg.protocol == Protocol::Sound;
         Summary {
             protocol: sound.then_some(cfg.protocol.as_str()),
@@ -81,22 +87,22 @@ impl Summary {
             num_skip_gt: sound.then_some(rows.len() - n_total),
             invalid_rate_pct: if n_total > 0 { 100.0 * n_invalid as f64 / n_total as f64 } else { 0.0 },
             iou_thr: cfg.iou_thr,
-            strict_only: true,
+            strict_only: false,
             time_sec: TimeStats::of(gen_times),
-            obj_p_strict: obj_p,
-            obj_p_qwen: obj_p,
-            obj_r_strict: obj_r,
-            obj_r_qwen: obj_r,
-            obj_f1_strict: obj_f1,
-            obj_f1_qwen: obj_f1,
-            rel_p_strict: rel_p,
-            rel_p_qwen: rel_p,
-            rel_r_strict: rel_r,
-            rel_r_qwen: rel_r,
-            rel_f1_strict: rel_f1,
-            rel_f1_qwen: rel_f1,
-            sgg_strict: sgg,
-            sgg_qwen: sgg,
+            obj_p_strict: mean(|m| m.strict_precision_objects),
+            obj_p_qwen: soft_mean(|m| m.qwen_precision_objects),
+            obj_r_strict: mean(|m| m.strict_recall_objects),
+            obj_r_qwen: soft_mean(|m| m.qwen_recall_objects),
+            obj_f1_strict: mean(|m| m.strict_f1_objects),
+            obj_f1_qwen: soft_mean(|m| m.qwen_f1_objects),
+            rel_p_strict: mean(|m| m.strict_precision_relations),
+            rel_p_qwen: soft_mean(|m| m.qwen_precision_relations),
+            rel_r_strict: mean(|m| m.strict_recall_relations),
+            rel_r_qwen: soft_mean(|m| m.qwen_recall_relations),
+            rel_f1_strict: mean(|m| m.strict_f1_relations),
+            rel_f1_qwen: soft_mean(|m| m.qwen_f1_relations),
+            sgg_strict: mean(|m| m.strict_sgg_score),
+            sgg_qwen: soft_mean(|m| m.qwen_sgg_score),
         }
     }
 }
