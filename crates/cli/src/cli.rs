@@ -20,6 +20,9 @@ pub enum Command {
     /// Validate, inspect and convert scene-graph texts (TOON and JSON).
     #[command(subcommand)]
     Toon(ToonCommand),
+    /// Create model directories (Qwen3.5 checkpoints with random weights).
+    #[command(subcommand)]
+    Model(ModelCommand),
 }
 
 /// The two TOON schemas.
@@ -139,4 +142,34 @@ pub struct ConvertArgs {
     pub schema: SchemaArg,
     #[command(flatten)]
     pub gate: GateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Write a random-weight Qwen3.5 model directory (config.json, model.safetensors, generation and
+    /// preprocessor configs) that loads like a downloaded checkpoint.
+    Init(InitArgs),
+}
+
+/// On-disk weight precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    Bf16,
+    F32,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// `tiny`, `tiny-realvocab`, `qwen3.5-0.8b`, or the path of a config.json.
+    #[arg(long)]
+    pub preset: String,
+    /// The directory to write (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the random weights (the same seed gives the same files).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Precision of the written weights.
+    #[arg(long, value_enum, default_value_t = DtypeArg::Bf16)]
+    pub dtype: DtypeArg,
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod input;
+mod model;
 mod render;
 mod toon;
 
@@ -12,5 +13,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo => demo::run(),
         Command::Toon(cmd) => toon::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
     }
 }
