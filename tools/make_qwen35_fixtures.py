@@ -7,6 +7,9 @@ Needs torch (CPU) and transformers >= 5 with Qwen3.5 (checked with transformers 
         && /tmp/qvenv/bin/pip install filelock typing-extensions sympy networkx jinja2 fsspec numpy \
            'transformers>=5' safetensors pillow
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py crates/model/tests/fixtures/tiny
+    /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --check-load DIR   # a `sgvlm model init` output
+    sgvlm model init --preset tiny-realvocab --seed 0 --dtype f32 --out /tmp/rv
+    /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --record /tmp/rv crates/model/tests/fixtures/tiny_realvocab.safetensors
 
 Writes into OUT: the checkpoint (config.json, model.safetensors in f32: the `tiny` preset of qwen35_notes.md with
 every 1-D parameter perturbed so norms and biases are exercised) and fixtures.safetensors with, for fixed inputs,
@@ -175,5 +178,46 @@ def main(out: Path):
     print("wrote", out, "loss", float(loss), float(loss2), "grid", grid.tolist())
 
 
+def record_from_dir(model_dir: Path, out: Path):
+    """Records compact outputs of an existing model directory (for the real-vocabulary preset, whose weights are
+    too large to commit: the Rust test regenerates them from the same seed). Per position: the log-sum-exp over the
+    whole vocabulary and the logits of 64 fixed columns spread over it."""
+    model = Qwen3_5ForConditionalGeneration.from_pretrained(model_dir).float().eval()
+    vocab = model.config.text_config.vocab_size
+    ids = torch.tensor([[248045, 872, 198, 9419, 0, 220, 97169, 248053, 248054, 240000, 151643, 248046, 5]])
+    cols = torch.linspace(0, vocab - 1, 64).long()
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    save_file({
+        "input_ids": ids.to(torch.int64),
+        "columns": cols.to(torch.int64),
+        "logits_columns": logits[:, :, cols].contiguous(),
+        "logsumexp": torch.logsumexp(logits, dim=-1).contiguous(),
+    }, str(out))
+    print("wrote", out)
+
+
+def check_load(model_dir: Path):
+    """Loads a directory written by `sgvlm model init` with transformers and reports the loss of a forward pass
+    (≈ ln(vocab) for random weights) and any tensor transformers had to initialise itself."""
+    model, info = Qwen3_5ForConditionalGeneration.from_pretrained(model_dir, output_loading_info=True)
+    model = model.float().eval()
+    missing = info.get("missing_keys", [])
+    unexpected = info.get("unexpected_keys", [])
+    ids = torch.randint(0, 2000, (1, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=ids).loss
+    vocab = model.config.text_config.vocab_size
+    print(f"loaded {model_dir}: missing {missing}, unexpected {unexpected}, loss {float(loss):.4f} "
+          f"(ln V = {np.log(vocab):.4f})")
+    if missing or unexpected:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "crates/model/tests/fixtures/tiny"))
+    if len(sys.argv) > 2 and sys.argv[1] == "--check-load":
+        check_load(Path(sys.argv[2]))
+    elif len(sys.argv) > 3 and sys.argv[1] == "--record":
+        record_from_dir(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main(Path(sys.argv[1] if len(sys.argv) > 1 else "crates/model/tests/fixtures/tiny"))

@@ -235,3 +235,26 @@ fn explicit_text_positions_equal_default_positions() {
         .logits;
     assert_eq!(max_abs_diff(&a, &b), 0.0);
 }
+
+#[test]
+fn real_vocabulary_preset_matches_transformers() {
+    // The weights are `sgvlm model init --preset tiny-realvocab --seed 0 --dtype f32`, regenerated here; the
+    // fixture holds what transformers computed from that directory (see the fixture script's `--record`).
+    let fx = candle_core::safetensors::load(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_realvocab.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let cfg = Config::tiny_realvocab();
+    let weights = sgvlm_model::checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
+    let model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+    let ids = ids_u32(&fx["input_ids"]);
+    let logits = model.forward(&ModelInput { input_ids: Some(&ids), ..Default::default() }, None).unwrap().logits;
+    let lse = logits.exp().unwrap().sum(2).unwrap().log().unwrap();
+    let d = max_abs_diff(&lse, &fx["logsumexp"]);
+    assert!(d < LOGIT_TOL, "log-sum-exp differs by {d}");
+    let cols = fx["columns"].to_dtype(DType::U32).unwrap();
+    let picked = logits.index_select(&cols, 2).unwrap();
+    let d = max_abs_diff(&picked, &fx["logits_columns"]);
+    assert!(d < LOGIT_TOL, "logits differ by {d}");
+}
