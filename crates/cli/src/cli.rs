@@ -147,7 +147,7 @@ pub struct ConvertArgs {
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Write a random-weight Qwen3.5 model directory (config.json, model.safetensors, generation and
-    /// preprocessor configs) that loads like a downloaded checkpoint.
+    /// preprocessor configs, tokenizer files and chat template) that loads like a downloaded checkpoint.
     Init(InitArgs),
 }
 
@@ -172,4 +172,7 @@ pub struct InitArgs {
     /// Precision of the written weights.
     #[arg(long, value_enum, default_value_t = DtypeArg::Bf16)]
     pub dtype: DtypeArg,
+    /// A tokenizer.json to copy (tiny presets get their bundled one without this).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
 }

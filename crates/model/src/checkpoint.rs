@@ -263,3 +263,26 @@ pub fn write_companion_files(dir: &Path, cfg: &Config, min_pixels: usize, max_pi
     }
     Ok(())
 }
+
+/// Writes `tokenizer.json` (the given text), `tokenizer_config.json` and `chat_template.jinja`.
+pub fn write_tokenizer_files(dir: &Path, tokenizer_json: &str) -> Result<()> {
+    let config = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": null,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "model_max_length": 262_144,
+        "clean_up_tokenization_spaces": false,
+        "chat_template": crate::tokenizer::CHAT_TEMPLATE_JINJA,
+    });
+    let files = [
+        ("tokenizer.json", tokenizer_json.to_string()),
+        ("tokenizer_config.json", serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"),
+        ("chat_template.jinja", crate::tokenizer::CHAT_TEMPLATE_JINJA.to_string()),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}

@@ -29,6 +29,7 @@ pub mod ops;
 pub mod positions;
 pub mod rope;
 pub mod text;
+pub mod tokenizer;
 pub mod vision;
 
 pub use config::{Config, LayerType};

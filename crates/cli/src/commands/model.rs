@@ -37,6 +37,21 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let (min_pixels, max_pixels) =
         if cfg.text_config.hidden_size <= 256 { (4096, 65_536) } else { (65_536, 16_777_216) };
     checkpoint::write_companion_files(&args.out, &cfg, min_pixels, max_pixels)?;
+    match &args.tokenizer {
+        Some(path) => {
+            let json = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read the tokenizer {}", path.display()))?;
+            checkpoint::write_tokenizer_files(&args.out, &json)?;
+        }
+        None if cfg.text_config.vocab_size == 2112 => {
+            checkpoint::write_tokenizer_files(&args.out, sgvlm_model::tokenizer::TINY_TOKENIZER_JSON)?;
+        }
+        None => eprintln!(
+            "hint: no tokenizer.json written for a {}-token vocabulary; build one with \
+             `python3 tools/make_qwen35_tokenizer.py tokenizer.json` and pass --tokenizer",
+            cfg.text_config.vocab_size
+        ),
+    }
     let params: usize = weights.values().map(|t| t.elem_count()).sum();
     eprintln!("wrote {} ({} tensors, {params} parameters, seed {})", args.out.display(), weights.len(), args.seed);
     Ok(ExitCode::SUCCESS)
