@@ -10,6 +10,10 @@ Needs torch (CPU) and transformers >= 5 with Qwen3.5 (checked with transformers 
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --check-load DIR   # a `sgvlm model init` output
     sgvlm model init --preset tiny-realvocab --seed 0 --dtype f32 --out /tmp/rv
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --record /tmp/rv crates/model/tests/fixtures/tiny_realvocab.safetensors
+    /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --processor crates/model/tests/fixtures/processor.safetensors
+    # untied LM head: the tiny config with "tie_word_embeddings": false (written by `parity.rs`'s helper too)
+    sgvlm model init --preset tiny_untied.json --seed 0 --dtype f32 --out /tmp/ut
+    /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --record /tmp/ut crates/model/tests/fixtures/tiny_untied.safetensors
 
 Writes into OUT: the checkpoint (config.json, model.safetensors in f32: the `tiny` preset of qwen35_notes.md with
 every 1-D parameter perturbed so norms and biases are exercised) and fixtures.safetensors with, for fixed inputs,
@@ -184,7 +188,7 @@ def record_from_dir(model_dir: Path, out: Path):
     whole vocabulary and the logits of 64 fixed columns spread over it."""
     model = Qwen3_5ForConditionalGeneration.from_pretrained(model_dir).float().eval()
     vocab = model.config.text_config.vocab_size
-    ids = torch.tensor([[248045, 872, 198, 9419, 0, 220, 97169, 248053, 248054, 240000, 151643, 248046, 5]])
+    ids = torch.tensor([[248045, 872, 198, 9419, 0, 220, 97169, 248053, 248054, 240000, 151643, 248046, 5]]) % vocab
     cols = torch.linspace(0, vocab - 1, 64).long()
     with torch.no_grad():
         logits = model(input_ids=ids).logits
@@ -194,6 +198,29 @@ def record_from_dir(model_dir: Path, out: Path):
         "logits_columns": logits[:, :, cols].contiguous(),
         "logsumexp": torch.logsumexp(logits, dim=-1).contiguous(),
     }, str(out))
+    print("wrote", out)
+
+
+def record_processor(out: Path):
+    """Image processor outputs (PIL backend, bicubic) for images that need resizing: an upscale (50x70 → 64x64)
+    and a mixed one (100x150 → 96x160), with the tiny presets' pixel bounds."""
+    proc = Qwen2VLImageProcessorPil(
+        patch_size=16, temporal_patch_size=2, merge_size=2,
+        size={"shortest_edge": 4096, "longest_edge": 65536},
+        image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+    )
+    rng = np.random.default_rng(3)
+    rec = {}
+    for i, (h, w) in enumerate([(50, 70), (100, 150)]):
+        # A smooth gradient plus noise, so both interpolation and clipping are exercised.
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], axis=-1)
+        pixels = np.clip(base + rng.normal(0, 40, size=(h, w, 3)), 0, 255).astype(np.uint8)
+        enc = proc(images=[Image.fromarray(pixels)], return_tensors="pt")
+        rec[f"{i}.rgb"] = torch.from_numpy(pixels)
+        rec[f"{i}.pixel_values"] = enc["pixel_values"].float()
+        rec[f"{i}.grid_thw"] = enc["image_grid_thw"].to(torch.int64)
+    save_file({k: v.contiguous() for k, v in rec.items()}, str(out))
     print("wrote", out)
 
 
@@ -217,6 +244,8 @@ def check_load(model_dir: Path):
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--check-load":
         check_load(Path(sys.argv[2]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--processor":
+        record_processor(Path(sys.argv[2]))
     elif len(sys.argv) > 3 and sys.argv[1] == "--record":
         record_from_dir(Path(sys.argv[2]), Path(sys.argv[3]))
     else:

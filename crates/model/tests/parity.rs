@@ -236,25 +236,52 @@ fn explicit_text_positions_equal_default_positions() {
     assert_eq!(max_abs_diff(&a, &b), 0.0);
 }
 
-#[test]
-fn real_vocabulary_preset_matches_transformers() {
-    // The weights are `sgvlm model init --preset tiny-realvocab --seed 0 --dtype f32`, regenerated here; the
-    // fixture holds what transformers computed from that directory (see the fixture script's `--record`).
-    let fx = candle_core::safetensors::load(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_realvocab.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
-    let cfg = Config::tiny_realvocab();
-    let weights = sgvlm_model::checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
-    let model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+/// Compares a seeded init of `cfg` (seed 0, as `sgvlm model init --seed 0 --dtype f32` writes it) with the
+/// outputs transformers recorded from that directory (the fixture script's `--record`): the log-sum-exp over the
+/// whole vocabulary at every position and the logits of 64 columns spread over it.
+fn check_recorded(cfg: &Config, fixture: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
+    let fx = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let weights = sgvlm_model::checkpoint::random_weights(cfg, 0, &Device::Cpu).unwrap();
+    let model = Qwen35::from_tensors(cfg, weights, DType::F32, &Device::Cpu).unwrap();
     let ids = ids_u32(&fx["input_ids"]);
     let logits = model.forward(&ModelInput { input_ids: Some(&ids), ..Default::default() }, None).unwrap().logits;
     let lse = logits.exp().unwrap().sum(2).unwrap().log().unwrap();
     let d = max_abs_diff(&lse, &fx["logsumexp"]);
-    assert!(d < LOGIT_TOL, "log-sum-exp differs by {d}");
+    assert!(d < LOGIT_TOL, "{fixture}: log-sum-exp differs by {d}");
     let cols = fx["columns"].to_dtype(DType::U32).unwrap();
     let picked = logits.index_select(&cols, 2).unwrap();
     let d = max_abs_diff(&picked, &fx["logits_columns"]);
-    assert!(d < LOGIT_TOL, "logits differ by {d}");
+    assert!(d < LOGIT_TOL, "{fixture}: logits differ by {d}");
+}
+
+#[test]
+fn real_vocabulary_preset_matches_transformers() {
+    check_recorded(&Config::tiny_realvocab(), "tiny_realvocab.safetensors");
+}
+
+#[test]
+fn untied_lm_head_matches_transformers() {
+    let mut cfg = Config::tiny();
+    cfg.tie_word_embeddings = false;
+    cfg.text_config.extra.insert("tie_word_embeddings".into(), serde_json::Value::Bool(false));
+    check_recorded(&cfg, "tiny_untied.safetensors");
+}
+
+#[test]
+fn image_processor_resizes_like_transformers_pil_backend() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/processor.safetensors");
+    let fx = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    for i in 0..2 {
+        let rgb = &fx[&format!("{i}.rgb")];
+        let (h, w, _) = rgb.dims3().unwrap();
+        let bytes: Vec<u8> = rgb.flatten_all().unwrap().to_vec1().unwrap();
+        let out = tiny_processor().preprocess_rgb(&bytes, h, w).unwrap();
+        let grid: Vec<i64> = fx[&format!("{i}.grid_thw")].flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(out.grid_thw.map(|x| x as i64).to_vec(), grid, "image {i}");
+        let want = &fx[&format!("{i}.pixel_values")];
+        let got = Tensor::from_vec(out.pixel_values, want.dims(), &Device::Cpu).unwrap();
+        let d = max_abs_diff(&got, want);
+        assert!(d < 1e-6, "image {i} ({h}x{w}): pixel values differ by {d}");
+    }
 }

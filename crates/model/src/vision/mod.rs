@@ -7,6 +7,7 @@
 //! text width with an exact-GELU MLP.
 
 pub mod processor;
+pub mod resize;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;

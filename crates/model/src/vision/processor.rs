@@ -2,8 +2,8 @@
 //! the patch layout the vision tower reads.
 //!
 //! The output row order is merge-block major: for each `merge × merge` block (row-major over blocks), its patches
-//! row-major; each row holds `channel, temporal, y, x` of one `P × P` patch. Resampling to the rounded size is
-//! the caller's job for now (images whose sides are already multiples of `patch × merge` need none).
+//! row-major; each row holds `channel, temporal, y, x` of one `P × P` patch. Images whose size `smart_resize`
+//! changes are resampled with Pillow-exact bicubic ([`super::resize`]), as transformers' PIL backend does.
 
 use crate::error::{Error, Result};
 
@@ -76,16 +76,15 @@ impl ImageProcessor {
         Ok((hb as usize, wb as usize))
     }
 
-    /// Preprocesses an RGB image (`height × width × 3` bytes, row-major) whose size `smart_resize` keeps.
+    /// Preprocesses an RGB image (`height × width × 3` bytes, row-major), resizing it to the `smart_resize` size.
     pub fn preprocess_rgb(&self, rgb: &[u8], height: usize, width: usize) -> Result<ProcessedImage> {
         if rgb.len() != height * width * 3 {
             return Err(Error::Input(format!("{} bytes is not a {width}x{height} RGB image", rgb.len())));
         }
         let (rh, rw) = self.smart_resize(height, width)?;
         if (rh, rw) != (height, width) {
-            return Err(Error::Input(format!(
-                "image {width}x{height} needs resizing to {rw}x{rh}, which this processor does not do yet"
-            )));
+            let resized = super::resize::resize_bicubic_rgb(rgb, height, width, rh, rw);
+            return self.preprocess_rgb(&resized, rh, rw);
         }
         let (p, m, tp) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let (gh, gw) = (height / p, width / p);
