@@ -3,15 +3,14 @@
 
 Needs torch (CPU) and transformers >= 5 with Qwen3.5 (checked with transformers 5.24.0, torch 2.15.0):
 
-    python3 -m venv /tmp/qvenv && /tmp/qvenv/bin/pip install --no-deps torch \
-        && /tmp/qvenv/bin/pip install filelock typing-extensions sympy networkx jinja2 fsspec numpy \
-           'transformers>=5' safetensors pillow
+    python3 -m venv /tmp/qvenv && /tmp/qvenv/bin/pip install torch 'transformers>=5' safetensors pillow
+    # (PyPI's Linux torch is a CUDA build: it imports only with its nvidia/cuda-toolkit wheels, ~3 GB, even on CPU)
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py crates/model/tests/fixtures/tiny
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --check-load DIR   # a `sgvlm model init` output
     sgvlm model init --preset tiny-realvocab --seed 0 --dtype f32 --out /tmp/rv
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --record /tmp/rv crates/model/tests/fixtures/tiny_realvocab.safetensors
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --processor crates/model/tests/fixtures/processor.safetensors
-    # untied LM head: the tiny config with "tie_word_embeddings": false (written by `parity.rs`'s helper too)
+    # untied LM head: tiny_untied.json = the tiny config.json with both `tie_word_embeddings` set to false
     sgvlm model init --preset tiny_untied.json --seed 0 --dtype f32 --out /tmp/ut
     /tmp/qvenv/bin/python tools/make_qwen35_fixtures.py --record /tmp/ut crates/model/tests/fixtures/tiny_untied.safetensors
 

@@ -50,6 +50,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids = Tensor::from_vec(ids, (1, 1007), &dev)?;
     let pv = Tensor::from_vec(img.pixel_values, (img.grid_thw[1] * img.grid_thw[2], 1536), &dev)?;
     let grids = [img.grid_thw];
+    let tv = Instant::now();
+    let feats = model.vision.forward(&pv, &grids)?;
+    println!("vision tower alone (1200 patches → {} tokens): {:.2} s", feats.dim(0)?, tv.elapsed().as_secs_f64());
+    let tt = Instant::now();
+    let text_ids = ids.narrow(1, 0, 400)?;
+    model.forward(&ModelInput { input_ids: Some(&text_ids), ..Default::default() }, None)?;
+    println!("text-only forward, 400 tokens: {:.2} s", tt.elapsed().as_secs_f64());
     let t1 = Instant::now();
     let images = Some(ImageInput { pixel_values: &pv, grids: &grids });
     let out = model.forward(&ModelInput { input_ids: Some(&ids), images, ..Default::default() }, None)?;
