@@ -286,3 +286,18 @@ pub fn write_tokenizer_files(dir: &Path, tokenizer_json: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Loads the checkpoint in `dir` as trainable variables (f32 on `device`), checked against `cfg` like
+/// [`open_weights`]; `Qwen35::new(cfg, VarBuilder::from_varmap(&varmap, ..))` then trains every weight.
+pub fn load_varmap(dir: &Path, cfg: &Config, device: &Device) -> Result<candle_nn::VarMap> {
+    let vb = open_weights(dir, cfg, DType::F32, device)?;
+    let varmap = candle_nn::VarMap::new();
+    {
+        let mut data = varmap.data().lock().map_err(|_| Error::Input("variable map lock poisoned".into()))?;
+        for spec in tensor_specs(cfg) {
+            let t = vb.get(spec.shape.as_slice(), &spec.name)?;
+            data.insert(spec.name, candle_core::Var::from_tensor(&t)?);
+        }
+    }
+    Ok(varmap)
+}

@@ -152,8 +152,8 @@ fn rope_index_matches_transformers() {
     let ids: Vec<Vec<u32>> = ids_u32(&fx["image.input_ids"]).to_vec2().unwrap();
     let (pos, deltas) = rope_index(&cfg, &ids, &[[1, 4, 6]]).unwrap();
     let want: Vec<Vec<Vec<i64>>> = fx["image.position_ids"].to_vec3().unwrap();
-    for axis in 0..3 {
-        assert_eq!(pos.ids[axis], want[axis], "axis {axis}");
+    for (axis, (got, want)) in pos.ids.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "axis {axis}");
     }
     let want_d: Vec<i64> = fx["image.rope_deltas"].to_vec1().unwrap();
     assert_eq!(deltas, want_d);
