@@ -33,6 +33,9 @@ pub enum Command {
     /// Build datasets: synthetic scenes, and PSG/PVSG/Action Genome → MS-SWIFT training and test files.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Create model directories (Qwen3.5 checkpoints with random weights).
+    #[command(subcommand)]
+    Model(ModelCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,4 +219,37 @@ pub struct ConvertArgs {
     pub schema: SchemaArg,
     #[command(flatten)]
     pub gate: GateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Write a random-weight Qwen3.5 model directory (config.json, model.safetensors, generation and
+    /// preprocessor configs, tokenizer files and chat template) that loads like a downloaded checkpoint.
+    Init(InitArgs),
+}
+
+/// On-disk weight precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    Bf16,
+    F32,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// `tiny`, `tiny-realvocab`, `qwen3.5-0.8b`, or the path of a config.json.
+    #[arg(long)]
+    pub preset: String,
+    /// The directory to write (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the random weights (the same seed gives the same files).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Precision of the written weights.
+    #[arg(long, value_enum, default_value_t = DtypeArg::Bf16)]
+    pub dtype: DtypeArg,
+    /// A tokenizer.json to copy (tiny presets get their bundled one without this).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
 }

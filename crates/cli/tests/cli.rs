@@ -213,3 +213,48 @@ fn data_synth_then_prepare() {
     let again: serde_json::Value = serde_json::from_str(&stdout(&sgvlm(&args, None))).unwrap();
     assert_eq!(again["resumed"], 6);
 }
+
+#[test]
+fn model_init_writes_a_loadable_directory() {
+    use candle_core::{DType, Device, Tensor};
+    use sgvlm_model::{checkpoint, Config, ModelInput, Qwen35};
+    let dir = std::env::temp_dir().join(format!("sgvlm-cli-model-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = sgvlm(
+        &["model", "init", "--preset", "tiny", "--seed", "5", "--dtype", "f32", "--out", &dir.display().to_string()],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("85 tensors, 394960 parameters, seed 5"), "{}", stderr(&o));
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let loaded = Qwen35::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
+    let cfg = Config::tiny();
+    let fresh = Qwen35::from_tensors(
+        &cfg,
+        checkpoint::random_weights(&cfg, 5, &Device::Cpu).unwrap(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let ids = Tensor::new(&[[1u32, 2, 3, 4]], &Device::Cpu).unwrap();
+    let input = ModelInput { input_ids: Some(&ids), ..Default::default() };
+    let a = loaded.forward(&input, None).unwrap().logits;
+    let b = fresh.forward(&input, None).unwrap().logits;
+    let d: f32 = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+    assert_eq!(d, 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let o = sgvlm(&["model", "init", "--preset", "nope", "--out", &dir.display().to_string()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("`nope` is neither a preset"), "{}", stderr(&o));
+}

@@ -5,6 +5,7 @@ mod demo;
 mod eval;
 mod eval_report;
 mod input;
+mod model;
 mod render;
 mod reward;
 mod toon;
@@ -21,5 +22,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reward(args) => reward::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
     }
 }

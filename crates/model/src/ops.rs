@@ -1,0 +1,132 @@
+//! Differentiable building blocks written from candle primitives.
+//!
+//! candle-nn's fused `softmax_last_dim`, `rms_norm`, `layer_norm` and `rope` kernels return no gradient (see
+//! `qwen35_notes.md` §3.1), so the training path uses only these compositions of ops that candle's autograd knows.
+
+use candle_core::{DType, Module, Tensor, D};
+
+use crate::error::Result;
+
+/// A bias-free or biased linear layer `y = x·Wᵀ (+ b)` for inputs of any rank ≥ 2.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` (and `bias` `[out]` when `bias`) from `vb`.
+    pub fn load(vb: &candle_nn::VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+        Ok(Self { weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        Linear::forward(self, x).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+}
+
+/// The dtype reductions run in: f64 stays f64 (gradient checks), everything else is computed in f32.
+pub fn compute_dtype(dtype: DType) -> DType {
+    if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// `x / sqrt(mean(x²) + eps)` over the last dimension, computed in f32 (or f64).
+pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let x = x.to_dtype(compute_dtype(x.dtype()))?;
+    let var = x.sqr()?.mean_keepdim(D::Minus1)?;
+    Ok(x.broadcast_div(&(var + eps)?.sqrt()?)?)
+}
+
+/// Gemma-style RMSNorm of Qwen3.5: `normalize(x)·(1 + w)` (weights are stored zero-centred).
+pub fn rms_norm_1p(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let y = rms_normalize(x, eps)?;
+    Ok(y.broadcast_mul(&(w.to_dtype(y.dtype())? + 1.0)?)?.to_dtype(x.dtype())?)
+}
+
+/// Plain RMSNorm: `normalize(x)·w`.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let y = rms_normalize(x, eps)?;
+    Ok(y.broadcast_mul(&w.to_dtype(y.dtype())?)?.to_dtype(x.dtype())?)
+}
+
+/// LayerNorm over the last dimension with weight and bias.
+pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(y.broadcast_mul(w)?.broadcast_add(b)?)
+}
+
+/// Softmax over the last dimension (max-subtracted, differentiable).
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::softmax(x, D::Minus1)?)
+}
+
+/// The logistic sigmoid (candle-nn's op, which has a backward pass).
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::sigmoid(x)?)
+}
+
+/// `log(1 + exp(x))`, stable for large |x| like torch's (which returns x above 20).
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    // softplus(x) = max(x, 0) + log(1 + exp(-|x|))
+    let relu = x.relu()?;
+    let tail = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    Ok((relu + tail)?)
+}
+
+/// `x / sqrt(sum(x²) + eps)` over the last dimension (the FLA-style l2norm of Gated DeltaNet).
+pub fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let n = (x.sqr()?.sum_keepdim(D::Minus1)? + eps)?.sqrt()?;
+    Ok(x.broadcast_div(&n)?)
+}
+
+/// Swaps and negates the halves of the last dimension: `[x1, x2] → [-x2, x1]`.
+pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d - d / 2)?;
+    Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn softplus_matches_closed_form() {
+        let x = Tensor::new(&[-30f32, -1.0, 0.0, 2.0, 40.0], &Device::Cpu).unwrap();
+        let y: Vec<f32> = softplus(&x).unwrap().to_vec1().unwrap();
+        let want = [(-30f32).exp(), 0.313_261_7, std::f32::consts::LN_2, 2.126_928, 40.0];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rms_norm_1p_scales_by_one_plus_weight() {
+        let x = Tensor::new(&[[3f32, 4.0]], &Device::Cpu).unwrap();
+        let w = Tensor::new(&[0f32, 1.0], &Device::Cpu).unwrap();
+        let y: Vec<Vec<f32>> = rms_norm_1p(&x, &w, 0.0).unwrap().to_vec2().unwrap();
+        let r = (12.5f32).sqrt();
+        assert!((y[0][0] - 3.0 / r).abs() < 1e-6 && (y[0][1] - 8.0 / r).abs() < 1e-6);
+    }
+}

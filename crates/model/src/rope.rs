@@ -1,0 +1,136 @@
+//! Rotary position embeddings: the text decoder's partial interleaved M-RoPE and the vision tower's 2-D rotary.
+//!
+//! Angles are computed on the host in f64 → f32 (they depend only on integer positions, so they carry no
+//! gradient); applying them is a differentiable `x·cos + rotate_half(x)·sin`.
+
+use candle_core::{Device, Tensor, D};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ops::rotate_half;
+
+/// Three-axis (temporal, height, width) position ids for a batch: `ids[axis][b][t]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MropePositions {
+    pub ids: [Vec<Vec<i64>>; 3],
+}
+
+impl MropePositions {
+    /// Plain text positions `offset..offset+len` on all three axes for `batch` sequences.
+    pub fn text(batch: usize, len: usize, offset: i64) -> Self {
+        let row: Vec<i64> = (0..len as i64).map(|i| i + offset).collect();
+        let rows = vec![row; batch];
+        Self { ids: [rows.clone(), rows.clone(), rows] }
+    }
+
+    /// `(batch, len)`; errors when the three axes or the sequences disagree.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        let b = self.ids[0].len();
+        let t = self.ids[0].first().map_or(0, Vec::len);
+        for axis in &self.ids {
+            if axis.len() != b || axis.iter().any(|r| r.len() != t) {
+                return Err(Error::Input("M-RoPE position rows have different lengths".into()));
+            }
+        }
+        Ok((b, t))
+    }
+}
+
+/// Precomputed text rotary tables for one forward pass: `cos`/`sin` of shape `[B, T, rotary_dim]`.
+#[derive(Debug, Clone)]
+pub struct TextRope {
+    pub cos: Tensor,
+    pub sin: Tensor,
+}
+
+impl TextRope {
+    /// Builds the tables for `positions`. Frequency `j` of the rotary half reads the height axis when
+    /// `j % 3 == 1 && j < 3·section[1]`, the width axis when `j % 3 == 2 && j < 3·section[2]`, else the temporal
+    /// axis (the interleaved layout of Qwen3.5).
+    pub fn new(cfg: &Config, positions: &MropePositions, device: &Device) -> Result<Self> {
+        let (b, t) = positions.dims()?;
+        let rot = cfg.rotary_dim();
+        let half = rot / 2;
+        let rp = &cfg.text_config.rope_parameters;
+        let sec = &rp.mrope_section;
+        let inv_freq: Vec<f32> =
+            (0..half).map(|j| (1.0 / rp.rope_theta.powf((2 * j) as f64 / rot as f64)) as f32).collect();
+        let axis_of = |j: usize| {
+            if j % 3 == 1 && j < 3 * sec[1] {
+                1
+            } else if j % 3 == 2 && j < 3 * sec[2] {
+                2
+            } else {
+                0
+            }
+        };
+        let mut cos = Vec::with_capacity(b * t * rot);
+        let mut sin = Vec::with_capacity(b * t * rot);
+        for bi in 0..b {
+            for ti in 0..t {
+                let mut c = vec![0f32; rot];
+                let mut s = vec![0f32; rot];
+                for j in 0..half {
+                    let p = positions.ids[axis_of(j)][bi][ti] as f32;
+                    // torch computes the angle in f32: inv_freq (f32) · position (f32).
+                    let angle = inv_freq[j] * p;
+                    c[j] = angle.cos();
+                    s[j] = angle.sin();
+                    c[j + half] = c[j];
+                    s[j + half] = s[j];
+                }
+                cos.extend_from_slice(&c);
+                sin.extend_from_slice(&s);
+            }
+        }
+        Ok(Self { cos: Tensor::from_vec(cos, (b, t, rot), device)?, sin: Tensor::from_vec(sin, (b, t, rot), device)? })
+    }
+
+    /// Rotates the first `rotary_dim` features of `x` `[B, H, T, D]`, leaving the rest unchanged.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let rot = self.cos.dim(D::Minus1)?;
+        let d = x.dim(D::Minus1)?;
+        let cos = self.cos.unsqueeze(1)?.to_dtype(x.dtype())?;
+        let sin = self.sin.unsqueeze(1)?.to_dtype(x.dtype())?;
+        let x_rot = x.narrow(D::Minus1, 0, rot)?;
+        let rotated = (x_rot.broadcast_mul(&cos)? + rotate_half(&x_rot)?.broadcast_mul(&sin)?)?;
+        if rot == d {
+            return Ok(rotated);
+        }
+        let x_pass = x.narrow(D::Minus1, rot, d - rot)?;
+        Ok(Tensor::cat(&[&rotated, &x_pass], D::Minus1)?)
+    }
+}
+
+/// The vision tower's 2-D rotary tables `[N, head_dim]` for patches at `(row, col)`: the first quarter of the
+/// head rotates with the row, the second with the column, mirrored in the second half.
+pub fn vision_rope(
+    rows_cols: &[(usize, usize)],
+    head_dim: usize,
+    theta: f64,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let dim = head_dim / 2;
+    let nf = dim / 2;
+    let inv_freq: Vec<f32> = (0..nf).map(|j| (1.0 / theta.powf((2 * j) as f64 / dim as f64)) as f32).collect();
+    let n = rows_cols.len();
+    let mut cos = Vec::with_capacity(n * head_dim);
+    let mut sin = Vec::with_capacity(n * head_dim);
+    for &(r, c) in rows_cols {
+        let mut row = Vec::with_capacity(dim);
+        row.extend(inv_freq.iter().map(|f| f * r as f32));
+        row.extend(inv_freq.iter().map(|f| f * c as f32));
+        for _ in 0..2 {
+            cos.extend(row.iter().map(|a| a.cos()));
+            sin.extend(row.iter().map(|a| a.sin()));
+        }
+    }
+    Ok((Tensor::from_vec(cos, (n, head_dim), device)?, Tensor::from_vec(sin, (n, head_dim), device)?))
+}
+
+/// Applies vision rotary tables `[N, D]` to `x` `[N, H, D]`.
+pub fn apply_vision_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let cos = cos.unsqueeze(1)?.to_dtype(x.dtype())?;
+    let sin = sin.unsqueeze(1)?.to_dtype(x.dtype())?;
+    Ok((x.broadcast_mul(&cos)? + rotate_half(x)?.broadcast_mul(&sin)?)?)
+}

@@ -1,0 +1,106 @@
+//! Output-gated full attention (the `full_attention` layers).
+//!
+//! `q_proj` yields, per head, a query and a gate (interleaved head by head); queries and keys get a Gemma-style
+//! RMSNorm over the head dimension, then partial M-RoPE; grouped-query softmax attention with a causal mask;
+//! the result is multiplied by `σ(gate)` before `o_proj`.
+
+use candle_core::{Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::config::TextConfig;
+use crate::error::Result;
+use crate::ops::{compute_dtype, rms_norm_1p, sigmoid, softmax_last, Linear};
+use crate::rope::TextRope;
+
+/// Per-sequence keys and values seen so far: `[B, H_kv, T_past, d_h]` each.
+#[derive(Debug, Clone)]
+pub struct KvState {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+#[derive(Debug, Clone)]
+pub struct FullAttention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: Tensor,
+    k_norm: Tensor,
+    n_h: usize,
+    n_kv: usize,
+    d_h: usize,
+    eps: f64,
+}
+
+impl FullAttention {
+    pub fn load(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, n_h, n_kv, d_h) = (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        Ok(Self {
+            q_proj: Linear::load(&vb.pp("q_proj"), h, 2 * n_h * d_h, false)?,
+            k_proj: Linear::load(&vb.pp("k_proj"), h, n_kv * d_h, false)?,
+            v_proj: Linear::load(&vb.pp("v_proj"), h, n_kv * d_h, false)?,
+            o_proj: Linear::load(&vb.pp("o_proj"), n_h * d_h, h, false)?,
+            q_norm: vb.pp("q_norm").get(d_h, "weight")?,
+            k_norm: vb.pp("k_norm").get(d_h, "weight")?,
+            n_h,
+            n_kv,
+            d_h,
+            eps: cfg.rms_norm_eps,
+        })
+    }
+
+    /// Attends `x` `[B, T, hidden]` causally over the cached keys (if any) and itself; appends to `state`.
+    pub fn forward(&self, x: &Tensor, rope: &TextRope, state: Option<&mut Option<KvState>>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let qg = self.q_proj.forward(x)?.reshape((b, t, self.n_h, 2 * self.d_h))?;
+        let q = qg.narrow(D::Minus1, 0, self.d_h)?;
+        let gate = qg.narrow(D::Minus1, self.d_h, self.d_h)?.reshape((b, t, self.n_h * self.d_h))?;
+        let q = rms_norm_1p(&q, &self.q_norm, self.eps)?.transpose(1, 2)?; // [B,H,T,d]
+        let k = self.k_proj.forward(x)?.reshape((b, t, self.n_kv, self.d_h))?;
+        let k = rms_norm_1p(&k, &self.k_norm, self.eps)?.transpose(1, 2)?;
+        let v = self.v_proj.forward(x)?.reshape((b, t, self.n_kv, self.d_h))?.transpose(1, 2)?;
+        let q = rope.apply(&q)?;
+        let k = rope.apply(&k)?;
+
+        let (k, v) = match state {
+            Some(slot) => {
+                let (k, v) = match slot.as_ref() {
+                    Some(prev) => (Tensor::cat(&[&prev.k, &k], 2)?, Tensor::cat(&[&prev.v, &v], 2)?),
+                    None => (k.contiguous()?, v.contiguous()?),
+                };
+                *slot = Some(KvState { k: k.detach(), v: v.detach() });
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let total = k.dim(2)?;
+        let past = total - t;
+        let rep = self.n_h / self.n_kv;
+        let expand = |x: &Tensor| -> Result<Tensor> {
+            if rep == 1 {
+                return Ok(x.contiguous()?);
+            }
+            Ok(x.unsqueeze(2)?
+                .broadcast_as((b, self.n_kv, rep, total, self.d_h))?
+                .reshape((b, self.n_h, total, self.d_h))?)
+        };
+        let (k, v) = (expand(&k)?, expand(&v)?);
+        let scale = (self.d_h as f64).powf(-0.5);
+        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+        let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
+        let scores = scores.broadcast_add(&causal_mask(t, past, scores.device())?.to_dtype(scores.dtype())?)?;
+        let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
+        let out = out.mul(&sigmoid(&gate)?)?;
+        self.o_proj.forward(&out)
+    }
+}
+
+/// `[T, past+T]` additive mask: query `i` sees keys `0..=past+i`.
+fn causal_mask(t: usize, past: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let total = past + t;
+    let data: Vec<f32> =
+        (0..t).flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    Ok(Tensor::from_vec(data, (t, total), device)?)
+}

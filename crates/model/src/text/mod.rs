@@ -1,0 +1,219 @@
+//! The hybrid text decoder: token embedding, `layer_types`-ordered decoder layers (Gated DeltaNet or gated full
+//! attention, each followed by a SwiGLU MLP, both pre-normed with Gemma-style RMSNorm), a final norm and the LM
+//! head (tied to the embedding unless `tie_word_embeddings` is false).
+//!
+//! Decoding state is explicit: a [`TextCache`] per batch of sequences holds each layer's KV or DeltaNet state and
+//! is passed to [`TextModel::forward`]; the model itself is immutable and can be shared.
+
+pub mod attention;
+pub mod delta_rule;
+pub mod deltanet;
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::config::{Config, LayerType, TextConfig};
+use crate::error::{Error, Result};
+use crate::ops::{rms_norm_1p, Linear};
+use crate::rope::{MropePositions, TextRope};
+use attention::{FullAttention, KvState};
+use deltanet::{DeltaNetState, GatedDeltaNet, DEFAULT_CHUNK};
+
+/// One layer's decoding state.
+#[derive(Debug, Clone)]
+pub enum LayerState {
+    Full(Option<KvState>),
+    Linear(Option<DeltaNetState>),
+}
+
+/// Decoding state of a batch of sequences: one entry per layer, plus how many tokens it has seen.
+#[derive(Debug, Clone)]
+pub struct TextCache {
+    pub layers: Vec<LayerState>,
+    pub seen: usize,
+}
+
+impl TextCache {
+    pub fn new(cfg: &TextConfig) -> Self {
+        let layers = cfg
+            .layer_types
+            .iter()
+            .map(|t| match t {
+                LayerType::FullAttention => LayerState::Full(None),
+                LayerType::LinearAttention => LayerState::Linear(None),
+            })
+            .collect();
+        Self { layers, seen: 0 }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn load(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            gate_proj: Linear::load(&vb.pp("gate_proj"), h, i, false)?,
+            up_proj: Linear::load(&vb.pp("up_proj"), h, i, false)?,
+            down_proj: Linear::load(&vb.pp("down_proj"), i, h, false)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let act = self.gate_proj.forward(x)?.silu()?.mul(&self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&act)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Mixer {
+    Full(FullAttention),
+    Linear(GatedDeltaNet),
+}
+
+#[derive(Debug, Clone)]
+struct DecoderLayer {
+    mixer: Mixer,
+    mlp: Mlp,
+    input_layernorm: Tensor,
+    post_attention_layernorm: Tensor,
+    eps: f64,
+}
+
+impl DecoderLayer {
+    fn load(cfg: &TextConfig, kind: LayerType, vb: VarBuilder) -> Result<Self> {
+        let mixer = match kind {
+            LayerType::FullAttention => Mixer::Full(FullAttention::load(cfg, vb.pp("self_attn"))?),
+            LayerType::LinearAttention => Mixer::Linear(GatedDeltaNet::load(cfg, vb.pp("linear_attn"))?),
+        };
+        Ok(Self {
+            mixer,
+            mlp: Mlp::load(cfg, vb.pp("mlp"))?,
+            input_layernorm: vb.pp("input_layernorm").get(cfg.hidden_size, "weight")?,
+            post_attention_layernorm: vb.pp("post_attention_layernorm").get(cfg.hidden_size, "weight")?,
+            eps: cfg.rms_norm_eps,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, rope: &TextRope, state: Option<&mut LayerState>, chunk: usize) -> Result<Tensor> {
+        let h = rms_norm_1p(x, &self.input_layernorm, self.eps)?;
+        let h = match (&self.mixer, state) {
+            (Mixer::Full(a), None) => a.forward(&h, rope, None)?,
+            (Mixer::Full(a), Some(LayerState::Full(s))) => a.forward(&h, rope, Some(s))?,
+            (Mixer::Linear(d), None) => d.forward(&h, None, chunk)?,
+            (Mixer::Linear(d), Some(LayerState::Linear(s))) => d.forward(&h, Some(s), chunk)?,
+            _ => return Err(Error::Input("cache layer kinds do not match the model's layer_types".into())),
+        };
+        let x = (x + h)?;
+        let h = self.mlp.forward(&rms_norm_1p(&x, &self.post_attention_layernorm, self.eps)?)?;
+        Ok((x + h)?)
+    }
+}
+
+/// What [`TextModel::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct TextOutput {
+    /// Final-normed hidden states `[B, T, hidden]`.
+    pub last_hidden: Tensor,
+    /// The input embeddings followed by every layer's output (before the final norm), when requested.
+    pub hidden_states: Vec<Tensor>,
+}
+
+/// The text decoder (without LM head).
+#[derive(Debug, Clone)]
+pub struct TextModel {
+    pub embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: Tensor,
+    cfg: Config,
+    /// Chunk length of the parallel delta rule.
+    pub chunk: usize,
+}
+
+impl TextModel {
+    /// Loads from `vb` rooted at the text model (`model.language_model` in released checkpoints).
+    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let t = &cfg.text_config;
+        let layers = t
+            .layer_types
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| DecoderLayer::load(t, *kind, vb.pp(format!("layers.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed_tokens: vb.pp("embed_tokens").get((t.vocab_size, t.hidden_size), "weight")?,
+            layers,
+            norm: vb.pp("norm").get(t.hidden_size, "weight")?,
+            cfg: cfg.clone(),
+            chunk: DEFAULT_CHUNK,
+        })
+    }
+
+    /// Looks up token embeddings for `ids` `[B, T]` (u32).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let flat = ids.flatten_all()?;
+        Ok(self.embed_tokens.index_select(&flat, 0)?.reshape((b, t, self.cfg.text_config.hidden_size))?)
+    }
+
+    /// Runs the decoder on embeddings `[B, T, hidden]` at `positions`. With `cache`, continues each sequence
+    /// from its state and updates it.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        positions: &MropePositions,
+        mut cache: Option<&mut TextCache>,
+        keep_hidden_states: bool,
+    ) -> Result<TextOutput> {
+        let (b, t, _) = embeds.dims3()?;
+        if positions.dims()? != (b, t) {
+            return Err(Error::Input(format!(
+                "positions cover {:?} tokens but the embeddings are {:?}",
+                positions.dims()?,
+                (b, t)
+            )));
+        }
+        if let Some(c) = cache.as_deref() {
+            if c.layers.len() != self.layers.len() {
+                return Err(Error::Input(format!(
+                    "cache has {} layers, the model {}",
+                    c.layers.len(),
+                    self.layers.len()
+                )));
+            }
+        }
+        let rope = TextRope::new(&self.cfg, positions, embeds.device())?;
+        let mut x = embeds.clone();
+        let mut hidden_states = Vec::new();
+        if keep_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let state = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(&x, &rope, state, self.chunk)?;
+            if keep_hidden_states {
+                hidden_states.push(x.clone());
+            }
+        }
+        if let Some(c) = cache {
+            c.seen += t;
+        }
+        let last_hidden = rms_norm_1p(&x, &self.norm, self.cfg.text_config.rms_norm_eps)?;
+        Ok(TextOutput { last_hidden, hidden_states })
+    }
+}
+
+/// The language-model head: the tied embedding matrix or a separate `lm_head.weight`.
+#[derive(Debug, Clone)]
+pub struct LmHead(pub Linear);
+
+impl LmHead {
+    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.0.forward(hidden)
+    }
+}
