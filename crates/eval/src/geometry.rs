@@ -4,6 +4,58 @@
 /// Intersection over union of two `x1,y1,x2,y2` boxes; 0 when the union is not positive.
 #[inline]
 pub fn iou(a: [i64; 4], b: [i64; 4]) -> f64 {
+    if small(a, b) {
+        let (inter, union) = inter_union_i64(a, b);
+        return if union <= 0 { 0.0 } else { inter as f64 / union as f64 };
+    }
+    iou_wide(a, b)
+}
+
+/// Generalised IoU: `IoU − (C − union)/C` with C the enclosing box; equals IoU when C has no area, and 0 when the
+/// union is not positive (as the reference).
+#[inline]
+pub fn giou(a: [i64; 4], b: [i64; 4]) -> f64 {
+    if !small(a, b) {
+        return giou_wide(a, b);
+    }
+    let (inter, union) = inter_union_i64(a, b);
+    if union <= 0 {
+        return 0.0;
+    }
+    let iou = inter as f64 / union as f64;
+    let area_c = area_i64([a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]);
+    if area_c <= 0 {
+        iou
+    } else {
+        iou - (area_c - union) as f64 / area_c as f64
+    }
+}
+
+/// Bound (exclusive) on coordinate magnitudes for the `i64` fast path: differences stay below 2³¹, areas below 2⁶², and sums of two
+/// areas below 2⁶³, so the `i64` arithmetic is exact and equals the `i128` one (both convert the same integer to
+/// `f64`). Every box on a real canvas is far inside it.
+const SMALL: i64 = 1 << 30;
+
+#[inline]
+fn small(a: [i64; 4], b: [i64; 4]) -> bool {
+    a.iter().chain(&b).all(|&v| v.unsigned_abs() < SMALL as u64)
+}
+
+#[inline]
+fn area_i64(b: [i64; 4]) -> i64 {
+    (b[2] - b[0]).max(0) * (b[3] - b[1]).max(0)
+}
+
+#[inline]
+fn inter_union_i64(a: [i64; 4], b: [i64; 4]) -> (i64, i64) {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0);
+    let inter = iw * ih;
+    (inter, area_i64(a) + area_i64(b) - inter)
+}
+
+/// [`iou`] in `i128` arithmetic: exact for any `i64` coordinates.
+fn iou_wide(a: [i64; 4], b: [i64; 4]) -> f64 {
     let (inter, union) = inter_union(a, b);
     if union <= 0 {
         0.0
@@ -26,10 +78,8 @@ fn inter_union(a: [i64; 4], b: [i64; 4]) -> (i128, i128) {
     (inter, area(a) + area(b) - inter)
 }
 
-/// Generalised IoU: `IoU − (C − union)/C` with C the enclosing box; equals IoU when C has no area, and 0 when the
-/// union is not positive (as the reference).
-#[inline]
-pub fn giou(a: [i64; 4], b: [i64; 4]) -> f64 {
+/// [`giou`] in `i128` arithmetic.
+fn giou_wide(a: [i64; 4], b: [i64; 4]) -> f64 {
     let (inter, union) = inter_union(a, b);
     if union <= 0 {
         return 0.0;
@@ -56,6 +106,7 @@ pub fn l1_normalised(a: [i64; 4], b: [i64; 4], width: u32, height: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn reference_values() {
@@ -68,5 +119,22 @@ mod tests {
         assert_eq!(l1_normalised([0, 0, 640, 480], [64, 48, 640, 480], 640, 480), 0.2);
         // Python's float division of the same integers gives exactly these values.
         assert_eq!(iou([100, 100, 300, 400], [110, 90, 310, 400]), 57000.0 / 65000.0);
+        // Beyond the fast path's bound the exact i128 path answers.
+        let big = 1i64 << 40;
+        assert_eq!(iou([0, 0, big, big], [0, 0, big, big / 2]), 0.5);
+        assert_eq!(giou([-big, 0, 0, 1], [0, 0, big, 1]), 0.0);
+    }
+
+    fn coord() -> impl Strategy<Value = i64> {
+        prop_oneof![-5i64..700, -SMALL - 2..-SMALL + 2, SMALL - 2..SMALL + 2, any::<i64>()]
+    }
+
+    proptest! {
+        /// The i64 fast path equals the exact i128 path wherever it is taken.
+        #[test]
+        fn fast_path_equals_wide(a in proptest::array::uniform4(coord()), b in proptest::array::uniform4(coord())) {
+            prop_assert_eq!(iou(a, b).to_bits(), iou_wide(a, b).to_bits());
+            prop_assert_eq!(giou(a, b).to_bits(), giou_wide(a, b).to_bits());
+        }
     }
 }

@@ -142,20 +142,22 @@ fn parse_objects(text: &str, schema: Schema, out: &mut LenientGraph) {
         if line.is_empty() {
             continue;
         }
-        let parts: Vec<&str> = line.split(',').map(pytext::strip).collect();
-        if parts.len() < 6 {
+        // The first six comma fields (any further ones are ignored), without collecting them.
+        let mut parts = line.split(',');
+        let mut f: [&str; 6] = [""; 6];
+        if !f.iter_mut().all(|slot| parts.next().map(|p| *slot = p).is_some()) {
             continue;
         }
         let (Some(id), Some(x1), Some(y1), Some(x2), Some(y2)) = (
-            pytext::py_int(parts[0]),
-            pytext::py_int(parts[2]),
-            pytext::py_int(parts[3]),
-            pytext::py_int(parts[4]),
-            pytext::py_int(parts[5]),
+            pytext::py_int(f[0]),
+            pytext::py_int(f[2]),
+            pytext::py_int(f[3]),
+            pytext::py_int(f[4]),
+            pytext::py_int(f[5]),
         ) else {
             continue;
         };
-        out.objects.push(LObject { id, name: parts[1].to_string(), bbox: [x1, y1, x2, y2] });
+        out.objects.push(LObject { id, name: pytext::strip(f[1]).to_string(), bbox: [x1, y1, x2, y2] });
     }
 }
 
@@ -164,9 +166,11 @@ fn id_of(v: u64) -> Option<i64> {
     i64::try_from(v).ok()
 }
 
-/// The lenient AG label-list parse: `None` when the strict list rules reject it.
-fn lenient_list(raw: &str, max: usize) -> Option<Vec<String>> {
-    let mut items = Vec::new();
+/// The lenient AG label-list parse: `None` when the strict list rules reject it. Labels are the stripped slices
+/// (canonical, hence ASCII); duplicates are compared case-insensitively, as the reference compares the lowercased
+/// labels.
+fn lenient_list<'a>(raw: &'a str, max: usize, out: &mut Vec<&'a str>) -> Option<()> {
+    out.clear();
     for part in raw.split(',') {
         let t = pytext::strip(part);
         if t.is_empty() {
@@ -175,12 +179,23 @@ fn lenient_list(raw: &str, max: usize) -> Option<Vec<String>> {
         if !label::is_canonical(Schema::Ag, t) {
             return None;
         }
-        items.push(t.to_ascii_lowercase());
+        out.push(t);
     }
-    if items.len() > max || (1..items.len()).any(|i| items[..i].contains(&items[i])) {
+    if out.len() > max || (1..out.len()).any(|i| out[..i].iter().any(|p| p.eq_ignore_ascii_case(out[i]))) {
         return None;
     }
-    Some(items)
+    Some(())
+}
+
+/// `"<kind>__<label>"` with the label lowercased (what [`crate::types::atomic_predicate`] gives for the lowercased
+/// label), built in one allocation.
+fn atomic_lower(kind: RelKind, label: &str) -> String {
+    let k = kind.as_str();
+    let mut s = String::with_capacity(k.len() + 2 + label.len());
+    s.push_str(k);
+    s.push_str("__");
+    s.extend(label.chars().map(|c| c.to_ascii_lowercase()));
+    s
 }
 
 /// Parses an answer text (already extracted, see [`parse_completion`]) leniently.
@@ -192,6 +207,8 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
     };
     g.meta.declared_relations = Some(m);
     let caps = [cfg.ag_attention_max, cfg.ag_spatial_max, cfg.ag_contacting_max];
+    // Reused label buffers of the three AG lists (slices of `text`).
+    let mut labels: [Vec<&str>; 3] = Default::default();
     for (_, raw) in pytext::splitlines(pytext::strip(&text[start..])) {
         let line = pytext::strip(raw);
         if line.is_empty() {
@@ -232,13 +249,15 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
                     continue;
                 }
                 let subj_is_person = subj.name.eq_ignore_ascii_case("person");
-                let parsed: Vec<Option<Vec<String>>> = (0..3).map(|k| lenient_list(lists[k], caps[k])).collect();
-                if parsed.iter().any(Option::is_none) {
+                let mut ok = true;
+                for k in 0..3 {
+                    ok = ok && lenient_list(lists[k], caps[k], &mut labels[k]).is_some();
+                }
+                if !ok {
                     g.meta.invalid_pred += 1;
                     continue;
                 }
-                let parsed: Vec<Vec<String>> = parsed.into_iter().flatten().collect();
-                if parsed.iter().all(Vec::is_empty) {
+                if labels.iter().all(Vec::is_empty) {
                     g.meta.invalid_pred += 1;
                     continue;
                 }
@@ -247,9 +266,9 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
                     continue;
                 }
                 g.meta.pairs += 1;
-                for (kind, labels) in RelKind::ALL.into_iter().zip(parsed) {
-                    for l in labels {
-                        g.relations.push(LRelation { subj: s, pred: crate::types::atomic_predicate(kind, &l), obj: o });
+                for (kind, list) in RelKind::ALL.into_iter().zip(&labels) {
+                    for l in list {
+                        g.relations.push(LRelation { subj: s, pred: atomic_lower(kind, l), obj: o });
                     }
                 }
             }

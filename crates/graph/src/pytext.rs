@@ -21,22 +21,56 @@ pub fn is_space(c: char) -> bool {
     }
 }
 
+/// Whether an ASCII byte is Python whitespace (the ASCII half of [`is_space`]).
+#[inline]
+pub fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
+}
+
+/// Start of `s` after its leading ASCII whitespace, or `None` when the first other byte is not ASCII (the caller
+/// then falls back to the char-decoding path, which also knows the non-ASCII spaces).
+#[inline]
+fn ascii_lstrip_len(b: &[u8]) -> Option<usize> {
+    let i = b.iter().position(|&c| !is_ascii_space(c)).unwrap_or(b.len());
+    (b.get(i).is_none_or(|&c| c < 0x80)).then_some(i)
+}
+
+/// End of `b[..]` before its trailing ASCII whitespace, or `None` when the last other byte is not ASCII.
+#[inline]
+fn ascii_rstrip_len(b: &[u8]) -> Option<usize> {
+    let e = b.iter().rposition(|&c| !is_ascii_space(c)).map_or(0, |k| k + 1);
+    (e == 0 || b[e - 1] < 0x80).then_some(e)
+}
+
 /// `str.strip()` with no arguments.
 #[inline]
 pub fn strip(s: &str) -> &str {
+    // ASCII fast path: both ends stop at an ASCII non-space byte, where the general trim stops too.
+    let b = s.as_bytes();
+    if let Some(start) = ascii_lstrip_len(b) {
+        if let Some(end) = ascii_rstrip_len(&b[start..]) {
+            return &s[start..start + end];
+        }
+    }
     s.trim_matches(is_space)
 }
 
 /// `str.lstrip()` with no arguments.
 #[inline]
 pub fn lstrip(s: &str) -> &str {
-    s.trim_start_matches(is_space)
+    match ascii_lstrip_len(s.as_bytes()) {
+        Some(start) => &s[start..],
+        None => s.trim_start_matches(is_space),
+    }
 }
 
 /// `str.rstrip()` with no arguments.
 #[inline]
 pub fn rstrip(s: &str) -> &str {
-    s.trim_end_matches(is_space)
+    match ascii_rstrip_len(s.as_bytes()) {
+        Some(end) => &s[..end],
+        None => s.trim_end_matches(is_space),
+    }
 }
 
 /// Whether `c` ends a line for `str.splitlines()` (`\r\n` counts as one break).
@@ -72,7 +106,10 @@ impl<'a> Iterator for SplitLines<'a> {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
-            if b < 0x80 {
+            if (0x1f..0x80).contains(&b) {
+                // Printable ASCII and the unit separator: never a line break.
+                i += 1;
+            } else if b < 0x80 {
                 if matches!(b, b'\n' | b'\r' | 0x0b | 0x0c | 0x1c | 0x1d | 0x1e) {
                     let line = &rest[..i];
                     let mut next = i + 1;
@@ -167,13 +204,16 @@ pub fn find_ignore_case(hay: &[u8], needle: &[u8], from: usize) -> Option<usize>
     if needle.is_empty() {
         return Some(from.min(hay.len()));
     }
-    let first = needle[0].to_ascii_lowercase();
+    let last = hay.len().checked_sub(needle.len())?;
+    // Candidates are the two cases of the first byte (the same byte twice when it is not a letter).
+    let (lo, up) = (needle[0].to_ascii_lowercase(), needle[0].to_ascii_uppercase());
     let mut i = from;
-    while i + needle.len() <= hay.len() {
-        if hay[i].to_ascii_lowercase() == first && hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
-            return Some(i);
+    while i <= last {
+        let p = i + hay[i..=last].iter().position(|&c| c == lo || c == up)?;
+        if hay[p..p + needle.len()].eq_ignore_ascii_case(needle) {
+            return Some(p);
         }
-        i += 1;
+        i = p + 1;
     }
     None
 }
@@ -188,6 +228,47 @@ pub fn space_prefix_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn naive_find_ignore_case(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+        (from..=hay.len().checked_sub(needle.len())?).find(|&i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle))
+    }
+
+    /// Line splitting by decoding every char (what the ASCII fast path must equal).
+    fn naive_splitlines(s: &str) -> Vec<(usize, &str)> {
+        let mut out = Vec::new();
+        let (mut start, mut it) = (0, s.char_indices().peekable());
+        while let Some((i, c)) = it.next() {
+            if is_line_break(c) {
+                out.push((start, &s[start..i]));
+                start = i + c.len_utf8();
+                if c == '\r' && it.peek().is_some_and(|&(_, n)| n == '\n') {
+                    it.next();
+                    start += 1;
+                }
+            }
+        }
+        if start < s.len() {
+            out.push((start, &s[start..]));
+        }
+        out
+    }
+
+    proptest! {
+        /// The ASCII fast paths equal the char-decoding definitions.
+        #[test]
+        fn fast_paths_equal_general(s in "[ \t\r\n\x0b\x0c\x1c-\x1fa-cA-C,\u{85}\u{a0}\u{2028}\u{3000}\u{e9}]{0,16}",
+                                    needle in "[aAbB,\u{e9}]{0,3}", from in 0usize..20) {
+            prop_assert_eq!(strip(&s), s.trim_matches(is_space));
+            prop_assert_eq!(lstrip(&s), s.trim_start_matches(is_space));
+            prop_assert_eq!(rstrip(&s), s.trim_end_matches(is_space));
+            prop_assert_eq!(splitlines(&s).collect::<Vec<_>>(), naive_splitlines(&s));
+            let (h, n) = (s.as_bytes(), needle.as_bytes());
+            if !n.is_empty() {
+                prop_assert_eq!(find_ignore_case(h, n, from), naive_find_ignore_case(h, n, from));
+            }
+        }
+    }
 
     fn lines(s: &str) -> Vec<&str> {
         splitlines(s).map(|(_, l)| l).collect()

@@ -187,7 +187,7 @@ proptest! {
     #[test]
     fn fast_and_general_paths_agree(g in triplet_graph(), pos in any::<prop::sample::Index>(),
                                     ins in prop::sample::select(vec![
-                                        "", "\n", " ", "\t", "\r", "-", ",", "0", "9", "A", "--", "\n\n", "x,y", "\u{a0}",
+                                        "", "\n", " ", "\t", "\r", "-", ",", "0", "9", "A", "--", "\n\n", "x,y", "\u{a0}", "1,ON,2\n", "1,on,2\n1,On,2\n",
                                         "641", "-1", "1,on,2\n", "rel[0]{subj,pred,obj}:\n",
                                     ]),
                                     del in 0usize..3) {
@@ -198,6 +198,8 @@ proptest! {
         let mut end = (at + del).min(text.len());
         while !text.is_char_boundary(end) { end += 1; }
         let mutated = format!("{}{}{}", &text[..at], ins, &text[end..]);
-        prop_assert_eq!(strict::parse_triplet(&mutated, &cfg), strict::parse_triplet_general(&mutated, &cfg));
+        let general = strict::parse_triplet_general(&mutated, &cfg);
+        prop_assert_eq!(strict::is_valid(&mutated, Schema::Triplet, &cfg), general.is_ok());
+        prop_assert_eq!(strict::parse_triplet(&mutated, &cfg), general);
     }
 }

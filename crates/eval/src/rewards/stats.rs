@@ -10,7 +10,42 @@ use super::RewardConfig;
 use crate::assign;
 use crate::geometry::{giou, iou, l1_normalised};
 use sgvlm_graph::lenient::LenientGraph;
-use sgvlm_graph::{label, Schema};
+use sgvlm_graph::{label, pytext, Schema};
+
+/// A category key stored without allocating in the common case: a byte range of the label it was computed from
+/// (the label is already stripped and lowercase, or the key is `""`), or an owned lowercased copy.
+#[derive(Debug, Clone)]
+enum Key {
+    Range(u32, u32),
+    Owned(Box<str>),
+}
+
+impl Key {
+    /// [`label::category_key`] of `s`, borrowing where it can.
+    fn of(schema: Schema, s: &str) -> Key {
+        let t = pytext::strip(s);
+        if !label::is_canonical(schema, t) {
+            return Key::Range(0, 0);
+        }
+        if t.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Key::Owned(t.to_ascii_lowercase().into_boxed_str());
+        }
+        let start = s.len() - pytext::lstrip(s).len();
+        match (u32::try_from(start), u32::try_from(start + t.len())) {
+            (Ok(a), Ok(b)) => Key::Range(a, b),
+            _ => Key::Owned(t.into()),
+        }
+    }
+
+    /// The key text, given the label it was computed from.
+    #[inline]
+    fn get<'a>(&'a self, source: &'a str) -> &'a str {
+        match self {
+            Key::Range(a, b) => source.get(*a as usize..*b as usize).unwrap_or(""),
+            Key::Owned(k) => k,
+        }
+    }
+}
 
 /// A lenient parse with what the reward math looks up repeatedly computed once: category keys of names and
 /// predicates, and the last object index of each id.
@@ -18,17 +53,17 @@ use sgvlm_graph::{label, Schema};
 pub struct Prepared {
     pub graph: LenientGraph,
     /// Category key (`""` if not canonical) of each object's name.
-    name_keys: Vec<String>,
+    name_keys: Vec<Key>,
     /// Category key of each relation's predicate.
-    pred_keys: Vec<String>,
+    pred_keys: Vec<Key>,
     /// `(id, index of the last object with that id)`, sorted by id.
     last_of_id: Vec<(i64, usize)>,
 }
 
 impl Prepared {
     pub fn new(graph: LenientGraph, schema: Schema) -> Self {
-        let name_keys = graph.objects.iter().map(|o| label::category_key(schema, &o.name)).collect();
-        let pred_keys = graph.relations.iter().map(|r| label::category_key(schema, &r.pred)).collect();
+        let name_keys = graph.objects.iter().map(|o| Key::of(schema, &o.name)).collect();
+        let pred_keys = graph.relations.iter().map(|r| Key::of(schema, &r.pred)).collect();
         let mut last_of_id: Vec<(i64, usize)> = graph.objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
         // Stable sort keeps row order within an id; the last entry of each run is the last row.
         last_of_id.sort_by_key(|&(id, _)| id);
@@ -41,6 +76,18 @@ impl Prepared {
             }
         });
         Prepared { graph, name_keys, pred_keys, last_of_id }
+    }
+
+    /// Category key of object `i`'s name.
+    #[inline]
+    pub fn name_key(&self, i: usize) -> &str {
+        self.name_keys[i].get(&self.graph.objects[i].name)
+    }
+
+    /// Category key of relation `i`'s predicate.
+    #[inline]
+    pub fn pred_key(&self, i: usize) -> &str {
+        self.pred_keys[i].get(&self.graph.relations[i].pred)
     }
 
     /// Index of the last object with this id.
@@ -85,8 +132,10 @@ pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec
     }
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
     let mut cost = Vec::with_capacity(g.len() * p.len());
-    for (po, pk) in p.iter().zip(&pred.name_keys) {
-        for (go, gk) in g.iter().zip(&gt.name_keys) {
+    for (pi, po) in p.iter().enumerate() {
+        let pk = pred.name_key(pi);
+        for (gi, go) in g.iter().enumerate() {
+            let gk = gt.name_key(gi);
             cost.push(
                 cfg.sem_weight * (1.0 - sem(pk, gk))
                     + cfg.iou_weight * (1.0 - giou(po.bbox, go.bbox))
@@ -101,6 +150,9 @@ pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec
     }
 }
 
+/// A GT relation usable for matching: (pred key, subj key, obj key, subj box, obj box, index).
+type UsableGt<'a> = (&'a str, &'a str, &'a str, [i64; 4], [i64; 4], usize);
+
 /// One-to-one edge matching: candidates share `(pred, subj category, obj category)` and have IoU ≥ threshold on
 /// both endpoints, tried in descending `IoU_s + IoU_o` order; Kuhn's augmenting paths over predictions in order.
 pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize {
@@ -109,10 +161,11 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
         return 0;
     }
     // GT relations usable for matching: (pred key, subj key, obj key, subj box, obj box, index).
-    let mut usable: Vec<(&str, &str, &str, [i64; 4], [i64; 4], usize)> = Vec::with_capacity(gr.len());
-    for (j, (r, pk)) in gr.iter().zip(&gt.pred_keys).enumerate() {
+    let mut usable: Vec<UsableGt<'_>> = Vec::with_capacity(gr.len());
+    for (j, r) in gr.iter().enumerate() {
+        let pk = gt.pred_key(j);
         let (Some(s), Some(o)) = (gt.index_of(r.subj), gt.index_of(r.obj)) else { continue };
-        let (ks, ko) = (&gt.name_keys[s], &gt.name_keys[o]);
+        let (ks, ko) = (gt.name_key(s), gt.name_key(o));
         if pk.is_empty() || ks.is_empty() || ko.is_empty() {
             continue;
         }
@@ -120,10 +173,11 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
     }
     let mut candidates: Vec<Vec<usize>> = Vec::with_capacity(pr.len());
     let mut here: Vec<(usize, f64)> = Vec::new();
-    for (r, pk) in pr.iter().zip(&pred.pred_keys) {
+    for (k, r) in pr.iter().enumerate() {
+        let pk = pred.pred_key(k);
         here.clear();
         if let (Some(s), Some(o)) = (pred.index_of(r.subj), pred.index_of(r.obj)) {
-            let (ks, ko) = (&pred.name_keys[s], &pred.name_keys[o]);
+            let (ks, ko) = (pred.name_key(s), pred.name_key(o));
             let (sb, ob) = (pred.graph.objects[s].bbox, pred.graph.objects[o].bbox);
             if !pk.is_empty() && !ks.is_empty() && !ko.is_empty() {
                 for &(gp, gs, go, gsb, gob, j) in &usable {
@@ -163,7 +217,7 @@ pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairSta
             continue;
         };
         let (go, po) = (&gt.graph.objects[g], &pred.graph.objects[p]);
-        let (gk, pk) = (&gt.name_keys[g], &pred.name_keys[p]);
+        let (gk, pk) = (gt.name_key(g), pred.name_key(p));
         st.node_sem_sum += sem(gk, pk) * cfg.node_reward_weight;
         let i = iou(go.bbox, po.bbox);
         let blend = (cfg.iou_weight * i + cfg.box_l1_weight * (-l1_normalised(go.bbox, po.bbox, w, h)).exp()) / denom;
@@ -174,4 +228,21 @@ pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairSta
     }
     st.edges_matched = match_edges(gt, pred, cfg);
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The borrowed key equals the reference's `_category_key` ([`label::category_key`]) on any label.
+        #[test]
+        fn key_equals_category_key(s in "[ \t\u{a0}aZz09_./-]{0,12}|[a-z-]{1,8}|[ A-Za-z\u{e9}\u{3000}-]{0,8}") {
+            for schema in [Schema::Triplet, Schema::Ag] {
+                let key = Key::of(schema, &s);
+                prop_assert_eq!(key.get(&s), label::category_key(schema, &s));
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! needs them. Digits are ASCII only (the crate-wide stance, see [`crate::pytext`]).
 
 use crate::pytext;
+use std::borrow::Cow;
 
 /// CPython's default `csv.field_size_limit()`: a longer field makes the reader raise.
 const CSV_FIELD_LIMIT: usize = 131_072;
@@ -23,14 +24,22 @@ pub fn py_float(s: &str) -> Option<f64> {
     if body.eq_ignore_ascii_case("nan") {
         return Some(signed(f64::NAN));
     }
+    // Fast path: up to 15 ASCII digits are an integer that `f64` holds exactly, as the general parse gives it.
+    let b = body.as_bytes();
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        return Some(signed(pytext::digits_saturating(b) as f64));
+    }
     let clean = decimal_without_underscores(body)?;
     clean.parse::<f64>().ok().map(signed)
 }
 
 /// Validates `digits [. digits] [e [sign] digits]` (at least one mantissa digit, exponent digits required when
 /// `e` is present) with underscores only between two ASCII digits; returns the literal without underscores.
-fn decimal_without_underscores(body: &str) -> Option<String> {
+fn decimal_without_underscores(body: &str) -> Option<Cow<'_, str>> {
     let b = body.as_bytes();
+    if !b.contains(&b'_') {
+        return decimal_grammar(b).then_some(Cow::Borrowed(body));
+    }
     let mut out = String::with_capacity(b.len());
     for (i, &c) in b.iter().enumerate() {
         if c == b'_' {
@@ -43,7 +52,11 @@ fn decimal_without_underscores(body: &str) -> Option<String> {
             out.push(char::from(c));
         }
     }
-    let o = out.as_bytes();
+    decimal_grammar(out.as_bytes()).then_some(Cow::Owned(out))
+}
+
+/// Whether `o` (no underscores) is `digits [. digits] [e [sign] digits]` with at least one mantissa digit.
+fn decimal_grammar(o: &[u8]) -> bool {
     let mut i = 0;
     let int_digits = o.iter().take_while(|c| c.is_ascii_digit()).count();
     i += int_digits;
@@ -54,7 +67,7 @@ fn decimal_without_underscores(body: &str) -> Option<String> {
         i += frac_digits;
     }
     if int_digits + frac_digits == 0 {
-        return None;
+        return false;
     }
     if matches!(o.get(i), Some(b'e' | b'E')) {
         i += 1;
@@ -63,11 +76,11 @@ fn decimal_without_underscores(body: &str) -> Option<String> {
         }
         let exp_digits = o[i..].iter().take_while(|c| c.is_ascii_digit()).count();
         if exp_digits == 0 {
-            return None;
+            return false;
         }
         i += exp_digits;
     }
-    (i == o.len()).then_some(out)
+    i == o.len()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -76,6 +89,14 @@ enum CsvState {
     InField,
     InQuoted,
     QuoteInQuoted,
+}
+
+/// [`csv_record`]'s fields as slices of `line` when the line holds no quote character and is short enough that
+/// no field can reach the size limit: then every field is the text between commas with its leading spaces
+/// (U+0020) skipped. `None` means "not decided here": call [`csv_record`].
+pub(crate) fn csv_fields_fast(line: &str) -> Option<impl Iterator<Item = &str>> {
+    (line.len() <= CSV_FIELD_LIMIT && !line.as_bytes().contains(&b'"'))
+        .then(|| line.split(',').map(|f| f.trim_start_matches(' ')))
 }
 
 /// One record of Python's `csv.reader([line], skipinitialspace=True)` (excel dialect: `,` delimiter, `"` quote
@@ -147,6 +168,7 @@ pub fn csv_record(line: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn float_accepts_what_python_accepts() {
@@ -207,5 +229,19 @@ mod tests {
         let long = "x".repeat(CSV_FIELD_LIMIT);
         assert_eq!(csv_record(&long).map(|v| v.len()), Some(1));
         assert_eq!(csv_record(&format!("{long}y")), None);
+    }
+
+    proptest! {
+        /// The quote-free fast path equals the reader; the float fast path equals the general parse (of an unsigned
+        /// body: the sign is handled before either).
+        #[test]
+        fn fast_paths_equal_general(line in "[ ,a1\"\t\u{a0}_.e-]{0,14}", num in "[0-9]{1,17}|[0-9_.e][0-9_.e+-]{0,7}") {
+            if let Some(fast) = csv_fields_fast(&line) {
+                let fast: Vec<String> = fast.map(str::to_string).collect();
+                prop_assert_eq!(Some(fast), csv_record(&line));
+            }
+            let general = decimal_without_underscores(&num).and_then(|c| c.parse::<f64>().ok());
+            prop_assert_eq!(py_float(&num).map(f64::to_bits), general.map(f64::to_bits));
+        }
     }
 }

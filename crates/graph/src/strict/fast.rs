@@ -108,6 +108,18 @@ impl<'a> Scan<'a> {
 
 /// The fast path for a triplet answer body (the text between `<answer>\n` and `\n</answer>`).
 pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
+    let mut g = TripletGraph { objects: Vec::new(), relations: Vec::new() };
+    scan_triplet(body, cfg, Some(&mut g))?;
+    Some(g)
+}
+
+/// Whether the fast path accepts the body (then the general path accepts it too), without building the graph.
+pub(super) fn triplet_accepts(body: &str, cfg: &StrictConfig) -> bool {
+    scan_triplet(body, cfg, None).is_some()
+}
+
+/// The single pass behind [`triplet`] and [`triplet_accepts`]: fills `out` when given.
+fn scan_triplet(body: &str, cfg: &StrictConfig, mut out: Option<&mut TripletGraph>) -> Option<()> {
     let mut sc = Scan { s: body, b: body.as_bytes(), i: 0 };
     let n = sc.header(b"obj[", b"]{id,name,x1,y1,x2,y2}:")?;
     if n == 0 || n as usize > cfg.max_objects {
@@ -116,7 +128,10 @@ pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
     let n = n as usize;
     sc.line_end(false)?;
     let mut seen = vec![false; n + 1];
-    let mut objects = Vec::with_capacity(n);
+    if let Some(g) = out.as_deref_mut() {
+        g.objects.reserve(n);
+        g.relations.clear();
+    }
     let (w, h) = (cfg.canvas.width as i64, cfg.canvas.height as i64);
     for _ in 0..n {
         sc.ws();
@@ -139,7 +154,9 @@ pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
             return None;
         }
         seen[id as usize] = true;
-        objects.push(Object { id: id as u32, name: name.to_string(), bbox: BBox::new(x1, y1, x2, y2) });
+        if let Some(g) = out.as_deref_mut() {
+            g.objects.push(Object { id: id as u32, name: name.to_string(), bbox: BBox::new(x1, y1, x2, y2) });
+        }
     }
     let m = sc.header(b"rel[", b"]{subj,pred,obj}:")?;
     if m as usize > cfg.max_relations {
@@ -147,7 +164,8 @@ pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
     }
     let m = m as usize;
     sc.line_end(m == 0)?;
-    let mut relations = Vec::with_capacity(m);
+    // Predicates as written (labels, hence ASCII): compared case-insensitively, as their lowercase forms are.
+    let mut preds: Vec<&str> = Vec::with_capacity(m);
     let mut pair_keys: Vec<(u64, u32)> = Vec::with_capacity(m);
     for k in 0..m {
         sc.ws();
@@ -161,21 +179,26 @@ pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
             return None;
         }
         pair_keys.push(((s << 32) | o, k as u32));
-        relations.push(Relation { subj: s as u32, pred: pred.to_ascii_lowercase(), obj: o as u32 });
+        preds.push(pred);
+        if let Some(g) = out.as_deref_mut() {
+            g.relations.push(Relation { subj: s as u32, pred: pred.to_ascii_lowercase(), obj: o as u32 });
+        }
     }
     if sc.i != sc.b.len() {
         return None;
     }
     // Duplicates: bucket by the id pair, compare predicates within a bucket only.
     pair_keys.sort_unstable();
-    for w in pair_keys.windows(2) {
-        if w[0].0 == w[1].0 {
-            let same_pair = pair_keys.iter().filter(|k| k.0 == w[0].0);
-            let preds: Vec<&str> = same_pair.map(|k| relations[k.1 as usize].pred.as_str()).collect();
-            if (1..preds.len()).any(|i| preds[..i].contains(&preds[i])) {
+    let mut a = 0;
+    while a < pair_keys.len() {
+        let b = a + pair_keys[a..].iter().take_while(|k| k.0 == pair_keys[a].0).count();
+        let bucket = &pair_keys[a..b];
+        for (i, x) in bucket.iter().enumerate() {
+            if bucket[..i].iter().any(|y| preds[y.1 as usize].eq_ignore_ascii_case(preds[x.1 as usize])) {
                 return None;
             }
         }
+        a = b;
     }
-    Some(TripletGraph { objects, relations })
+    Some(())
 }

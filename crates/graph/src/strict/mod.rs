@@ -88,7 +88,13 @@ pub fn parse(text: &str, schema: Schema, cfg: &StrictConfig) -> Result<SceneGrap
 /// Whether a completion passes the gate (`sgg_format_reward > 0`).
 pub fn is_valid(text: &str, schema: Schema, cfg: &StrictConfig) -> bool {
     match schema {
-        Schema::Triplet => parse_triplet(text, cfg).is_ok(),
+        Schema::Triplet => {
+            // The fast path's acceptance is the general path's (the fuzzer and property tests check it); only
+            // what it cannot decide goes to the general parser.
+            let fast = answer::exact_answer_body(answer::prepare_for_strict(text))
+                .is_some_and(|b| fast::triplet_accepts(b, cfg));
+            fast || parse_triplet_general(text, cfg).is_ok()
+        }
         Schema::Ag => parse_ag(text, cfg).is_ok(),
     }
 }
