@@ -1,0 +1,70 @@
+"""The MS-SWIFT plugin against a stand-in ``swift`` package: registration under the reference names, oracle
+parity through the ORM call interface, message-list completions, and one Rust scoring per batch."""
+
+import pytest
+import sgvlm
+from conftest import TOL, UNICODE_KINDS, oracle_rows
+
+
+def call_all(plugin, completions, solution, **extra):
+    """What swift's GRPO trainer does each step: every registered function on the same lists."""
+    from swift.rewards import orms
+
+    return {name: orms[name]()(completions, solution=solution, **extra) for name in sgvlm.REWARD_NAMES}
+
+
+def test_registers_the_13_reference_names(swift_plugin):
+    from swift.rewards import ORM, orms
+
+    assert sorted(orms) == sorted(sgvlm.REWARD_NAMES)
+    assert all(issubclass(orms[n], ORM) for n in sgvlm.REWARD_NAMES)
+    assert orms["sgg_format_reward"].__name__ == "SggFormatReward"
+
+
+@pytest.mark.parametrize("file,schema", [("rewards_triplet.jsonl", "triplet"), ("rewards_ag.jsonl", "ag")])
+def test_oracle_rows_through_the_plugin(swift_plugin, monkeypatch, file, schema):
+    monkeypatch.setenv("SGVLM_SCHEMA", schema)
+    rows = oracle_rows(file)
+    before = swift_plugin.SCORER.batches_scored
+    unexpected, excepted, batches = [], [], 0
+    for start in range(0, len(rows), 12):  # GRPO-sized batches, completions as message lists
+        chunk = rows[start : start + 12]
+        comps = [[{"role": "assistant", "content": r["completion"]}] for r in chunk]
+        sols = [r["solution"] for r in chunk]
+        got = call_all(swift_plugin, comps, sols, trainer_state=None, images=[None] * len(chunk))
+        batches += 1
+        for i, r in enumerate(chunk):
+            bad = [n for n in sgvlm.REWARD_NAMES if abs(got[n][i] - r["expected"][n]) > TOL]
+            if bad:
+                (excepted if r["kind"] in UNICODE_KINDS else unexpected).append(f"{r['id']} ({r['kind']}): {bad}")
+        assert all(isinstance(v, float) for col in got.values() for v in col)
+    assert unexpected == []
+    assert all("(unicode_digits)" in e for e in excepted)
+    # All 13 functions of a step share one Rust call.
+    assert swift_plugin.SCORER.batches_scored - before == batches
+
+
+def test_a_changed_batch_is_rescored(swift_plugin):
+    sol = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>"
+    from swift.rewards import orms
+
+    fmt = orms["sgg_format_reward"]()
+    comps = [sol, "junk"]
+    assert fmt(comps, solution=[sol, sol]) == [0.5, 0.0]
+    comps[1] = sol  # same list object, new content
+    assert fmt(comps, solution=[sol, sol]) == [0.5, 0.5]
+    n = swift_plugin.SCORER.batches_scored
+    assert fmt(tuple(comps), solution=(sol, sol)) == [0.5, 0.5]  # same content: cached
+    assert swift_plugin.SCORER.batches_scored == n
+
+
+def test_settings_come_from_the_environment(swift_plugin, monkeypatch):
+    sol = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>"
+    from swift.rewards import orms
+
+    fmt = orms["sgg_format_reward"]()
+    assert fmt([sol], solution=[sol]) == [0.5]
+    monkeypatch.setenv("FORMAT_REWARD_WEIGHT", "0.25")
+    assert fmt([sol], solution=[sol]) == [0.25]
+    monkeypatch.setenv("IMG_W", "20")
+    assert fmt([sol], solution=[sol]) == [0.0]
