@@ -45,6 +45,7 @@ def main():
     total_cases, total_time = 0, 0.0
     for file, schema in [("rewards_triplet.jsonl", "triplet"), ("rewards_ag.jsonl", "ag")]:
         os.environ["SGVLM_SCHEMA"] = schema
+        plugin.reload_settings()
         work = batches(oracle_rows(file), args.batch, args.group)
         cases, start = 0, time.perf_counter()
         while time.perf_counter() - start < args.seconds:

@@ -1,6 +1,7 @@
 """Shared helpers of the Python tests: the shared test data, oracle rows and float comparison.
 
-The shared folder is ``$SGVLM_SHARED`` or ``../shared`` beside the repository (as for the Rust tests).
+The shared folder is ``$SGVLM_SHARED``, else ``../shared`` beside the repository, else ``/work/shared`` (as for the
+Rust tests).
 """
 
 import json
@@ -30,7 +31,10 @@ TOL = 2e-9
 
 def shared_dir() -> pathlib.Path:
     env = os.environ.get("SGVLM_SHARED")
-    return pathlib.Path(env) if env else REPO.parent / "shared"
+    if env:
+        return pathlib.Path(env)
+    beside = REPO.parent / "shared"
+    return beside if beside.is_dir() else pathlib.Path("/work/shared")
 
 
 def oracle_rows(name: str):

@@ -79,9 +79,12 @@ def test_toon_and_json_round_trips():
         "obj[2]{id,name,x1,y1,x2,y2}:\n  1,person,10,10,200,400\n  2,horse,150,200,600,470\n"
         "rel[1]{subj,pred,obj}:\n  1,riding,2"
     )
-    assert sgvlm.to_toon(GRAPH, "spec") == (
-        "objects[2]{id,name,x1,y1,x2,y2}:\n  1,person,10,10,200,400\n  2,horse,150,200,600,470\n"
-        "relations[1]{subj,pred,obj}:\n  1,riding,2"
+    # Spec-conformant TOON: for triplet graphs the raw layout; AG pairs become list items.
+    assert sgvlm.to_toon(GRAPH, "spec") == sgvlm.to_toon(GRAPH, "raw")
+    assert sgvlm.to_toon(sgvlm.parse(AG, "ag"), "spec") == (
+        "obj[2]{id,name,x1,y1,x2,y2}:\n  1,person,10,10,200,400\n  2,table,150,200,600,470\nrel_pairs[1]:\n"
+        "  - subj: 1\n    attention[1]: looking_at\n    spatial[2]: in_front_of,behind\n    contacting: []\n"
+        "    obj: 2"
     )
     js = sgvlm.to_json(GRAPH)
     assert js == (

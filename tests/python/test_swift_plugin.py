@@ -24,6 +24,7 @@ def test_registers_the_13_reference_names(swift_plugin):
 @pytest.mark.parametrize("file,schema", [("rewards_triplet.jsonl", "triplet"), ("rewards_ag.jsonl", "ag")])
 def test_oracle_rows_through_the_plugin(swift_plugin, monkeypatch, file, schema):
     monkeypatch.setenv("SGVLM_SCHEMA", schema)
+    swift_plugin.reload_settings()
     rows = oracle_rows(file)
     before = swift_plugin.SCORER.batches_scored
     unexpected, excepted, batches = [], [], 0
@@ -65,6 +66,16 @@ def test_settings_come_from_the_environment(swift_plugin, monkeypatch):
     fmt = orms["sgg_format_reward"]()
     assert fmt([sol], solution=[sol]) == [0.5]
     monkeypatch.setenv("FORMAT_REWARD_WEIGHT", "0.25")
+    assert fmt([sol], solution=[sol]) == [0.5]  # read at import, as the reference plugin does
+    swift_plugin.reload_settings()
     assert fmt([sol], solution=[sol]) == [0.25]
     monkeypatch.setenv("IMG_W", "20")
+    swift_plugin.reload_settings()
     assert fmt([sol], solution=[sol]) == [0.0]
+    monkeypatch.setenv("EDGE_IOU_THRESH", "high")
+    with pytest.raises(ValueError, match=r'^EDGE_IOU_THRESH: expected a finite number, found "high"$'):
+        swift_plugin.reload_settings()
+    monkeypatch.delenv("EDGE_IOU_THRESH")
+    monkeypatch.delenv("IMG_W")
+    monkeypatch.delenv("FORMAT_REWARD_WEIGHT")
+    swift_plugin.reload_settings()

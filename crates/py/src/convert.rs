@@ -83,9 +83,34 @@ pub fn collect<'py, T>(
     Ok(out)
 }
 
-/// A Rust value as plain Python objects (dicts, lists, str, int, float, bool, None).
+/// A Rust value as plain Python objects (dicts in field order, lists, str, int, float, bool, None).
 pub fn to_py<'py, T: serde::Serialize + ?Sized>(py: Python<'py>, v: &T) -> PyResult<Bound<'py, PyAny>> {
-    pythonize::pythonize(py, v).map_err(|e| PyRuntimeError::new_err(format!("internal: cannot convert result: {e}")))
+    let obj = pythonize::pythonize(py, v)
+        .map_err(|e| PyRuntimeError::new_err(format!("internal: cannot convert result: {e}")))?;
+    lists_for_tuples(obj)
+}
+
+/// pythonize writes fixed-size arrays (`[u64; 26]`) as tuples; JSON and the CLI have lists.
+fn lists_for_tuples(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        let items = t.iter().map(lists_for_tuples).collect::<PyResult<Vec<_>>>()?;
+        return Ok(PyList::new(obj.py(), items)?.into_any());
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        for i in 0..l.len() {
+            let item = l.get_item(i)?;
+            if item.is_instance_of::<PyTuple>() || item.is_instance_of::<PyList>() || item.is_instance_of::<PyDict>() {
+                l.set_item(i, lists_for_tuples(item)?)?;
+            }
+        }
+    } else if let Ok(d) = obj.cast::<PyDict>() {
+        for (k, v) in d.iter() {
+            if v.is_instance_of::<PyTuple>() || v.is_instance_of::<PyList>() || v.is_instance_of::<PyDict>() {
+                d.set_item(k, lists_for_tuples(v)?)?;
+            }
+        }
+    }
+    Ok(obj)
 }
 
 /// A JSON value from plain Python objects.

@@ -17,8 +17,9 @@ read the cached columns. The cache holds one batch and is checked by content (an
 comparison), so a changed batch is always rescored.
 
 Settings: the reference's environment variables (``IMG_W``, ``EDGE_IOU_THRESH``, ``AG_SPATIAL_MAX``, ...), read
-at each scoring. Schema: ``SGVLM_SCHEMA=triplet`` (PSG/PVSG, the default) or ``ag`` (Action Genome); the reference
-ships one plugin file per schema, sgvlm one file for both.
+when the plugin is imported, as the reference reads them; call ``reload_settings()`` after changing them. Schema:
+``SGVLM_SCHEMA=triplet`` (PSG/PVSG, the default) or ``ag`` (Action Genome); the reference ships one plugin file per
+schema, sgvlm one file for both.
 """
 
 from __future__ import annotations
@@ -34,15 +35,7 @@ try:  # ms-swift >= 4
 except ImportError:  # older ms-swift
     from swift.plugin import ORM, orms  # type: ignore[no-redef]
 
-__all__ = ["BatchScorer", "SCORER", "register"]
-
-
-def _schema() -> str:
-    return os.environ.get("SGVLM_SCHEMA", "triplet")
-
-
-def _settings() -> Dict[str, str]:
-    return {k: os.environ[k] for k in sgvlm.SETTINGS if k in os.environ}
+__all__ = ["BatchScorer", "SCORER", "register", "reload_settings"]
 
 
 class BatchScorer:
@@ -50,30 +43,34 @@ class BatchScorer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: Optional[Tuple[List[Any], List[Any], str, Dict[str, str]]] = None
+        self._key: Optional[Tuple[List[Any], List[Any]]] = None
         self._columns: Dict[str, List[float]] = {}
         #: Number of batches actually scored (for tests and logging).
         self.batches_scored = 0
+        self.schema = "triplet"
+        self.settings: Dict[str, str] = {}
+        self.reload_settings()
+
+    def reload_settings(self) -> None:
+        """Reads ``SGVLM_SCHEMA`` and the reference's variables from the environment (and drops the cache)."""
+        schema = os.environ.get("SGVLM_SCHEMA", "triplet")
+        settings = {k: os.environ[k] for k in sgvlm.SETTINGS if k in os.environ}
+        sgvlm.rewards([], [], schema, **settings)  # fail now, with the setting's name, not at the first step
+        with self._lock:
+            self.schema, self.settings, self._key = schema, settings, None
 
     def column(self, name: str, completions: Sequence[Any], solution: Sequence[Any]) -> List[float]:
-        schema, settings = _schema(), _settings()
         if not isinstance(completions, list):
             completions = list(completions)
         if not isinstance(solution, list):
             solution = list(solution)
         with self._lock:
             k = self._key
-            if (
-                k is None
-                or k[2] != schema
-                or k[3] != settings
-                or len(k[0]) != len(completions)
-                or k[0] != completions
-                or k[1] != solution
-            ):
+            # List equality checks identity first, so the 12 calls after the first cost O(n) pointer compares.
+            if k is None or len(k[0]) != len(completions) or k[0] != completions or k[1] != solution:
                 comps, sols = list(completions), list(solution)
-                self._columns = sgvlm.rewards(comps, sols, schema, **settings)
-                self._key = (comps, sols, schema, settings)
+                self._columns = sgvlm.rewards(comps, sols, self.schema, **self.settings)
+                self._key = (comps, sols)
                 self.batches_scored += 1
             return list(self._columns[name])
 
@@ -96,6 +93,11 @@ def register() -> Dict[str, type]:
     classes = {name: _make_orm(name) for name in sgvlm.REWARD_NAMES}
     orms.update(classes)
     return classes
+
+
+def reload_settings() -> None:
+    """Re-reads the reward settings and ``SGVLM_SCHEMA`` from the environment."""
+    SCORER.reload_settings()
 
 
 ORMS = register()
