@@ -28,6 +28,10 @@ use pyo3::types::{PyDict, PyString};
 use serde_json::json;
 use sgvlm_graph::{json as r1sgg, lenient, strict, toon, SceneGraph, Schema, StrictError};
 
+/// Rust allocations of the extension (never handed to Python, which copies every result) go to mimalloc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pyo3::create_exception!(
     sgvlm,
     InvalidGraphError,
