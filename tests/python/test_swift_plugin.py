@@ -79,3 +79,13 @@ def test_settings_come_from_the_environment(swift_plugin, monkeypatch):
     monkeypatch.delenv("IMG_W")
     monkeypatch.delenv("FORMAT_REWARD_WEIGHT")
     swift_plugin.reload_settings()
+
+
+def test_without_swift_the_import_error_says_what_to_install(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "swift" or m.startswith("swift.") or m == "sgvlm.swift_plugin"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "swift", None)  # import swift -> ImportError
+    with pytest.raises(ImportError, match=r"MS-SWIFT, which is not installed \(pip install ms-swift\)"):
+        import sgvlm.swift_plugin  # noqa: F401

@@ -32,8 +32,14 @@ import sgvlm
 
 try:  # ms-swift >= 4
     from swift.rewards import ORM, orms
-except ImportError:  # older ms-swift
-    from swift.plugin import ORM, orms  # type: ignore[no-redef]
+except ImportError:
+    try:  # older ms-swift
+        from swift.plugin import ORM, orms  # type: ignore[no-redef]
+    except ImportError as e:
+        raise ImportError(
+            "sgvlm.swift_plugin registers reward functions with MS-SWIFT, which is not installed "
+            "(pip install ms-swift); sgvlm.rewards() works without it"
+        ) from e
 
 __all__ = ["BatchScorer", "SCORER", "register", "reload_settings"]
 
