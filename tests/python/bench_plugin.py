@@ -22,10 +22,11 @@ from conftest import oracle_rows  # noqa: E402
 
 
 def batches(rows, batch, group):
-    """Batches of `batch` completions where each run of `group` completions shares one solution."""
+    """Batches of `batch` completions where each run of `group` completions shares one solution, taken cyclically
+    from the rows (at least two, so that consecutive steps differ and the plugin's cache never serves a step)."""
     out = []
-    for start in range(0, len(rows) - batch + 1, batch):
-        chunk = rows[start : start + batch]
+    for b in range(max(2, len(rows) // batch)):
+        chunk = [rows[(b * batch + i) % len(rows)] for i in range(batch)]
         comps = [[{"role": "assistant", "content": r["completion"]}] for r in chunk]
         sols = [chunk[(i // group) * group]["solution"] for i in range(len(chunk))]
         out.append((comps, sols))
@@ -47,14 +48,17 @@ def main():
         os.environ["SGVLM_SCHEMA"] = schema
         plugin.reload_settings()
         work = batches(oracle_rows(file), args.batch, args.group)
-        cases, start = 0, time.perf_counter()
+        cases, steps, scored0 = 0, 0, plugin.SCORER.batches_scored
+        start = time.perf_counter()
         while time.perf_counter() - start < args.seconds:
             for comps, sols in work:
                 comps = [list(c) for c in comps]  # a fresh list each step, as the trainer builds one
                 for f in funcs:
                     f(comps, solution=sols)
                 cases += len(comps)
+                steps += 1
         elapsed = time.perf_counter() - start
+        assert plugin.SCORER.batches_scored - scored0 == steps, "a step was served from the cache"
         print(f"{schema}: {cases / elapsed:,.0f} cases/s ({cases} cases, {elapsed:.2f} s, batch {args.batch})")
         total_cases, total_time = total_cases + cases, total_time + elapsed
     print(f"plugin (13 functions per case, sgvlm {sgvlm.__version__}): {total_cases / total_time:,.0f} cases/s")
