@@ -61,7 +61,7 @@ pub fn message_text(item: &Bound<'_, PyAny>) -> Option<String> {
     } else {
         item.clone()
     };
-    let content = message.cast::<PyDict>().ok()?.get_item("content").ok()??;
+    let content = message.cast::<PyDict>().ok()?.get_item(pyo3::intern!(item.py(), "content")).ok()??;
     let s = content.cast::<PyString>().ok()?;
     s.to_cow().ok().map(|c| c.into_owned())
 }
