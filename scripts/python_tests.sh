@@ -13,8 +13,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sgvlm-target}"
 venv="${SGVLM_VENV:-$HOME/.cache/sgvlm-venv}"
 python="${PYTHON:-python3}"
 
-if [ ! -x "$venv/bin/python" ]; then
+# (Re)create the venv when missing or broken (e.g. its interpreter was removed or upgraded).
+if ! "$venv/bin/python" -c "import sys" > /dev/null 2>&1; then
     echo "python tests: creating $venv" >&2
+    rm -rf "$venv"
     "$python" -m venv "$venv"
 fi
 py="$venv/bin/python"
