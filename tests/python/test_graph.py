@@ -128,3 +128,12 @@ def test_hostile_inputs_never_crash():
     sgvlm.rewards(texts, texts, "ag")
     sgvlm.evaluate([{"content": a, "predict": b} for a, b in zip(texts, reversed(texts))])
     sgvlm.evaluate([{"content": a, "predict": b} for a, b in zip(texts, reversed(texts))], "ag", "sound")
+
+
+def test_lone_surrogates():
+    """Not UTF-8: a direct argument raises; a batch item scores as the reference's error path."""
+    with pytest.raises(UnicodeEncodeError):
+        sgvlm.validate("\ud800")
+    cols = sgvlm.rewards(["\ud800", TEXT], [TEXT, TEXT])
+    assert [cols[k][0] for k in sgvlm.REWARD_NAMES] == [0.0] * 8 + [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert cols["sgg_format_reward"][1] == 0.5
