@@ -1,0 +1,1 @@
+"""A minimal stand-in for ms-swift (the real package pulls in torch): just the reward registry."""
