@@ -8,7 +8,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
     let cfg = StrictConfig::default();
     // The single-pass fast path must agree with the general parser, errors included.
-    assert_eq!(strict::parse_triplet(s, &cfg), strict::parse_triplet_general(s, &cfg));
+    let general = strict::parse_triplet_general(s, &cfg);
+    assert_eq!(strict::is_valid(s, sgvlm_graph::Schema::Triplet, &cfg), general.is_ok());
+    assert_eq!(strict::parse_triplet(s, &cfg), general);
     if let Ok(g) = strict::parse_triplet(s, &cfg) {
         let again = toon::encode_paper(&g.clone().into());
         assert_eq!(strict::parse_triplet(&again, &cfg).as_ref(), Ok(&g));

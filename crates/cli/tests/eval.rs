@@ -8,16 +8,7 @@ fn sgvlm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sgvlm")).args(args).output().expect("run sgvlm")
 }
 
-fn shared_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("SGVLM_SHARED") {
-        return PathBuf::from(p);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
-}
+use sgvlm_testdata::shared_dir;
 
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sgvlm-eval-test-{}", std::process::id()));

@@ -9,18 +9,8 @@ use sgvlm_eval::ag_sgdet::{self, AgConfig};
 use sgvlm_eval::strict_eval::{self, TripletConfig};
 use sgvlm_eval::EvalRecord;
 use sgvlm_graph::eval_parse::{self, EvalGraph};
-use std::path::PathBuf;
 
-fn shared_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("SGVLM_SHARED") {
-        return PathBuf::from(p);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
-}
+use sgvlm_testdata::shared_dir;
 
 fn records(name: &str) -> Vec<EvalRecord> {
     let path = shared_dir().join("testdata/oracle").join(name);

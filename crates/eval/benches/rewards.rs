@@ -4,18 +4,9 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sgvlm_eval::rewards::{score, RewardConfig, Scorer};
 use sgvlm_graph::Schema;
-use std::path::PathBuf;
 
 fn rows(file: &str) -> Vec<(String, String)> {
-    let shared = std::env::var_os("SGVLM_SHARED").map(PathBuf::from).unwrap_or_else(|| {
-        let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-        if beside.is_dir() {
-            beside
-        } else {
-            PathBuf::from("/work/shared")
-        }
-    });
-    let text = std::fs::read_to_string(shared.join("testdata/oracle").join(file)).expect("oracle file");
+    let text = sgvlm_testdata::oracle_text(file);
     text.split('\n')
         .filter(|l| !l.is_empty())
         .map(|l| {

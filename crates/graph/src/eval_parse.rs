@@ -167,54 +167,48 @@ fn object_row(ln: &str) -> Option<EvalObject> {
     if commas(ln) < 5 {
         return None;
     }
-    let mut f: [&str; 6] = [""; 6];
-    let owned;
+    with_fields::<6, _>(ln, |f| {
+        let id = digit_string_value(pytext::strip(f[0]))?;
+        let name = label::eval_normalize(f[1]);
+        let [x1, y1, x2, y2] = [py_float(f[2])?, py_float(f[3])?, py_float(f[4])?, py_float(f[5])?];
+        // `sorted((a, b))` on two floats swaps only when b < a (so a NaN never moves).
+        let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
+        let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
+        Some(EvalObject { id, name, bbox: [x1, y1, x2, y2] })
+    })
+}
+
+/// The first `N` CSV fields of a row — borrowed on the fast path, else from the Python-csv parse — handed to `f`;
+/// `None` when the row has fewer than `N` fields.
+fn with_fields<const N: usize, R>(ln: &str, f: impl FnOnce([&str; N]) -> Option<R>) -> Option<R> {
+    let mut out: [&str; N] = [""; N];
     match pyconv::csv_fields_fast(ln) {
         Some(mut it) => {
-            if !f.iter_mut().all(|slot| it.next().map(|x| *slot = x).is_some()) {
+            if !out.iter_mut().all(|slot| it.next().map(|x| *slot = x).is_some()) {
                 return None;
             }
+            f(out)
         }
         None => {
-            owned = csv_record(ln)?;
-            if owned.len() < 6 {
+            let owned = csv_record(ln)?;
+            if owned.len() < N {
                 return None;
             }
-            f.iter_mut().zip(&owned).for_each(|(slot, x)| *slot = x);
+            out.iter_mut().zip(&owned).for_each(|(slot, x)| *slot = x);
+            f(out)
         }
     }
-    let id = digit_string_value(pytext::strip(f[0]))?;
-    let name = label::eval_normalize(f[1]);
-    let [x1, y1, x2, y2] = [py_float(f[2])?, py_float(f[3])?, py_float(f[4])?, py_float(f[5])?];
-    // `sorted((a, b))` on two floats swaps only when b < a (so a NaN never moves).
-    let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
-    let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
-    Some(EvalObject { id, name, bbox: [x1, y1, x2, y2] })
 }
 
 fn relation_row(ln: &str) -> Option<EvalRelation> {
     if commas(ln) < 2 {
         return None;
     }
-    let mut f: [&str; 3] = [""; 3];
-    let owned;
-    match pyconv::csv_fields_fast(ln) {
-        Some(mut it) => {
-            if !f.iter_mut().all(|slot| it.next().map(|x| *slot = x).is_some()) {
-                return None;
-            }
-        }
-        None => {
-            owned = csv_record(ln)?;
-            if owned.len() < 3 {
-                return None;
-            }
-            f.iter_mut().zip(&owned).for_each(|(slot, x)| *slot = x);
-        }
-    }
-    let subj = digit_string_value(pytext::strip(f[0]))?;
-    let obj = digit_string_value(pytext::strip(f[2]))?;
-    Some(EvalRelation { subj, pred: label::eval_normalize(f[1]), obj })
+    with_fields::<3, _>(ln, |f| {
+        let subj = digit_string_value(pytext::strip(f[0]))?;
+        let obj = digit_string_value(pytext::strip(f[2]))?;
+        Some(EvalRelation { subj, pred: label::eval_normalize(f[1]), obj })
+    })
 }
 
 /// `s.isdigit()` followed by `int(s)`: a non-empty run of digits, saturating.

@@ -4,18 +4,7 @@
 
 use std::path::PathBuf;
 
-/// The `shared/` directory: `$SGVLM_SHARED` if set, else `CARGO_MANIFEST_DIR/../../../shared` (the repository sits
-/// next to it), else `/work/shared`.
-pub fn shared_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("SGVLM_SHARED") {
-        return PathBuf::from(p);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
-}
+pub use sgvlm_testdata::shared_dir;
 
 /// A committed fixture under `crates/data/tests/fixtures`.
 pub fn fixture(rel: &str) -> PathBuf {

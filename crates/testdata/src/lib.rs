@@ -1,0 +1,40 @@
+//! # sgvlm-testdata
+//!
+//! Used by tests and benchmarks only (a dev-dependency): finds the shared reference material (`shared/` beside the
+//! checkout: the oracle files, the TOON conformance fixtures, the reference prompts) and reads the oracle's JSON
+//! Lines. One place for what every crate's tests need, instead of a copy per crate.
+
+use std::path::PathBuf;
+
+/// The `shared/` folder: `$SGVLM_SHARED` if set, else `shared/` beside the repository (CI lays it there), else
+/// `/work/shared`.
+pub fn shared_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("SGVLM_SHARED") {
+        return PathBuf::from(p);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared")
+}
+
+/// A file of the oracle (`shared/testdata/oracle/<name>`).
+pub fn oracle_path(name: &str) -> PathBuf {
+    shared_dir().join("testdata/oracle").join(name)
+}
+
+/// The text of an oracle file; panics with the path when it cannot be read (tests cannot run without it).
+pub fn oracle_text(name: &str) -> String {
+    let path = oracle_path(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Rows of an oracle JSON-Lines file, split on `\n` only (the strings inside hold other line separators).
+pub fn oracle_rows(name: &str) -> Vec<serde_json::Value> {
+    oracle_text(name)
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("oracle row is JSON"))
+        .collect()
+}
