@@ -2,7 +2,7 @@
 //! row's `expected` and the summary) and Action Genome SGDET (`eval_ag.jsonl` against `expected_stable_ties`, each
 //! row and the summary).
 //!
-//! Rows of the kinds in [`ALLOWED`] may differ (Python's Unicode digit/letter rules and line separators, where
+//! Rows of the kinds in `sgvlm_testdata::UNICODE_KINDS` may differ (Python's Unicode digit/letter rules and line separators, where
 //! sgvlm stays ASCII; see `sgvlm_graph::pytext`), and triplet rows flagged `tie_sensitive` may differ where an
 //! assignment tie is broken otherwise. Every difference is printed with its values; the tests fail on any other.
 
@@ -13,19 +13,7 @@ use sgvlm_eval::ag_sgdet::{self, AgConfig, AgRowStatus, AgSample, AtK, Constrain
 use sgvlm_eval::strict_eval::{self, RowStatus, TripletConfig, TripletMetrics};
 use sgvlm_eval::EvalRecord;
 
-/// Kinds allowed to differ, with the reason.
-const ALLOWED: [(&str, &str); 6] = [
-    ("unicode_digits", "Python's \\d / isdigit / int accept non-ASCII decimal digits"),
-    ("unicode_letters", "Python's re.I folds some non-ASCII letters"),
-    ("unicode_junk", "non-ASCII characters hitting Python-only digit or case rules"),
-    ("unicode_label", "non-ASCII letters in labels"),
-    ("other_line_separator", "Unicode line separators"),
-    ("superscript_digit_in_rel", "Python's isdigit accepts superscripts, then int() raises"),
-];
-
-fn allowed(kind: &str) -> bool {
-    ALLOWED.iter().any(|(k, _)| *k == kind)
-}
+use sgvlm_testdata::is_unicode_kind as allowed;
 
 /// Differences between an expected and an actual JSON object: floats within 2e-9, everything else exact.
 fn diff(expected: &Value, actual: &Value, path: &str, out: &mut Vec<String>) {

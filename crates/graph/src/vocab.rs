@@ -80,35 +80,26 @@ pub const AG_CONTACTING_OFFSET: usize = AG_ATTENTION.len() + AG_SPATIAL.len();
 /// Number of AG predicate classes.
 pub const AG_NUM_PREDICATES: usize = AG_CONTACTING_OFFSET + AG_CONTACTING.len();
 
-/// All 26 AG predicates in global index order (attention, spatial, contacting).
-pub const AG_PREDICATES: [&str; AG_NUM_PREDICATES] = [
-    "looking_at",
-    "not_looking_at",
-    "unsure",
-    "above",
-    "beneath",
-    "in_front_of",
-    "behind",
-    "on_the_side_of",
-    "in",
-    "carrying",
-    "covered_by",
-    "drinking_from",
-    "eating",
-    "have_it_on_the_back",
-    "holding",
-    "leaning_on",
-    "lying_on",
-    "not_contacting",
-    "other_relationship",
-    "sitting_on",
-    "standing_on",
-    "touching",
-    "twisting",
-    "wearing",
-    "wiping",
-    "writing_on",
-];
+/// All 26 AG predicates in global index order (attention, spatial, contacting), built from the three blocks.
+pub const AG_PREDICATES: [&str; AG_NUM_PREDICATES] = {
+    let mut out = [""; AG_NUM_PREDICATES];
+    let mut i = 0;
+    while i < AG_ATTENTION.len() {
+        out[i] = AG_ATTENTION[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < AG_SPATIAL.len() {
+        out[AG_SPATIAL_OFFSET + i] = AG_SPATIAL[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < AG_CONTACTING.len() {
+        out[AG_CONTACTING_OFFSET + i] = AG_CONTACTING[i];
+        i += 1;
+    }
+    out
+};
 
 /// PSG object classes: 80 COCO things followed by 53 stuff classes, with spaces as in the SFT prompt.
 pub const PSG_OBJECT_CLASSES: [&str; 133] = [

@@ -1,7 +1,7 @@
 //! Parser-level parity of the evaluation parsers with the oracle: every row of `eval_triplet.jsonl` (validity
 //! and object/relation counts) and of `eval_ag.jsonl` (status, per-class GT counts, GT count).
 //!
-//! Rows of the kinds listed in [`ALLOWED`] may differ: they exercise Python's Unicode digit/letter handling or
+//! Rows of the kinds listed in `sgvlm_testdata::UNICODE_KINDS` may differ: they exercise Python's Unicode digit/letter handling or
 //! Unicode line separators, where this crate deliberately stays ASCII (see `sgvlm_graph::pytext`). Every
 //! mismatch is printed; the tests fail on any mismatch outside those kinds.
 
@@ -10,19 +10,7 @@ mod common;
 use serde_json::Value;
 use sgvlm_graph::{ag_classical, eval_parse};
 
-/// Kinds allowed to differ, with the reason.
-const ALLOWED: [(&str, &str); 6] = [
-    ("unicode_digits", "Python's \\d / isdigit / int accept non-ASCII decimal digits"),
-    ("unicode_letters", "Python's re.I folds some non-ASCII letters"),
-    ("unicode_junk", "non-ASCII characters hitting Python-only digit or case rules"),
-    ("unicode_label", "non-ASCII letters in labels"),
-    ("other_line_separator", "Unicode line separators"),
-    ("superscript_digit_in_rel", "Python's isdigit accepts superscripts, then int() raises"),
-];
-
-fn allowed(kind: &str) -> bool {
-    ALLOWED.iter().any(|(k, _)| *k == kind)
-}
+use sgvlm_testdata::is_unicode_kind as allowed;
 
 fn text<'a>(row: &'a Value, key: &str) -> &'a str {
     row[key].as_str().unwrap_or("")
