@@ -36,6 +36,11 @@ pub enum Command {
     /// Create model directories (Qwen3.5 checkpoints with random weights).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Generate the scene graph of one image with the native engine (prints the answer text, or JSON).
+    Generate(crate::commands::generate::GenerateArgs),
+    /// Measure speed (`bench generate`: the generation engine on random images).
+    #[command(subcommand)]
+    Bench(crate::commands::bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]

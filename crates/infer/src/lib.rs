@@ -9,6 +9,7 @@
 pub mod backend;
 
 pub use backend::{Backend, BackendError, Constraint, FinishReason, GenOutput, GenParams, GenRequest, Message, Role};
+pub mod bench;
 pub mod constrain;
 pub mod engine;
 pub mod native;

@@ -75,9 +75,8 @@ impl NativeBackend {
         let model = Qwen35::from_dir(dir, opts.dtype, &opts.device)
             .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
         let tok_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
-            BackendError::Engine(format!("failed to load the tokenizer {}: {e}", tok_path.display()))
-        })?;
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| BackendError::Engine(format!("failed to load the tokenizer {}: {e}", tok_path.display())))?;
         let processor = load_processor(&dir.join("preprocessor_config.json"))?;
         let name = dir.file_name().map_or_else(|| "native".to_string(), |n| n.to_string_lossy().into_owned());
         let mut b = Self::from_model(model, tokenizer, processor, opts)?;
@@ -99,6 +98,11 @@ impl NativeBackend {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, for callers that change its settings (the benchmark).
+    pub fn into_engine(self) -> Engine {
+        self.engine
     }
 }
 
@@ -145,9 +149,11 @@ pub fn load_processor(path: &Path) -> Result<ImageProcessor, BackendError> {
     if let Some(x) = v.pointer("/size/longest_edge").or(v.get("max_pixels")).and_then(num) {
         p.max_pixels = x;
     }
-    for (key, slot) in
-        [("patch_size", &mut p.patch_size), ("merge_size", &mut p.merge_size), ("temporal_patch_size", &mut p.temporal_patch_size)]
-    {
+    for (key, slot) in [
+        ("patch_size", &mut p.patch_size),
+        ("merge_size", &mut p.merge_size),
+        ("temporal_patch_size", &mut p.temporal_patch_size),
+    ] {
         if let Some(x) = v.get(key).and_then(num) {
             if x == 0 {
                 return Err(bad(&format!("{key} must be positive")));

@@ -1,9 +1,11 @@
 //! One module per subcommand family.
 
+pub(crate) mod bench;
 mod data;
 mod demo;
 mod eval;
 mod eval_report;
+pub(crate) mod generate;
 mod input;
 mod model;
 mod render;
@@ -23,5 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Model(cmd) => model::run(cmd),
+        Command::Generate(args) => generate::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -74,7 +74,8 @@ pub fn validator_for(c: &Constraint) -> Result<Validator, String> {
     let vocab = |list: &Option<std::sync::Arc<Vec<String>>>| {
         list.as_ref().map(|l| LabelVocab::new(l.iter().map(|s| canonical(c.schema, s))))
     };
-    let cfg = ValidatorConfig { strict, names: vocab(&c.objects), predicates: vocab(&c.predicates), ..Default::default() };
+    let cfg =
+        ValidatorConfig { strict, names: vocab(&c.objects), predicates: vocab(&c.predicates), ..Default::default() };
     Validator::new(c.schema, cfg).map_err(|e| format!("constraint: {e}"))
 }
 

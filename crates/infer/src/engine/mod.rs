@@ -147,6 +147,11 @@ impl Engine {
         &self.cfg
     }
 
+    /// Changes the settings (batch size, bench mode) between calls.
+    pub fn set_config(&mut self, cfg: EngineConfig) {
+        self.cfg = EngineConfig { max_batch: cfg.max_batch.max(1), ..cfg };
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -247,7 +252,8 @@ impl Engine {
             Some(c) => {
                 let mut v = validator_for(c).map_err(BackendError::BadRequest)?;
                 // The validator reads the answer block: the prefix minus a leading non-thinking block.
-                let prefix = prompt.assistant_prefix.strip_prefix(NON_THINKING_PREFIX).unwrap_or(&prompt.assistant_prefix);
+                let prefix =
+                    prompt.assistant_prefix.strip_prefix(NON_THINKING_PREFIX).unwrap_or(&prompt.assistant_prefix);
                 v.feed_str(prefix).map_err(|e| {
                     BackendError::BadRequest(format!("response prefix {prefix:?} cannot start a valid answer: {e}"))
                 })?;

@@ -9,8 +9,8 @@
 
 use candle_core::{Device, Tensor};
 use sgvlm_model::tokenizer::{Tokenizer, IMAGE_PAD, IM_END, IM_START, NON_THINKING_PREFIX, VISION_END, VISION_START};
-use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::vision::merged_tokens;
+use sgvlm_model::vision::processor::ImageProcessor;
 
 use crate::backend::{BackendError, GenRequest, Role};
 
