@@ -22,8 +22,21 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
+    /// Leading dims are flattened into one row dimension so that the product is a single 2-D gemm reading the
+    /// weight in place (transposed by strides). `broadcast_matmul` would instead materialise a transposed copy of
+    /// the weight for every batch entry — on the CPU that copy cost more than the product itself.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        let dims = x.dims();
+        let y = if dims.len() == 2 {
+            x.matmul(&self.weight.t()?)?
+        } else {
+            let in_dim = dims[dims.len() - 1];
+            let rows = x.elem_count() / in_dim.max(1);
+            let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+            let mut out_dims = dims[..dims.len() - 1].to_vec();
+            out_dims.push(self.weight.dim(0)?);
+            y.reshape(out_dims)?
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
