@@ -53,11 +53,13 @@ fn run(model: &Qwen35, inp: &Inputs) -> Res<(Tensor, Tensor)> {
     let len = inp.ids.dim(1)?;
     let mut cache = Cache::new(&model.config);
     let prefix = inp.ids.narrow(1, 0, len - 4)?;
-    let mut steps =
-        vec![model.forward(&ModelInput { input_ids: Some(&prefix), images, ..Default::default() }, Some(&mut cache))?.logits];
+    let mut steps = vec![
+        model.forward(&ModelInput { input_ids: Some(&prefix), images, ..Default::default() }, Some(&mut cache))?.logits,
+    ];
     for i in len - 4..len {
         let tok = inp.ids.narrow(1, i, 1)?;
-        steps.push(model.forward(&ModelInput { input_ids: Some(&tok), ..Default::default() }, Some(&mut cache))?.logits);
+        steps
+            .push(model.forward(&ModelInput { input_ids: Some(&tok), ..Default::default() }, Some(&mut cache))?.logits);
     }
     Ok((full, Tensor::cat(&steps, 1)?))
 }
