@@ -2,6 +2,9 @@
 //!
 //! candle-nn's fused `softmax_last_dim`, `rms_norm`, `layer_norm` and `rope` kernels return no gradient (see
 //! `qwen35_notes.md` §3.1), so the training path uses only these compositions of ops that candle's autograd knows.
+//! Where no operand is part of a gradient graph ([`needs_grad`] is false: inference over plain tensors), the
+//! norms and the softmax take candle-nn's fused kernels instead — one pass instead of five or six, same values up to
+//! float rounding (the parity tests run through both paths).
 
 use candle_core::{DType, Module, Tensor, D};
 
@@ -22,8 +25,21 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
+    /// Leading dims are flattened into one row dimension so that the product is a single 2-D gemm reading the
+    /// weight in place (transposed by strides). `broadcast_matmul` would instead materialise a transposed copy of
+    /// the weight for every batch entry — on the CPU that copy cost more than the product itself.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        let dims = x.dims();
+        let y = if dims.len() == 2 {
+            x.matmul(&self.weight.t()?)?
+        } else {
+            let in_dim = dims[dims.len() - 1];
+            let rows = x.elem_count() / in_dim.max(1);
+            let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+            let mut out_dims = dims[..dims.len() - 1].to_vec();
+            out_dims.push(self.weight.dim(0)?);
+            y.reshape(out_dims)?
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -46,6 +62,17 @@ pub fn compute_dtype(dtype: DType) -> DType {
     }
 }
 
+/// Whether any of `xs` is a variable or was computed from one, i.e. whether a gradient may be asked through it.
+pub fn needs_grad(xs: &[&Tensor]) -> bool {
+    xs.iter().any(|x| x.track_op())
+}
+
+/// Whether the fused no-gradient kernels may replace the composed ops for `xs` (f64 stays composed: the gradient
+/// checks compare it with finite differences).
+fn fused_ok(xs: &[&Tensor]) -> bool {
+    !needs_grad(xs) && xs.iter().all(|x| x.dtype() != DType::F64)
+}
+
 /// `x / sqrt(mean(x²) + eps)` over the last dimension, computed in f32 (or f64).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     let x = x.to_dtype(compute_dtype(x.dtype()))?;
@@ -55,18 +82,31 @@ pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 
 /// Gemma-style RMSNorm of Qwen3.5: `normalize(x)·(1 + w)` (weights are stored zero-centred).
 pub fn rms_norm_1p(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused_ok(&[x, w]) {
+        let xf = x.to_dtype(compute_dtype(x.dtype()))?.contiguous()?;
+        let wf = (w.to_dtype(xf.dtype())? + 1.0)?;
+        return Ok(candle_nn::ops::rms_norm(&xf, &wf, eps as f32)?.to_dtype(x.dtype())?);
+    }
     let y = rms_normalize(x, eps)?;
     Ok(y.broadcast_mul(&(w.to_dtype(y.dtype())? + 1.0)?)?.to_dtype(x.dtype())?)
 }
 
 /// Plain RMSNorm: `normalize(x)·w`.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused_ok(&[x, w]) {
+        let xf = x.to_dtype(compute_dtype(x.dtype()))?.contiguous()?;
+        let wf = w.to_dtype(xf.dtype())?;
+        return Ok(candle_nn::ops::rms_norm(&xf, &wf, eps as f32)?.to_dtype(x.dtype())?);
+    }
     let y = rms_normalize(x, eps)?;
     Ok(y.broadcast_mul(&w.to_dtype(y.dtype())?)?.to_dtype(x.dtype())?)
 }
 
 /// LayerNorm over the last dimension with weight and bias.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused_ok(&[x, w, b]) {
+        return Ok(candle_nn::ops::layer_norm(&x.contiguous()?, w, b, eps as f32)?);
+    }
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -76,6 +116,9 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
 
 /// Softmax over the last dimension (max-subtracted, differentiable).
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if fused_ok(&[x]) {
+        return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
+    }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
 
@@ -128,5 +171,27 @@ mod tests {
         let y: Vec<Vec<f32>> = rms_norm_1p(&x, &w, 0.0).unwrap().to_vec2().unwrap();
         let r = (12.5f32).sqrt();
         assert!((y[0][0] - 3.0 / r).abs() < 1e-6 && (y[0][1] - 8.0 / r).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fused_inference_kernels_match_the_differentiable_compositions() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 2.0, (3, 5, 16), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.5, 16, &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.5, 16, &dev).unwrap();
+        // A variable makes every op below take the composed (gradient-carrying) path.
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let xg = xv.as_tensor();
+        assert!(needs_grad(&[xg]) && !needs_grad(&[&x, &w]));
+        let diff = |a: Tensor, b: Tensor| -> f32 {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        };
+        assert!(diff(rms_norm_1p(&x, &w, 1e-6).unwrap(), rms_norm_1p(xg, &w, 1e-6).unwrap()) < 1e-5);
+        assert!(diff(rms_norm(&x, &w, 1e-6).unwrap(), rms_norm(xg, &w, 1e-6).unwrap()) < 1e-5);
+        assert!(diff(layer_norm(&x, &w, &b, 1e-6).unwrap(), layer_norm(xg, &w, &b, 1e-6).unwrap()) < 1e-5);
+        assert!(diff(softmax_last(&x).unwrap(), softmax_last(xg).unwrap()) < 1e-6);
+        // The composed path still carries gradients.
+        let grads = softmax_last(xg).unwrap().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(xg).is_some());
     }
 }

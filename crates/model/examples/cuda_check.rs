@@ -1,0 +1,151 @@
+//! Cheap check of the CUDA path (run on the GPU machine before any benchmark): the tiny model on random weights,
+//! one image+text forward, cached decode steps and one backward pass, on CUDA (f32 and bf16) against the CPU in f32.
+//!
+//! ```sh
+//! cargo run -p sgvlm-model --features cuda --example cuda_check      # or dist/cuda/cuda_check (scripts/build_cuda.sh)
+//! ```
+//! Prints one JSON line per comparison with the relative error `‖cuda − cpu‖ / ‖cpu‖` and whether it is within the
+//! dtype's tolerance (f32: 1e-4; bf16: 5e-2), then a summary line; exits 1 when a check fails or CUDA is missing.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use sgvlm_model::{checkpoint, Cache, Config, ImageInput, ModelInput, Qwen35};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn rel_err(a: &Tensor, b: &Tensor) -> Res<f64> {
+    let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let b = b.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let num = (&a - &b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
+    let den = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
+    Ok(if num.is_nan() { f64::INFINITY } else { num / den.max(1e-30) })
+}
+
+struct Inputs {
+    ids: Tensor,
+    pixels: Tensor,
+    grids: Vec<[usize; 3]>,
+}
+
+fn inputs(cfg: &Config, dev: &Device) -> Res<Inputs> {
+    let grid = [1, 4, 6];
+    let mut row: Vec<u32> = (0..5).map(|i| 100 + 17 * i).collect();
+    row.push(cfg.vision_start_token_id);
+    row.extend(std::iter::repeat_n(cfg.image_token_id, 6));
+    row.push(cfg.vision_end_token_id);
+    row.extend((0..77).map(|i| 300 + (i * 29) % 1500));
+    let len = row.len();
+    let mut ids = row.clone();
+    ids.extend(row.iter().map(|&t| if t < 2000 { (t + 11) % 2000 } else { t }));
+    let vc = &cfg.vision_config;
+    let patch_dim = vc.in_channels * vc.temporal_patch_size * vc.patch_size * vc.patch_size;
+    let pixels = Tensor::randn(0f32, 1.0, (2 * 24, patch_dim), &Device::Cpu)?.to_device(dev)?;
+    Ok(Inputs { ids: Tensor::from_vec(ids, (2, len), dev)?, pixels, grids: vec![grid; 2] })
+}
+
+/// Logits of a full forward, then of prefill + 4 cached one-token steps (the recurrent delta rule and KV cache).
+fn run(model: &Qwen35, inp: &Inputs) -> Res<(Tensor, Tensor)> {
+    let images = Some(ImageInput { pixel_values: &inp.pixels, grids: &inp.grids });
+    let full = model.forward(&ModelInput { input_ids: Some(&inp.ids), images, ..Default::default() }, None)?.logits;
+    let len = inp.ids.dim(1)?;
+    let mut cache = Cache::new(&model.config);
+    let prefix = inp.ids.narrow(1, 0, len - 4)?;
+    let mut steps = vec![
+        model.forward(&ModelInput { input_ids: Some(&prefix), images, ..Default::default() }, Some(&mut cache))?.logits,
+    ];
+    for i in len - 4..len {
+        let tok = inp.ids.narrow(1, i, 1)?;
+        steps
+            .push(model.forward(&ModelInput { input_ids: Some(&tok), ..Default::default() }, Some(&mut cache))?.logits);
+    }
+    Ok((full, Tensor::cat(&steps, 1)?))
+}
+
+/// Cross-entropy loss and the gradient of a few weights, with every weight a variable (the training path).
+fn grads(cfg: &Config, weights: &HashMap<String, Tensor>, inp: &Inputs, dev: &Device) -> Res<Vec<(String, Tensor)>> {
+    let varmap = VarMap::new();
+    {
+        let mut data = varmap.data().lock().map_err(|_| "varmap lock")?;
+        for (name, t) in weights {
+            data.insert(name.clone(), Var::from_tensor(&t.to_device(dev)?)?);
+        }
+    }
+    let model = Qwen35::new(cfg, VarBuilder::from_varmap(&varmap, DType::F32, dev))?;
+    let images = Some(ImageInput { pixel_values: &inp.pixels, grids: &inp.grids });
+    let logits = model.forward(&ModelInput { input_ids: Some(&inp.ids), images, ..Default::default() }, None)?.logits;
+    let (b, t, v) = logits.dims3()?;
+    let pred = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?;
+    let target = inp.ids.narrow(1, 1, t - 1)?.flatten_all()?;
+    let loss = candle_nn::loss::cross_entropy(&pred, &target)?;
+    let g = loss.backward()?;
+    let data = varmap.data().lock().map_err(|_| "varmap lock")?;
+    let mut names: Vec<&String> = data.keys().filter(|n| n.contains("layers.0.") || n.contains("blocks.0.")).collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let var = &data[name];
+        let grad = g.get(var.as_tensor()).ok_or_else(|| format!("no gradient reached {name}"))?;
+        out.push((name.clone(), grad.clone()));
+    }
+    Ok(out)
+}
+
+fn main() -> Res<()> {
+    let cuda = match Device::new_cuda(0) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("{}", serde_json::json!({"check": "cuda_device", "ok": false, "error": e.to_string()}));
+            std::process::exit(1);
+        }
+    };
+    let cpu = Device::Cpu;
+    let cfg = Config::tiny();
+    let weights = checkpoint::random_weights(&cfg, 7, &cpu)?;
+    let inp_cpu = inputs(&cfg, &cpu)?;
+    let reference = run(&Qwen35::from_tensors(&cfg, weights.clone(), DType::F32, &cpu)?, &inp_cpu)?;
+    let inp_gpu = Inputs {
+        ids: inp_cpu.ids.to_device(&cuda)?,
+        pixels: inp_cpu.pixels.to_device(&cuda)?,
+        grids: inp_cpu.grids.clone(),
+    };
+    let mut all_ok = true;
+    let mut report = |check: &str, err: f64, tol: f64, seconds: f64| {
+        let ok = err <= tol;
+        all_ok &= ok;
+        println!(
+            "{}",
+            serde_json::json!({"check": check, "rel_err": err, "tolerance": tol, "ok": ok, "seconds": seconds})
+        );
+    };
+    for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 5e-2)] {
+        let t0 = Instant::now();
+        let model = Qwen35::from_tensors(&cfg, weights.clone(), dtype, &cuda)?;
+        let (full, steps) = run(&model, &inp_gpu)?;
+        let secs = t0.elapsed().as_secs_f64();
+        report(&format!("forward_{dtype:?}"), rel_err(&full, &reference.0)?, tol, secs);
+        report(&format!("cached_decode_{dtype:?}"), rel_err(&steps, &reference.1)?, tol, secs);
+    }
+    let t0 = Instant::now();
+    let g_cpu = grads(&cfg, &weights, &inp_cpu, &cpu)?;
+    let g_gpu = grads(&cfg, &weights, &inp_gpu, &cuda)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut worst = 0f64;
+    for ((name, a), (_, b)) in g_gpu.iter().zip(g_cpu.iter()) {
+        let e = rel_err(a, b)?;
+        if e > worst || e.is_nan() {
+            worst = e;
+        }
+        if e > 1e-3 {
+            println!("{}", serde_json::json!({"check": "gradient", "param": name, "rel_err": e}));
+        }
+    }
+    report(&format!("gradients_F32 ({} params)", g_cpu.len()), worst, 1e-3, secs);
+    println!("{}", serde_json::json!({"check": "summary", "ok": all_ok}));
+    if !all_ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# GPU benchmark, run ON the GPU machine (H100/H200: no Rust, no network; python3 with torch + transformers) from the
+# repository root, with dist/cuda/{sgvlm,cuda_check} built beforehand by scripts/build_cuda.sh on any machine.
+#
+# Steps (each under its own `timeout`, all inside one overall budget; a failed step is recorded and the rest go on):
+#   1. cuda_check      tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients (relative error)
+#   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
+#   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
+#   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
+#   5. train, hf_train sgvlm bench train and hf_train_baseline.py, only if `sgvlm bench train` exists
+# GPU memory is sampled with nvidia-smi during each step (peak MiB used on the card, all processes).
+#
+# Usage: scripts/gpu_bench.sh        Env: OUT (logs; default /tmp/sgvlm-gpu-bench), BUDGET_S (default 560),
+#        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found), MODEL_DIR (default /tmp/sgvlm-q08).
+# Output: one JSON line per measurement as the steps print them, logs under $OUT, and a summary table last.
+set -u
+
+START=$(date +%s)
+BUDGET_S="${BUDGET_S:-560}"
+OUT="${OUT:-/tmp/sgvlm-gpu-bench}"
+MODEL_DIR="${MODEL_DIR:-/tmp/sgvlm-q08}"
+BIN=dist/cuda/sgvlm
+CHECK=dist/cuda/cuda_check
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.tsv"
+: >"$SUMMARY"
+
+# cuBLAS, cuRAND and cudart 13 of the GPU machine (the binary links them by soname).
+for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
+    [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+
+say() { printf '[gpu_bench +%ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
+
+# run_step NAME MAX_SECONDS CMD...: runs CMD under timeout (capped by the time left), tees its output to
+# $OUT/NAME.log, samples GPU memory meanwhile, and appends "NAME rc seconds peak_mib" to the summary.
+run_step() {
+    local name=$1 max=$2
+    shift 2
+    local left=$((BUDGET_S - ($(date +%s) - START)))
+    if [ "$left" -lt 20 ]; then
+        say "$name: skipped (budget of ${BUDGET_S}s spent)"
+        printf '%s\tskipped\t0\t-\n' "$name" >>"$SUMMARY"
+        return 1
+    fi
+    local limit=$((max < left ? max : left))
+    say "$name (timeout ${limit}s): $*"
+    local memlog="$OUT/$name.gpumem"
+    local sampler=""
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 250 >"$memlog" 2>/dev/null &
+        sampler=$!
+    fi
+    local t0 rc
+    t0=$(date +%s.%N)
+    timeout --kill-after=10 "$limit" "$@" > >(tee "$OUT/$name.log") 2>"$OUT/$name.err"
+    rc=$?
+    local secs
+    secs=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+    [ -n "$sampler" ] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+    local peak="-"
+    [ -s "$memlog" ] && peak=$(sort -n "$memlog" | tail -n 1)
+    [ "$rc" -ne 0 ] && { say "$name: exit $rc (timeout gives 124); stderr tail:"; tail -n 5 "$OUT/$name.err" >&2; }
+    printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$secs" "$peak" >>"$SUMMARY"
+    return "$rc"
+}
+
+# Where the transformers baseline lives: the device gets a copy of the repository's working tree, with shared/
+# inside it only when the checkout has one, so look in both places (and at an explicit path).
+HF_BENCH=""
+for c in "${SGVLM_HF_BENCH:-}" shared/bench/hf_baseline_bench.py ../shared/bench/hf_baseline_bench.py \
+    /work/shared/bench/hf_baseline_bench.py; do
+    if [ -n "$c" ] && [ -f "$c" ]; then HF_BENCH=$c; break; fi
+done
+HF_TRAIN="${HF_BENCH%hf_baseline_bench.py}hf_train_baseline.py"
+say "repository root: $(pwd); transformers baseline: ${HF_BENCH:-not found (set SGVLM_HF_BENCH)}"
+
+{
+    echo "date: $(date -u +%FT%TZ)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+    python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" 2>&1
+    ls -l "$BIN" "$CHECK" 2>&1
+} | tee "$OUT/machine.txt" >&2
+
+if [ ! -x "$BIN" ]; then
+    say "missing $BIN: build it with scripts/build_cuda.sh first"
+fi
+
+# 1. The CUDA path, cheaply.
+if [ -x "$CHECK" ]; then
+    run_step cuda_check 120 "$CHECK"
+else
+    say "missing $CHECK"; printf 'cuda_check\tmissing\t0\t-\n' >>"$SUMMARY"
+fi
+
+# 2. The 0.8B shape on random weights.
+if [ -f "$MODEL_DIR/config.json" ]; then
+    say "reusing $MODEL_DIR"
+else
+    run_step init 150 "$BIN" model init --preset qwen3.5-0.8b --out "$MODEL_DIR"
+fi
+
+# 3. The engine: batch 1 and 64 in separate processes so that each has its own GPU memory peak.
+for b in 1 64; do
+    run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
+        --new-tokens 256 --device cuda
+done
+
+# 4. transformers, same GPU, same shapes.
+if [ -n "$HF_BENCH" ]; then
+    run_step hf 240 python3 "$HF_BENCH" --batches 1,64 --new 256 --text 700
+else
+    printf 'hf\tnot found\t0\t-\n' >>"$SUMMARY"
+fi
+
+# 5. Training step, when the trainer's benchmark exists.
+if "$BIN" bench --help 2>/dev/null | grep -qE '^\s+train\b'; then
+    run_step train 120 "$BIN" bench train --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --device cuda
+    [ -f "$HF_TRAIN" ] && run_step hf_train 120 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5
+else
+    say "sgvlm bench train: not in this binary, skipped"
+fi
+
+# Summary: every step's status, then the figures the benchmark steps printed.
+python3 - "$OUT" <<'EOF' || cat "$SUMMARY"
+import json, os, sys
+out = sys.argv[1]
+rows = [l.rstrip("\n").split("\t") for l in open(os.path.join(out, "summary.tsv")) if l.strip()]
+print("\n== gpu_bench summary ==")
+print(f"{'step':<12} {'exit':<10} {'seconds':>8} {'peak GPU MiB':>13}")
+for r in rows:
+    r += ["-"] * (4 - len(r))
+    print(f"{r[0]:<12} {r[1]:<10} {r[2]:>8} {r[3]:>13}")
+keys = ("batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
+        "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "tokens_per_s_train", "peak_mem_gb", "rel_err",
+        "check", "ok", "error")
+for r in rows:
+    path = os.path.join(out, r[0] + ".log")
+    if not os.path.exists(path):
+        continue
+    for line in open(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            v = json.loads(line)
+        except ValueError:
+            continue
+        picked = {k: v[k] for k in keys if k in v}
+        if picked:
+            print(f"{r[0]:<12} " + " ".join(f"{k}={v}" for k, v in picked.items()))
+EOF
+say "logs in $OUT"
