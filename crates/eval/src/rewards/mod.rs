@@ -85,13 +85,26 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
     solution: impl FnOnce() -> P,
 ) -> Scores {
     let mut out = [0.0; 13];
-    let valid = strict::is_valid(completion, schema, &cfg.gate);
     let sound = cfg.protocol == Protocol::Sound;
-    // `sound`: the graph scored is the answer the gate validated, not the first `<answer>` of the raw text.
-    let gated = if sound && valid { answer::exact_answer_body(answer::prepare_for_strict(completion)) } else { None };
-    let pred = match gated {
-        Some(body) => lenient::parse_answer_text(body, schema, &cfg.gate),
-        None => lenient::parse_completion(completion, schema, &cfg.gate),
+    // Gate and parse in one pass when the gate's fast path decides (most model outputs); otherwise the gate, then
+    // the lenient parse of the reference's answer text (`sound`: of the answer the gate validated).
+    let gated = match schema {
+        Schema::Triplet => lenient::parse_gated_triplet(completion, &cfg.gate),
+        Schema::Ag => None,
+    };
+    let (valid, pred) = match gated {
+        Some(g) if sound || g.is_first_answer => (true, g.graph),
+        Some(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
+        None => {
+            let valid = strict::is_valid(completion, schema, &cfg.gate);
+            let body =
+                if sound && valid { answer::exact_answer_body(answer::prepare_for_strict(completion)) } else { None };
+            let pred = match body {
+                Some(body) => lenient::parse_answer_text(body, schema, &cfg.gate),
+                None => lenient::parse_completion(completion, schema, &cfg.gate),
+            };
+            (valid, pred)
+        }
     };
     out[8] = if pred.relations.is_empty() { 1.0 } else { 0.0 };
     out[9] = pred.objects.len() as f64;
