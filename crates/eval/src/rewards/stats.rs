@@ -208,7 +208,7 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
     if gt.usable.is_empty() || pr.is_empty() {
         return 0;
     }
-    let mut candidates: Vec<Vec<usize>> = Vec::with_capacity(pr.len());
+    let mut candidates = assign::FlatCandidates::with_capacity(pr.len());
     let mut here: Vec<(usize, f64)> = Vec::new();
     for (k, r) in pr.iter().enumerate() {
         here.clear();
@@ -235,9 +235,9 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
         }
         // Stable descending sort, as Python's `sort(reverse=True)`.
         here.sort_by(|a, b| b.1.total_cmp(&a.1));
-        candidates.push(here.iter().map(|&(j, _)| j).collect());
+        candidates.push(here.iter().map(|&(j, _)| j));
     }
-    assign::matching_size(&assign::max_matching(&candidates, gr.len()))
+    assign::max_matching_size(&candidates, gr.len())
 }
 
 /// All statistics for one (solution, completion) pair.
