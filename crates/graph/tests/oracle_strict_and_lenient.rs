@@ -36,8 +36,8 @@ fn check(file: &str, schema: Schema) -> Tally {
             );
         }
         let g = lenient::parse_completion(completion, schema, &cfg);
-        if schema == Schema::Triplet {
-            if let Some(gated) = lenient::parse_gated_triplet(completion, &cfg) {
+        {
+            if let Some(gated) = lenient::parse_gated(completion, schema, &cfg) {
                 assert!(valid, "{id}: the one-pass gate accepted an invalid completion");
                 if gated.is_first_answer {
                     assert_eq!(gated.graph, g, "{id}: the one-pass parse differs from the lenient parse");

@@ -86,12 +86,9 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
 ) -> Scores {
     let mut out = [0.0; 13];
     let sound = cfg.protocol == Protocol::Sound;
-    // Gate and parse in one pass when the gate's fast path decides (most model outputs); otherwise the gate, then
+    // Gate and parse in one pass when the gate's parse decides it exactly (most model outputs); otherwise the gate, then
     // the lenient parse of the reference's answer text (`sound`: of the answer the gate validated).
-    let gated = match schema {
-        Schema::Triplet => lenient::parse_gated_triplet(completion, &cfg.gate),
-        Schema::Ag => None,
-    };
+    let gated = lenient::parse_gated(completion, schema, &cfg.gate);
     let (valid, pred) = match gated {
         Some(g) if sound || g.is_first_answer => (true, g.graph),
         Some(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
