@@ -104,6 +104,31 @@ def test_valid_completion_exact_values():
     assert small["sgg_format_reward"] == [0.0]
 
 
+def test_sound_protocol():
+    sol = (
+        "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,person,10,10,200,400\n2,horse,150,200,600,470\n"
+        "3,traffic light,0,0,50,50\nrel[2]{subj,pred,obj}:\n1,riding,2\n3,over,1\n</answer>"
+    )
+    good = (
+        "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,person,10,10,200,400\n2,horse,150,200,600,470\n"
+        "rel[1]{subj,pred,obj}:\n1,riding,2\n</answer>"
+    )
+    comps, sols = [good, "no answer"], [sol, sol]
+    paper = sgvlm.rewards(comps, sols)
+    sound = sgvlm.rewards(comps, sols, protocol="sound")
+    assert paper == sgvlm.rewards(comps, sols, protocol="paper")
+    # The GT relation on `traffic light` can never be matched: out of n_gt under `sound`.
+    assert (paper["sgg_edge_hard_reward"][0], sound["sgg_edge_hard_reward"][0]) == (1.5, 3.0)
+    # An invalid completion: 0 in paper, below every valid completion in sound.
+    total = lambda cols, i: sum(cols[k][i] for k in sgvlm.REWARD_NAMES[:8])  # noqa: E731
+    assert (total(paper, 1), total(sound, 1)) == (0.0, -2.5)
+    assert sound["sgg_format_reward"][1] == -0.5
+    # The protocol is also a setting (the plugin reads REWARD_PROTOCOL from the environment).
+    assert sgvlm.rewards(comps, sols, reward_protocol="sound") == sound
+    with pytest.raises(ValueError, match=r"^unknown protocol `loose` \(expected `paper` or `sound`\)$"):
+        sgvlm.rewards([], [], protocol="loose")
+
+
 def test_argument_errors():
     with pytest.raises(ValueError, match=r"^completions and solutions differ in length \(2 and 1\)$"):
         sgvlm.rewards(["a", "b"], ["a"])

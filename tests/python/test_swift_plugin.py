@@ -72,6 +72,12 @@ def test_settings_come_from_the_environment(swift_plugin, monkeypatch):
     monkeypatch.setenv("IMG_W", "20")
     swift_plugin.reload_settings()
     assert fmt([sol], solution=[sol]) == [0.0]
+    monkeypatch.delenv("IMG_W")
+    monkeypatch.setenv("REWARD_PROTOCOL", "sound")
+    swift_plugin.reload_settings()
+    assert fmt(["not a graph"], solution=[sol]) == [-0.25]  # sound: an invalid completion loses the format weight
+    monkeypatch.delenv("REWARD_PROTOCOL")
+    monkeypatch.setenv("IMG_W", "20")
     monkeypatch.setenv("EDGE_IOU_THRESH", "high")
     with pytest.raises(ValueError, match=r'^EDGE_IOU_THRESH: expected a finite number, found "high"$'):
         swift_plugin.reload_settings()

@@ -105,6 +105,11 @@ pub struct RewardArgs {
     /// Also write the total training reward (sum of the 8 weighted rewards) as `total`.
     #[arg(long)]
     pub total: bool,
+    /// `paper` (default) gives the reference plugin's values; `sound` scores an invalid completion below every
+    /// valid one, leaves unmatchable GT relations out of recall, and scores the answer the gate validated. Overrides
+    /// `REWARD_PROTOCOL` from the environment or the TOML file.
+    #[arg(long, value_enum)]
+    pub protocol: Option<crate::commands::ProtocolArg>,
 }
 
 /// The two TOON schemas.

@@ -187,6 +187,32 @@ fn reward_scores_json_lines_in_order() {
 
     let o = sgvlm(&["reward", "--input", "-"], Some(input.as_bytes()));
     assert!(stdout(&o).lines().next().unwrap().find("total").is_none());
+
+    // `--protocol sound`: the invalid completion scores below every valid one instead of 0.
+    let o = sgvlm(&["reward", "--input", "-", "--total", "--protocol", "sound"], Some(input.as_bytes()));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sound: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        (sound[0]["total"].as_f64(), sound[1]["total"].as_f64()),
+        (rows[0]["total"].as_f64(), rows[1]["total"].as_f64())
+    );
+    assert_eq!(sound[3]["sgg_format_reward"], -0.5);
+    assert_eq!(sound[3]["total"], -2.5);
+    let o = Command::new(env!("CARGO_BIN_EXE_sgvlm"))
+        .args(["reward", "--input", "-", "--total"])
+        .env("REWARD_PROTOCOL", "sound")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(input.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        stdout(&o).lines().nth(3).map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["total"].clone()),
+        Some((-2.5).into())
+    );
     let mut cmd_env = Command::new(env!("CARGO_BIN_EXE_sgvlm"));
     let o =
         cmd_env.args(["reward", "--input", "-"]).env("EDGE_IOU_THRESH", "nope").stdin(Stdio::null()).output().unwrap();

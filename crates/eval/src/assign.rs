@@ -46,6 +46,65 @@ pub fn linear_sum_assignment(cost: &[f64], rows: usize, cols: usize) -> Result<V
     }
 }
 
+/// Candidate lists of a matching stored flat (one buffer for all left nodes): left node `i` may take
+/// `targets[starts[i]..starts[i + 1]]`, in preference order. Building one costs two allocations instead of one per
+/// left node.
+#[derive(Debug, Clone, Default)]
+pub struct FlatCandidates {
+    starts: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl FlatCandidates {
+    pub fn with_capacity(left: usize) -> Self {
+        let mut starts = Vec::with_capacity(left + 1);
+        starts.push(0);
+        FlatCandidates { starts, targets: Vec::with_capacity(left) }
+    }
+
+    /// Appends the next left node with its candidates.
+    pub fn push(&mut self, candidates: impl IntoIterator<Item = usize>) {
+        self.targets.extend(candidates);
+        self.starts.push(self.targets.len());
+    }
+
+    fn of(&self, left: usize) -> &[usize] {
+        &self.targets[self.starts[left]..self.starts[left + 1]]
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+}
+
+/// Size of the maximum one-to-one matching [`max_matching`] finds (same visiting order), on flat candidate lists.
+pub fn max_matching_size(candidates: &FlatCandidates, n_right: usize) -> usize {
+    let mut owner: Vec<usize> = vec![usize::MAX; n_right];
+    let mut seen = vec![false; n_right];
+    let mut size = 0;
+    for left in 0..candidates.len() {
+        seen.iter_mut().for_each(|s| *s = false);
+        if augment_flat(left, candidates, &mut owner, &mut seen) {
+            size += 1;
+        }
+    }
+    size
+}
+
+fn augment_flat(left: usize, candidates: &FlatCandidates, owner: &mut [usize], seen: &mut [bool]) -> bool {
+    for &right in candidates.of(left) {
+        if right >= seen.len() || seen[right] {
+            continue;
+        }
+        seen[right] = true;
+        if owner[right] == usize::MAX || augment_flat(owner[right], candidates, owner, seen) {
+            owner[right] = left;
+            return true;
+        }
+    }
+    false
+}
+
 /// Maximum one-to-one matching by Kuhn's augmenting paths. `candidates[i]` lists the right-hand indices (`<
 /// n_right`) left node `i` may take, in preference order. Returns `owner[j]` = the left node matched to right node
 /// `j`, if any.
@@ -107,6 +166,18 @@ mod tests {
         let owner = max_matching(&[vec![0, 1], vec![0]], 2);
         assert_eq!(owner, vec![Some(1), Some(0)]);
         assert_eq!(matching_size(&max_matching(&[vec![0], vec![0], vec![]], 1)), 1);
+    }
+
+    proptest! {
+        /// The flat form finds matchings of the same size as the nested one.
+        #[test]
+        fn flat_equals_nested(lists in proptest::collection::vec(proptest::collection::vec(0usize..6, 0..5), 0..7)) {
+            let mut flat = FlatCandidates::with_capacity(lists.len());
+            for l in &lists {
+                flat.push(l.iter().copied());
+            }
+            prop_assert_eq!(max_matching_size(&flat, 6), matching_size(&max_matching(&lists, 6)));
+        }
     }
 
     /// Shapes up to 7×7 with costs drawn from a few values (many exact ties) or arbitrary finite floats.

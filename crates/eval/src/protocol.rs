@@ -2,9 +2,9 @@
 //!
 //! - [`Protocol::Paper`] reproduces the published reference scripts, quirks included, so that numbers are
 //!   comparable with the paper.
-//! - [`Protocol::Sound`] fixes the flaws listed in reference_facts §9 items 11–13 (items 14–15 concern the
-//!   rewards, not the evaluation). Each metric module documents exactly what changes: [`crate::strict_eval`] and
-//!   [`crate::ag_sgdet`].
+//! - [`Protocol::Sound`] fixes the flaws listed in reference_facts §9: items 11–13 in the evaluation, items 14–15
+//!   in the rewards. Each module documents exactly what changes: [`crate::strict_eval`], [`crate::ag_sgdet`] and
+//!   [`crate::rewards`] (selected there by [`crate::rewards::RewardConfig::protocol`]).
 
 /// The evaluation protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]

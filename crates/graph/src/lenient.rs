@@ -300,6 +300,105 @@ pub fn parse_completion(raw: &str, schema: Schema, cfg: &StrictConfig) -> Lenien
     parse_answer_text(answer::reward_answer_text(raw), schema, cfg)
 }
 
+/// A completion that passed the strict gate, with the lenient parse of its answer built from the gate's parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gated {
+    /// The lenient parse of the gated answer.
+    pub graph: LenientGraph,
+    /// Whether [`parse_completion`] of the raw text reads that same answer, i.e. the gated `<answer>` is the first
+    /// `<answer>` of the text (not so when the leading `<think>` block holds one); when true, `graph` equals
+    /// `parse_completion(raw)`.
+    pub is_first_answer: bool,
+}
+
+/// The strict gate and the lenient parse of a triplet completion in one pass, for the common case the gate's
+/// fast path decides (ASCII, `\n` line ends, spaces and tabs): `None` when the fast path cannot decide (the text
+/// may still be valid: ask [`crate::strict::is_valid`] and [`parse_completion`]).
+///
+/// Why this is exact: on an answer body the fast path accepts, every line is a header or a row of the strict
+/// grammar, so the lenient parser finds the same two headers, reads each object row's first six fields as the
+/// gate does (id, stripped name as written, box) and accepts every relation row (ids exist, no self-loop,
+/// canonical predicate, lowercased), with no rejected lines. The oracle and property tests compare both.
+pub fn parse_gated_triplet(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
+    let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
+    let g = crate::strict::fast_triplet_body(body, cfg)?;
+    // The gated frame starts `"<answer>\n".len()` bytes before the body.
+    let is_first_answer = is_first_answer(raw, body)?;
+    let meta = LenientMeta {
+        declared_objects: Some(g.objects.len() as u64),
+        declared_relations: Some(g.relations.len() as u64),
+        relation_lines: g.relations.len(),
+        ..LenientMeta::default()
+    };
+    let graph = LenientGraph {
+        objects: g
+            .objects
+            .into_iter()
+            .map(|o| LObject { id: o.id as i64, name: o.name, bbox: [o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2] })
+            .collect(),
+        relations: g
+            .relations
+            .into_iter()
+            .map(|r| LRelation { subj: r.subj as i64, pred: r.pred, obj: r.obj as i64 })
+            .collect(),
+        meta,
+    };
+    Some(Gated { graph, is_first_answer })
+}
+
+/// Whether the gated answer frame (which starts `"<answer>\n".len()` bytes before `body`) holds the first
+/// `<answer>` of the raw text.
+fn is_first_answer(raw: &str, body: &str) -> Option<bool> {
+    let open = answer::offset_in(raw, body).checked_sub("<answer>\n".len())?;
+    Some(raw.find("<answer>") == Some(open))
+}
+
+/// [`parse_gated_triplet`] for Action Genome: the strict parse, turned into the lenient graph, for answer bodies of
+/// printable ASCII, tabs and `\n` (where Python's `strip`/`splitlines` and the gate's whitespace rules coincide);
+/// `None` otherwise or when the gate rejects the text.
+///
+/// Why this is exact: on such a valid body the lenient parser finds the same headers, reads every object row as
+/// the gate does (id, stripped name as written, box) and accepts every pair row with the same lowercased label
+/// lists (same row grammar, `strict::pair_row`), expanding them in row order, then attention, spatial, contacting.
+pub fn parse_gated_ag(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
+    let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
+    if !body.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    let g = crate::strict::parse_ag(raw, cfg).ok()?;
+    let is_first_answer = is_first_answer(raw, body)?;
+    let n_pairs = g.pairs.len();
+    let mut relations = Vec::new();
+    for p in &g.pairs {
+        for kind in RelKind::ALL {
+            for l in p.labels(kind) {
+                relations.push(LRelation { subj: p.subj as i64, pred: atomic_lower(kind, l), obj: p.obj as i64 });
+            }
+        }
+    }
+    let meta = LenientMeta {
+        declared_objects: Some(g.objects.len() as u64),
+        declared_relations: Some(n_pairs as u64),
+        relation_lines: n_pairs,
+        pairs: n_pairs,
+        ..LenientMeta::default()
+    };
+    let objects = g
+        .objects
+        .into_iter()
+        .map(|o| LObject { id: o.id as i64, name: o.name, bbox: [o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2] })
+        .collect();
+    Some(Gated { graph: LenientGraph { objects, relations, meta }, is_first_answer })
+}
+
+/// [`parse_gated_triplet`] or [`parse_gated_ag`].
+pub fn parse_gated(raw: &str, schema: Schema, cfg: &StrictConfig) -> Option<Gated> {
+    match schema {
+        Schema::Triplet => parse_gated_triplet(raw, cfg),
+        Schema::Ag => parse_gated_ag(raw, cfg),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +430,41 @@ mod tests {
         let preds: Vec<_> = g.relations.iter().map(|r| r.pred.as_str()).collect();
         assert_eq!(preds, ["attention__unsure", "spatial__in_front_of", "contacting__not_contacting"]);
         assert_eq!((g.meta.invalid_ref, g.meta.invalid_pred, g.meta.pairs), (1, 1, 1));
+    }
+
+    #[test]
+    fn gated_triplet_equals_the_lenient_parse() {
+        let cfg = StrictConfig::default();
+        let answer = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n 2 , Chair ,5,6,70,80\n1,adult,1,2,3,4\n\
+                      REL[1]{subj,pred,obj}:\n1,Sitting-On,2\n</answer>";
+        let plain = parse_gated_triplet(answer, &cfg).unwrap();
+        assert!(plain.is_first_answer);
+        assert_eq!(plain.graph, parse(answer, Schema::Triplet));
+        let wrapped = format!("<think>\n\n</think>\n\n{answer}<|im_end|>");
+        assert_eq!(parse_gated_triplet(&wrapped, &cfg), Some(plain.clone()));
+        // A draft answer inside the think block is what the reference's text extraction reads.
+        let draft = format!("<think><answer>\nx\n</answer></think>\n{answer}");
+        let d = parse_gated_triplet(&draft, &cfg).unwrap();
+        assert!(!d.is_first_answer);
+        assert_eq!(d.graph, plain.graph);
+        assert_ne!(parse(&draft, Schema::Triplet), plain.graph);
+        // Not decided by the fast path (a CRLF body), or invalid: None.
+        assert_eq!(parse_gated_triplet(&answer.replace('\n', "\r\n"), &cfg), None);
+        assert_eq!(parse_gated_triplet("<answer>\nobj[0]{id,name,x1,y1,x2,y2}:\n</answer>", &cfg), None);
+    }
+
+    #[test]
+    fn gated_ag_equals_the_lenient_parse() {
+        let cfg = StrictConfig::default();
+        let t = "<answer>\n      obj[3]{id,name,x1,y1,x2,y2}:\n        1,person,24,71,259,268\n        2,Table,222,143,479,244\n\
+                 3,chair,1,1,5,5\n      rel_pairs[2]{subj,attention,spatial,contacting,obj}:\n\
+                 1,[unsure],[In_front_of, beside],[not_contacting],2\n1,[],[on],[],3\n</answer>";
+        let g = parse_gated_ag(t, &cfg).unwrap();
+        assert!(g.is_first_answer);
+        assert_eq!(g.graph, parse(t, Schema::Ag));
+        assert_eq!(g.graph.relations.len(), 5);
+        assert_eq!(parse_gated_ag(&t.replace("Table", "T\u{e1}ble"), &cfg), None, "non-ASCII: not decided here");
+        assert_eq!(parse_gated_ag(&t.replace("1,[],[on]", "2,[],[on]"), &cfg), None, "invalid");
     }
 
     #[test]

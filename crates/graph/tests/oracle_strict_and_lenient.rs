@@ -36,6 +36,14 @@ fn check(file: &str, schema: Schema) -> Tally {
             );
         }
         let g = lenient::parse_completion(completion, schema, &cfg);
+        {
+            if let Some(gated) = lenient::parse_gated(completion, schema, &cfg) {
+                assert!(valid, "{id}: the one-pass gate accepted an invalid completion");
+                if gated.is_first_answer {
+                    assert_eq!(gated.graph, g, "{id}: the one-pass parse differs from the lenient parse");
+                }
+            }
+        }
         let got = [
             ("valid", if valid { 1.0 } else { 0.0 }, if f("sgg_format_reward") > 0.0 { 1.0 } else { 0.0 }),
             ("num_pred_objs", g.objects.len() as f64, f("sgg_diag_num_pred_objs")),

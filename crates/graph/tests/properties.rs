@@ -89,6 +89,10 @@ proptest! {
             let back = strict::parse_triplet(&text, &cfg);
             prop_assert_eq!(back.as_ref(), Ok(&g), "{}", text);
             let l = lenient::parse_completion(&text, Schema::Triplet, &cfg);
+            if let Some(gated) = lenient::parse_gated_triplet(&text, &cfg) {
+                prop_assert!(gated.is_first_answer);
+                prop_assert_eq!(&gated.graph, &l);
+            }
             prop_assert_eq!(l.objects.len(), g.objects.len());
             prop_assert_eq!(l.relations.len(), g.relations.len());
             prop_assert_eq!(l.meta.invalid_ref + l.meta.invalid_pred, 0);
@@ -107,6 +111,10 @@ proptest! {
             let back = strict::parse_ag(&text, &cfg);
             prop_assert_eq!(back.as_ref(), Ok(&g), "{}", text);
             let l = lenient::parse_completion(&text, Schema::Ag, &cfg);
+            if let Some(gated) = lenient::parse_gated_ag(&text, &cfg) {
+                prop_assert!(gated.is_first_answer);
+                prop_assert_eq!(&gated.graph, &l);
+            }
             prop_assert_eq!(l.relations.len(), g.atomic_relations().len());
         }
     }

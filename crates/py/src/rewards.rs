@@ -20,18 +20,23 @@ const FAILED: Scores = {
 /// the sum of the first eight. A completion (or solution) may be a string, a message list (the first message's
 /// `content`) or a message dict, as the reference coerces it; anything else scores as the reference's error path
 /// (0, and 1 for `sgg_diag_frac_no_rel`). `settings` are the reference's environment variables in any case
-/// (`edge_iou_thresh=0.7`, `IMG_W=800`); unknown names raise `ValueError`.
+/// (`edge_iou_thresh=0.7`, `IMG_W=800`); unknown names raise `ValueError`. `protocol` is `"paper"` (the reference's
+/// values) or `"sound"` (see the sgvlm-eval rewards docs); when omitted, the `REWARD_PROTOCOL` setting decides.
 #[pyfunction]
-#[pyo3(name = "rewards", signature = (completions, solutions, schema = "triplet", **settings_kw))]
+#[pyo3(name = "rewards", signature = (completions, solutions, schema = "triplet", protocol = None, **settings_kw))]
 pub fn score_rewards<'py>(
     py: Python<'py>,
     completions: &Bound<'py, PyAny>,
     solutions: &Bound<'py, PyAny>,
     schema: &str,
+    protocol: Option<&str>,
     settings_kw: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let schema = schema_arg(schema)?;
-    let cfg = settings(settings_kw)?;
+    let mut cfg = settings(settings_kw)?;
+    if let Some(p) = protocol {
+        cfg.protocol = convert::protocol(p)?;
+    }
     let comps = convert::collect(completions, "completions", |c| Ok(message_text(c)))?;
     let sols = convert::collect(solutions, "solutions", |s| Ok(message_text(s)))?;
     if comps.len() != sols.len() {

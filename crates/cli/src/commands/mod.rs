@@ -12,7 +12,7 @@ mod render;
 mod reward;
 mod toon;
 
-pub(crate) use eval::EvalArgs;
+pub(crate) use eval::{EvalArgs, ProtocolArg};
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;

@@ -26,6 +26,9 @@ pub fn run(a: RewardArgs) -> anyhow::Result<ExitCode> {
         cfg.apply_toml(&text).with_context(|| format!("Failed to read reward settings from `{}`", p.display()))?;
     }
     cfg.apply_env(std::env::vars()).context("Failed to read reward settings from the environment")?;
+    if let Some(p) = a.protocol {
+        cfg.protocol = p.into();
+    }
     let name = display_name(&a.input);
     let text = read_text(&a.input)?;
 

@@ -3,6 +3,7 @@
 //! Precedence when resolving: defaults, then a TOML file, then the environment (`IMG_W`, `EDGE_IOU_THRESH`, …, the
 //! names the reference plugin reads). TOML keys are the environment names in lower case (`img_w = 640`).
 
+use crate::Protocol;
 use sgvlm_graph::{Canvas, StrictConfig};
 use std::collections::BTreeMap;
 
@@ -24,6 +25,9 @@ pub struct RewardConfig {
     pub edge_fp_penalty_weight: f64,
     pub edge_fp_penalty_power: f64,
     pub obj_halluc_penalty_weight: f64,
+    /// `paper` (the reference's values, the default) or `sound` (see [`super`] for what changes); setting
+    /// `REWARD_PROTOCOL`.
+    pub protocol: Protocol,
 }
 
 impl Default for RewardConfig {
@@ -43,6 +47,7 @@ impl Default for RewardConfig {
             edge_fp_penalty_weight: 1.0,
             edge_fp_penalty_power: 2.0,
             obj_halluc_penalty_weight: 1.0,
+            protocol: Protocol::Paper,
         }
     }
 }
@@ -59,8 +64,8 @@ pub enum ConfigError {
 }
 
 /// The recognised setting names (environment spelling). `PARSE_CACHE`/`ASSIGN_CACHE` are accepted and ignored:
-/// they only sized the reference's caches.
-pub const KEYS: [&str; 24] = [
+/// they only sized the reference's caches. `REWARD_PROTOCOL` (`paper`|`sound`) is sgvlm's own.
+pub const KEYS: [&str; 25] = [
     "IMG_W",
     "IMG_H",
     "MAX_OBJS",
@@ -82,6 +87,7 @@ pub const KEYS: [&str; 24] = [
     "AG_SPATIAL_MAX",
     "AG_CONTACTING_MAX",
     "AG_ENFORCE_PERSON_SUBJECT",
+    "REWARD_PROTOCOL",
     "PARSE_CACHE",
     "ASSIGN_CACHE",
     "REWARD_CONFIG",
@@ -132,6 +138,19 @@ impl RewardConfig {
             "EDGE_FP_PENALTY_WEIGHT" => self.edge_fp_penalty_weight = float(&k, value)?,
             "EDGE_FP_PENALTY_POWER" => self.edge_fp_penalty_power = float(&k, value)?,
             "OBJ_HALLUC_PENALTY_WEIGHT" => self.obj_halluc_penalty_weight = float(&k, value)?,
+            "REWARD_PROTOCOL" => {
+                self.protocol = match value.trim().to_ascii_lowercase().as_str() {
+                    "paper" => Protocol::Paper,
+                    "sound" => Protocol::Sound,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: k,
+                            expected: "`paper` or `sound`",
+                            value: value.into(),
+                        })
+                    }
+                }
+            }
             "PARSE_CACHE" | "ASSIGN_CACHE" => {
                 int(&k, value)?;
             }
@@ -194,5 +213,8 @@ mod tests {
         assert!(matches!(c.apply_toml("bogus = 1"), Err(ConfigError::UnknownKey(_))));
         c.set("AG_ENFORCE_PERSON_SUBJECT", " Yes ").unwrap();
         assert!(c.gate.ag_enforce_person_subject);
+        c.apply_toml("reward_protocol = \"Sound\"").unwrap();
+        assert_eq!(c.protocol, Protocol::Sound);
+        assert!(c.set("REWARD_PROTOCOL", "strict").is_err());
     }
 }

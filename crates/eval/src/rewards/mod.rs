@@ -19,13 +19,28 @@
 //! | `sgg_diag_num_pred_objs` / `_num_pred_rels` | lenient counts (AG: atomic relations) |
 //! | `sgg_diag_frac_invalid_rel` | rejected share of non-empty relation lines |
 //! | `sgg_diag_has_answer_tags` | 1 if `<answer>…</answer>` occurs |
+//!
+//! ## Protocols
+//!
+//! [`RewardConfig::protocol`] (`REWARD_PROTOCOL`) picks `paper` (the default: the reference's values, which the
+//! oracle parity tests check) or `sound`, which fixes the reward-side flaws of reference_facts §9:
+//!
+//! | | `paper` | `sound` |
+//! |---|---|---|
+//! | completion failing the gate (item 14) | 0 for all eight weighted rewards, so it beats any valid completion whose penalties exceed its format reward (total down to −1.5) | each function's worst valid value and the format reward negated ([`invalid_scores`]): total −2.5 with the default weights, strictly below every valid completion whenever `format_reward_weight > 0` |
+//! | GT relations no prediction can match (item 15: a non-canonical endpoint name such as `traffic light`, or a missing endpoint) | counted in `n_gt` (recall, F1 lowered) | left out of `n_gt` ([`matchable_gt_relations`]) |
+//! | which text of a valid completion is scored | the first `<answer>…</answer>` of the raw text, which may sit inside a leading `<think>` block | the answer the gate validated (after the think block) |
+//!
+//! The diagnostics are computed the same way in both, from the scored graph (the gated answer for a valid
+//! `sound` completion); their gating does not change.
 
 mod config;
 mod stats;
 
 pub use config::{ConfigError, RewardConfig, KEYS as CONFIG_KEYS};
-pub use stats::{assign_objects, match_edges, pair_stats, PairStats, Prepared};
+pub use stats::{assign_objects, match_edges, matchable_gt_relations, pair_stats, PairStats, Prepared};
 
+use crate::Protocol;
 use sgvlm_graph::{answer, lenient, strict, Schema};
 
 /// The 13 reward functions, in the reference's registration order.
@@ -70,13 +85,33 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
     solution: impl FnOnce() -> P,
 ) -> Scores {
     let mut out = [0.0; 13];
-    let pred = lenient::parse_completion(completion, schema, &cfg.gate);
+    let sound = cfg.protocol == Protocol::Sound;
+    // Gate and parse in one pass when the gate's parse decides it exactly (most model outputs); otherwise the gate, then
+    // the lenient parse of the reference's answer text (`sound`: of the answer the gate validated).
+    let gated = lenient::parse_gated(completion, schema, &cfg.gate);
+    let (valid, pred) = match gated {
+        Some(g) if sound || g.is_first_answer => (true, g.graph),
+        Some(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
+        None => {
+            let valid = strict::is_valid(completion, schema, &cfg.gate);
+            let body =
+                if sound && valid { answer::exact_answer_body(answer::prepare_for_strict(completion)) } else { None };
+            let pred = match body {
+                Some(body) => lenient::parse_answer_text(body, schema, &cfg.gate),
+                None => lenient::parse_completion(completion, schema, &cfg.gate),
+            };
+            (valid, pred)
+        }
+    };
     out[8] = if pred.relations.is_empty() { 1.0 } else { 0.0 };
     out[9] = pred.objects.len() as f64;
     out[10] = pred.relations.len() as f64;
     out[11] = pred.meta.invalid_fraction();
     out[12] = if answer::has_answer_tags(completion) { 1.0 } else { 0.0 };
-    if !strict::is_valid(completion, schema, &cfg.gate) {
+    if !valid {
+        if sound {
+            out[..WEIGHTED].copy_from_slice(&invalid_scores(cfg));
+        }
         return out;
     }
     let gt = solution();
@@ -104,13 +139,63 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
     out
 }
 
+/// The `sound` protocol's weighted rewards for a completion that fails the gate: each function's worst value for
+/// a valid completion, and the format reward negated. The total is thus `2 · format_reward_weight` below the worst
+/// valid total (−2.5 against −1.5 with the default weights), where the paper's 0 beats every valid completion
+/// whose penalties exceed its format reward.
+pub fn invalid_scores(cfg: &RewardConfig) -> [f64; WEIGHTED] {
+    let worst = |w: f64| w.min(0.0);
+    [
+        -cfg.format_reward_weight,
+        worst(cfg.node_reward_weight),
+        worst(cfg.node_reward_weight),
+        worst(cfg.edge_reward_weight),
+        worst(cfg.edge_precision_reward_weight),
+        worst(cfg.edge_f1_reward_weight),
+        worst(-cfg.obj_halluc_penalty_weight),
+        worst(-cfg.edge_fp_penalty_weight),
+    ]
+}
+
 /// A scorer that parses each distinct solution once (GRPO scores G completions against the same solution; the
 /// reference keeps an LRU cache for the same reason). The cache holds at most `capacity` solutions.
 pub struct Scorer {
     pub schema: Schema,
     pub cfg: RewardConfig,
-    cache: std::collections::HashMap<String, std::sync::Arc<Prepared>>,
+    cache: std::collections::HashMap<String, std::sync::Arc<Prepared>, BuildFx>,
     capacity: usize,
+}
+
+/// A word-at-a-time multiplicative hash for the solution cache: keys are whole solutions (hundreds of bytes) and
+/// SipHash's cost showed in profiles; HashDoS resistance is not needed for a cache of one's own training data.
+#[derive(Default, Clone, Copy)]
+struct BuildFx;
+
+#[derive(Default)]
+struct Fx(u64);
+
+impl std::hash::BuildHasher for BuildFx {
+    type Hasher = Fx;
+    fn build_hasher(&self) -> Fx {
+        Fx(0)
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Scorer {
@@ -155,7 +240,7 @@ pub fn score_batch<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
     cfg: &RewardConfig,
 ) -> Vec<Scores> {
     use rayon::prelude::*;
-    let mut distinct: std::collections::HashMap<&str, usize> = Default::default();
+    let mut distinct: std::collections::HashMap<&str, usize, BuildFx> = Default::default();
     let idx: Vec<usize> = solutions
         .iter()
         .map(|s| {

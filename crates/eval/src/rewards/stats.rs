@@ -9,6 +9,7 @@
 use super::RewardConfig;
 use crate::assign;
 use crate::geometry::{giou, iou, l1_normalised};
+use crate::Protocol;
 use sgvlm_graph::lenient::LenientGraph;
 use sgvlm_graph::{label, pytext, Schema};
 
@@ -47,8 +48,30 @@ impl Key {
     }
 }
 
+/// A 64-bit FNV-1a hash of a category key, 0 for the empty key and never 0 otherwise: comparing two hashes
+/// decides almost every key comparison without touching the strings (equal hashes still compare the strings).
+#[inline]
+fn key_hash(k: &str) -> u64 {
+    if k.is_empty() {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in k.as_bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h | 1
+}
+
+/// A GT relation an edge can match: relation index, subject and object rows (the last row of each id).
+#[derive(Debug, Clone, Copy)]
+struct Usable {
+    rel: usize,
+    subj: usize,
+    obj: usize,
+}
+
 /// A lenient parse with what the reward math looks up repeatedly computed once: category keys of names and
-/// predicates, and the last object index of each id.
+/// predicates (and their hashes), the last object index of each id, and the relations an edge can match.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub graph: LenientGraph,
@@ -56,8 +79,14 @@ pub struct Prepared {
     name_keys: Vec<Key>,
     /// Category key of each relation's predicate.
     pred_keys: Vec<Key>,
+    /// [`key_hash`] of each name key.
+    name_hash: Vec<u64>,
+    /// [`key_hash`] of each predicate key.
+    pred_hash: Vec<u64>,
     /// `(id, index of the last object with that id)`, sorted by id.
     last_of_id: Vec<(i64, usize)>,
+    /// Relations with a canonical predicate and both endpoints present with canonical names.
+    usable: Vec<Usable>,
 }
 
 impl Prepared {
@@ -75,7 +104,33 @@ impl Prepared {
                 false
             }
         });
-        Prepared { graph, name_keys, pred_keys, last_of_id }
+        let mut p = Prepared {
+            graph,
+            name_keys,
+            pred_keys,
+            name_hash: Vec::new(),
+            pred_hash: Vec::new(),
+            last_of_id,
+            usable: Vec::new(),
+        };
+        p.name_hash = (0..p.graph.objects.len()).map(|i| key_hash(p.name_key(i))).collect();
+        p.pred_hash = (0..p.graph.relations.len()).map(|i| key_hash(p.pred_key(i))).collect();
+        p.usable = (0..p.graph.relations.len())
+            .filter_map(|rel| {
+                let r = &p.graph.relations[rel];
+                let (subj, obj) = (p.index_of(r.subj)?, p.index_of(r.obj)?);
+                let ok = p.pred_hash[rel] != 0 && p.name_hash[subj] != 0 && p.name_hash[obj] != 0;
+                ok.then_some(Usable { rel, subj, obj })
+            })
+            .collect();
+        p
+    }
+
+    /// Whether objects `i` (here) and `j` (of `other`) have the same non-empty category key (the reward's `sem`).
+    #[inline]
+    fn same_name(&self, i: usize, other: &Prepared, j: usize) -> bool {
+        let h = self.name_hash[i];
+        h != 0 && h == other.name_hash[j] && self.name_key(i) == other.name_key(j)
     }
 
     /// Category key of object `i`'s name.
@@ -114,15 +169,6 @@ pub struct PairStats {
     pub n_pred_relations: usize,
 }
 
-#[inline]
-fn sem(a: &str, b: &str) -> f64 {
-    if !a.is_empty() && a == b {
-        1.0
-    } else {
-        0.0
-    }
-}
-
 /// Object assignment: `(gt index, pred index)` pairs minimising `sem_w(1−sem) + iou_w(1−GIoU) + l1_w·L1n`, rows =
 /// predictions, columns = GT, SciPy tie-breaking.
 pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec<(usize, usize)> {
@@ -133,11 +179,10 @@ pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
     let mut cost = Vec::with_capacity(g.len() * p.len());
     for (pi, po) in p.iter().enumerate() {
-        let pk = pred.name_key(pi);
         for (gi, go) in g.iter().enumerate() {
-            let gk = gt.name_key(gi);
+            let same = if pred.same_name(pi, gt, gi) { 1.0 } else { 0.0 };
             cost.push(
-                cfg.sem_weight * (1.0 - sem(pk, gk))
+                cfg.sem_weight * (1.0 - same)
                     + cfg.iou_weight * (1.0 - giou(po.bbox, go.bbox))
                     + cfg.box_l1_weight * l1_normalised(po.bbox, go.bbox, w, h),
             );
@@ -150,41 +195,39 @@ pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec
     }
 }
 
-/// A GT relation usable for matching: (pred key, subj key, obj key, subj box, obj box, index).
-type UsableGt<'a> = (&'a str, &'a str, &'a str, [i64; 4], [i64; 4], usize);
+/// Number of GT relations an edge can match at all (canonical predicate, both endpoints present with canonical
+/// names): the `sound` protocol's `n_gt`.
+pub fn matchable_gt_relations(gt: &Prepared) -> usize {
+    gt.usable.len()
+}
 
 /// One-to-one edge matching: candidates share `(pred, subj category, obj category)` and have IoU ≥ threshold on
 /// both endpoints, tried in descending `IoU_s + IoU_o` order; Kuhn's augmenting paths over predictions in order.
 pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize {
     let (gr, pr) = (&gt.graph.relations, &pred.graph.relations);
-    if gr.is_empty() || pr.is_empty() {
+    if gt.usable.is_empty() || pr.is_empty() {
         return 0;
     }
-    // GT relations usable for matching: (pred key, subj key, obj key, subj box, obj box, index).
-    let mut usable: Vec<UsableGt<'_>> = Vec::with_capacity(gr.len());
-    for (j, r) in gr.iter().enumerate() {
-        let pk = gt.pred_key(j);
-        let (Some(s), Some(o)) = (gt.index_of(r.subj), gt.index_of(r.obj)) else { continue };
-        let (ks, ko) = (gt.name_key(s), gt.name_key(o));
-        if pk.is_empty() || ks.is_empty() || ko.is_empty() {
-            continue;
-        }
-        usable.push((pk, ks, ko, gt.graph.objects[s].bbox, gt.graph.objects[o].bbox, j));
-    }
-    let mut candidates: Vec<Vec<usize>> = Vec::with_capacity(pr.len());
+    let mut candidates = assign::FlatCandidates::with_capacity(pr.len());
     let mut here: Vec<(usize, f64)> = Vec::new();
     for (k, r) in pr.iter().enumerate() {
-        let pk = pred.pred_key(k);
         here.clear();
         if let (Some(s), Some(o)) = (pred.index_of(r.subj), pred.index_of(r.obj)) {
-            let (ks, ko) = (pred.name_key(s), pred.name_key(o));
+            let (ph, sh, oh) = (pred.pred_hash[k], pred.name_hash[s], pred.name_hash[o]);
             let (sb, ob) = (pred.graph.objects[s].bbox, pred.graph.objects[o].bbox);
-            if !pk.is_empty() && !ks.is_empty() && !ko.is_empty() {
-                for &(gp, gs, go, gsb, gob, j) in &usable {
-                    if gp == pk && gs == ks && go == ko {
+            if ph != 0 && sh != 0 && oh != 0 {
+                for u in &gt.usable {
+                    if gt.pred_hash[u.rel] == ph
+                        && gt.name_hash[u.subj] == sh
+                        && gt.name_hash[u.obj] == oh
+                        && gt.pred_key(u.rel) == pred.pred_key(k)
+                        && gt.name_key(u.subj) == pred.name_key(s)
+                        && gt.name_key(u.obj) == pred.name_key(o)
+                    {
+                        let (gsb, gob) = (gt.graph.objects[u.subj].bbox, gt.graph.objects[u.obj].bbox);
                         let (is, io) = (iou(gsb, sb), iou(gob, ob));
                         if is >= cfg.edge_iou_thresh && io >= cfg.edge_iou_thresh {
-                            here.push((j, is + io));
+                            here.push((u.rel, is + io));
                         }
                     }
                 }
@@ -192,9 +235,9 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
         }
         // Stable descending sort, as Python's `sort(reverse=True)`.
         here.sort_by(|a, b| b.1.total_cmp(&a.1));
-        candidates.push(here.iter().map(|&(j, _)| j).collect());
+        candidates.push(here.iter().map(|&(j, _)| j));
     }
-    assign::matching_size(&assign::max_matching(&candidates, gr.len()))
+    assign::max_matching_size(&candidates, gr.len())
 }
 
 /// All statistics for one (solution, completion) pair.
@@ -217,16 +260,22 @@ pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairSta
             continue;
         };
         let (go, po) = (&gt.graph.objects[g], &pred.graph.objects[p]);
-        let (gk, pk) = (gt.name_key(g), pred.name_key(p));
-        st.node_sem_sum += sem(gk, pk) * cfg.node_reward_weight;
+        let same = gt.same_name(g, pred, p);
+        st.node_sem_sum += if same { 1.0 } else { 0.0 } * cfg.node_reward_weight;
         let i = iou(go.bbox, po.bbox);
         let blend = (cfg.iou_weight * i + cfg.box_l1_weight * (-l1_normalised(go.bbox, po.bbox, w, h)).exp()) / denom;
         st.node_box_sum += blend * cfg.node_reward_weight;
-        if gk == pk && i >= cfg.obj_iou_thresh {
+        // Equal keys, two empty ones included (the reference's `good_obj` compares the keys directly).
+        let equal_keys = same || (gt.name_hash[g] == 0 && pred.name_hash[p] == 0);
+        if equal_keys && i >= cfg.obj_iou_thresh {
             st.good_objects += 1;
         }
     }
     st.edges_matched = match_edges(gt, pred, cfg);
+    if cfg.protocol == Protocol::Sound {
+        // §9 item 15: a GT relation no prediction can ever match is not a relation the model missed.
+        st.n_gt_relations = gt.usable.len();
+    }
     st
 }
 

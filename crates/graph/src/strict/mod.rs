@@ -63,6 +63,12 @@ pub fn parse_triplet(text: &str, cfg: &StrictConfig) -> Result<TripletGraph, Str
     parse_triplet_general(text, cfg)
 }
 
+/// The single-pass fast path alone on an answer body (the text between `<answer>\n` and `\n</answer>`): the graph
+/// when it accepts (the general path would then return the same graph), `None` when it cannot decide.
+pub(crate) fn fast_triplet_body(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
+    fast::triplet(body, cfg)
+}
+
 /// [`parse_triplet`] without its single-pass fast path: the general line-by-line parser, which also produces every
 /// error. Public so tests and fuzzers can check that both paths agree.
 #[doc(hidden)]

@@ -42,9 +42,14 @@ def rewards(
     completions: Iterable[Completion],
     solutions: Iterable[Completion],
     schema: Schema = "triplet",
+    protocol: Optional[Literal["paper", "sound"]] = None,
     **settings: Setting,
 ) -> Dict[str, List[float]]:
-    """The 13 reward functions over a batch: ``{name: [value per completion]}``."""
+    """The 13 reward functions over a batch: ``{name: [value per completion]}``.
+
+    ``protocol="sound"`` scores invalid completions below every valid one, leaves unmatchable GT relations out of
+    recall and scores the gated answer; the default (``None``) follows the ``REWARD_PROTOCOL`` setting, ``paper``
+    unless set."""
 
 def evaluate(
     rows: Iterable[Union[Mapping[str, Any], str]],
