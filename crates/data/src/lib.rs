@@ -33,3 +33,5 @@ pub mod readers;
 pub mod scale;
 pub mod sequence;
 pub mod synth;
+pub mod thin;
+pub mod tokens;
