@@ -142,7 +142,10 @@ mod tests {
 
     #[test]
     fn python_dumps_style() {
-        assert_eq!(py_spaced(r#"{"a":[1,"é, \":x"],"b":{"c":null}}"#), r#"{"a": [1, "\u00e9, \":x"], "b": {"c": null}}"#);
+        assert_eq!(
+            py_spaced(r#"{"a":[1,"é, \":x"],"b":{"c":null}}"#),
+            r#"{"a": [1, "\u00e9, \":x"], "b": {"c": null}}"#
+        );
     }
 
     #[test]

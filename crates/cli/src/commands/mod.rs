@@ -1,6 +1,8 @@
 //! One module per subcommand family.
 
 mod data;
+pub(crate) mod data_thin;
+pub(crate) mod data_tokens;
 mod demo;
 mod eval;
 mod eval_report;

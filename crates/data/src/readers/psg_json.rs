@@ -82,7 +82,8 @@ fn graph(rec: &serde_json::Map<String, Value>, v: &Vocab) -> Result<TripletGraph
     for (k, a) in anns.iter().enumerate() {
         let cat = a.get("category_id").ok_or_else(|| format!("annotations[{k}]: missing `category_id`"))?;
         let cat = index(cat, v.categories.len(), "category_id").map_err(|e| format!("annotations[{k}]: {e}"))?;
-        let b: Option<Vec<f64>> = a.get("bbox").and_then(Value::as_array).map(|b| b.iter().filter_map(Value::as_f64).collect());
+        let b: Option<Vec<f64>> =
+            a.get("bbox").and_then(Value::as_array).map(|b| b.iter().filter_map(Value::as_f64).collect());
         let b = b.filter(|b| b.len() == 4).ok_or_else(|| format!("annotations[{k}].bbox: expected 4 numbers"))?;
         if a.get("bbox_mode").and_then(Value::as_u64).is_some_and(|m| m != 0) {
             return Err(format!("annotations[{k}]: bbox_mode is not 0 (XYXY_ABS)"));
@@ -200,9 +201,15 @@ mod tests {
             sgvlm_graph::json::to_r1sgg_string(&recs[0].graph),
             r#"{"objects":[{"id":"person.1","bbox":[10,20,74,100]},{"id":"grass-merged.2","bbox":[0,300,640,480]}],"relationships":[{"subject":"person.1","predicate":"standing-on","object":"grass-merged.2"}]}"#
         );
-        assert_eq!((recs[1].split, recs[1].image.clone()), (Split::Test, ImageSource::Path(d.path().join("val2017/b.jpg"))));
+        assert_eq!(
+            (recs[1].split, recs[1].image.clone()),
+            (Split::Test, ImageSource::Path(d.path().join("val2017/b.jpg")))
+        );
         let why: Vec<String> = skipped.iter().map(ToString::to_string).collect();
-        assert!(why[0].ends_with("data[2] (image_id 900003)`: relations[0]: object 5 is not an index below 1"), "{why:?}");
+        assert!(
+            why[0].ends_with("data[2] (image_id 900003)`: relations[0]: object 5 is not an index below 1"),
+            "{why:?}"
+        );
         assert!(why[1].ends_with("data[3] (image_id 900004)`: annotations[0].bbox: expected 4 numbers"), "{why:?}");
     }
 

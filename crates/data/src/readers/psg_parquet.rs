@@ -38,7 +38,8 @@ pub fn split_files(root: &Path, split: Split) -> Vec<PathBuf> {
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".parquet") && keep(n))
+                p.is_file()
+                    && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".parquet") && keep(n))
             })
             .collect();
         v.sort();
@@ -193,7 +194,8 @@ pub fn write_rows(path: &Path, rows: &[ParquetRow]) -> Result<(), parquet::error
     let file = std::fs::File::create(path)?;
     let mut w = SerializedFileWriter::new(file, schema, props)?;
     let mut g = w.next_row_group()?;
-    let ba = |f: &dyn Fn(&ParquetRow) -> &[u8]| -> Vec<ByteArray> { rows.iter().map(|r| f(r).to_vec().into()).collect() };
+    let ba =
+        |f: &dyn Fn(&ParquetRow) -> &[u8]| -> Vec<ByteArray> { rows.iter().map(|r| f(r).to_vec().into()).collect() };
     // Column order: image_id, image.bytes, image.path (all null: definition level 1), objects, relationships.
     let columns: [(Vec<ByteArray>, i16); 5] = [
         (ba(&|r| r.image_id.as_bytes()), 1),
@@ -245,7 +247,9 @@ mod tests {
         assert_eq!(recs[0].image, ImageSource::Bytes(png()));
         assert_eq!(recs[0].graph.relations[0].pred, "holding");
         assert_eq!(skipped.len(), 1);
-        assert!(skipped[0].to_string().contains("test-00000-of-00001.parquet: row 1`: `objects` (a string holding JSON)"));
+        assert!(skipped[0]
+            .to_string()
+            .contains("test-00000-of-00001.parquet: row 1`: `objects` (a string holding JSON)"));
     }
 
     #[test]

@@ -135,10 +135,7 @@ fn psg_scene(i: usize, seed: u64, root: &Path) -> Result<PsgScene, SynthError> {
     let visible: Vec<usize> = (0..scene.items.len()).filter(|&k| boxes.contains_key(&mask_id(k))).collect();
     let objects = visible.iter().map(|&k| (k, scene.items[k].kind.name(Flavour::Psg), boxes[&mask_id(k)])).collect();
     let pos = |k: usize| visible.iter().position(|&v| v == k);
-    let rels = relations(&scene.items)
-        .into_iter()
-        .filter_map(|(s, r, o)| Some((pos(s)?, r, pos(o)?)))
-        .collect();
+    let rels = relations(&scene.items).into_iter().filter_map(|(s, r, o)| Some((pos(s)?, r, pos(o)?))).collect();
     let png = png_bytes(&c, &root.join(format!("images/{image_id}.png")))?;
     Ok(PsgScene { image_id, test: i % 4 == 3, png, objects, rels })
 }
@@ -146,8 +143,7 @@ fn psg_scene(i: usize, seed: u64, root: &Path) -> Result<PsgScene, SynthError> {
 fn psg_row(i: usize, seed: u64, root: &Path) -> Result<(bool, Json), SynthError> {
     let sc = psg_scene(i, seed, root)?;
     let raw_id = |p: usize| format!("{}.{}", sc.objects[p].1, sc.objects[p].0 + 1);
-    let objects: Vec<Json> =
-        (0..sc.objects.len()).map(|p| json!({"id": raw_id(p), "bbox": sc.objects[p].2})).collect();
+    let objects: Vec<Json> = (0..sc.objects.len()).map(|p| json!({"id": raw_id(p), "bbox": sc.objects[p].2})).collect();
     let rels: Vec<Json> = sc
         .rels
         .iter()

@@ -123,8 +123,10 @@ pub fn symmetric(train: Vec<Row>, test: Vec<Row>) -> (Vec<Row>, Vec<Row>) {
             (o, p)
         };
         let ((tro, trp), (teo, tep)) = (all(&train), all(&test));
-        let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> BTreeSet<String> { a.difference(b).cloned().collect() };
-        let (tro_only, teo_only, trp_only, tep_only) = (only(&tro, &teo), only(&teo, &tro), only(&trp, &tep), only(&tep, &trp));
+        let only =
+            |a: &BTreeSet<String>, b: &BTreeSet<String>| -> BTreeSet<String> { a.difference(b).cloned().collect() };
+        let (tro_only, teo_only, trp_only, tep_only) =
+            (only(&tro, &teo), only(&teo, &tro), only(&trp, &tep), only(&tep, &trp));
         if tro_only.len() + teo_only.len() + trp_only.len() + tep_only.len() == 0 {
             break;
         }
@@ -202,8 +204,11 @@ mod tests {
 
     #[test]
     fn symmetry_is_iterated() {
-        let train = vec![row("a_0", &["adult", "cake"], &["on"]), row("a_1", &["adult"], &["on"]),
-                         row("a_2", &["adult", "dog"], &["on"])];
+        let train = vec![
+            row("a_0", &["adult", "cake"], &["on"]),
+            row("a_1", &["adult"], &["on"]),
+            row("a_2", &["adult", "dog"], &["on"]),
+        ];
         let test = vec![row("b_0", &["adult", "cake"], &["on"]), row("b_1", &["adult", "cake"], &["in"])];
         // Round 1: train-only `dog` removes a_2, test-only `in` removes b_1. Round 2: nothing exclusive.
         let (tr, te) = symmetric(train, test);

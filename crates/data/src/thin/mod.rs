@@ -184,7 +184,11 @@ pub struct Stats {
 pub fn stats(before: &Rows, after: &Rows) -> Stats {
     let [(tob, tpb), (eob, epb), (toa, tpa), (eoa, epa)] =
         [&before.train, &before.test, &after.train, &after.test].map(|r| vocab_of(r));
-    let split = |b: &[Row], a: &[Row], ob: &BTreeSet<String>, pb: &BTreeSet<String>, oa: &BTreeSet<String>,
+    let split = |b: &[Row],
+                 a: &[Row],
+                 ob: &BTreeSet<String>,
+                 pb: &BTreeSet<String>,
+                 oa: &BTreeSet<String>,
                  pa: &BTreeSet<String>| SplitStats {
         frames_before: b.len(),
         frames_after: a.len(),
@@ -240,11 +244,14 @@ mod tests {
 
     #[test]
     fn vocabulary_reads_like_the_reference() {
-        let t = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n  1,adult,0,0,1,1\n  2,cake,1,1,2,2\nrel[1]{subj,pred,obj}:\n  \
+        let t =
+            "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n  1,adult,0,0,1,1\n  2,cake,1,1,2,2\nrel[1]{subj,pred,obj}:\n  \
                  1,looking-at,2\n</answer>";
         let (o, p) = vocabulary(t);
-        assert_eq!((o.into_iter().collect::<Vec<_>>(), p.into_iter().collect::<Vec<_>>()),
-                   (vec!["adult".to_owned(), "cake".to_owned()], vec!["looking-at".to_owned()]));
+        assert_eq!(
+            (o.into_iter().collect::<Vec<_>>(), p.into_iter().collect::<Vec<_>>()),
+            (vec!["adult".to_owned(), "cake".to_owned()], vec!["looking-at".to_owned()])
+        );
     }
 
     #[test]

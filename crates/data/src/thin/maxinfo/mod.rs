@@ -54,7 +54,10 @@ fn sym_eigen(mut a: Vec<f64>, k: usize) -> (Vec<f64>, Vec<f64>) {
         v[i * k + i] = 1.0;
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..k).flat_map(|i| (0..k).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * k + j].powi(2)).sum();
+        let off: f64 = (0..k)
+            .flat_map(|i| (0..k).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * k + j].powi(2))
+            .sum();
         let diag: f64 = (0..k).map(|i| a[i * k + i].powi(2)).sum();
         if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
             break;
@@ -289,7 +292,8 @@ pub fn thin_split(rows: &[Row], e: &dyn Embedder, rank: usize, tol: f64) -> (Vec
                 idx.iter().map(|&i| e.embed(std::path::Path::new(&rows[i].image_path))).collect();
             let d = embs.iter().filter_map(|x| x.as_ref().ok()).map(Vec::len).max().unwrap_or(0);
             let bad = embs.iter().filter(|x| x.as_ref().map_or(true, |v| v.len() != d)).count();
-            let f: Vec<f64> = embs.into_iter().flat_map(|x| x.ok().filter(|v| v.len() == d).unwrap_or(vec![0.0; d])).collect();
+            let f: Vec<f64> =
+                embs.into_iter().flat_map(|x| x.ok().filter(|v| v.len() == d).unwrap_or(vec![0.0; d])).collect();
             let sel = select(&f, idx.len(), d, rank, tol);
             (sel.into_iter().map(|s| idx[s]).collect(), bad)
         })

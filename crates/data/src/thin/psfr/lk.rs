@@ -35,7 +35,8 @@ fn pyr_down(g: &Gray) -> Gray {
     let mut data = Vec::with_capacity(w * h);
     for y in 0..h {
         for x in 0..w {
-            let s: u32 = (0..5).map(|j| K[j] * tmp[reflect101(2 * y as isize + j as isize - 2, g.height) * w + x]).sum();
+            let s: u32 =
+                (0..5).map(|j| K[j] * tmp[reflect101(2 * y as isize + j as isize - 2, g.height) * w + x]).sum();
             data.push(((s + 128) >> 8) as u8);
         }
     }
@@ -149,9 +150,12 @@ pub fn track(prev: &Pyramid, next: &Pyramid, pts: &[(f32, f32)], p: &LkParams) -
                 for y in 0..win {
                     for x in 0..win {
                         let (xx, yy) = (ix + x, iy + y);
-                        let v = li.px(xx, yy) * w[0] + li.px(xx + 1, yy) * w[1] + li.px(xx, yy + 1) * w[2]
+                        let v = li.px(xx, yy) * w[0]
+                            + li.px(xx + 1, yy) * w[1]
+                            + li.px(xx, yy + 1) * w[2]
                             + li.px(xx + 1, yy + 1) * w[3];
-                        let (d00, d01, d10, d11) = (li.d(xx, yy), li.d(xx + 1, yy), li.d(xx, yy + 1), li.d(xx + 1, yy + 1));
+                        let (d00, d01, d10, d11) =
+                            (li.d(xx, yy), li.d(xx + 1, yy), li.d(xx, yy + 1), li.d(xx + 1, yy + 1));
                         let gx = descale(d00.0 * w[0] + d01.0 * w[1] + d10.0 * w[2] + d11.0 * w[3], W_BITS);
                         let gy = descale(d00.1 * w[0] + d01.1 * w[1] + d10.1 * w[2] + d11.1 * w[3], W_BITS);
                         tpl.push(descale(v, W_BITS - 5));
@@ -189,7 +193,9 @@ pub fn track(prev: &Pyramid, next: &Pyramid, pts: &[(f32, f32)], p: &LkParams) -
                     for y in 0..win {
                         for x in 0..win {
                             let (xx, yy) = (jx + x, jy + y);
-                            let v = lj.px(xx, yy) * w[0] + lj.px(xx + 1, yy) * w[1] + lj.px(xx, yy + 1) * w[2]
+                            let v = lj.px(xx, yy) * w[0]
+                                + lj.px(xx + 1, yy) * w[1]
+                                + lj.px(xx, yy + 1) * w[2]
                                 + lj.px(xx + 1, yy + 1) * w[3];
                             let diff = descale(v, W_BITS - 5) - tpl[k];
                             b1 += (diff * tdx[k]) as f32;
@@ -224,7 +230,9 @@ pub fn track(prev: &Pyramid, next: &Pyramid, pts: &[(f32, f32)], p: &LkParams) -
                     for y in 0..win {
                         for x in 0..win {
                             let (xx, yy) = (jx + x, jy + y);
-                            let v = lj.px(xx, yy) * w[0] + lj.px(xx + 1, yy) * w[1] + lj.px(xx, yy + 1) * w[2]
+                            let v = lj.px(xx, yy) * w[0]
+                                + lj.px(xx + 1, yy) * w[1]
+                                + lj.px(xx, yy + 1) * w[2]
                                 + lj.px(xx + 1, yy + 1) * w[3];
                             e += (descale(v, W_BITS - 5) - tpl[k]).abs() as f32;
                             k += 1;

@@ -18,7 +18,8 @@ fn texture(seed: u64, dx: f32) -> Gray {
         s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (s >> 33) as f32 / (1u64 << 31) as f32
     };
-    let blobs: Vec<(f32, f32, f32)> = (0..120).map(|_| (next() * 640.0, next() * 360.0, 40.0 + next() * 160.0)).collect();
+    let blobs: Vec<(f32, f32, f32)> =
+        (0..120).map(|_| (next() * 640.0, next() * 360.0, 40.0 + next() * 160.0)).collect();
     let (w, h) = (640, 360);
     let mut data = vec![0u8; w * h];
     for (i, v) in data.iter_mut().enumerate() {
