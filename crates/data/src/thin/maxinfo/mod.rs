@@ -291,9 +291,11 @@ pub fn thin_split(rows: &[Row], e: &dyn Embedder, rank: usize, tol: f64) -> (Vec
             let embs: Vec<Result<Vec<f64>, String>> =
                 idx.iter().map(|&i| e.embed(std::path::Path::new(&rows[i].image_path))).collect();
             let d = embs.iter().filter_map(|x| x.as_ref().ok()).map(Vec::len).max().unwrap_or(0);
-            let bad = embs.iter().filter(|x| x.as_ref().map_or(true, |v| v.len() != d)).count();
-            let f: Vec<f64> =
-                embs.into_iter().flat_map(|x| x.ok().filter(|v| v.len() == d).unwrap_or(vec![0.0; d])).collect();
+            let bad = embs.iter().filter(|x| !x.as_ref().is_ok_and(|v| v.len() == d)).count();
+            let f: Vec<f64> = embs
+                .into_iter()
+                .flat_map(|x| x.ok().filter(|v| v.len() == d).unwrap_or_else(|| vec![0.0; d]))
+                .collect();
             let sel = select(&f, idx.len(), d, rank, tol);
             (sel.into_iter().map(|s| idx[s]).collect(), bad)
         })
