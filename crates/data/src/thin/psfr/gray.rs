@@ -98,36 +98,51 @@ pub fn resized_gray(rgb: &image::RgbImage, w: usize, h: usize) -> Gray {
     Gray { width: w, height: h, data }
 }
 
+/// `v` (`w×h`) with a one-pixel reflect-101 border: `(w + 2) × (h + 2)`.
+fn pad1<T: Copy>(v: &[T], w: usize, h: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity((w + 2) * (h + 2));
+    for y in -1..=h as isize {
+        let r = reflect101(y, h) * w;
+        out.push(v[r + reflect101(-1, w)]);
+        out.extend_from_slice(&v[r..r + w]);
+        out.push(v[r + reflect101(w as isize, w)]);
+    }
+    out
+}
+
 /// `cornerMinEigenVal(gray, blockSize=3, ksize=3)` as `f32`, row-major.
 pub fn min_eigen(g: &Gray) -> Vec<f32> {
     let (w, h) = (g.width, g.height);
-    let px = |x: isize, y: isize| f32::from(g.at(reflect101(x, w), reflect101(y, h)));
+    let pw = w + 2;
+    let src: Vec<f32> = pad1(&g.data, w, h).into_iter().map(f32::from).collect();
     let scale = 1.0 / (4.0 * 3.0 * 255.0);
     let mut cov = vec![[0f32; 3]; w * h];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
-            let dx = (px(x + 1, y - 1) - px(x - 1, y - 1))
-                + 2.0 * (px(x + 1, y) - px(x - 1, y))
-                + (px(x + 1, y + 1) - px(x - 1, y + 1));
-            let dy = (px(x - 1, y + 1) - px(x - 1, y - 1))
-                + 2.0 * (px(x, y + 1) - px(x, y - 1))
-                + (px(x + 1, y + 1) - px(x + 1, y - 1));
+    for y in 0..h {
+        let (r0, r1, r2) = (y * pw, (y + 1) * pw, (y + 2) * pw);
+        for x in 0..w {
+            let dx = (src[r0 + x + 2] - src[r0 + x])
+                + 2.0 * (src[r1 + x + 2] - src[r1 + x])
+                + (src[r2 + x + 2] - src[r2 + x]);
+            let dy = (src[r2 + x] - src[r0 + x])
+                + 2.0 * (src[r2 + x + 1] - src[r0 + x + 1])
+                + (src[r2 + x + 2] - src[r0 + x + 2]);
             let (dx, dy) = (dx * scale, dy * scale);
-            cov[y as usize * w + x as usize] = [dx * dx, dx * dy, dy * dy];
+            cov[y * w + x] = [dx * dx, dx * dy, dy * dy];
         }
     }
+    let cov = pad1(&cov, w, h);
     let mut out = vec![0f32; w * h];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
+    for y in 0..h {
+        for x in 0..w {
             let mut s = [0f32; 3];
-            for dy in -1..=1 {
-                for dx in -1..=1 {
-                    let c = cov[reflect101(y + dy, h) * w + reflect101(x + dx, w)];
+            for dy in 0..3 {
+                for dx in 0..3 {
+                    let c = cov[(y + dy) * pw + x + dx];
                     s = [s[0] + c[0], s[1] + c[1], s[2] + c[2]];
                 }
             }
             let (a, b, c) = (s[0] * 0.5, s[1], s[2] * 0.5);
-            out[y as usize * w + x as usize] = (a + c) - ((a - c) * (a - c) + b * b).sqrt();
+            out[y * w + x] = (a + c) - ((a - c) * (a - c) + b * b).sqrt();
         }
     }
     out

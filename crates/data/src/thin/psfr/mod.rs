@@ -90,6 +90,9 @@ fn sigmoid(z: f64) -> f64 {
 
 /// `shi_tomasi_with_patching_and_sorting` with `custom_sorting_by_quality`: at most `limit` corners.
 pub fn detect(g: &Gray, p: &PsfrParams, limit: usize) -> Vec<(f32, f32)> {
+    if limit == 0 {
+        return Vec::new();
+    }
     let eig = gray::min_eigen(g);
     let mut keyed: Vec<(f64, (f32, f32))> = Vec::new();
     for patch in patches(g.width, g.height, p.nw, p.nh) {
