@@ -112,7 +112,7 @@ fn split_row(row: Row) -> (Map<String, Value>, Option<Vec<u8>>) {
 }
 
 /// Every record of one Parquet file, and the rows that were skipped. Relative image paths are looked up in `dirs`.
-pub fn read_file(path: &Path, split: Split, dirs: &[&Path]) -> Result<(Vec<PsgRecord>, Vec<RecordError>), ReadError> {
+pub fn read_file(path: &Path, split: Split, dirs: &[&Path]) -> Result<Read, ReadError> {
     let shape = |what: String| ReadError::Shape { path: path.to_owned(), what };
     let file = std::fs::File::open(path).map_err(|source| ReadError::Io { path: path.to_owned(), source })?;
     let reader = SerializedFileReader::new(file).map_err(|e| shape(format!("not a Parquet file: {e}")))?;
@@ -145,8 +145,11 @@ pub fn read_file(path: &Path, split: Split, dirs: &[&Path]) -> Result<(Vec<PsgRe
     Ok((out, skipped))
 }
 
+/// Records read and records skipped.
+pub type Read = (Vec<PsgRecord>, Vec<RecordError>);
+
 /// Every record of both splits' Parquet files under `root` (train first), or `None` when there are none.
-pub fn read_dir(root: &Path) -> Option<Result<(Vec<PsgRecord>, Vec<RecordError>), ReadError>> {
+pub fn read_dir(root: &Path) -> Option<Result<Read, ReadError>> {
     let files: Vec<(Split, PathBuf)> = [Split::Train, Split::Test]
         .into_iter()
         .flat_map(|s| split_files(root, s).into_iter().map(move |p| (s, p)))
