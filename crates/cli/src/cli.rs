@@ -78,6 +78,13 @@ pub enum DataCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Thin PVSG frames (BaseAnnot, MaxInfo or PSFR) and print retention and vocabulary coverage (paper Table 4).
+    ///
+    /// ROOT holds the dense per-frame files `{train,test}_annotations_toon_sft.json` or is the output folder of
+    /// `sgvlm data prepare --dataset pvsg`.
+    Thin(crate::commands::data_thin::ThinArgs),
+    /// Token lengths of each answer as JSON and as TOON, with the real tokenizer (paper Table 3).
+    Tokens(crate::commands::data_tokens::TokensArgs),
 }
 
 /// The three datasets.

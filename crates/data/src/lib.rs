@@ -5,11 +5,14 @@
 //! - canonical preprocessing: box scaling to 640×480 with round-half-to-even ([`scale`]) and the dataset-build
 //!   cleaners that repair, renumber and count ([`clean`]);
 //! - a safe pickle reader for Action Genome's numpy-holding pickles ([`pickle`]) and the dataset readers
-//!   ([`readers`]: PSG R1-SGG rows, PVSG json + id masks, Action Genome pickles);
+//!   ([`readers`]: PSG official `psg.json`, R1-SGG rows as JSON or Hub Parquet, PVSG json + id masks, Action
+//!   Genome pickles);
 //! - 640×480 image preprocessing ([`preprocess`]) and the resumable `prepare` pipeline ([`prepare`]);
 //! - synthetic scenes in all three formats, with a minimal pickle writer ([`synth`], [`pickle::write`](mod@pickle::write));
 //! - the Action Genome sample chain: previous-graph prompts, cleaning, zero-relation removal ([`sequence`]);
-//! - MS-SWIFT SFT/GRPO rows, byte-identical to the reference's `json.dumps` ([`export`]).
+//! - MS-SWIFT SFT/GRPO rows, byte-identical to the reference's `json.dumps` ([`export`]);
+//! - PVSG frame thinning, BaseAnnot / MaxInfo / PSFR, with Table-4 statistics ([`thin`]);
+//! - JSON vs TOON token statistics of Table 3, tokenizer-agnostic ([`tokens`]).
 //!
 //! It knows the graph types and TOON layouts from `sgvlm-graph`, and nothing of models, training or metrics.
 //!
@@ -33,3 +36,5 @@ pub mod readers;
 pub mod scale;
 pub mod sequence;
 pub mod synth;
+pub mod thin;
+pub mod tokens;

@@ -43,6 +43,15 @@ fn synth_then_prepare_every_dataset() {
     let psg = check(Dataset::Psg, &synth.join("psg"), &dir.path().join("out/psg"));
     let c = |before, removed, kept| SplitCounts { before, removed, kept };
     assert_eq!((psg.train, psg.test), (c(6, 1, 5), c(2, 1, 1)));
+    // The official psg.json form of the same images gives the same samples.
+    let official = check(Dataset::Psg, &synth.join("psg_json"), &dir.path().join("out/psg_json"));
+    assert_eq!((official.train, official.test), (psg.train, psg.test));
+    for f in ["train.jsonl", "test.jsonl"] {
+        let sol = |d: &str| -> Vec<serde_json::Value> {
+            lines(&dir.path().join(d).join("grpo").join(f)).iter().map(|r| r["solution"].clone()).collect()
+        };
+        assert_eq!(sol("out/psg"), sol("out/psg_json"), "{f}");
+    }
     let pvsg = check(Dataset::Pvsg, &synth.join("pvsg"), &dir.path().join("out/pvsg"));
     assert_eq!((pvsg.train, pvsg.test), (c(8, 0, 8), c(4, 0, 4)));
     let ag = check(Dataset::Ag, &synth.join("ag"), &dir.path().join("out/ag"));

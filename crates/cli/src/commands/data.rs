@@ -1,4 +1,4 @@
-//! `sgvlm data`: synthetic scenes and dataset preparation. Progress bars and the summary table go to stderr,
+//! `sgvlm data`: synthetic scenes and dataset preparation (`thin` and `tokens` live in `data_thin`, `data_tokens`). Progress bars and the summary table go to stderr,
 //! the summary JSON to stdout.
 
 use crate::cli::{DataCommand, DatasetArg};
@@ -45,6 +45,8 @@ fn table(s: &Summary) -> String {
 pub fn run(cmd: DataCommand) -> anyhow::Result<ExitCode> {
     let mut out = Out::new();
     match cmd {
+        DataCommand::Thin(args) => return super::data_thin::run(args),
+        DataCommand::Tokens(args) => return super::data_tokens::run(args),
         DataCommand::Synth { out: dir, images, videos, frames, seed } => {
             let o = SynthOptions { images, videos, frames, seed };
             let s = write_all(&dir, &o)

@@ -2,6 +2,8 @@
 
 pub(crate) mod bench;
 mod data;
+pub(crate) mod data_thin;
+pub(crate) mod data_tokens;
 mod demo;
 mod eval;
 mod eval_report;

@@ -1,10 +1,12 @@
-//! Dataset readers (`ag`, `psg` rows, `pvsg`): official files → raw per-sample graphs in native pixels (before scaling and cleaning).
+//! Dataset readers (`ag`, `psg` rows, `psg_json` official file, `psg_parquet` Hub rows, `pvsg`): official files → raw per-sample graphs in native pixels (before scaling and cleaning).
 //!
 //! One file per dataset. A bad record never stops a run: it becomes a [`RecordError`] naming the file and
 //! record, and the caller counts it by reason; only an unreadable top-level file is a [`ReadError`].
 
 pub mod ag;
 pub mod psg;
+pub mod psg_json;
+pub mod psg_parquet;
 pub mod pvsg;
 
 use std::path::{Path, PathBuf};

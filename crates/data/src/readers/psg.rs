@@ -1,4 +1,4 @@
-//! PSG in R1-SGG's row form (the Hugging Face export `JosephZ/psg_{train,test}_sg` that the reference consumes):
+//! PSG in R1-SGG's row form (the official `psg.json` is [`super::psg_json`]; a root holding it is read by it) (the Hugging Face export `JosephZ/psg_{train,test}_sg` that the reference consumes):
 //! one row per image with `image_id`, `objects`, `relationships` and the image.
 //!
 //! Files: `{split}_annotations.json` (a JSON list) or `{split}_annotations.jsonl` / `{split}.jsonl` (JSON lines),
@@ -141,8 +141,13 @@ pub fn split_file(root: &Path, split: Split) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Every record of both splits (train first, file order), and the rows that were skipped.
+/// Every record of both splits (train first, file order), and the rows that were skipped. A root holding the
+/// official `psg.json` (see [`super::psg_json::find`]) is read by [`super::psg_json`] instead, and one with no JSON
+/// rows but Parquet files by [`super::psg_parquet`].
 pub fn read_dir(root: &Path) -> Result<(Vec<PsgRecord>, Vec<RecordError>), ReadError> {
+    if let Some(path) = super::psg_json::find(root) {
+        return super::psg_json::read(&path, root);
+    }
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     let mut found = false;
@@ -158,7 +163,12 @@ pub fn read_dir(root: &Path) -> Result<(Vec<PsgRecord>, Vec<RecordError>), ReadE
         }
     }
     if !found {
-        let what = "no {train,test}_annotations.json[l] or {train,test}.jsonl here or under annotations/".into();
+        if let Some(r) = super::psg_parquet::read_dir(root) {
+            return r;
+        }
+        let what = "no psg.json, {train,test}_annotations.json[l], {train,test}.jsonl (here or under annotations/) or \
+                    R1-SGG Parquet files (see sgvlm_data::readers::psg_parquet)"
+            .into();
         return Err(ReadError::Shape { path: root.to_owned(), what });
     }
     Ok((out, skipped))

@@ -4,6 +4,8 @@
 //!   `annotations/train_annotations.json` (a JSON list; lists inline, images as `image_path` → `images/*.png`) and
 //!   `annotations/test_annotations.jsonl` (JSON lines; `objects`/`relationships` as JSON strings, the image embedded
 //!   as base64 PNG bytes in `image.bytes`). Boxes are xyxy native pixels with an exclusive right/bottom edge.
+//! - `psg_json/`: the same images in the official OpenPSG form, `psg.json` + `coco/{train2017,val2017}/*.png`
+//!   ([`write_psg_json`]).
 //! - `pvsg/`: `pvsg.json` (official shape; `objects`/`relations` list only the synthetic vocabulary), and for every
 //!   video `vidor/frames/<id>/0000.png…` plus single-channel palette masks `vidor/masks/<id>/0000.png…` whose pixel
 //!   value is the `object_id`. Relation spans are inclusive frame ranges.
@@ -112,37 +114,100 @@ const STREAM_PSG: u64 = 1;
 const STREAM_PVSG: u64 = 2;
 const STREAM_AG: u64 = 3;
 
-fn psg_row(i: usize, seed: u64, root: &Path) -> Result<(bool, Json), SynthError> {
+/// One synthetic still image: its id, PNG bytes, visible objects (`(kind index, name, box)`) and relations between
+/// them (positions in that object list).
+struct PsgScene {
+    image_id: String,
+    test: bool,
+    png: Vec<u8>,
+    objects: Vec<(usize, &'static str, [i64; 4])>,
+    rels: Vec<(usize, Rel, usize)>,
+}
+
+fn psg_scene(i: usize, seed: u64, root: &Path) -> Result<PsgScene, SynthError> {
     let mut rng = Rng::for_item(seed, STREAM_PSG, i as u64);
     let (w, h) = IMAGE_SIZES[rng.range(0, IMAGE_SIZES.len() as i64 - 1) as usize];
     let scene = generate(&mut rng, w, h, false, false);
     let c = render(&scene);
     let boxes = visible_boxes(&c.mask, w);
     let image_id = format!("synth_{i:06}");
-    let raw_id = |k: usize| format!("{}.{}", scene.items[k].kind.name(Flavour::Psg), k + 1);
-    let visible = |k: usize| boxes.contains_key(&u8::try_from(k + 1).unwrap_or(u8::MAX));
-    let objects: Vec<Json> = (0..scene.items.len())
-        .filter(|&k| visible(k))
-        .map(|k| json!({"id": raw_id(k), "bbox": boxes[&u8::try_from(k + 1).unwrap_or(u8::MAX)]}))
+    let mask_id = |k: usize| u8::try_from(k + 1).unwrap_or(u8::MAX);
+    let visible: Vec<usize> = (0..scene.items.len()).filter(|&k| boxes.contains_key(&mask_id(k))).collect();
+    let objects = visible.iter().map(|&k| (k, scene.items[k].kind.name(Flavour::Psg), boxes[&mask_id(k)])).collect();
+    let pos = |k: usize| visible.iter().position(|&v| v == k);
+    let rels = relations(&scene.items).into_iter().filter_map(|(s, r, o)| Some((pos(s)?, r, pos(o)?))).collect();
+    let png = png_bytes(&c, &root.join(format!("images/{image_id}.png")))?;
+    Ok(PsgScene { image_id, test: i % 4 == 3, png, objects, rels })
+}
+
+fn psg_row(i: usize, seed: u64, root: &Path) -> Result<(bool, Json), SynthError> {
+    let sc = psg_scene(i, seed, root)?;
+    let raw_id = |p: usize| format!("{}.{}", sc.objects[p].1, sc.objects[p].0 + 1);
+    let objects: Vec<Json> = (0..sc.objects.len()).map(|p| json!({"id": raw_id(p), "bbox": sc.objects[p].2})).collect();
+    let rels: Vec<Json> = sc
+        .rels
+        .iter()
+        .map(|&(s, r, o)| json!({"subject": raw_id(s), "predicate": r.name(Flavour::Psg), "object": raw_id(o)}))
         .collect();
-    let rels: Vec<Json> = relations(&scene.items)
-        .into_iter()
-        .filter(|&(s, _, o)| visible(s) && visible(o))
-        .map(|(s, r, o)| json!({"subject": raw_id(s), "predicate": r.name(Flavour::Psg), "object": raw_id(o)}))
-        .collect();
-    let test = i % 4 == 3;
+    let image_id = &sc.image_id;
     let rel_path = format!("images/{image_id}.png");
-    let path = root.join(&rel_path);
-    let png = png_bytes(&c, &path)?;
-    let row = if test {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let row = if sc.test {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&sc.png);
         json!({"image_id": image_id, "image": {"bytes": b64, "path": Json::Null},
                "objects": Json::Array(objects).to_string(), "relationships": Json::Array(rels).to_string()})
     } else {
-        write_file(&path, &png)?;
+        write_file(&root.join(&rel_path), &sc.png)?;
         json!({"image_id": image_id, "objects": objects, "relationships": rels, "image_path": rel_path})
     };
-    Ok((test, row))
+    Ok((sc.test, row))
+}
+
+/// Writes the same images as [`write_psg`] in the official OpenPSG layout under `OUT/psg_json`: `psg.json` (the
+/// real 80 thing, 53 stuff and 56 predicate classes; 0-based `category_id` and predicate indices; float xyxy boxes
+/// in `annotations`; the test images listed in `test_image_ids`; `segments_info` with COCO-panoptic ids
+/// `R + 256·G + 65536·B` of each object's colour) and the images as `coco/{train2017,val2017}/<id>.png`. No
+/// panoptic PNGs are written (the reader does not need them). Returns the number of images.
+pub fn write_psg_json(out: &Path, o: &SynthOptions) -> Result<usize, SynthError> {
+    use sgvlm_graph::vocab::{PSG_OBJECT_CLASSES, PSG_PREDICATES};
+    let root = out.join("psg_json");
+    let scenes: Vec<PsgScene> =
+        (0..o.images).into_par_iter().map(|i| psg_scene(i, o.seed, &root)).collect::<Result<_, _>>()?;
+    let cat = |n: &str| PSG_OBJECT_CLASSES.iter().position(|c| *c == n).unwrap_or(0);
+    let pred = |r: Rel| PSG_PREDICATES.iter().position(|c| *c == r.name(Flavour::Psg)).unwrap_or(0);
+    let mut data = Vec::with_capacity(scenes.len());
+    for (i, sc) in scenes.iter().enumerate() {
+        let dir = if sc.test { "val2017" } else { "train2017" };
+        let file_name = format!("{dir}/{}.png", sc.image_id);
+        write_file(&root.join("coco").join(&file_name), &sc.png)?;
+        let (w, h) = image::load_from_memory(&sc.png).map(|im| (im.width(), im.height())).unwrap_or((0, 0));
+        let segments: Vec<Json> = sc
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(p, (_, name, b))| {
+                let thing = cat(name) < 80;
+                json!({"id": 1 + p * 65793, "category_id": cat(name), "iscrowd": 0, "isthing": u8::from(thing),
+                       "area": (b[2] - b[0]) * (b[3] - b[1])})
+            })
+            .collect();
+        let anns: Vec<Json> = sc
+            .objects
+            .iter()
+            .map(|(_, name, b)| {
+                let f: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+                json!({"bbox": f, "bbox_mode": 0, "category_id": cat(name)})
+            })
+            .collect();
+        let rels: Vec<Json> = sc.rels.iter().map(|&(s, r, o)| json!([s, o, pred(r)])).collect();
+        data.push(json!({"file_name": file_name, "height": h, "width": w, "image_id": format!("{}", 900_000 + i),
+            "pan_seg_file_name": format!("panoptic_{dir}/{}.png", sc.image_id), "segments_info": segments,
+            "relations": rels, "annotations": anns, "coco_image_id": format!("{i}")}));
+    }
+    let test: Vec<String> = (0..scenes.len()).filter(|&i| scenes[i].test).map(|i| format!("{}", 900_000 + i)).collect();
+    let doc = json!({"data": data, "thing_classes": &PSG_OBJECT_CLASSES[..80], "stuff_classes": &PSG_OBJECT_CLASSES[80..],
+                     "predicate_classes": &PSG_PREDICATES[..], "test_image_ids": test});
+    write_file(&root.join("psg.json"), doc.to_string().as_bytes())?;
+    Ok(scenes.len())
 }
 
 /// Writes `OUT/psg`; returns the number of images.
@@ -332,6 +397,7 @@ pub fn write_ag(out: &Path, o: &SynthOptions) -> Result<(usize, usize), SynthErr
 /// Writes all three datasets under `out`.
 pub fn write_all(out: &Path, o: &SynthOptions) -> Result<SynthSummary, SynthError> {
     let psg_images = write_psg(out, o)?;
+    write_psg_json(out, o)?;
     let (pvsg_videos, pvsg_frames) = write_pvsg(out, o)?;
     let (ag_videos, ag_frames) = write_ag(out, o)?;
     Ok(SynthSummary { psg_images, pvsg_videos, pvsg_frames, ag_videos, ag_frames })

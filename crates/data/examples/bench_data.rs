@@ -1,0 +1,78 @@
+//! Throughput of the data pipeline on synthetic PVSG frames at 640×480, printed as one JSON object:
+//! - `prepare_frames_per_s`: `prepare --dataset pvsg` end to end (decode, mask boxes, resize, PNG encode, records,
+//!   export) on the rayon pool (all cores);
+//! - `psfr_frames_per_s`: PSFR keyframe selection on one core, frame decode (PNG) and resize included.
+//!
+//! Run with the data crate optimised (dependencies already are in the dev profile):
+//! `cargo run -p sgvlm-data --example bench_data --config 'profile.dev.package.sgvlm-data.opt-level=3' -- [VIDEOS] [FRAMES]`
+//! The synthetic generator draws videos at 480×360; they are upscaled (bilinear frames, nearest-neighbour masks
+//! stored as RGB ids) to 640×480 before timing.
+
+use sgvlm_data::prepare::{prepare, Dataset, Silent};
+use sgvlm_data::readers::pvsg::decode_mask;
+use sgvlm_data::synth::write::{write_pvsg, SynthOptions};
+use sgvlm_data::thin::psfr::{keyframes, load_frame, PsfrParams};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn pngs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "png")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (videos, frames) = (args.first().copied().unwrap_or(6), args.get(1).copied().unwrap_or(40));
+    let dir = tempfile::tempdir()?;
+    write_pvsg(dir.path(), &SynthOptions { images: 0, videos, frames, seed: 7 })?;
+    let root = dir.path().join("pvsg");
+    let mut video_dirs: Vec<PathBuf> =
+        std::fs::read_dir(root.join("vidor/frames"))?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    video_dirs.sort();
+    for v in &video_dirs {
+        let id = v.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        for f in pngs(v) {
+            let img = image::open(&f)?.resize_exact(640, 480, image::imageops::FilterType::Triangle);
+            img.to_rgb8().save(&f)?;
+        }
+        for m in pngs(&root.join("vidor/masks").join(&id)) {
+            let mask = decode_mask(&std::fs::read(&m)?)?;
+            let (w, h) = (mask.width, mask.height);
+            let rgb = image::RgbImage::from_fn(640, 480, |x, y| {
+                let id = mask.ids[(y * h / 480 * w + x * w / 640) as usize];
+                image::Rgb([(id & 255) as u8, (id >> 8 & 255) as u8, (id >> 16) as u8])
+            });
+            rgb.save(&m)?;
+        }
+    }
+    let total = videos * frames;
+
+    let out = dir.path().join("out");
+    let t = Instant::now();
+    let sum = prepare(Dataset::Pvsg, &root, &out, &Silent)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    if !sum.skipped.is_empty() {
+        eprintln!("warning: prepare skipped {:?}", sum.skipped);
+    }
+
+    let p = PsfrParams::PVSG;
+    let t = Instant::now();
+    let mut keys = 0;
+    for v in &video_dirs {
+        let files = pngs(v);
+        keys += keyframes(files.len(), |i| load_frame(&files[i], &p), &p)?.len();
+    }
+    let psfr_s = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "frames": total, "threads": rayon::current_num_threads(),
+            "prepare_s": prep_s, "prepare_frames_per_s": total as f64 / prep_s,
+            "psfr_s": psfr_s, "psfr_frames_per_s": total as f64 / psfr_s, "psfr_keyframes": keys,
+        })
+    );
+    Ok(())
+}
