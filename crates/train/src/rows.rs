@@ -1,6 +1,6 @@
 //! MS-SWIFT JSON Lines rows as `sgvlm data prepare` writes them: SFT rows (`messages` = user + assistant, `images`)
 //! and GRPO rows (`messages` = user, `solution`, `images`). Image paths are taken as written when absolute, else
-//! relative to the JSONL file's folder. A bad line is skipped and counted, with its first error kept for the report.
+//! relative to the JSONL file's folder (or the folder above it, where `prepare` puts `grpo/*.jsonl`). A bad line is skipped and counted, with its first error kept for the report.
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,16 @@ fn parse_line(v: &serde_json::Value, base: &Path) -> std::result::Result<(String
         Some([one]) => {
             let p = one.as_str().ok_or("`images[0]` is not a path")?;
             let p = PathBuf::from(p);
-            Some(if p.is_absolute() { p } else { base.join(p) })
+            Some(if p.is_absolute() {
+                p
+            } else {
+                // `data prepare` writes paths relative to its output folder; GRPO files sit one level down.
+                let near = base.join(&p);
+                match base.parent() {
+                    Some(up) if !near.exists() && up.join(&p).exists() => up.join(&p),
+                    _ => near,
+                }
+            })
         }
         Some(more) => return Err(format!("{} images in one row; one is supported", more.len())),
     };

@@ -264,15 +264,14 @@ pub fn run(
                 if summary.best_val_loss.is_none_or(|b| v < b) {
                     summary.best_val_loss = Some(v);
                     if let Some(dir) = &out.dir {
-                        summary.best_checkpoint = Some(dir.join(format!("checkpoint-{step}")));
-                        save_checkpoint(policy, &opt, dir, step, out)?;
+                        summary.best_checkpoint = Some(save_checkpoint(policy, &opt, dir, "best", step, out)?);
                     }
                 }
             }
         }
         if let Some(dir) = &out.dir {
             if (o.save_every > 0 && step % o.save_every == 0) || last {
-                save_checkpoint(policy, &opt, dir, step, out)?;
+                save_checkpoint(policy, &opt, dir, &format!("checkpoint-{step}"), step, out)?;
             }
         }
         if last {
@@ -291,10 +290,10 @@ pub fn run(
     Ok(summary)
 }
 
-/// Writes `DIR/checkpoint-STEP`: the model in f32 (Hugging Face layout plus companion and tokenizer files),
-/// `optimizer.safetensors` and `trainer_state.json`.
-pub fn save_checkpoint(policy: &Policy, opt: &AdamW, dir: &Path, step: u64, out: &Output) -> Result<PathBuf> {
-    let ck = dir.join(format!("checkpoint-{step}"));
+/// Writes `DIR/NAME` (`checkpoint-STEP`, or `best` for the lowest validation loss so far): the model in f32
+/// (Hugging Face layout plus companion and tokenizer files), `optimizer.safetensors` and `trainer_state.json`.
+pub fn save_checkpoint(policy: &Policy, opt: &AdamW, dir: &Path, name: &str, step: u64, out: &Output) -> Result<PathBuf> {
+    let ck = dir.join(name);
     policy.save(&ck, DType::F32, out.pixels, out.tokenizer_from.as_deref())?;
     opt.save(&ck.join("optimizer.safetensors"))?;
     let state = ck.join("trainer_state.json");
