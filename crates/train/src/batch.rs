@@ -6,6 +6,9 @@ use sgvlm_model::{ImageInput, Qwen35};
 
 use crate::error::Result;
 
+/// A preprocessed image: patches `[n, C·T_p·P·P]` row-major and its `(t, h, w)` grid.
+pub type ImageData = (Vec<f32>, [usize; 3]);
+
 /// One tokenised example: a prompt (loss-free: the user turn and the empty think block) and the target tokens
 /// the loss is taken on (the answer and `<|im_end|>`), with the preprocessed image of the prompt, if any.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +16,7 @@ pub struct Example {
     pub prompt: Vec<u32>,
     pub target: Vec<u32>,
     /// Patches `[n, C·T_p·P·P]` row-major, and the image grid; `None` for text-only examples.
-    pub image: Option<(Vec<f32>, [usize; 3])>,
+    pub image: Option<ImageData>,
 }
 
 impl Example {

@@ -168,8 +168,8 @@ impl RunConfig {
     /// Reads `path`; relative paths inside become relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-        let mut c: RunConfig =
-            toml::from_str(&text).map_err(|e| TrainError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        let mut c: RunConfig = toml::from_str(&text)
+            .map_err(|e| TrainError::Config { path: path.to_path_buf(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -183,7 +183,10 @@ impl RunConfig {
         c.data.system.as_mut().map(fix);
         c.resume.as_mut().map(fix);
         if c.sft.batch_size == 0 || c.grpo.group == 0 {
-            return Err(TrainError::Config { path: path.to_path_buf(), message: "batch sizes must be positive".into() });
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: "batch sizes must be positive".into(),
+            });
         }
         Ok(c)
     }

@@ -224,7 +224,8 @@ mod tests {
             0 <= b.x1 && b.x1 < b.x2 && b.x2 <= canvas.0 && 0 <= b.y1 && b.y1 < b.y2 && b.y2 <= canvas.1
         });
         let n = g.objects.len() as u32;
-        let rels_ok = g.relations.iter().all(|r| r.subj != r.obj && (1..=n).contains(&r.subj) && (1..=n).contains(&r.obj));
+        let rels_ok =
+            g.relations.iter().all(|r| r.subj != r.obj && (1..=n).contains(&r.subj) && (1..=n).contains(&r.obj));
         ids_ok && boxes_ok && rels_ok
     }
 

@@ -109,9 +109,16 @@ pub fn model_config(large: bool) -> Config {
         (t.num_attention_heads, t.head_dim) = (2, 48);
         (v.hidden_size, v.intermediate_size, v.depth, v.num_heads) = (64, 128, 2, 2);
     }
-    t.layer_types = (0..t.num_hidden_layers)
-        .map(|i| if i % 2 == 1 { sgvlm_model::LayerType::FullAttention } else { sgvlm_model::LayerType::LinearAttention })
-        .collect();
+    t.layer_types =
+        (0..t.num_hidden_layers)
+            .map(|i| {
+                if i % 2 == 1 {
+                    sgvlm_model::LayerType::FullAttention
+                } else {
+                    sgvlm_model::LayerType::LinearAttention
+                }
+            })
+            .collect();
     t.full_attention_interval = Some(2);
     v.patch_size = 8;
     v.out_hidden_size = t.hidden_size;
@@ -201,7 +208,8 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;
-    let union = (a[2] - a[0]).max(0.0) * (a[3] - a[1]).max(0.0) + (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0) - inter;
+    let union =
+        (a[2] - a[0]).max(0.0) * (a[3] - a[1]).max(0.0) + (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0) - inter;
     if union <= 0.0 {
         0.0
     } else {
@@ -251,7 +259,14 @@ struct Ctx<'a> {
     stop_seq: Vec<u32>,
 }
 
-fn evaluate(ctx: &Ctx, policy: &Policy, stage: &str, test: &[Scene], prompts: &[GrpoPrompt], max_new: usize) -> Result<StageResult> {
+fn evaluate(
+    ctx: &Ctx,
+    policy: &Policy,
+    stage: &str,
+    test: &[Scene],
+    prompts: &[GrpoPrompt],
+    max_new: usize,
+) -> Result<StageResult> {
     let mut sampler = CachedSampler { model: inference_model(policy)?, max_batch: 32 };
     let s = Sampling {
         temperature: 0.0,
@@ -342,7 +357,10 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
             .collect::<Result<Vec<_>>>()?;
         Ok((scenes, ex))
     };
-    reporter.message(&format!("generating {} train, {} validation, {} test scenes", o.train_scenes, o.val_scenes, o.test_scenes));
+    reporter.message(&format!(
+        "generating {} train, {} validation, {} test scenes",
+        o.train_scenes, o.val_scenes, o.test_scenes
+    ));
     let (_, train) = build(0, o.train_scenes)?;
     let (val_scenes, val) = build(1, o.val_scenes)?;
     let (test, test_ex) = build(2, o.test_scenes)?;
@@ -375,7 +393,11 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
         vocab_chunk: 4096,
         ..SftOptions::default()
     };
-    let out = Output { dir: o.out.as_ref().map(|d| d.join("sft")), pixels: (1024, (o.image_size.0 * o.image_size.1) as usize), tokenizer_from: None };
+    let out = Output {
+        dir: o.out.as_ref().map(|d| d.join("sft")),
+        pixels: (1024, (o.image_size.0 * o.image_size.1) as usize),
+        tokenizer_from: None,
+    };
     let sft_summary = sft::run(&policy, &train, &val[..val.len().min(16)], &so, &out, None, reporter)?;
     stages.push(evaluate(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
@@ -387,7 +409,12 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
     if grpo_seconds > 20.0 {
         let frozen = Policy::from_tensors(cfg.clone(), policy.snapshot()?, Freeze::default(), &o.device)?;
         let reference = inference_model(&frozen)?;
-        let rl = Policy { config: cfg.clone(), varmap: policy.varmap.clone(), freeze: Freeze::default(), device: o.device.clone() };
+        let rl = Policy {
+            config: cfg.clone(),
+            varmap: policy.varmap.clone(),
+            freeze: Freeze::default(),
+            device: o.device.clone(),
+        };
         let mut sampler = CachedSampler { model: inference_model(&rl)?, max_batch: 32 };
         let (train_scenes, train_ex) = build(0, o.train_scenes.min(256))?;
         let rl_prompts = to_prompts(&train_scenes, &train_ex);
@@ -418,7 +445,16 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
         };
         let save = |_: &Policy, _: &std::path::Path| Ok(());
         let vp = &val_prompts[..val_prompts.len().min(16)];
-        grpo_summary = Some(grpo::run(&rl, &mut parts, &rl_prompts, vp, &go, o.out.as_ref().map(|d| d.join("grpo")).as_deref(), &save, reporter)?);
+        grpo_summary = Some(grpo::run(
+            &rl,
+            &mut parts,
+            &rl_prompts,
+            vp,
+            &go,
+            o.out.as_ref().map(|d| d.join("grpo")).as_deref(),
+            &save,
+            reporter,
+        )?);
         stages.push(evaluate(&ctx, &rl, "SFT+GRPO", &test, &test_prompts, max_new)?);
     } else {
         reporter.message("no time left for GRPO: raise --minutes");

@@ -9,7 +9,7 @@ use sgvlm_model::tokenizer::{ChatPrompt, Tokenizer, IM_END};
 use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::Config;
 
-use crate::batch::Example;
+use crate::batch::{Example, ImageData};
 use crate::error::{Result, TrainError};
 
 /// Tokeniser, image processor and the prompt settings of one model.
@@ -52,7 +52,7 @@ impl Encoder {
     }
 
     /// The prompt ids and image of a user turn (`<image>` markers in `user` are dropped: images go first).
-    pub fn prompt(&self, user: &str, rgb: Option<(&[u8], usize, usize)>) -> Result<(Vec<u32>, Option<(Vec<f32>, [usize; 3])>)> {
+    pub fn prompt(&self, user: &str, rgb: Option<(&[u8], usize, usize)>) -> Result<(Vec<u32>, Option<ImageData>)> {
         let image = match rgb {
             Some((px, h, w)) => {
                 let p = self.processor.preprocess_rgb(px, h, w)?;

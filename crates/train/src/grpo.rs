@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use serde_json::json;
-use sgvlm_eval::rewards::{self, RewardConfig, REWARD_NAMES, WEIGHTED};
+use sgvlm_eval::rewards::{self, RewardConfig, REWARD_NAMES};
 use sgvlm_graph::Schema;
 use sgvlm_model::Qwen35;
 
@@ -78,7 +78,7 @@ impl Default for GrpoOptions {
 #[derive(Debug, Clone)]
 pub struct GrpoPrompt {
     pub prompt: Vec<u32>,
-    pub image: Option<(Vec<f32>, [usize; 3])>,
+    pub image: Option<crate::batch::ImageData>,
     pub solution: String,
 }
 
@@ -97,7 +97,15 @@ pub fn advantages(rewards: &[f64], group: usize) -> Vec<f64> {
 ///
 /// `loss = −min(r·A, clip(r, 1 − eps_low, 1 + eps_high)·A) + β·k3`, `r = exp(logp − old)`,
 /// `k3 = exp(ref − logp) − (ref − logp) − 1`.
-pub fn token_terms(logp: f64, old: f64, reference: f64, adv: f64, eps_low: f64, eps_high: f64, beta: f64) -> (f64, f64) {
+pub fn token_terms(
+    logp: f64,
+    old: f64,
+    reference: f64,
+    adv: f64,
+    eps_low: f64,
+    eps_high: f64,
+    beta: f64,
+) -> (f64, f64) {
     let r = (logp - old).exp();
     let unclipped = r * adv;
     let clipped = r.clamp(1.0 - eps_low, 1.0 + eps_high) * adv;
@@ -138,7 +146,6 @@ pub fn score(
         let m = cols[k].iter().sum::<f64>() / cols[k].len().max(1) as f64;
         means.insert(name.to_string(), json!(m));
     }
-    debug_assert!(WEIGHTED == 8);
     (totals, means)
 }
 
@@ -156,7 +163,6 @@ pub struct GrpoParts<'a> {
 
 /// One GRPO step on `prompts`: rollouts, rewards, advantages, the clipped + KL loss, one optimizer update.
 pub fn grpo_step(
-    policy: &Policy,
     model: &Qwen35,
     opt: &mut AdamW,
     parts: &mut GrpoParts,
@@ -175,8 +181,7 @@ pub fn grpo_step(
     let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
     let completions = parts.rollout.generate(&ps, o.group, &s)?;
     let texts: Vec<String> = completions.iter().map(|c| (parts.decode)(c)).collect();
-    let solutions: Vec<&str> =
-        prompts.iter().flat_map(|p| std::iter::repeat_n(p.solution.as_str(), o.group)).collect();
+    let solutions: Vec<&str> = prompts.iter().flat_map(|p| std::iter::repeat_n(p.solution.as_str(), o.group)).collect();
     let (totals, functions) = score(&texts, &solutions, parts.schema, &parts.rewards);
     let adv = advantages(&totals, o.group);
     let examples: Vec<Example> = completions
@@ -193,7 +198,7 @@ pub fn grpo_step(
     let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
     for chunk in order.chunks(o.micro_batch.max(1)) {
         let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-        let batch = collate(&refs, parts.pad, &policy.device)?;
+        let batch = collate(&refs, parts.pad, model.text.embed_tokens.device())?;
         let ref_h = target_hidden(parts.reference, &batch)?;
         let ref_lp = token_logprobs(&ref_h, &parts.reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
         let h = target_hidden(model, &batch)?;
@@ -206,8 +211,7 @@ pub fn grpo_step(
                     let b = batch.seq_of[t];
                     let a = adv[chunk[b]];
                     let w = 1.0 / (n_seq * seq_len[b]);
-                    let (loss, d) =
-                        token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
+                    let (loss, d) = token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
                     chunk_loss += w * loss;
                     let d_ref = ref_lp[t] as f64 - l as f64;
                     kl_sum += d_ref.exp() - d_ref - 1.0;
@@ -325,12 +329,11 @@ pub fn run(
         if o.max_seconds.is_some_and(|b| started.elapsed().as_secs_f64() >= b) {
             break;
         }
-        let prompts: Vec<&GrpoPrompt> = (0..o.prompts_per_step)
-            .map(|k| &train[order[(cursor + k) % order.len()]])
-            .collect();
+        let prompts: Vec<&GrpoPrompt> =
+            (0..o.prompts_per_step).map(|k| &train[order[(cursor + k) % order.len()]]).collect();
         cursor += o.prompts_per_step;
         let lr = o.lr;
-        let st = grpo_step(policy, &model, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
+        let st = grpo_step(&model, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
         summary.first_reward.get_or_insert(st.reward_mean);
         summary.last_reward = Some(st.reward_mean);
         summary.steps = step + 1;

@@ -100,7 +100,7 @@ pub fn logprob_surrogate(
     }
     let g_w = Tensor::cat(&g_w_chunks, 0)?.index_add(&idx, &ch, 0)?;
     debug_assert_eq!(g_w.dims(), &[v, hd]);
-    let surrogate = ((hidden.to_dtype(DType::F32)? * g_h)?.sum_all()?
-        + (weight.to_dtype(DType::F32)? * g_w)?.sum_all()?)?;
+    let surrogate =
+        ((hidden.to_dtype(DType::F32)? * g_h)?.sum_all()? + (weight.to_dtype(DType::F32)? * g_w)?.sum_all()?)?;
     Ok(HeadGrad { logp, surrogate })
 }

@@ -88,9 +88,9 @@ impl AdamW {
         for (i, (name, p)) in self.params.iter().enumerate() {
             for (slot, store) in [("m", &mut self.m), ("v", &mut self.v)] {
                 let key = format!("{slot}.{name}");
-                let t = map.get(&key).ok_or_else(|| {
-                    TrainError::Input(format!("optimizer state {} has no `{key}`", path.display()))
-                })?;
+                let t = map
+                    .get(&key)
+                    .ok_or_else(|| TrainError::Input(format!("optimizer state {} has no `{key}`", path.display())))?;
                 if t.dims() != p.dims() {
                     return Err(TrainError::Input(format!(
                         "optimizer state {}: `{key}` has shape {:?}, the parameter {:?}",
@@ -152,8 +152,8 @@ mod tests {
     fn adamw_first_step_moves_by_lr_times_sign_and_decays_matrices_only() {
         let w = Var::from_tensor(&Tensor::new(&[[1f32, -2.0]], &Device::Cpu).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::new(&[3f32], &Device::Cpu).unwrap()).unwrap();
-        let mut opt = AdamW::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())], AdamWConfig::default())
-            .unwrap();
+        let mut opt =
+            AdamW::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())], AdamWConfig::default()).unwrap();
         let gw = Tensor::new(&[[0.5f32, -4.0]], &Device::Cpu).unwrap();
         let gb = Tensor::new(&[2f32], &Device::Cpu).unwrap();
         opt.update(&[gw, gb], 0.1).unwrap();

@@ -53,7 +53,12 @@ impl Policy {
     }
 
     /// A policy over in-memory tensors (random init, tests).
-    pub fn from_tensors(config: Config, tensors: HashMap<String, Tensor>, freeze: Freeze, device: &Device) -> Result<Self> {
+    pub fn from_tensors(
+        config: Config,
+        tensors: HashMap<String, Tensor>,
+        freeze: Freeze,
+        device: &Device,
+    ) -> Result<Self> {
         let varmap = VarMap::new();
         {
             let mut data = varmap.data().lock().map_err(|_| TrainError::Input("variable map lock poisoned".into()))?;

@@ -18,7 +18,7 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy)]
 pub struct Prompt<'a> {
     pub ids: &'a [u32],
-    pub image: Option<&'a (Vec<f32>, [usize; 3])>,
+    pub image: Option<&'a crate::batch::ImageData>,
 }
 
 /// Sampling settings.

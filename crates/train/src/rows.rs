@@ -27,7 +27,10 @@ pub struct Rows {
     pub first_error: Option<String>,
 }
 
-fn parse_line(v: &serde_json::Value, base: &Path) -> std::result::Result<(String, Option<String>, Option<PathBuf>), String> {
+fn parse_line(
+    v: &serde_json::Value,
+    base: &Path,
+) -> std::result::Result<(String, Option<String>, Option<PathBuf>), String> {
     let messages = v.get("messages").and_then(|m| m.as_array()).ok_or("no `messages` list")?;
     let text = |role: &str| {
         messages

@@ -98,7 +98,12 @@ pub fn steps_per_epoch(n: usize, o: &SftOptions) -> u64 {
 }
 
 /// The micro-batches (example indices) of optimizer step `step`.
-fn micro_batches(lengths: &[usize], o: &SftOptions, step: u64, cache: &mut Option<(u64, Vec<Vec<usize>>)>) -> Vec<Vec<usize>> {
+fn micro_batches(
+    lengths: &[usize],
+    o: &SftOptions,
+    step: u64,
+    cache: &mut Option<(u64, Vec<Vec<usize>>)>,
+) -> Vec<Vec<usize>> {
     let per_epoch_batches = lengths.len().div_ceil(o.batch_size.max(1)) as u64;
     let accum = o.grad_accum.max(1) as u64;
     let spe = per_epoch_batches.div_ceil(accum);
@@ -161,7 +166,8 @@ pub fn sft_step(
             continue;
         }
         let h = target_hidden(model, &batch)?;
-        let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| vec![coeff; lp.len()])?;
+        let head =
+            logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| vec![coeff; lp.len()])?;
         loss -= head.logp.iter().map(|&x| x as f64).sum::<f64>() / total as f64;
         let grads = head.surrogate.backward()?;
         for (slot, (_, var)) in acc.iter_mut().zip(opt.params.iter()) {
@@ -292,7 +298,14 @@ pub fn run(
 
 /// Writes `DIR/NAME` (`checkpoint-STEP`, or `best` for the lowest validation loss so far): the model in f32
 /// (Hugging Face layout plus companion and tokenizer files), `optimizer.safetensors` and `trainer_state.json`.
-pub fn save_checkpoint(policy: &Policy, opt: &AdamW, dir: &Path, name: &str, step: u64, out: &Output) -> Result<PathBuf> {
+pub fn save_checkpoint(
+    policy: &Policy,
+    opt: &AdamW,
+    dir: &Path,
+    name: &str,
+    step: u64,
+    out: &Output,
+) -> Result<PathBuf> {
     let ck = dir.join(name);
     policy.save(&ck, DType::F32, out.pixels, out.tokenizer_from.as_deref())?;
     opt.save(&ck.join("optimizer.safetensors"))?;

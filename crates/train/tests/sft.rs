@@ -49,7 +49,8 @@ fn check_against_fixture(prefix: &str, with_image: bool) {
     let h = all.index_select(&Tensor::new(batch.rows.as_slice(), &Device::Cpu).unwrap(), 0).unwrap();
     let n = batch.targets.len() as f32;
     // A chunk of 500 splits the 2,112-token vocabulary into five chunks (the last one short).
-    let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, 500, |lp| vec![-1.0 / n; lp.len()]).unwrap();
+    let head =
+        logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, 500, |lp| vec![-1.0 / n; lp.len()]).unwrap();
     let loss = -head.logp.iter().sum::<f32>() / n;
     let want = fx[&format!("{prefix}.loss")].to_vec1::<f32>().unwrap()[0];
     assert!((loss - want).abs() < 1e-5, "loss {loss} vs transformers {want}");
@@ -124,8 +125,8 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
 
     let first = init();
     let out_b = Output { dir: Some(dir.path().join("b")), ..out_a.clone() };
-    let b = sft::run(&first, &data, &[], &SftOptions { stop_after: Some(2), ..o.clone() }, &out_b, None, &Silent)
-        .unwrap();
+    let b =
+        sft::run(&first, &data, &[], &SftOptions { stop_after: Some(2), ..o.clone() }, &out_b, None, &Silent).unwrap();
     assert_eq!(b.steps, 2);
     let ck = dir.path().join("b/checkpoint-2");
     let resumed = Policy::load(&ck, Freeze::default(), &Device::Cpu).unwrap();

@@ -7,9 +7,9 @@ use super::toon::summary;
 use crate::cli::DemoArgs;
 use crate::output::Out;
 use anyhow::Context;
+use sgvlm_graph::{strict, toon, Schema, StrictConfig};
 use sgvlm_report::{write_report, ReportInput, Sample};
 use sgvlm_train::demo::{DemoOptions, DemoResult};
-use sgvlm_graph::{strict, toon, Schema, StrictConfig};
 use std::process::ExitCode;
 
 const EXAMPLES: [(&str, Schema, &str); 2] = [

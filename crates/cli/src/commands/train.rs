@@ -61,7 +61,12 @@ impl Reporter for Bar {
         self.0.set_message(msg);
     }
     fn message(&self, msg: &str) {
-        self.0.println(msg);
+        // A hidden bar (stderr is not a terminal) drops `println`: print the line plainly then.
+        if self.0.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            self.0.println(msg);
+        }
     }
     fn finish(&self) {
         self.0.finish_and_clear();
@@ -104,7 +109,9 @@ fn examples(path: &Path, enc: &Encoder, max_length: usize, limit: Option<usize>)
         eprintln!("warning: skipped {bad} row(s) of {}; first: {}", path.display(), first.unwrap_or_default());
     }
     if long > 0 {
-        eprintln!("warning: dropped {long} example(s) longer than max_length {max_length} (truncation_strategy delete)");
+        eprintln!(
+            "warning: dropped {long} example(s) longer than max_length {max_length} (truncation_strategy delete)"
+        );
     }
     Ok(out)
 }
@@ -118,9 +125,8 @@ fn grpo_prompts(path: &Path, enc: &Encoder, cfg: &RunConfig, limit: Option<usize
             Some(c) => corrupt_prompt(&row.user, c, row.line as u64),
             None => row.user.clone(),
         };
-        let built = image_of(row).and_then(|img| {
-            Ok(enc.prompt(&user, img.as_ref().map(|(p, h, w)| (p.as_slice(), *h, *w)))?)
-        });
+        let built =
+            image_of(row).and_then(|img| Ok(enc.prompt(&user, img.as_ref().map(|(p, h, w)| (p.as_slice(), *h, *w)))?));
         match built {
             Ok((prompt, image)) if prompt.len() <= cfg.data.max_length => {
                 out.push(GrpoPrompt { prompt, image, solution: row.solution.clone().unwrap_or_default() })
@@ -171,7 +177,8 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("Failed to load the model from `{}`", cfg.model.dir.display()))?;
             let mut enc = Encoder::from_dir(&cfg.model.dir, &policy.config)?;
             if let Some(sys) = &cfg.data.system {
-                enc.system = Some(std::fs::read_to_string(sys).with_context(|| format!("Failed to read `{}`", sys.display()))?);
+                enc.system =
+                    Some(std::fs::read_to_string(sys).with_context(|| format!("Failed to read `{}`", sys.display()))?);
             }
             let schema = match cfg.data.schema.as_str() {
                 "triplet" => Schema::Triplet,
