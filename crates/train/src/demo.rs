@@ -470,3 +470,54 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
         test,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_answers_pass_the_strict_gate_and_are_seeded() {
+        let gate = sgvlm_graph::StrictConfig::default();
+        for i in 0..5 {
+            let s = scene(3, 0, i, (128, 96));
+            assert!(sgvlm_graph::strict::is_valid(&s.answer, Schema::Triplet, &gate), "{}", s.answer);
+            assert_eq!((s.small.1, s.small.2), (96, 128));
+            assert_eq!(s.small.0.len(), 96 * 128 * 3);
+            assert_eq!(scene(3, 0, i, (128, 96)).answer, s.answer);
+        }
+        assert_ne!(scene(3, 0, 0, (128, 96)).answer, scene(3, 1, 0, (128, 96)).answer);
+    }
+
+    #[test]
+    fn name_and_box_f1_score_names_and_boxes_separately() {
+        let gt = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,person,0,0,100,100\n2,cup,200,200,220,240\n\
+                  rel[0]{subj,pred,obj}:\n</answer>";
+        // Right names, wrong boxes.
+        let names = gt.replace("0,0,100,100", "300,300,400,400").replace("200,200,220,240", "500,10,520,50");
+        assert_eq!(name_box_f1(gt, &names), (1.0, 0.0));
+        // Right boxes, swapped names: boxes match, names still match as a multiset.
+        let swapped = gt.replace("1,person", "1,tmp").replace("2,cup", "2,person").replace("1,tmp", "1,cup");
+        assert_eq!(name_box_f1(gt, &swapped), (1.0, 1.0));
+        // One wrong name and one box off: half of each.
+        let half = gt.replace("2,cup,200,200,220,240", "2,book,300,300,320,340");
+        let (n, b) = name_box_f1(gt, &half);
+        assert!((n - 0.5).abs() < 1e-12 && (b - 0.5).abs() < 1e-12);
+        assert_eq!(name_box_f1(gt, "garbage"), (0.0, 0.0));
+    }
+
+    #[test]
+    fn sincos_positions_are_bounded_and_distinct() {
+        let side = 4;
+        let v = sincos_2d(side, 16);
+        assert_eq!(v.len(), side * side * 16);
+        assert!(v.iter().all(|x| x.abs() <= 1.0));
+        let row = |i: usize| &v[i * 16..(i + 1) * 16];
+        for a in 0..side * side {
+            for b in a + 1..side * side {
+                assert_ne!(row(a), row(b), "positions {a} and {b} share an embedding");
+            }
+        }
+        // Position (0, 0): sines 0, cosines 1.
+        assert_eq!(&row(0)[..8], &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+    }
+}
