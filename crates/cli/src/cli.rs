@@ -268,6 +268,36 @@ pub enum TrainCommand {
     Sft(TrainArgs),
     /// GRPO with the paper's eight weighted rewards, KL to the initial model, best checkpoint by validation reward.
     Grpo(TrainArgs),
+    /// Time SFT steps on random token batches: JSON with seconds per step, tokens per second and peak memory (compare
+    /// with shared/bench/hf_train_baseline.py at the same batch and lengths on the same device).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A Hugging Face model directory (else `--preset`).
+    #[arg(long, value_name = "DIR", conflicts_with = "preset")]
+    pub model: Option<PathBuf>,
+    /// Random weights of a preset shape: tiny or qwen3.5-0.8b.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 1300)]
+    pub len: usize,
+    /// Of which the last ANSWER tokens carry the loss.
+    #[arg(long, default_value_t = 256)]
+    pub answer: usize,
+    /// Timed steps (after one untimed warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// `cpu`, or `cuda` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Also train the vision tower and merger (frozen by default, as in the recipes).
+    #[arg(long)]
+    pub train_vision: bool,
 }
 
 #[derive(Debug, Args)]

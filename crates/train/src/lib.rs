@@ -13,6 +13,7 @@
 //! Loops report through [`report::Reporter`]; only the binary draws progress bars.
 
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod corrupt;
 pub mod demo;

@@ -4,7 +4,7 @@
 //! Every image is preprocessed when the rows are read and kept in memory (about 7 MB per 640×480 image in f32):
 //! right for the demo and small sets; a streaming loader for the full datasets is not written yet.
 
-use crate::cli::{TrainArgs, TrainCommand};
+use crate::cli::{BenchArgs, TrainArgs, TrainCommand};
 use crate::output::Out;
 use anyhow::{bail, Context};
 use candle_core::Device;
@@ -144,9 +144,31 @@ fn grpo_prompts(path: &Path, enc: &Encoder, cfg: &RunConfig, limit: Option<usize
     Ok(out)
 }
 
+fn bench(b: &BenchArgs) -> anyhow::Result<sgvlm_train::bench::BenchResult> {
+    let dev = device(&b.device)?;
+    let freeze = if b.train_vision { Freeze { vit: false, aligner: false } } else { Freeze::default() };
+    let policy = match &b.model {
+        Some(dir) => Policy::load(dir, freeze, &dev).with_context(|| format!("Failed to load `{}`", dir.display()))?,
+        None => {
+            let cfg = match b.preset.as_str() {
+                "tiny" => sgvlm_model::Config::tiny(),
+                "qwen3.5-0.8b" => sgvlm_model::Config::qwen35_0_8b(),
+                other => bail!("--preset `{other}`: use tiny or qwen3.5-0.8b"),
+            };
+            let w = sgvlm_model::checkpoint::random_weights(&cfg, 0, &Device::Cpu)?;
+            Policy::from_tensors(cfg, w, freeze, &dev)?
+        }
+    };
+    Ok(sgvlm_train::bench::bench_sft(&policy, b.batch, b.len, b.answer, b.steps, 1)?)
+}
+
 pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
     let mut out = Out::new();
     match cmd {
+        TrainCommand::Bench(b) => {
+            let r = bench(&b)?;
+            out.line(&serde_json::to_string(&r)?)?;
+        }
         TrainCommand::Sft(TrainArgs { config }) => {
             let cfg = RunConfig::load(&config)?;
             let dev = device(&cfg.device)?;
