@@ -15,8 +15,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the main job on the bundled example: validate a model output and pretty-print its scene graph.
-    Demo,
+    /// The end-to-end proof on synthetic data: render scenes, train a tiny Qwen3.5-architecture model from random
+    /// weights with SFT then GRPO, and evaluate random init, SFT and SFT+GRPO on held-out scenes.
+    ///
+    /// Writes OUT/results.json, OUT/results.md (the table), OUT/report/<stage>/ (evaluation reports with rendered
+    /// examples) and the training metrics (OUT/sft/metrics.jsonl, OUT/grpo/metrics.jsonl). The results JSON also
+    /// goes to stdout. `--examples` instead validates and pretty-prints the bundled model outputs (no training).
+    Demo(DemoArgs),
+    /// Train a model from a run config: `train sft --config FILE.toml`, `train grpo --config FILE.toml`.
+    ///
+    /// Data are MS-SWIFT JSON lines as `sgvlm data prepare` writes them; the model is a Hugging Face directory.
+    /// Shipped configs for the paper's recipes and the synthetic demo are under `configs/`.
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Validate, inspect and convert scene-graph texts (TOON and JSON).
     #[command(subcommand)]
     Toon(ToonCommand),
@@ -236,6 +247,81 @@ pub struct ConvertArgs {
     pub schema: SchemaArg,
     #[command(flatten)]
     pub gate: GateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Wall-clock budget for the whole run in minutes (training gets most of it; evaluation the rest).
+    #[arg(long, default_value_t = 3.0)]
+    pub minutes: f64,
+    /// `cpu`, or `cuda` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "sgvlm-demo")]
+    pub out: PathBuf,
+    /// Training scenes.
+    #[arg(long, default_value_t = 2000)]
+    pub train: usize,
+    /// Held-out test scenes (validation uses as many more, never these).
+    #[arg(long, default_value_t = 32)]
+    pub test: usize,
+    /// A larger tiny model (8 layers, hidden 256; for a GPU).
+    #[arg(long)]
+    pub large: bool,
+    /// Model side of the images in pixels, width x height (multiples of 16).
+    #[arg(long, default_value = "128x96")]
+    pub image_size: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Validate and pretty-print the bundled model outputs instead (no training).
+    #[arg(long)]
+    pub examples: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Supervised fine-tuning (masked answer cross-entropy, AdamW, warmup + cosine, checkpoints, exact resume).
+    Sft(TrainArgs),
+    /// GRPO with the paper's eight weighted rewards, KL to the initial model, best checkpoint by validation reward.
+    Grpo(TrainArgs),
+    /// Time SFT steps on random token batches: JSON with seconds per step, tokens per second and peak memory (compare
+    /// with shared/bench/hf_train_baseline.py at the same batch and lengths on the same device).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A Hugging Face model directory (else `--preset`).
+    #[arg(long, value_name = "DIR", conflicts_with = "preset")]
+    pub model: Option<PathBuf>,
+    /// Random weights of a preset shape: tiny or qwen3.5-0.8b.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 1300)]
+    pub len: usize,
+    /// Of which the last ANSWER tokens carry the loss.
+    #[arg(long, default_value_t = 256)]
+    pub answer: usize,
+    /// Timed steps (after one untimed warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// `cpu`, or `cuda` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Also train the vision tower and merger (frozen by default, as in the recipes).
+    #[arg(long)]
+    pub train_vision: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run config (TOML; see configs/ and the sgvlm-train `config` module docs).
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

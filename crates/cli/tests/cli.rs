@@ -129,7 +129,7 @@ fn show_prints_a_table_or_json() {
 
 #[test]
 fn demo_runs_on_embedded_examples() {
-    let o = sgvlm(&["demo"], None);
+    let o = sgvlm(&["demo", "--examples"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("strict gate: ok: 7 objects, 5 relations"));

@@ -1,10 +1,15 @@
-//! `sgvlm demo`: the main job on embedded data. Today: validate a bundled model output through the strict gate and
-//! pretty-print the graph it describes; it grows into the synthetic end-to-end pipeline.
+//! `sgvlm demo`: the synthetic end-to-end proof (`sgvlm_train::demo`): scenes → tiny model from random weights →
+//! SFT → GRPO → strict evaluation of the three stages, with a results table, JSON and rendered reports.
+//! `sgvlm demo --examples` validates the bundled model outputs through the strict gate and pretty-prints them.
 
 use super::render;
 use super::toon::summary;
+use crate::cli::DemoArgs;
 use crate::output::Out;
+use anyhow::Context;
 use sgvlm_graph::{strict, toon, Schema, StrictConfig};
+use sgvlm_report::{write_report, ReportInput, Sample};
+use sgvlm_train::demo::{DemoOptions, DemoResult};
 use std::process::ExitCode;
 
 const EXAMPLES: [(&str, Schema, &str); 2] = [
@@ -12,7 +17,127 @@ const EXAMPLES: [(&str, Schema, &str); 2] = [
     ("Action Genome model output", Schema::Ag, include_str!("../../../../examples/model_output_ag.txt")),
 ];
 
-pub fn run() -> anyhow::Result<ExitCode> {
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.examples {
+        return examples();
+    }
+    synthetic(&args)
+}
+
+fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let (w, h) = a
+        .image_size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|(w, h)| w % 16 == 0 && h % 16 == 0 && *w > 0 && *h > 0)
+        .with_context(|| format!("--image-size `{}`: expected WxH, multiples of 16 (e.g. 128x96)", a.image_size))?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("Failed to create `{}`", a.out.display()))?;
+    let o = DemoOptions {
+        minutes: a.minutes,
+        train_scenes: a.train,
+        val_scenes: a.test,
+        test_scenes: a.test,
+        image_size: (w, h),
+        large: a.large,
+        seed: a.seed,
+        sft_share: 0.6,
+        device: super::train::device(&a.device)?,
+        out: Some(a.out.clone()),
+    };
+    let bar = super::train::Bar::new();
+    let r = sgvlm_train::demo::run(&o, &bar)?;
+    // Test images at 640×480 for the rendered reports.
+    let img_dir = a.out.join("images");
+    std::fs::create_dir_all(&img_dir).with_context(|| format!("Failed to create `{}`", img_dir.display()))?;
+    let mut paths = Vec::new();
+    for (i, s) in r.test.iter().enumerate() {
+        let p = img_dir.join(format!("test_{i:04}.png"));
+        s.rgb640.save(&p).with_context(|| format!("Failed to write `{}`", p.display()))?;
+        paths.push(p);
+    }
+    for st in &r.stages {
+        let samples: Vec<Sample> = r
+            .test
+            .iter()
+            .zip(&st.predictions)
+            .zip(&st.rows)
+            .enumerate()
+            .map(|(i, ((s, pred), row))| Sample {
+                line: i + 1,
+                gt: sgvlm_graph::eval_parse::parse(&s.answer),
+                pred: sgvlm_graph::eval_parse::parse(pred),
+                image: Some(paths[i].clone()),
+                sgg_score: row.strict_sgg_score,
+                toon_valid: row.toon_valid,
+            })
+            .collect();
+        let dir = a.out.join("report").join(st.stage.replace(['+', ' '], "_").to_lowercase());
+        let input = ReportInput { summary: &st.summary, per_predicate: None, samples: &samples, canvas: (640, 480) };
+        write_report(&dir, &input).with_context(|| format!("Failed to write the report in `{}`", dir.display()))?;
+    }
+    let table = results_table(&r);
+    eprintln!("{table}");
+    let md = a.out.join("results.md");
+    std::fs::write(&md, &table).with_context(|| format!("Failed to write `{}`", md.display()))?;
+    let json = serde_json::to_string_pretty(&r)?;
+    let jp = a.out.join("results.json");
+    std::fs::write(&jp, format!("{json}\n")).with_context(|| format!("Failed to write `{}`", jp.display()))?;
+    let mut out = Out::new();
+    out.line(&serde_json::to_string(&r)?)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The three stages side by side (Markdown).
+fn results_table(r: &DemoResult) -> String {
+    let mut t = format!(
+        "Synthetic demo: {} parameters, {} training scenes, {} test scenes, {:.1} min\n\n\
+         | stage | SGG | obj F1 | rel P | rel R | rel F1 | name F1 | box F1 | failure (eval) | strict-gate failure | mean reward |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        r.parameters,
+        r.train_scenes,
+        r.test_scenes,
+        r.seconds / 60.0
+    );
+    for s in &r.stages {
+        let m = &s.summary;
+        t.push_str(&format!(
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.2} |\n",
+            s.stage,
+            m.sgg_strict,
+            m.obj_f1_strict,
+            m.rel_p_strict,
+            m.rel_r_strict,
+            m.rel_f1_strict,
+            s.name_f1,
+            s.box_f1,
+            m.invalid_rate_pct,
+            100.0 * s.strict_failure_rate,
+            s.mean_reward
+        ));
+    }
+    t.push_str(&format!(
+        "\nSFT: {} steps, loss {:.3} → {:.3}, validation loss {:.3}",
+        r.sft.steps,
+        r.sft.first_loss.unwrap_or(f64::NAN),
+        r.sft.last_loss.unwrap_or(f64::NAN),
+        r.sft.val_loss.unwrap_or(f64::NAN)
+    ));
+    if let Some(g) = &r.grpo {
+        t.push_str(&format!(
+            "\nGRPO: {} steps, rollout reward {:.3} → {:.3}, best validation reward {:.3} at step {}",
+            g.steps,
+            g.first_reward.unwrap_or(f64::NAN),
+            g.last_reward.unwrap_or(f64::NAN),
+            g.best_val_reward.unwrap_or(f64::NAN),
+            g.best_step.unwrap_or(0)
+        ));
+    }
+    t.push('\n');
+    t
+}
+
+fn examples() -> anyhow::Result<ExitCode> {
     let cfg = StrictConfig::default();
     let mut out = Out::new();
     for (title, schema, text) in EXAMPLES {

@@ -13,6 +13,7 @@ mod model;
 mod render;
 mod reward;
 mod toon;
+mod train;
 
 pub(crate) use eval::{EvalArgs, ProtocolArg};
 
@@ -21,7 +22,8 @@ use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(args),
+        Command::Train(cmd) => train::run(cmd),
         Command::Toon(cmd) => toon::run(cmd),
         Command::Reward(args) => reward::run(args),
         Command::Eval(args) => eval::run(args),

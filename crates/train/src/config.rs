@@ -1,0 +1,246 @@
+//! Run configs: one TOML file per run, read by `sgvlm train sft|grpo --config FILE.toml`. Paths are relative to
+//! the file's folder. Unknown keys are errors (a typo must not silently fall back to a default).
+//!
+//! ```toml
+//! out = "runs/psg-sft"          # checkpoints, metrics.jsonl, summary.json
+//! device = "cpu"                # or "cuda"
+//! # resume = "runs/psg-sft/checkpoint-1000"
+//!
+//! [model]
+//! dir = "models/Qwen3.5-0.8B"   # Hugging Face directory with tokenizer.json
+//!
+//! [data]
+//! train = "data/PSG_json/train.jsonl"
+//! val = "data/PSG_json/test.jsonl"
+//! max_length = 8192             # longer examples are dropped (truncation_strategy delete)
+//!
+//! [sft]
+//! epochs = 5
+//! lr = 1e-5
+//! ```
+//!
+//! The `[sft]`, `[grpo]` and `[corrupt]` tables take the fields of [`SftSection`], [`GrpoSection`] and
+//! [`crate::corrupt::CorruptConfig`].
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::corrupt::CorruptConfig;
+use crate::error::{Result, TrainError};
+use crate::grpo::GrpoOptions;
+use crate::optim::AdamWConfig;
+use crate::policy::Freeze;
+use crate::sft::{Schedule, SftOptions};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub out: PathBuf,
+    #[serde(default = "cpu")]
+    pub device: String,
+    pub resume: Option<PathBuf>,
+    pub model: ModelSection,
+    pub data: DataSection,
+    #[serde(default)]
+    pub sft: SftSection,
+    #[serde(default)]
+    pub grpo: GrpoSection,
+    pub corrupt: Option<CorruptConfig>,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub train: PathBuf,
+    pub val: Option<PathBuf>,
+    #[serde(default = "max_length")]
+    pub max_length: usize,
+    /// `triplet` (PSG, PVSG) or `ag` (rewards' schema, GRPO).
+    #[serde(default = "triplet")]
+    pub schema: String,
+    /// GRPO system prompt file (the reference's `system_prompt.txt`); none for SFT.
+    pub system: Option<PathBuf>,
+    /// Rows of the validation file used (the first N); all when absent.
+    pub val_limit: Option<usize>,
+}
+
+fn max_length() -> usize {
+    8192
+}
+fn triplet() -> String {
+    "triplet".into()
+}
+
+/// The `[sft]` table (defaults: the paper's §7.1 recipe).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftSection {
+    pub epochs: f64,
+    pub lr: f64,
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub max_grad_norm: f64,
+    pub freeze_vit: bool,
+    pub freeze_aligner: bool,
+    /// 0: every half epoch (the recipe's eval/save steps).
+    pub eval_every: u64,
+    pub save_every: u64,
+    pub seed: u64,
+    pub vocab_chunk: usize,
+}
+
+impl Default for SftSection {
+    fn default() -> Self {
+        Self {
+            epochs: 5.0,
+            lr: 1e-5,
+            warmup_ratio: 0.05,
+            weight_decay: 0.1,
+            batch_size: 4,
+            grad_accum: 2,
+            max_grad_norm: 1.0,
+            freeze_vit: true,
+            freeze_aligner: true,
+            eval_every: 0,
+            save_every: 0,
+            seed: 42,
+            vocab_chunk: crate::loss::DEFAULT_CHUNK,
+        }
+    }
+}
+
+/// The `[grpo]` table (defaults: the paper's §7.2 recipe).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoSection {
+    pub group: usize,
+    pub prompts_per_step: usize,
+    pub temperature: f32,
+    pub max_new_tokens: usize,
+    pub lr: f64,
+    pub beta: f64,
+    pub eps_low: f64,
+    pub eps_high: f64,
+    pub max_grad_norm: f64,
+    pub steps: u64,
+    pub eval_every: u64,
+    pub micro_batch: usize,
+    pub seed: u64,
+    pub vocab_chunk: usize,
+}
+
+impl Default for GrpoSection {
+    fn default() -> Self {
+        let g = GrpoOptions::default();
+        Self {
+            group: g.group,
+            prompts_per_step: g.prompts_per_step,
+            temperature: g.temperature,
+            max_new_tokens: g.max_new_tokens,
+            lr: g.lr,
+            beta: g.beta,
+            eps_low: g.eps_low,
+            eps_high: g.eps_high,
+            max_grad_norm: g.max_grad_norm,
+            steps: g.steps,
+            eval_every: 100,
+            micro_batch: g.micro_batch,
+            seed: g.seed,
+            vocab_chunk: g.vocab_chunk,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads `path`; relative paths inside become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        let mut c: RunConfig = toml::from_str(&text)
+            .map_err(|e| TrainError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut c.out);
+        fix(&mut c.model.dir);
+        fix(&mut c.data.train);
+        c.data.val.as_mut().map(fix);
+        c.data.system.as_mut().map(fix);
+        c.resume.as_mut().map(fix);
+        if c.sft.batch_size == 0 || c.grpo.group == 0 {
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: "batch sizes must be positive".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    pub fn freeze(&self) -> Freeze {
+        Freeze { vit: self.sft.freeze_vit, aligner: self.sft.freeze_aligner }
+    }
+
+    /// SFT options for `n_train` examples.
+    pub fn sft_options(&self, n_train: usize) -> SftOptions {
+        let s = &self.sft;
+        let mut o = SftOptions {
+            lr: s.lr,
+            warmup_ratio: s.warmup_ratio,
+            batch_size: s.batch_size,
+            grad_accum: s.grad_accum,
+            max_grad_norm: s.max_grad_norm,
+            adamw: AdamWConfig { weight_decay: s.weight_decay, ..AdamWConfig::default() },
+            eval_every: s.eval_every,
+            save_every: s.save_every,
+            seed: s.seed,
+            vocab_chunk: s.vocab_chunk,
+            ..SftOptions::default()
+        };
+        let spe = crate::sft::steps_per_epoch(n_train, &o);
+        o.schedule = Schedule::Steps(((s.epochs * spe as f64).ceil() as u64).max(1));
+        let half = (spe / 2).max(1);
+        if o.eval_every == 0 {
+            o.eval_every = half;
+        }
+        if o.save_every == 0 {
+            o.save_every = half;
+        }
+        o
+    }
+
+    pub fn grpo_options(&self) -> GrpoOptions {
+        let g = &self.grpo;
+        GrpoOptions {
+            group: g.group,
+            prompts_per_step: g.prompts_per_step,
+            temperature: g.temperature,
+            max_new_tokens: g.max_new_tokens,
+            lr: g.lr,
+            beta: g.beta,
+            eps_low: g.eps_low,
+            eps_high: g.eps_high,
+            max_grad_norm: g.max_grad_norm,
+            steps: g.steps,
+            eval_every: g.eval_every,
+            micro_batch: g.micro_batch,
+            seed: g.seed,
+            vocab_chunk: g.vocab_chunk,
+            ..GrpoOptions::default()
+        }
+    }
+}

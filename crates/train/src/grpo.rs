@@ -1,0 +1,387 @@
+//! GRPO (group relative policy optimisation) as the paper's recipe runs it (MS-SWIFT `rlhf_type grpo`):
+//! G rollouts per prompt from the current policy at temperature 0.9, the eight weighted rewards of
+//! `sgvlm_eval::rewards`, advantages `A = r − mean(group)` (no std scaling: `scale_rewards none`), the per-token
+//! clipped ratio objective with the asymmetric range `[1 − 0.2, 1 + 0.28]`, and a KL penalty to the frozen
+//! initial policy with `β = 0.04` through the k3 estimator `exp(ref − logp) − (ref − logp) − 1`.
+//!
+//! The loss of a step is the mean over completions of each completion's mean token loss (the original GRPO
+//! normalisation). With one optimisation pass per generation (`num_iterations 1`), the old policy equals the
+//! current one, so the ratio is 1 in value while its gradient is the policy gradient; the clipping matters only
+//! when [`token_terms`] is given an older policy. The vision tower and merger stay frozen ([`crate::policy`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use serde_json::json;
+use sgvlm_eval::rewards::{self, RewardConfig, REWARD_NAMES};
+use sgvlm_graph::Schema;
+use sgvlm_model::Qwen35;
+
+use crate::batch::{collate, target_hidden, Example};
+use crate::error::{Result, TrainError};
+use crate::loss::{logprob_surrogate, token_logprobs};
+use crate::optim::{clip_global_norm, AdamW, AdamWConfig};
+use crate::policy::Policy;
+use crate::report::{MetricsLog, Reporter};
+use crate::rollout::{Prompt, Rollout, Sampling};
+
+/// GRPO settings (the `[grpo]` table of a config file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpoOptions {
+    /// Rollouts per prompt (G).
+    pub group: usize,
+    pub prompts_per_step: usize,
+    pub temperature: f32,
+    pub max_new_tokens: usize,
+    pub lr: f64,
+    pub beta: f64,
+    pub eps_low: f64,
+    pub eps_high: f64,
+    pub max_grad_norm: f64,
+    pub adamw: AdamWConfig,
+    pub steps: u64,
+    /// Wall-clock budget in seconds (stops early when spent).
+    pub max_seconds: Option<f64>,
+    /// Validation (greedy decoding, mean total reward) every this many steps; 0: at the end only.
+    pub eval_every: u64,
+    /// Completions per backward pass (memory bound).
+    pub micro_batch: usize,
+    pub seed: u64,
+    pub vocab_chunk: usize,
+}
+
+impl Default for GrpoOptions {
+    fn default() -> Self {
+        Self {
+            group: 12,
+            prompts_per_step: 2,
+            temperature: 0.9,
+            max_new_tokens: 1024,
+            lr: 6e-7,
+            beta: 0.04,
+            eps_low: 0.2,
+            eps_high: 0.28,
+            max_grad_norm: 1.0,
+            adamw: AdamWConfig::default(),
+            steps: 100,
+            max_seconds: None,
+            eval_every: 0,
+            micro_batch: 8,
+            seed: 42,
+            vocab_chunk: crate::loss::DEFAULT_CHUNK,
+        }
+    }
+}
+
+/// A GRPO prompt: its tokens and image, and the reference answer the rewards compare against.
+#[derive(Debug, Clone)]
+pub struct GrpoPrompt {
+    pub prompt: Vec<u32>,
+    pub image: Option<crate::batch::ImageData>,
+    pub solution: String,
+}
+
+/// Group-relative advantages: each reward minus its group's mean (groups of `group` consecutive rewards).
+pub fn advantages(rewards: &[f64], group: usize) -> Vec<f64> {
+    rewards
+        .chunks(group.max(1))
+        .flat_map(|g| {
+            let mean = g.iter().sum::<f64>() / g.len() as f64;
+            g.iter().map(move |r| r - mean)
+        })
+        .collect()
+}
+
+/// The loss of one token and its derivative with respect to the token's log-probability under the policy.
+///
+/// `loss = −min(r·A, clip(r, 1 − eps_low, 1 + eps_high)·A) + β·k3`, `r = exp(logp − old)`,
+/// `k3 = exp(ref − logp) − (ref − logp) − 1`.
+pub fn token_terms(
+    logp: f64,
+    old: f64,
+    reference: f64,
+    adv: f64,
+    eps_low: f64,
+    eps_high: f64,
+    beta: f64,
+) -> (f64, f64) {
+    let r = (logp - old).exp();
+    let unclipped = r * adv;
+    let clipped = r.clamp(1.0 - eps_low, 1.0 + eps_high) * adv;
+    // The unclipped term carries the gradient unless the clipped one is smaller (then the ratio is out of range
+    // in the direction the advantage pushes, and the token contributes no policy gradient).
+    let (obj, dobj) = if unclipped <= clipped { (unclipped, unclipped) } else { (clipped, 0.0) };
+    let d = reference - logp;
+    let k3 = d.exp() - d - 1.0;
+    let dk3 = 1.0 - d.exp();
+    (-obj + beta * k3, -dobj + beta * dk3)
+}
+
+/// Diagnostics of one step's rollouts.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StepStats {
+    pub reward_mean: f64,
+    pub reward_std: f64,
+    /// Mean of each of the 13 reward functions (weighted rewards and diagnostics), keyed by reference name.
+    pub functions: serde_json::Map<String, serde_json::Value>,
+    pub completion_len: f64,
+    pub loss: f64,
+    pub kl: f64,
+    pub grad_norm: f64,
+}
+
+/// Scores completions (texts) against solutions; returns the total rewards and the per-function means.
+pub fn score(
+    texts: &[String],
+    solutions: &[&str],
+    schema: Schema,
+    cfg: &RewardConfig,
+) -> (Vec<f64>, serde_json::Map<String, serde_json::Value>) {
+    let rows = rewards::score_batch(texts, solutions, schema, cfg);
+    let totals: Vec<f64> = rows.iter().map(rewards::total).collect();
+    let cols = rewards::by_function(&rows);
+    let mut means = serde_json::Map::new();
+    for (k, name) in REWARD_NAMES.iter().enumerate() {
+        let m = cols[k].iter().sum::<f64>() / cols[k].len().max(1) as f64;
+        means.insert(name.to_string(), json!(m));
+    }
+    (totals, means)
+}
+
+/// What the GRPO loop needs besides the policy: a generator, the frozen reference, decoding of completions.
+pub struct GrpoParts<'a> {
+    pub rollout: &'a mut dyn Rollout,
+    pub reference: &'a Qwen35,
+    pub decode: &'a dyn Fn(&[u32]) -> String,
+    pub stop_ids: Vec<u32>,
+    pub stop_seq: Vec<u32>,
+    pub schema: Schema,
+    pub rewards: RewardConfig,
+    pub pad: u32,
+}
+
+/// One GRPO step on `prompts`: rollouts, rewards, advantages, the clipped + KL loss, one optimizer update.
+pub fn grpo_step(
+    model: &Qwen35,
+    opt: &mut AdamW,
+    parts: &mut GrpoParts,
+    prompts: &[&GrpoPrompt],
+    lr: f64,
+    seed: u64,
+    o: &GrpoOptions,
+) -> Result<StepStats> {
+    let s = Sampling {
+        temperature: o.temperature,
+        max_new_tokens: o.max_new_tokens,
+        seed,
+        stop_ids: parts.stop_ids.clone(),
+        stop_seq: parts.stop_seq.clone(),
+    };
+    let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
+    let completions = parts.rollout.generate(&ps, o.group, &s)?;
+    let texts: Vec<String> = completions.iter().map(|c| (parts.decode)(c)).collect();
+    let solutions: Vec<&str> = prompts.iter().flat_map(|p| std::iter::repeat_n(p.solution.as_str(), o.group)).collect();
+    let (totals, functions) = score(&texts, &solutions, parts.schema, &parts.rewards);
+    let adv = advantages(&totals, o.group);
+    let examples: Vec<Example> = completions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let p = prompts[i / o.group];
+            Example { prompt: p.prompt.clone(), target: c.clone(), image: p.image.clone() }
+        })
+        .collect();
+    let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
+    let mut acc: Vec<Option<Tensor>> = vec![None; opt.params.len()];
+    let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
+    let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
+    for chunk in order.chunks(o.micro_batch.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+        let batch = collate(&refs, parts.pad, model.text.embed_tokens.device())?;
+        let ref_h = target_hidden(parts.reference, &batch)?;
+        let ref_lp = token_logprobs(&ref_h, &parts.reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
+        let h = target_hidden(model, &batch)?;
+        let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
+        let mut chunk_loss = 0f64;
+        let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
+            lp.iter()
+                .enumerate()
+                .map(|(t, &l)| {
+                    let b = batch.seq_of[t];
+                    let a = adv[chunk[b]];
+                    let w = 1.0 / (n_seq * seq_len[b]);
+                    let (loss, d) = token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
+                    chunk_loss += w * loss;
+                    let d_ref = ref_lp[t] as f64 - l as f64;
+                    kl_sum += d_ref.exp() - d_ref - 1.0;
+                    kl_n += 1;
+                    (w * d) as f32
+                })
+                .collect()
+        })?;
+        loss_sum += chunk_loss;
+        let grads = head.surrogate.backward()?;
+        for (slot, (_, var)) in acc.iter_mut().zip(opt.params.iter()) {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(a) => (a + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+    }
+    let mut grads: Vec<Tensor> = acc
+        .into_iter()
+        .zip(opt.params.iter())
+        .map(|(g, (_, v))| g.map_or_else(|| v.zeros_like(), Ok))
+        .collect::<candle_core::Result<_>>()?;
+    let grad_norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
+    opt.update(&grads, lr)?;
+    let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
+    let var = totals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / totals.len().max(1) as f64;
+    Ok(StepStats {
+        reward_mean: mean,
+        reward_std: var.sqrt(),
+        functions,
+        completion_len: completions.iter().map(|c| c.len() as f64).sum::<f64>() / completions.len().max(1) as f64,
+        loss: loss_sum,
+        kl: kl_sum / kl_n.max(1) as f64,
+        grad_norm,
+    })
+}
+
+/// Greedy completions of `prompts` and their mean total reward (validation for best-checkpoint selection).
+pub fn validate(parts: &mut GrpoParts, prompts: &[GrpoPrompt], max_new_tokens: usize) -> Result<(f64, Vec<String>)> {
+    if prompts.is_empty() {
+        return Ok((0.0, Vec::new()));
+    }
+    let s = Sampling {
+        temperature: 0.0,
+        max_new_tokens,
+        seed: 0,
+        stop_ids: parts.stop_ids.clone(),
+        stop_seq: parts.stop_seq.clone(),
+    };
+    let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
+    let out = parts.rollout.generate(&ps, 1, &s)?;
+    let texts: Vec<String> = out.iter().map(|c| (parts.decode)(c)).collect();
+    let sols: Vec<&str> = prompts.iter().map(|p| p.solution.as_str()).collect();
+    let (totals, _) = score(&texts, &sols, parts.schema, &parts.rewards);
+    Ok((totals.iter().sum::<f64>() / totals.len() as f64, texts))
+}
+
+/// What a GRPO run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GrpoSummary {
+    pub steps: u64,
+    pub first_reward: Option<f64>,
+    pub last_reward: Option<f64>,
+    pub best_val_reward: Option<f64>,
+    pub best_step: Option<u64>,
+    pub best_checkpoint: Option<PathBuf>,
+    pub seconds: f64,
+}
+
+/// Runs GRPO. The best checkpoint by validation reward is kept in `out_dir/best` (the weights are also left in
+/// `policy` at the end of the run; call [`Policy::save`] or load `best` for the selected one).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    policy: &Policy,
+    parts: &mut GrpoParts,
+    train: &[GrpoPrompt],
+    val: &[GrpoPrompt],
+    o: &GrpoOptions,
+    out_dir: Option<&Path>,
+    save: &dyn Fn(&Policy, &Path) -> Result<()>,
+    reporter: &dyn Reporter,
+) -> Result<GrpoSummary> {
+    if train.is_empty() {
+        return Err(TrainError::Input("no GRPO prompts".into()));
+    }
+    let mut opt = AdamW::new(policy.trainable(), o.adamw)?;
+    let model = policy.model()?;
+    let metrics = MetricsLog::new(out_dir.map(|d| d.join("metrics.jsonl")).as_deref())?;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    crate::batch::shuffle(&mut order, o.seed);
+    let started = Instant::now();
+    reporter.start("grpo", o.steps);
+    let mut summary = GrpoSummary::default();
+    let mut cursor = 0usize;
+    let consider_best = |step: u64, parts: &mut GrpoParts, summary: &mut GrpoSummary| -> Result<()> {
+        let (v, _) = validate(parts, val, o.max_new_tokens)?;
+        let rec = json!({"kind": "val", "step": step, "val_reward": v});
+        metrics.write(&rec)?;
+        reporter.message(&format!("step {step}: validation reward {v:.3}"));
+        if summary.best_val_reward.is_none_or(|b| v > b) {
+            summary.best_val_reward = Some(v);
+            summary.best_step = Some(step);
+            if let Some(d) = out_dir {
+                let best = d.join("best");
+                save(policy, &best)?;
+                summary.best_checkpoint = Some(best);
+            }
+        }
+        Ok(())
+    };
+    consider_best(0, parts, &mut summary)?;
+    for step in 0..o.steps {
+        if o.max_seconds.is_some_and(|b| started.elapsed().as_secs_f64() >= b) {
+            break;
+        }
+        let prompts: Vec<&GrpoPrompt> =
+            (0..o.prompts_per_step).map(|k| &train[order[(cursor + k) % order.len()]]).collect();
+        cursor += o.prompts_per_step;
+        let lr = o.lr;
+        let st = grpo_step(&model, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
+        summary.first_reward.get_or_insert(st.reward_mean);
+        summary.last_reward = Some(st.reward_mean);
+        summary.steps = step + 1;
+        let mut rec = json!({"kind": "train", "step": step + 1, "lr": lr, "seconds": started.elapsed().as_secs_f64()});
+        if let (Some(obj), Ok(serde_json::Value::Object(s))) = (rec.as_object_mut(), serde_json::to_value(&st)) {
+            obj.extend(s);
+        }
+        metrics.write(&rec)?;
+        reporter.step(step + 1, &rec);
+        if o.eval_every > 0 && (step + 1) % o.eval_every == 0 {
+            consider_best(step + 1, parts, &mut summary)?;
+        }
+    }
+    if o.eval_every == 0 || summary.steps % o.eval_every != 0 {
+        consider_best(summary.steps, parts, &mut summary)?;
+    }
+    reporter.finish();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advantages_subtract_the_group_mean_without_std_scaling() {
+        let a = advantages(&[1.0, 3.0, 5.0, 0.0, 0.0, 9.0], 3);
+        assert_eq!(a, vec![-2.0, 0.0, 2.0, -3.0, -3.0, 6.0]);
+        assert_eq!(advantages(&[4.0, 4.0], 2), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn token_terms_on_hand_computed_cases() {
+        // On-policy (logp = old = ref): ratio 1, k3 = 0, gradient −A.
+        let (l, d) = token_terms(-1.0, -1.0, -1.0, 2.0, 0.2, 0.28, 0.04);
+        assert!((l + 2.0).abs() < 1e-12 && (d + 2.0).abs() < 1e-12);
+        // Ratio e^0.5 ≈ 1.6487 > 1.28 with A = 1: clipped objective 1.28, no policy gradient; KL to a reference
+        // 0.5 below: d = −0.5, k3 = e^−0.5 + 0.5 − 1 = 0.106531, dk3 = 1 − e^−0.5 = 0.393469.
+        let (l, d) = token_terms(0.0, -0.5, -0.5, 1.0, 0.2, 0.28, 0.04);
+        assert!((l - (-1.28 + 0.04 * 0.106_530_66)).abs() < 1e-6, "{l}");
+        assert!((d - 0.04 * 0.393_469_34).abs() < 1e-6, "{d}");
+        // Ratio e^−0.5 ≈ 0.6065 < 0.8 with A = −1: min(−0.6065, −0.8) = −0.8 (clipped): no gradient, loss 0.8.
+        let (l, d) = token_terms(-1.0, -0.5, -1.0, -1.0, 0.2, 0.28, 0.0);
+        assert!((l - 0.8).abs() < 1e-12 && d == 0.0);
+        // Ratio e^−0.5 with A = +1: the unclipped term is the smaller one, gradient −r·A.
+        let r = (-0.5f64).exp();
+        let (l, d) = token_terms(-1.0, -0.5, -1.0, 1.0, 0.2, 0.28, 0.0);
+        assert!((l + r).abs() < 1e-12 && (d + r).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,152 @@
+//! The trainable model: its weights as named variables, which of them train, the model built over them (the
+//! frozen vision tower and merger built over detached copies, so backward never enters them), and checkpoints in
+//! the Hugging Face layout.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use sgvlm_model::vision::VisionModel;
+use sgvlm_model::{checkpoint, Config, Qwen35};
+
+use crate::error::{Result, TrainError};
+
+/// What stays frozen (MS-SWIFT's `--freeze_vit`, `--freeze_aligner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Freeze {
+    /// The vision tower (patch embedding, position embedding, blocks).
+    pub vit: bool,
+    /// The 2×2 merger that projects vision features into the text model.
+    pub aligner: bool,
+}
+
+impl Default for Freeze {
+    fn default() -> Self {
+        Self { vit: true, aligner: true }
+    }
+}
+
+impl Freeze {
+    pub fn is_frozen(&self, name: &str) -> bool {
+        match name.strip_prefix("model.visual.") {
+            Some(rest) if rest.starts_with("merger.") => self.aligner,
+            Some(_) => self.vit,
+            None => false,
+        }
+    }
+}
+
+/// Weights, config and freezing of a model being trained.
+pub struct Policy {
+    pub config: Config,
+    pub varmap: VarMap,
+    pub freeze: Freeze,
+    pub device: Device,
+}
+
+impl Policy {
+    pub fn load(dir: &Path, freeze: Freeze, device: &Device) -> Result<Self> {
+        let config = Config::from_json_file(&dir.join("config.json"))?;
+        let varmap = checkpoint::load_varmap(dir, &config, device)?;
+        Ok(Self { config, varmap, freeze, device: device.clone() })
+    }
+
+    /// A policy over in-memory tensors (random init, tests).
+    pub fn from_tensors(
+        config: Config,
+        tensors: HashMap<String, Tensor>,
+        freeze: Freeze,
+        device: &Device,
+    ) -> Result<Self> {
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().map_err(|_| TrainError::Input("variable map lock poisoned".into()))?;
+            for (k, v) in tensors {
+                data.insert(k, Var::from_tensor(&v.to_dtype(DType::F32)?.to_device(device)?)?);
+            }
+        }
+        Ok(Self { config, varmap, freeze, device: device.clone() })
+    }
+
+    /// The trainable variables, sorted by name (a stable order for the optimizer state).
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, Var)> =
+            data.iter().filter(|(k, _)| !self.freeze.is_frozen(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Current weights (shared storage with the variables).
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+    }
+
+    /// Deep copies of the weights (a frozen reference model, or a snapshot).
+    pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        data.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
+    }
+
+    /// The model over the variables; frozen vision parts read detached tensors (no gradient, no backward cost).
+    pub fn model(&self) -> Result<Qwen35> {
+        let mut model = Qwen35::new(&self.config, VarBuilder::from_varmap(&self.varmap, DType::F32, &self.device))?;
+        if self.freeze.vit || self.freeze.aligner {
+            let detached: HashMap<String, Tensor> = {
+                let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+                data.iter()
+                    .filter(|(k, _)| k.starts_with("model.visual."))
+                    .map(|(k, v)| {
+                        let t = if self.freeze.is_frozen(k) { v.as_detached_tensor() } else { v.as_tensor().clone() };
+                        (k.clone(), t)
+                    })
+                    .collect()
+            };
+            let vb = VarBuilder::from_tensors(detached, DType::F32, &self.device);
+            model.vision = VisionModel::load(&self.config.vision_config, vb.pp("model").pp("visual"))?;
+        }
+        Ok(model)
+    }
+
+    /// Writes a Hugging Face model directory: `config.json`, `model.safetensors` in `dtype` (f32 keeps resume
+    /// exact), `generation_config.json`, `preprocessor_config.json`, and the tokenizer files of `tokenizer_from`.
+    pub fn save(&self, dir: &Path, dtype: DType, pixels: (usize, usize), tokenizer_from: Option<&Path>) -> Result<()> {
+        checkpoint::save(dir, &self.config, &self.tensors(), dtype)?;
+        checkpoint::write_companion_files(dir, &self.config, pixels.0, pixels.1)?;
+        if let Some(src) = tokenizer_from {
+            for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+                let from = src.join(name);
+                if from.exists() {
+                    std::fs::copy(&from, dir.join(name)).map_err(TrainError::io(&from))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freezing_selects_vision_tower_and_merger_separately() {
+        let f = Freeze { vit: true, aligner: false };
+        assert!(f.is_frozen("model.visual.blocks.0.attn.qkv.weight"));
+        assert!(!f.is_frozen("model.visual.merger.linear_fc1.weight"));
+        assert!(!f.is_frozen("model.language_model.norm.weight"));
+        let cfg = Config::tiny();
+        let p = Policy::from_tensors(
+            cfg.clone(),
+            checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap(),
+            Freeze::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let names: Vec<String> = p.trainable().into_iter().map(|(n, _)| n).collect();
+        assert!(names.iter().all(|n| !n.starts_with("model.visual.")));
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,315 @@
+//! Supervised fine-tuning: masked next-token cross-entropy on the answer tokens (through [`crate::loss`]), AdamW
+//! with warmup + cosine, gradient accumulation, global-norm clipping, group-by-length batches, validation loss,
+//! checkpoints with optimizer state, and exact resume.
+//!
+//! Resume is exact because everything a step depends on is a function of the step number: the batch order of
+//! epoch `e` is `group_by_length(.., seed + e)`, the learning rate is `lr_at(step)`, and the weights and AdamW
+//! moments are saved in f32. A time-bounded schedule ([`Schedule::Seconds`], the demo's) gives that up: its learning
+//! rate follows the clock.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use serde_json::json;
+
+use crate::batch::{collate, group_by_length, target_hidden, Example};
+use crate::error::{Result, TrainError};
+use crate::loss::{logprob_surrogate, token_logprobs};
+use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig};
+use crate::policy::Policy;
+use crate::report::{MetricsLog, Reporter};
+
+/// How the learning rate decays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// Cosine to 0 at this many optimizer steps (the recipes' schedule).
+    Steps(u64),
+    /// Cosine over a wall-clock budget; the run stops when it is spent.
+    Seconds(f64),
+}
+
+/// SFT settings (the `[sft]` table of a config file maps onto these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SftOptions {
+    pub lr: f64,
+    pub warmup_ratio: f64,
+    pub schedule: Schedule,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub max_grad_norm: f64,
+    pub adamw: AdamWConfig,
+    /// Validation every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub save_every: u64,
+    pub seed: u64,
+    pub vocab_chunk: usize,
+    /// Stop (with a checkpoint) after this step although the schedule runs longer (an interrupted run).
+    pub stop_after: Option<u64>,
+}
+
+impl Default for SftOptions {
+    fn default() -> Self {
+        Self {
+            lr: 1e-5,
+            warmup_ratio: 0.05,
+            schedule: Schedule::Steps(100),
+            batch_size: 4,
+            grad_accum: 2,
+            max_grad_norm: 1.0,
+            adamw: AdamWConfig::default(),
+            eval_every: 0,
+            save_every: 0,
+            seed: 42,
+            vocab_chunk: crate::loss::DEFAULT_CHUNK,
+            stop_after: None,
+        }
+    }
+}
+
+/// Where checkpoints and metrics go.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub dir: Option<PathBuf>,
+    /// Processor pixel bounds written to `preprocessor_config.json`.
+    pub pixels: (usize, usize),
+    /// Folder whose tokenizer files are copied into each checkpoint.
+    pub tokenizer_from: Option<PathBuf>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SftSummary {
+    pub steps: u64,
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    pub best_checkpoint: Option<PathBuf>,
+    pub tokens: u64,
+    pub seconds: f64,
+}
+
+/// Steps in one epoch.
+pub fn steps_per_epoch(n: usize, o: &SftOptions) -> u64 {
+    let batches = n.div_ceil(o.batch_size.max(1));
+    batches.div_ceil(o.grad_accum.max(1)) as u64
+}
+
+/// The micro-batches (example indices) of optimizer step `step`.
+fn micro_batches(
+    lengths: &[usize],
+    o: &SftOptions,
+    step: u64,
+    cache: &mut Option<(u64, Vec<Vec<usize>>)>,
+) -> Vec<Vec<usize>> {
+    let per_epoch_batches = lengths.len().div_ceil(o.batch_size.max(1)) as u64;
+    let accum = o.grad_accum.max(1) as u64;
+    let spe = per_epoch_batches.div_ceil(accum);
+    let epoch = step / spe;
+    let first = (step % spe) * accum;
+    if cache.as_ref().map(|c| c.0) != Some(epoch) {
+        *cache = Some((epoch, group_by_length(lengths, o.batch_size, o.seed.wrapping_add(epoch))));
+    }
+    let batches = &cache.as_ref().map(|c| &c.1).cloned().unwrap_or_default();
+    (first..(first + accum).min(per_epoch_batches)).map(|i| batches[i as usize].clone()).collect()
+}
+
+/// Mean cross-entropy of the target tokens of `examples` (no update).
+pub fn eval_loss(policy: &Policy, examples: &[Example], batch_size: usize, chunk: usize) -> Result<Option<f64>> {
+    if examples.is_empty() {
+        return Ok(None);
+    }
+    let model = policy.model()?;
+    let (mut sum, mut n) = (0f64, 0usize);
+    for group in examples.chunks(batch_size.max(1)) {
+        let refs: Vec<&Example> = group.iter().collect();
+        let batch = collate(&refs, pad_of(policy), &policy.device)?;
+        if batch.targets.is_empty() {
+            continue;
+        }
+        let h = target_hidden(&model, &batch)?.detach();
+        let lp = token_logprobs(&h, &model.lm_head.weight, &batch.targets, chunk)?;
+        sum -= lp.iter().map(|&x| x as f64).sum::<f64>();
+        n += lp.len();
+    }
+    Ok((n > 0).then(|| sum / n as f64))
+}
+
+fn pad_of(p: &Policy) -> u32 {
+    p.config.text_config.extra.get("pad_token_id").and_then(|v| v.as_u64()).unwrap_or(0) as u32
+}
+
+/// One optimizer step over `micro` batches: the loss is the mean over all their target tokens. Returns
+/// (loss, grad norm before clipping, tokens).
+pub fn sft_step(
+    policy: &Policy,
+    model: &sgvlm_model::Qwen35,
+    opt: &mut AdamW,
+    examples: &[Example],
+    micro: &[Vec<usize>],
+    lr: f64,
+    o: &SftOptions,
+) -> Result<(f64, f64, usize)> {
+    let total: usize = micro.iter().flat_map(|b| b.iter()).map(|&i| examples[i].target.len()).sum();
+    if total == 0 {
+        return Err(TrainError::Input("a step without target tokens".into()));
+    }
+    let coeff = -1.0 / total as f32;
+    let mut acc: Vec<Option<Tensor>> = vec![None; opt.params.len()];
+    let mut loss = 0f64;
+    for idx in micro {
+        let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
+        let batch = collate(&refs, pad_of(policy), &policy.device)?;
+        if batch.targets.is_empty() {
+            continue;
+        }
+        let h = target_hidden(model, &batch)?;
+        let head =
+            logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| vec![coeff; lp.len()])?;
+        loss -= head.logp.iter().map(|&x| x as f64).sum::<f64>() / total as f64;
+        let grads = head.surrogate.backward()?;
+        for (slot, (_, var)) in acc.iter_mut().zip(opt.params.iter()) {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(a) => (a + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+    }
+    let mut grads: Vec<Tensor> = acc
+        .into_iter()
+        .zip(opt.params.iter())
+        .map(|(g, (_, v))| g.map_or_else(|| v.zeros_like(), Ok))
+        .collect::<candle_core::Result<_>>()?;
+    let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
+    opt.update(&grads, lr)?;
+    Ok((loss, norm, total))
+}
+
+/// Trains `policy` on `train`; validates on `val`. With `resume`, continues from a checkpoint this function wrote
+/// (load `policy` from that checkpoint with [`Policy::load`]).
+pub fn run(
+    policy: &Policy,
+    train: &[Example],
+    val: &[Example],
+    o: &SftOptions,
+    out: &Output,
+    resume: Option<&Path>,
+    reporter: &dyn Reporter,
+) -> Result<SftSummary> {
+    if train.is_empty() {
+        return Err(TrainError::Input("no training examples".into()));
+    }
+    let mut opt = AdamW::new(policy.trainable(), o.adamw)?;
+    if let Some(dir) = resume {
+        opt.load(&dir.join("optimizer.safetensors"), &policy.device)?;
+    }
+    let model = policy.model()?;
+    let metrics = MetricsLog::new(out.dir.as_ref().map(|d| d.join("metrics.jsonl")).as_deref())?;
+    let lengths: Vec<usize> = train.iter().map(Example::len).collect();
+    let (total_steps, budget) = match o.schedule {
+        Schedule::Steps(n) => (n, None),
+        Schedule::Seconds(s) => (u64::MAX, Some(s)),
+    };
+    let warmup_steps = match o.schedule {
+        Schedule::Steps(n) => (o.warmup_ratio * n as f64).ceil() as u64,
+        Schedule::Seconds(_) => 0,
+    };
+    reporter.start("sft", if budget.is_some() { 0 } else { total_steps });
+    let started = Instant::now();
+    let mut summary = SftSummary::default();
+    let mut cache = None;
+    let mut step = opt.step;
+    let mut tokens = 0u64;
+    loop {
+        let elapsed = started.elapsed().as_secs_f64();
+        let lr = match (o.schedule, budget) {
+            (_, Some(b)) => {
+                if elapsed >= b {
+                    break;
+                }
+                let frac = elapsed / b;
+                let warm = o.warmup_ratio.max(1e-9);
+                if frac < warm {
+                    o.lr * (frac / warm).max(0.02)
+                } else {
+                    o.lr * 0.5 * (1.0 + (std::f64::consts::PI * (frac - warm) / (1.0 - warm)).cos())
+                }
+            }
+            _ => {
+                if step >= total_steps {
+                    break;
+                }
+                lr_at(step, o.lr, warmup_steps, total_steps)
+            }
+        };
+        let micro = micro_batches(&lengths, o, step, &mut cache);
+        let (loss, norm, n) = sft_step(policy, &model, &mut opt, train, &micro, lr, o)?;
+        step += 1;
+        tokens += n as u64;
+        summary.first_loss.get_or_insert(loss);
+        summary.last_loss = Some(loss);
+        let spe = steps_per_epoch(train.len(), o);
+        let rec = json!({"kind": "train", "step": step, "epoch": step as f64 / spe as f64, "loss": loss, "lr": lr,
+                         "grad_norm": norm, "tokens": n, "seconds": started.elapsed().as_secs_f64()});
+        metrics.write(&rec)?;
+        reporter.step(step, &rec);
+        let last = match o.schedule {
+            Schedule::Steps(n) => step >= n,
+            Schedule::Seconds(b) => started.elapsed().as_secs_f64() >= b,
+        } || o.stop_after.is_some_and(|s| step >= s);
+        if (o.eval_every > 0 && step % o.eval_every == 0) || last {
+            if let Some(v) = eval_loss(policy, val, o.batch_size, o.vocab_chunk)? {
+                let rec = json!({"kind": "val", "step": step, "val_loss": v});
+                metrics.write(&rec)?;
+                reporter.message(&format!("step {step}: validation loss {v:.4}"));
+                summary.val_loss = Some(v);
+                if summary.best_val_loss.is_none_or(|b| v < b) {
+                    summary.best_val_loss = Some(v);
+                    if let Some(dir) = &out.dir {
+                        summary.best_checkpoint = Some(save_checkpoint(policy, &opt, dir, "best", step, out)?);
+                    }
+                }
+            }
+        }
+        if let Some(dir) = &out.dir {
+            if (o.save_every > 0 && step % o.save_every == 0) || last {
+                save_checkpoint(policy, &opt, dir, &format!("checkpoint-{step}"), step, out)?;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    reporter.finish();
+    summary.steps = step;
+    summary.tokens = tokens;
+    summary.seconds = started.elapsed().as_secs_f64();
+    if let Some(dir) = &out.dir {
+        let path = dir.join("summary.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n")
+            .map_err(TrainError::io(&path))?;
+    }
+    Ok(summary)
+}
+
+/// Writes `DIR/NAME` (`checkpoint-STEP`, or `best` for the lowest validation loss so far): the model in f32
+/// (Hugging Face layout plus companion and tokenizer files), `optimizer.safetensors` and `trainer_state.json`.
+pub fn save_checkpoint(
+    policy: &Policy,
+    opt: &AdamW,
+    dir: &Path,
+    name: &str,
+    step: u64,
+    out: &Output,
+) -> Result<PathBuf> {
+    let ck = dir.join(name);
+    policy.save(&ck, DType::F32, out.pixels, out.tokenizer_from.as_deref())?;
+    opt.save(&ck.join("optimizer.safetensors"))?;
+    let state = ck.join("trainer_state.json");
+    std::fs::write(&state, json!({"global_step": step}).to_string() + "\n").map_err(TrainError::io(&state))?;
+    Ok(ck)
+}
