@@ -10,6 +10,8 @@
 #   5. train, hf_train sgvlm bench train and hf_train_baseline.py, only if `sgvlm bench train` exists
 # GPU memory is sampled with nvidia-smi during each step (peak MiB used on the card, all processes).
 #
+# dist/ is git-ignored: a tool that copies the working tree to the GPU machine must be told to carry `dist/cuda`.
+#
 # Usage: scripts/gpu_bench.sh        Env: OUT (logs; default /tmp/sgvlm-gpu-bench), BUDGET_S (default 560),
 #        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found), MODEL_DIR (default /tmp/sgvlm-q08).
 # Output: one JSON line per measurement as the steps print them, logs under $OUT, and a summary table last.
