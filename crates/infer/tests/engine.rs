@@ -128,7 +128,13 @@ fn bad_requests_fail_alone() {
 }
 
 fn constrained_outputs(schema: Schema, seeds: std::ops::Range<u64>) -> Vec<Generated> {
-    let constraint = Constraint { schema, canvas: (64, 48), objects: None, predicates: None };
+    use sgvlm_graph::vocab;
+    let list = |l: &[&str]| Some(Arc::new(l.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+    let (objects, predicates) = match schema {
+        Schema::Triplet => (list(&vocab::PSG_OBJECT_CLASSES), list(&vocab::PSG_PREDICATES)),
+        Schema::Ag => (list(&vocab::AG_OBJECT_CLASSES), list(&vocab::AG_PREDICATES)),
+    };
+    let constraint = Constraint { schema, canvas: (64, 48), objects, predicates };
     let reqs: Vec<GenRequest> = seeds
         .map(|seed| {
             let params = GenParams {
