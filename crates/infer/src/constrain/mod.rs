@@ -5,6 +5,10 @@
 //! of the trie with the incremental validator's probe ([`sgvlm_graph::incremental::Validator::probe`]) yields every
 //! allowed token, descending only into prefixes the validator accepts. Special tokens are never allowed inside the
 //! answer; the end tokens become allowed once the answer is complete.
+//!
+//! Tokens containing spaces, tabs or carriage returns are left out of the trie: the strict gate tolerates
+//! whitespace around every field, but a valid answer never needs it (the training targets have none), and
+//! allowing it lets a weak model pad forever instead of finishing the graph.
 
 mod trie;
 
@@ -26,7 +30,11 @@ impl TokenConstraint {
     /// Builds the trie from the token byte strings (indexed by id); special tokens are left out.
     pub fn new(tokens: &[sgvlm_model::tokenizer::TokenBytes], end_ids: &[u32]) -> Self {
         let trie = TokenTrie::new(
-            tokens.iter().enumerate().filter(|(_, t)| !t.special).map(|(i, t)| (i as u32, t.bytes.as_slice())),
+            tokens
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.special && !t.bytes.iter().any(|b| matches!(b, b' ' | b'\t' | b'\r')))
+                .map(|(i, t)| (i as u32, t.bytes.as_slice())),
         );
         Self { trie, end_ids: end_ids.to_vec() }
     }
