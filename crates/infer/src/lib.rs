@@ -9,3 +9,9 @@
 pub mod backend;
 
 pub use backend::{Backend, BackendError, Constraint, FinishReason, GenOutput, GenParams, GenRequest, Message, Role};
+
+pub mod fake;
+pub mod judge_backend;
+pub mod openai;
+pub mod runner;
+pub mod server;
