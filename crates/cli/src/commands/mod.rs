@@ -1,16 +1,23 @@
 //! One module per subcommand family.
 
+mod backend_args;
 mod data;
 mod demo;
 mod eval;
 mod eval_report;
+mod infer;
 mod input;
 mod model;
 mod render;
 mod reward;
+mod serve;
 mod toon;
+mod video;
 
 pub(crate) use eval::EvalArgs;
+pub(crate) use infer::InferArgs;
+pub(crate) use serve::ServeArgs;
+pub(crate) use video::VideoArgs;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -23,5 +30,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Model(cmd) => model::run(cmd),
+        Command::Infer(args) => infer::run(args),
+        Command::Video(args) => video::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(b["max_tokens"], 2048);
         let parts = &b["messages"][0]["content"];
         assert_eq!(parts[0]["type"], "image_url");
-        assert!(parts[0]["image_url"]["url"].as_str().unwrap().starts_with("data:image/png;base64,iVBORw0KGgo"));
+        assert!(parts[0]["image_url"]["url"].as_str().unwrap().starts_with("data:image/png;base64,iVBORw0KGg"));
         assert_eq!(parts[1], json!({"type": "text", "text": "Describe."}));
         assert!(b.get("continue_final_message").is_none());
     }
