@@ -45,6 +45,11 @@ pub enum Command {
     /// Serve a model over HTTP: OpenAI-compatible /v1/chat/completions, /v1/scene-graph and /health, batching
     /// concurrent requests.
     Serve(crate::commands::ServeArgs),
+    /// Generate the scene graph of one image with the native engine (prints the answer text, or JSON).
+    Generate(crate::commands::generate::GenerateArgs),
+    /// Measure speed (`bench generate`: the generation engine on random images).
+    #[command(subcommand)]
+    Bench(crate::commands::bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]

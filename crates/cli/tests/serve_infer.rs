@@ -19,11 +19,7 @@ fn dataset(dir: &Path) -> std::path::PathBuf {
         let rel = format!("frames/{vid}/{t}.png");
         std::fs::create_dir_all(dir.join(format!("frames/{vid}"))).unwrap();
         image::RgbImage::from_pixel(20, 10, image::Rgb([t as u8 * 50, 1, 2])).save(dir.join(&rel)).unwrap();
-        let prompt = if t == 0 {
-            sgvlm_data_prompt_first()
-        } else {
-            sgvlm_data_prompt_later()
-        };
+        let prompt = if t == 0 { sgvlm_data_prompt_first() } else { sgvlm_data_prompt_later() };
         let gt = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,0,0,100,100\nrel[0]{subj,pred,obj}:\n</answer>";
         lines.push(
             serde_json::json!({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": gt}], "images": [rel]})
@@ -66,7 +62,8 @@ fn infer_and_video_over_http_feed_eval() {
     assert_eq!((summary["total"].as_u64(), summary["written"].as_u64()), (Some(2), Some(2)));
     let summary: Value = serde_json::from_str(infer(&[]).trim()).unwrap();
     assert_eq!((summary["already_done"].as_u64(), summary["written"].as_u64()), (Some(2), Some(2)), "{summary}");
-    let rows: Vec<Value> = std::fs::read_to_string(&preds).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&preds).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| r["model_name"] == "fake" && r["predict"].as_str().unwrap().ends_with("</answer>")));
 
@@ -86,18 +83,25 @@ fn infer_and_video_over_http_feed_eval() {
 }
 
 #[test]
-fn native_model_is_reported_clearly_until_built_and_flags_are_checked() {
+fn missing_backend_and_bad_flag_combinations_are_reported() {
     let out = sgvlm().args(["infer", "--input", "x.jsonl", "--out", "y.jsonl"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
     let dir = tempfile::tempdir().unwrap();
-    let out = sgvlm().args(["video", "--url", "http://127.0.0.1:9/v1", "--served-model", "m", "--prev", "gt", "--frames"]).arg(dir.path()).arg("--out").arg(dir.path().join("o.jsonl")).output().unwrap();
+    let out = sgvlm()
+        .args(["video", "--url", "http://127.0.0.1:9/v1", "--served-model", "m", "--prev", "gt", "--frames"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("o.jsonl"))
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--prev gt needs GT answers"));
 }
 
 #[test]
 fn serve_binary_answers_health_and_scene_graph() {
-    let mut child = sgvlm().args(["serve", "--fake", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        sgvlm().args(["serve", "--fake", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let info: Value = serde_json::from_str(line.trim()).unwrap();
@@ -105,7 +109,11 @@ fn serve_binary_answers_health_and_scene_graph() {
     let health = ureq::get(&format!("http://{addr}/health")).call().unwrap().body_mut().read_to_string().unwrap();
     assert!(health.contains("\"ok\""));
     let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
-    let mut resp = agent.post(&format!("http://{addr}/v1/scene-graph")).header("Content-Type", "application/json").send("{}").unwrap();
+    let mut resp = agent
+        .post(&format!("http://{addr}/v1/scene-graph"))
+        .header("Content-Type", "application/json")
+        .send("{}")
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.body_mut().read_to_string().unwrap().contains("no image"));
     child.kill().unwrap();

@@ -66,10 +66,7 @@ mod tests {
         // The fake answers a judge question (no image) with its `judge_answer`, here from the user text.
         let backend = FakeBackend::new().with_judge(|user| if user.contains("'cat'") { "1" } else { "0" }.to_string());
         let judge = BackendJudge::new(Arc::new(backend));
-        let reqs = vec![
-            JudgeRequest::object("cat", "kitten", "s", "s"),
-            JudgeRequest::object("dog", "car", "s", "s"),
-        ];
+        let reqs = vec![JudgeRequest::object("cat", "kitten", "s", "s"), JudgeRequest::object("dog", "car", "s", "s")];
         assert_eq!(judge.judge(&reqs).unwrap(), vec![true, false]);
     }
 

@@ -26,7 +26,8 @@ fn video_dataset(dir: &Path) -> std::path::PathBuf {
     for (vid, t) in [("a", 1), ("b", 0), ("a", 0), ("a", 2), ("b", 1)] {
         let rel = format!("frames/{vid}/{t}.png");
         write_png(&dir.join(&rel), (t * 40) as u8);
-        let mut prompt = if t == 0 { prompts::pvsg_first() } else { prompts::pvsg_with_prev("obj[0]{id,name,x1,y1,x2,y2}:") };
+        let mut prompt =
+            if t == 0 { prompts::pvsg_first() } else { prompts::pvsg_with_prev("obj[0]{id,name,x1,y1,x2,y2}:") };
         if (vid, t) == ("b", 0) {
             prompt.push_str(" FAILME");
         }
@@ -140,7 +141,8 @@ fn frames_of_one_folder_run_as_one_video() {
     }
     std::fs::write(dir.path().join("clip/notes.txt"), "ignored").unwrap();
     let rows = runner::frame_rows(&dir.path().join("clip"), runner::FramesDataset::Ag).unwrap();
-    let names: Vec<_> = rows.iter().map(|r| r.sample.as_ref().unwrap().images[0].file_name().unwrap().to_owned()).collect();
+    let names: Vec<_> =
+        rows.iter().map(|r| r.sample.as_ref().unwrap().images[0].file_name().unwrap().to_owned()).collect();
     assert_eq!(names, ["0.png", "2.png", "10.png"]);
     let backend = FakeBackend::new();
     let out = dir.path().join("clip.jsonl");

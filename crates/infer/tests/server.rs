@@ -56,7 +56,10 @@ fn the_client_through_the_server_equals_the_backend_itself() {
         let (d, h) = (d.as_ref().unwrap(), h.as_ref().unwrap());
         assert_eq!(h.text, d.text, "prefix and stop string survive the round trip");
         assert!(h.text.starts_with("<answer>") && h.text.ends_with("</answer>"));
-        assert_eq!((h.finish, h.prompt_tokens, h.completion_tokens), (FinishReason::Stop, d.prompt_tokens, d.completion_tokens));
+        assert_eq!(
+            (h.finish, h.prompt_tokens, h.completion_tokens),
+            (FinishReason::Stop, d.prompt_tokens, d.completion_tokens)
+        );
     }
     server.stop();
 }
@@ -86,8 +89,22 @@ fn bad_requests_get_4xx_json_and_the_server_keeps_serving() {
         (&sg, "application/json", br#"{"dataset":"psg"}"#.to_vec(), 400, "no image"),
         (&sg, "application/json", json!({"image": garbage}).to_string().into_bytes(), 400, "not a decodable"),
         (&sg, "application/json", vec![b' '; 300_000], 413, "over the limit"),
-        (&chat, "application/json", json!({"messages":[{"role":"user","content":"hi"}],"max_tokens":100000}).to_string().into_bytes(), 400, "exceeds this server's limit"),
-        (&sg, "application/json", json!({"image": base64::engine::general_purpose::STANDARD.encode(png(8, 8, 1)), "dataset": "coco"}).to_string().into_bytes(), 400, "unknown dataset"),
+        (
+            &chat,
+            "application/json",
+            json!({"messages":[{"role":"user","content":"hi"}],"max_tokens":100000}).to_string().into_bytes(),
+            400,
+            "exceeds this server's limit",
+        ),
+        (
+            &sg,
+            "application/json",
+            json!({"image": base64::engine::general_purpose::STANDARD.encode(png(8, 8, 1)), "dataset": "coco"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown dataset",
+        ),
     ];
     for (url, ct, body, status, needle) in cases {
         let (got, v) = post(url, ct, &body);
@@ -97,7 +114,8 @@ fn bad_requests_get_4xx_json_and_the_server_keeps_serving() {
     }
     // A prompt over the backend's limit is the backend's TooLong error, answered 400.
     let long = "word ".repeat(20_000);
-    let (status, v) = post(&chat, "application/json", json!({"messages":[{"role":"user","content": long}]}).to_string().as_bytes());
+    let (status, v) =
+        post(&chat, "application/json", json!({"messages":[{"role":"user","content": long}]}).to_string().as_bytes());
     assert_eq!(status, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("exceeds the limit"));
     // Still serving.

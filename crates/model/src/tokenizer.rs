@@ -63,10 +63,64 @@ impl Tokenizer {
         self.inner.decode(ids, skip_special).map_err(|e| Error::Input(format!("failed to decode: {e}")))
     }
 
+    /// The bytes every token id stands for, indexed by id (`vocab_size` entries, the largest id + 1), and whether
+    /// it is a special (added) token. Byte-level BPE token strings are mapped back to their bytes (GPT-2's
+    /// byte ↔ character table); added tokens stand for their content. Ids without a token have no bytes. Built
+    /// once at load by the decoding engine, which then never decodes token by token.
+    pub fn token_bytes(&self) -> Vec<TokenBytes> {
+        let added = self.inner.get_added_tokens_decoder();
+        let vocab = self.inner.get_vocab(true);
+        let n = vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0);
+        let mut out = vec![TokenBytes::default(); n];
+        let unicode_to_byte = byte_level_inverse();
+        for (token, id) in vocab {
+            let entry = &mut out[id as usize];
+            if let Some(a) = added.get(&id) {
+                *entry = TokenBytes { bytes: a.content.as_bytes().to_vec(), special: a.special };
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(token.len());
+            for c in token.chars() {
+                match unicode_to_byte.get(&c) {
+                    Some(&b) => bytes.push(b),
+                    // Not a byte-level symbol (a tokenizer without the ByteLevel mapping): keep its UTF-8.
+                    None => bytes.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
+                }
+            }
+            entry.bytes = bytes;
+        }
+        out
+    }
+
     /// Id of a token string such as `<|im_end|>`.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }
+}
+
+/// What one token id stands for (see [`Tokenizer::token_bytes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenBytes {
+    pub bytes: Vec<u8>,
+    /// An added special token (`<|im_end|>`, `<|image_pad|>` …).
+    pub special: bool,
+}
+
+/// GPT-2's byte-level table inverted: the printable character each byte is written as → the byte.
+fn byte_level_inverse() -> std::collections::HashMap<char, u8> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut map = std::collections::HashMap::with_capacity(256);
+    let mut next = 0u32;
+    for b in 0u32..256 {
+        let c = if printable(b) {
+            b
+        } else {
+            next += 1;
+            255 + next
+        };
+        map.insert(char::from_u32(c).unwrap_or('\u{fffd}'), b as u8);
+    }
+    map
 }
 
 /// One user turn: images first (in order), then the text, as the paper's prompts are laid out.
@@ -122,6 +176,19 @@ mod tests {
         assert_eq!(t.token_id("<|im_end|>"), Some(2050));
         assert_eq!(t.token_id("<|image_pad|>"), Some(2060));
         assert_eq!(t.token_id("</think>"), Some(2073));
+    }
+
+    #[test]
+    fn token_bytes_concatenate_to_the_decoded_text() {
+        let t = Tokenizer::tiny();
+        let table = t.token_bytes();
+        assert_eq!(table.len(), 2081);
+        let text = "obj[2]{id,name}:\n  1,caf\u{e9} tab\tle\r\n<|im_end|>";
+        let ids = t.encode(text).unwrap();
+        let bytes: Vec<u8> = ids.iter().flat_map(|&i| table[i as usize].bytes.clone()).collect();
+        assert_eq!(bytes, text.as_bytes());
+        assert!(table[2050].special);
+        assert!(!table[ids[0] as usize].special);
     }
 
     #[test]

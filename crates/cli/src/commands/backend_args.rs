@@ -1,9 +1,11 @@
 //! Choosing a generation backend on the command line: the native model (`--model DIR`) or an OpenAI-compatible
 //! server (`--url URL --served-model NAME`), shared by `infer`, `video` and `serve`.
 
-use anyhow::bail;
+use super::generate::DeviceArg;
+use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use sgvlm_infer::native::NativeBackend;
 use sgvlm_infer::openai::{OpenAiBackend, OpenAiConfig};
 use sgvlm_infer::runner::Progress;
 use sgvlm_infer::Backend;
@@ -35,13 +37,17 @@ pub struct BackendArgs {
     /// Retries of a request after a transport error, 429 or 5xx, with exponential backoff from 2 s (`--url`).
     #[arg(long, default_value_t = 4)]
     pub retries: u32,
+    /// Where the native model runs (`--model`).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
     /// Dry run: a deterministic fake backend that answers every image with a small valid graph (smoke tests).
     #[arg(long, hide = true, conflicts_with_all = ["model", "url"])]
     pub fake: bool,
 }
 
 impl BackendArgs {
-    pub fn build(&self) -> anyhow::Result<Arc<dyn Backend>> {
+    /// The backend; `max_batch` bounds the native engine's batch.
+    pub fn build(&self, max_batch: usize) -> anyhow::Result<Arc<dyn Backend>> {
         if self.fake {
             return Ok(Arc::new(sgvlm_infer::fake::FakeBackend::new()));
         }
@@ -54,10 +60,11 @@ impl BackendArgs {
             return Ok(Arc::new(OpenAiBackend::new(cfg)));
         }
         match &self.model {
-            Some(dir) => bail!(
-                "the native backend (--model {}) is not built yet; use --url with an OpenAI-compatible server",
-                dir.display()
-            ),
+            Some(dir) => {
+                let backend = NativeBackend::from_dir(dir, self.device.options(max_batch.max(1))?)
+                    .with_context(|| format!("Failed to load the model from `{}`", dir.display()))?;
+                Ok(Arc::new(backend))
+            }
             None => bail!("give --model DIR or --url URL"),
         }
     }
@@ -65,7 +72,9 @@ impl BackendArgs {
     /// The `model_name` written into output rows.
     pub fn model_name(&self, backend: &dyn Backend) -> String {
         match (&self.model, &self.served_model) {
-            (Some(dir), _) => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| backend.name().into()),
+            (Some(dir), _) => {
+                dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| backend.name().into())
+            }
             (None, Some(name)) => name.clone(),
             _ => backend.name().to_string(),
         }

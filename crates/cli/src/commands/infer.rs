@@ -1,7 +1,7 @@
 //! `sgvlm infer`: the reference's GT-prompt inference over an MS-SWIFT test file (each row's own prompt), with
 //! reference output rows that `sgvlm eval` reads. Resumable: rerunning continues an interrupted output file.
 
-use super::backend_args::{Bar, BackendArgs};
+use super::backend_args::{BackendArgs, Bar};
 use crate::output::Out;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -52,7 +52,12 @@ impl GenArgs {
             top_p: self.top_p,
             seed: self.seed,
             stop,
-            response_prefix: self.response_prefix.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+            response_prefix: self
+                .response_prefix
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             constraint: None,
         }
     }
@@ -73,6 +78,9 @@ pub struct InferArgs {
     /// Constrained decoding: every output passes the strict gate (native backend only).
     #[arg(long)]
     pub constrained: bool,
+    /// Schema the constrained decoder enforces.
+    #[arg(long, value_enum, default_value_t = crate::cli::SchemaArg::Triplet, requires = "constrained")]
+    pub schema: crate::cli::SchemaArg,
     /// Start the output anew instead of resuming it.
     #[arg(long)]
     pub force: bool,
@@ -82,15 +90,24 @@ pub fn run(args: InferArgs) -> anyhow::Result<ExitCode> {
     if args.constrained && args.backend.model.is_none() {
         bail!("--constrained needs the native backend (--model DIR): a remote server cannot mask logits");
     }
-    let backend = args.backend.build()?;
+    let backend = args.backend.build(args.gen.batch_size)?;
     let mut rows = runner::read_rows(&args.input, args.gen.images_root.as_deref())
         .with_context(|| format!("Failed to read `{}`", args.input.display()))?;
     if let Some(n) = args.gen.limit {
         rows.truncate(n);
     }
+    let mut params = args.gen.params();
+    if args.constrained {
+        params.constraint = Some(sgvlm_infer::Constraint {
+            schema: args.schema.into(),
+            canvas: (640, 480),
+            objects: None,
+            predicates: None,
+        });
+    }
     let cfg = RunConfig {
         batch_size: args.gen.batch_size.max(1),
-        params: args.gen.params(),
+        params,
         model_name: args.gen.run_name.clone().unwrap_or_else(|| args.backend.model_name(backend.as_ref())),
     };
     let bar = Bar::new("infer");

@@ -1,10 +1,12 @@
 //! One module per subcommand family.
 
 mod backend_args;
+pub(crate) mod bench;
 mod data;
 mod demo;
 mod eval;
 mod eval_report;
+pub(crate) mod generate;
 mod infer;
 mod input;
 mod model;
@@ -33,5 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Infer(args) => infer::run(args),
         Command::Video(args) => video::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }

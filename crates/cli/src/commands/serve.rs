@@ -36,7 +36,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let backend = args.backend.build()?;
+    let backend = args.backend.build(args.max_batch)?;
     let cfg = ServerConfig {
         model_name: args.name.clone().unwrap_or_else(|| args.backend.model_name(backend.as_ref())),
         max_batch: args.max_batch.max(1),
@@ -50,7 +50,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let running = server::spawn(backend, cfg, &addr).with_context(|| format!("Failed to serve on {addr}"))?;
     eprintln!("serving on http://{} (POST /v1/chat/completions, POST /v1/scene-graph, GET /health)", running.addr());
     let mut out = Out::new();
-    out.line(&serde_json::json!({"listening": running.addr().to_string(), "base_url": running.base_url()}).to_string())?;
+    out.line(
+        &serde_json::json!({"listening": running.addr().to_string(), "base_url": running.base_url()}).to_string(),
+    )?;
     out.flush()?;
     running.wait();
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! `sgvlm video`: the reference's GEN-prompt waves over video rows (or one folder of frames), each later frame's
 //! prompt carrying the previous frame's graph.
 
-use super::backend_args::{Bar, BackendArgs};
+use super::backend_args::{BackendArgs, Bar};
 use super::infer::GenArgs;
 use crate::output::Out;
 use anyhow::{bail, Context};
@@ -58,7 +58,7 @@ pub fn run(args: VideoArgs) -> anyhow::Result<ExitCode> {
     if args.out.exists() && !args.force {
         bail!("`{}` exists; pass --force to overwrite it", args.out.display());
     }
-    let backend = args.backend.build()?;
+    let backend = args.backend.build(args.gen.batch_size)?;
     let mut rows = match (&args.input, &args.frames) {
         (Some(input), _) => runner::read_rows(input, args.gen.images_root.as_deref())
             .with_context(|| format!("Failed to read `{}`", input.display()))?,

@@ -279,6 +279,28 @@ impl Validator {
         true
     }
 
+    /// A probe at the current position, for walking many candidate tokens that share prefixes (a token trie):
+    /// step it byte by byte with [`Validator::probe_step`] and branch by copying it. Walking a trie this way checks
+    /// every token of the vocabulary with one step per trie edge instead of one per token byte.
+    pub fn probe(&self) -> Probe {
+        Probe { cur: self.cur, stale: false }
+    }
+
+    /// Advances `probe` (made by this validator, which must not have changed since) by one byte.
+    pub fn probe_step(&self, probe: &Probe, b: u8) -> ProbeStep {
+        let mut p = *probe;
+        let ctx = if p.stale { None } else { Some(&self.ctx) };
+        match p.cur.step(&self.env, ctx, b) {
+            Ok(Ev::TripRow { .. } | Ev::AgRow { .. }) => {
+                p.stale = true;
+                ProbeStep::Ok(p)
+            }
+            Ok(_) => ProbeStep::Ok(p),
+            Err(Halt::Reject(_)) => ProbeStep::Refused,
+            Err(Halt::NeedCtx) => ProbeStep::Unsure,
+        }
+    }
+
     /// The bytes that may come next (always ASCII).
     pub fn allowed_next_bytes(&self) -> ByteSet {
         let mut out = ByteSet::EMPTY;
@@ -290,6 +312,26 @@ impl Validator {
         }
         out
     }
+}
+
+/// A copy of the validator's cursor advanced over part of a candidate token (see [`Validator::probe`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    cur: Cursor,
+    /// A relation row was completed inside the candidate, so the committed context no longer covers it.
+    stale: bool,
+}
+
+/// Result of [`Validator::probe_step`].
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeStep {
+    /// The byte keeps the text viable.
+    Ok(Probe),
+    /// The byte is refused: no token continuing this way is allowed.
+    Refused,
+    /// The answer depends on a relation row completed inside the candidate (rare): check each candidate token
+    /// under this prefix with [`Validator::allows`].
+    Unsure,
 }
 
 /// Feeds a whole text to a fresh validator and requires a complete document.

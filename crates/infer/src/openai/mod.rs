@@ -88,14 +88,15 @@ impl OpenAiBackend {
                 let text = match resp.body_mut().read_to_string() {
                     Ok(t) => t,
                     Err(e) => {
-                        return Attempt::Retry { error: BackendError::Http(format!("reading the body: {e}")), wait: None }
+                        return Attempt::Retry {
+                            error: BackendError::Http(format!("reading the body: {e}")),
+                            wait: None,
+                        }
                     }
                 };
                 let message = || format!("HTTP {status} from {}: {}", self.url(), wire::error_message(&text));
                 match status {
-                    200..=299 => {
-                        Attempt::Done(wire::parse_response(req, &text, batch_start.elapsed().as_secs_f64()))
-                    }
+                    200..=299 => Attempt::Done(wire::parse_response(req, &text, batch_start.elapsed().as_secs_f64())),
                     429 | 500..=599 => Attempt::Retry { error: BackendError::Http(message()), wait: retry_after },
                     400 | 413 | 422 => Attempt::Done(Err(BackendError::BadRequest(message()))),
                     _ => Attempt::Done(Err(BackendError::Http(message()))),
@@ -141,7 +142,8 @@ impl Backend for OpenAiBackend {
 
     fn generate(&self, requests: &[GenRequest]) -> Vec<Result<GenOutput, BackendError>> {
         let start = Instant::now();
-        let slots: Vec<Mutex<Option<Result<GenOutput, BackendError>>>> = requests.iter().map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<Result<GenOutput, BackendError>>>> =
+            requests.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let workers = self.cfg.concurrency.clamp(1, requests.len().max(1));
         std::thread::scope(|s| {

@@ -19,7 +19,9 @@ pub fn has_obj_header(text: &str) -> bool {
 }
 
 fn has_any_graph_header(text: &str) -> bool {
-    has_obj_header(text) || has_header(text, "rel[", "]{subj,pred,obj}") || has_header(text, "rel_pairs[", "]{subj,attention")
+    has_obj_header(text)
+        || has_header(text, "rel[", "]{subj,pred,obj}")
+        || has_header(text, "rel_pairs[", "]{subj,attention")
 }
 
 /// `^\s*{open}\d+{close}` in multiline mode: `\s*` may cross line breaks, so checking each line's start suffices.

@@ -54,13 +54,19 @@ pub fn frame_rows(dir: &Path, dataset: FramesDataset) -> Result<Vec<InputRow>, S
         .into_iter()
         .enumerate()
         .map(|(index, (_, _, path))| {
-            let images = serde_json::to_string(&[path.to_string_lossy()]).ok().and_then(|s| serde_json::value::RawValue::from_string(s).ok());
+            let images = serde_json::to_string(&[path.to_string_lossy()])
+                .ok()
+                .and_then(|s| serde_json::value::RawValue::from_string(s).ok());
             InputRow {
                 index,
                 line: index + 1,
                 raw_messages: None,
                 raw_images: images,
-                sample: Ok(Sample { user: sgvlm_graph::pytext::strip(if index == 0 { &first } else { &later }).to_string(), gt: None, images: vec![path] }),
+                sample: Ok(Sample {
+                    user: sgvlm_graph::pytext::strip(if index == 0 { &first } else { &later }).to_string(),
+                    gt: None,
+                    images: vec![path],
+                }),
             }
         })
         .collect())

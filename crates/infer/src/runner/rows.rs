@@ -40,7 +40,8 @@ pub struct Sample {
 pub fn read_rows(path: &Path, images_root: Option<&Path>) -> std::io::Result<Vec<InputRow>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("failed to read {}: {e}", path.display())))?;
-    let base = images_root.map(Path::to_path_buf).unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+    let base =
+        images_root.map(Path::to_path_buf).unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
     Ok(parse_rows(&text, &base, &path.display().to_string()))
 }
 
@@ -59,7 +60,8 @@ pub fn parse_rows(text: &str, base: &Path, name: &str) -> Vec<InputRow> {
                 raw_images: None,
                 sample: Err(format!("{name}:{line_no}: not a JSON row: {e}")),
             };
-            let parsed = serde_json::from_str::<Value>(line).and_then(|v| Ok((v, serde_json::from_str::<RawParts>(line)?)));
+            let parsed =
+                serde_json::from_str::<Value>(line).and_then(|v| Ok((v, serde_json::from_str::<RawParts>(line)?)));
             match parsed {
                 Ok((value, parts)) => InputRow {
                     index,

@@ -128,7 +128,8 @@ pub fn run_video(
                     ready.push((vid.as_str(), pos, prompt, request));
                 }
                 Err(e) => {
-                    let user = if prompt.is_empty() { row.sample.as_ref().map_or("", |s| s.user.as_str()) } else { &prompt };
+                    let user =
+                        if prompt.is_empty() { row.sample.as_ref().map_or("", |s| s.user.as_str()) } else { &prompt };
                     results[pos] = Some(OutputRow::error(row, user, &cfg.model_name, e));
                     prev.insert(vid.as_str(), chain(row, ""));
                     summary.errors += 1;

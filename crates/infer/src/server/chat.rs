@@ -17,7 +17,9 @@ use std::sync::Arc;
 /// Decodes a `data:<mime>;base64,<payload>` URL (or bare base64) and checks that the bytes are an image.
 pub fn decode_image(url: &str, index: usize) -> Result<Vec<u8>, ApiError> {
     let payload = if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest.split_once(',').ok_or_else(|| ApiError::bad_request(format!("image {index}: a data URL without a comma")))?;
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| ApiError::bad_request(format!("image {index}: a data URL without a comma")))?;
         if !meta.ends_with(";base64") {
             return Err(ApiError::bad_request(format!("image {index}: only base64 data URLs are accepted")));
         }
@@ -67,9 +69,10 @@ fn content_of(v: &Value, images: &mut Vec<Arc<Vec<u8>>>) -> Result<String, ApiEr
                     Some("image_url") => {
                         let url = match &part["image_url"] {
                             Value::String(s) => s.as_str(),
-                            obj => obj.get("url").and_then(Value::as_str).ok_or_else(|| {
-                                ApiError::bad_request("an image_url part without a url")
-                            })?,
+                            obj => obj
+                                .get("url")
+                                .and_then(Value::as_str)
+                                .ok_or_else(|| ApiError::bad_request("an image_url part without a url"))?,
                         };
                         images.push(Arc::new(decode_image(url, images.len())?));
                         pieces.push("<image>".to_string());
@@ -85,7 +88,10 @@ fn content_of(v: &Value, images: &mut Vec<Arc<Vec<u8>>>) -> Result<String, ApiEr
 
 /// The generation request of a chat-completions body.
 pub fn parse_request(body: &Value, cfg: &ServerConfig) -> Result<GenRequest, ApiError> {
-    let list = body.get("messages").and_then(Value::as_array).ok_or_else(|| ApiError::bad_request("`messages` must be a list"))?;
+    let list = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("`messages` must be a list"))?;
     if list.is_empty() {
         return Err(ApiError::bad_request("`messages` is empty"));
     }
@@ -103,7 +109,9 @@ pub fn parse_request(body: &Value, cfg: &ServerConfig) -> Result<GenRequest, Api
     }
     let max_new_tokens = match body.get("max_completion_tokens").or_else(|| body.get("max_tokens")) {
         None | Some(Value::Null) => cfg.default_max_new_tokens,
-        Some(v) => v.as_u64().ok_or_else(|| ApiError::bad_request("max_tokens must be a non-negative integer"))? as usize,
+        Some(v) => {
+            v.as_u64().ok_or_else(|| ApiError::bad_request("max_tokens must be a non-negative integer"))? as usize
+        }
     };
     if max_new_tokens > cfg.max_new_tokens_limit {
         return Err(ApiError::bad_request(format!(
@@ -122,7 +130,9 @@ pub fn parse_request(body: &Value, cfg: &ServerConfig) -> Result<GenRequest, Api
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => items
             .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_request("`stop` entries must be strings")))
+            .map(|s| {
+                s.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_request("`stop` entries must be strings"))
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(ApiError::bad_request("`stop` must be a string or a list of strings")),
     };

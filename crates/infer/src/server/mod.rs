@@ -93,11 +93,10 @@ impl RunningServer {
 
 /// Binds `addr` (e.g. `127.0.0.1:0`) and serves on background threads.
 pub fn spawn(backend: Arc<dyn Backend>, cfg: ServerConfig, addr: &str) -> std::io::Result<RunningServer> {
-    let server = tiny_http::Server::http(addr).map_err(|e| std::io::Error::other(format!("failed to bind {addr}: {e}")))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| std::io::Error::other(format!("{addr} is not an IP address")))?;
+    let server =
+        tiny_http::Server::http(addr).map_err(|e| std::io::Error::other(format!("failed to bind {addr}: {e}")))?;
+    let bound =
+        server.server_addr().to_ip().ok_or_else(|| std::io::Error::other(format!("{addr} is not an IP address")))?;
     let server = Arc::new(server);
     let batcher = Batcher::start(backend, cfg.max_batch, cfg.batch_window);
     let cfg = Arc::new(cfg);
@@ -161,7 +160,12 @@ fn content_type(request: &tiny_http::Request) -> String {
         .unwrap_or_default()
 }
 
-fn route(request: &mut tiny_http::Request, batcher: &Batcher, cfg: &ServerConfig, ids: &AtomicU64) -> Result<Value, ApiError> {
+fn route(
+    request: &mut tiny_http::Request,
+    batcher: &Batcher,
+    cfg: &ServerConfig,
+    ids: &AtomicU64,
+) -> Result<Value, ApiError> {
     let path = request.url().split('?').next().unwrap_or("").to_string();
     let method = request.method().clone();
     match (&method, path.as_str()) {
@@ -171,7 +175,8 @@ fn route(request: &mut tiny_http::Request, batcher: &Batcher, cfg: &ServerConfig
         }
         (tiny_http::Method::Post, "/v1/chat/completions") => {
             let body = read_body(request, cfg.max_body_bytes)?;
-            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))?;
+            let v: Value =
+                serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))?;
             let req = chat::parse_request(&v, cfg)?;
             let out = batcher.generate(req.clone())?;
             Ok(chat::response_body(ids.fetch_add(1, Ordering::Relaxed), &cfg.model_name, &req, &out))

@@ -36,7 +36,8 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Field>, String> {
             return Ok(fields);
         }
         let head_start = pos + 2; // past the CRLF after the delimiter
-        let head_end = find(body, b"\r\n\r\n", head_start).ok_or("multipart part without a blank line after its headers")?;
+        let head_end =
+            find(body, b"\r\n\r\n", head_start).ok_or("multipart part without a blank line after its headers")?;
         let headers = String::from_utf8_lossy(&body[head_start.min(head_end)..head_end]);
         let data_start = head_end + 4;
         let next = find(body, delim, data_start).ok_or("multipart body without its closing boundary")?;
@@ -44,7 +45,9 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Field>, String> {
         let name = headers
             .lines()
             .filter(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
-            .find_map(|l| l.split(';').find_map(|p| p.trim().strip_prefix("name=").map(|v| v.trim_matches('"').to_string())))
+            .find_map(|l| {
+                l.split(';').find_map(|p| p.trim().strip_prefix("name=").map(|v| v.trim_matches('"').to_string()))
+            })
             .ok_or("multipart part without a name")?;
         fields.push(Field { name, data: body[data_start..data_end].to_vec() });
         pos = next + delim.len();
@@ -61,7 +64,13 @@ mod tests {
         assert_eq!(boundary("application/json"), None);
         let body = b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n--xyz\r\nContent-Disposition: form-data; name=\"dataset\"\r\n\r\nag\r\n--xyz--\r\n";
         let fields = parse(body, "xyz").unwrap();
-        assert_eq!(fields, vec![Field { name: "image".into(), data: b"\x89PNG".to_vec() }, Field { name: "dataset".into(), data: b"ag".to_vec() }]);
+        assert_eq!(
+            fields,
+            vec![
+                Field { name: "image".into(), data: b"\x89PNG".to_vec() },
+                Field { name: "dataset".into(), data: b"ag".to_vec() }
+            ]
+        );
         assert!(parse(b"--xyz\r\nno headers end", "xyz").is_err());
     }
 }

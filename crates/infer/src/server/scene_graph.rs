@@ -88,7 +88,8 @@ pub fn parse_request(content_type: &str, body: &[u8], cfg: &ServerConfig) -> Res
             _ => {}
         }
     }
-    let image = image.ok_or_else(|| ApiError::bad_request("no image: send `image` as base64, a data URL or a form file"))?;
+    let image =
+        image.ok_or_else(|| ApiError::bad_request("no image: send `image` as base64, a data URL or a form file"))?;
     if params.max_new_tokens > cfg.max_new_tokens_limit {
         return Err(ApiError::bad_request(format!(
             "max_new_tokens {} exceeds this server's limit of {}",

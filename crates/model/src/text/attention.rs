@@ -52,6 +52,19 @@ impl FullAttention {
 
     /// Attends `x` `[B, T, hidden]` causally over the cached keys (if any) and itself; appends to `state`.
     pub fn forward(&self, x: &Tensor, rope: &TextRope, state: Option<&mut Option<KvState>>) -> Result<Tensor> {
+        self.forward_masked(x, rope, state, None)
+    }
+
+    /// [`FullAttention::forward`] with an extra additive mask over the keys (cached and new), broadcastable to
+    /// `[B, H, T, T_past + T]` (typically `[B, 1, 1, T_past + T]` with `−∞` at each sequence's padding slots).
+    /// The decoding engine uses it to batch sequences of different lengths over one left-padded KV cache.
+    pub fn forward_masked(
+        &self,
+        x: &Tensor,
+        rope: &TextRope,
+        state: Option<&mut Option<KvState>>,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let qg = self.q_proj.forward(x)?.reshape((b, t, self.n_h, 2 * self.d_h))?;
         let q = qg.narrow(D::Minus1, 0, self.d_h)?;
@@ -89,7 +102,15 @@ impl FullAttention {
         let scale = (self.d_h as f64).powf(-0.5);
         let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
         let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
-        let scores = scores.broadcast_add(&causal_mask(t, past, scores.device())?.to_dtype(scores.dtype())?)?;
+        let scores = if t > 1 {
+            scores.broadcast_add(&causal_mask(t, past, scores.device())?.to_dtype(scores.dtype())?)?
+        } else {
+            scores // one query sees every key: the causal mask is all zeros
+        };
+        let scores = match key_mask {
+            Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
+            None => scores,
+        };
         let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
         let out = out.mul(&sigmoid(&gate)?)?;

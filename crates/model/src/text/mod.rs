@@ -100,11 +100,18 @@ impl DecoderLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, rope: &TextRope, state: Option<&mut LayerState>, chunk: usize) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &TextRope,
+        state: Option<&mut LayerState>,
+        chunk: usize,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let h = rms_norm_1p(x, &self.input_layernorm, self.eps)?;
         let h = match (&self.mixer, state) {
-            (Mixer::Full(a), None) => a.forward(&h, rope, None)?,
-            (Mixer::Full(a), Some(LayerState::Full(s))) => a.forward(&h, rope, Some(s))?,
+            (Mixer::Full(a), None) => a.forward_masked(&h, rope, None, key_mask)?,
+            (Mixer::Full(a), Some(LayerState::Full(s))) => a.forward_masked(&h, rope, Some(s), key_mask)?,
             (Mixer::Linear(d), None) => d.forward(&h, None, chunk)?,
             (Mixer::Linear(d), Some(LayerState::Linear(s))) => d.forward(&h, Some(s), chunk)?,
             _ => return Err(Error::Input("cache layer kinds do not match the model's layer_types".into())),
@@ -167,7 +174,21 @@ impl TextModel {
         &self,
         embeds: &Tensor,
         positions: &MropePositions,
+        cache: Option<&mut TextCache>,
+        keep_hidden_states: bool,
+    ) -> Result<TextOutput> {
+        self.forward_masked(embeds, positions, cache, None, keep_hidden_states)
+    }
+
+    /// [`TextModel::forward`] with an additive key mask for the full-attention layers (see
+    /// [`FullAttention::forward_masked`](attention::FullAttention::forward_masked)); Gated DeltaNet layers carry no
+    /// per-key state, so padding is the caller's business there (the engine never feeds padding to them).
+    pub fn forward_masked(
+        &self,
+        embeds: &Tensor,
+        positions: &MropePositions,
         mut cache: Option<&mut TextCache>,
+        key_mask: Option<&Tensor>,
         keep_hidden_states: bool,
     ) -> Result<TextOutput> {
         let (b, t, _) = embeds.dims3()?;
@@ -195,7 +216,7 @@ impl TextModel {
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let state = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(&x, &rope, state, self.chunk)?;
+            x = layer.forward(&x, &rope, state, self.chunk, key_mask)?;
             if keep_hidden_states {
                 hidden_states.push(x.clone());
             }

@@ -1,0 +1,132 @@
+//! The generation benchmark behind `sgvlm bench generate`: random images of a fixed size inside a prompt of about
+//! `text_tokens` text tokens, exactly `new_tokens` generated per sequence (end tokens and stop strings ignored),
+//! one warm-up run per batch size, then one timed run.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::backend::{BackendError, GenParams, GenRequest, Message, Role};
+use crate::engine::{Engine, EngineConfig};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub batches: Vec<usize>,
+    pub text_tokens: usize,
+    pub new_tokens: usize,
+    /// `(width, height)` of the random images; None: text-only prompts.
+    pub image_size: Option<(u32, u32)>,
+    /// Prompt text the `text_tokens` are cut from (repeated if too short).
+    pub base_prompt: String,
+    pub warmup: bool,
+}
+
+/// One batch size's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub batch: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub total_s: f64,
+    /// Latency of one graph: every sequence of the batch finishes at the end.
+    pub s_per_graph: f64,
+    /// `total_s / batch`.
+    pub amortised_s_per_graph: f64,
+    /// Generated tokens per second over the decode phase (all sequences).
+    pub decode_tokens_per_s: f64,
+    /// Generated tokens per second over the whole run.
+    pub tokens_per_s: f64,
+}
+
+/// Runs the benchmark; the engine's config is switched to bench mode (`ignore_end`) and `max_batch` = each batch.
+pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<BenchRow>, BackendError> {
+    if opts.new_tokens == 0 || opts.batches.contains(&0) {
+        return Err(BackendError::BadRequest("batch sizes and --new-tokens must be at least 1".into()));
+    }
+    let text = prompt_of_tokens(engine, &opts.base_prompt, opts.text_tokens)?;
+    let mut rows = Vec::new();
+    for &b in &opts.batches {
+        engine.set_config(EngineConfig {
+            max_batch: b,
+            max_prefill_tokens: usize::MAX,
+            ignore_end: true,
+            ..EngineConfig::default()
+        });
+        let reqs = requests(&text, opts.image_size, b, opts.new_tokens)?;
+        if opts.warmup {
+            let warm = requests(&text, opts.image_size, b, 2)?;
+            first_error(engine.generate(&warm))?;
+        }
+        let t = std::time::Instant::now();
+        let (outs, timings) = engine.generate_timed(&reqs);
+        let total = t.elapsed().as_secs_f64();
+        let outs = first_error(outs)?;
+        let prompt_tokens = outs.first().map_or(0, |g| g.prompt_ids.len());
+        let generated: usize = outs.iter().map(|g| g.tokens.len()).sum();
+        rows.push(BenchRow {
+            batch: b,
+            prompt_tokens,
+            new_tokens: opts.new_tokens,
+            prefill_s: timings.prefill_s,
+            decode_s: timings.decode_s,
+            total_s: total,
+            s_per_graph: total,
+            amortised_s_per_graph: total / b as f64,
+            decode_tokens_per_s: (generated.saturating_sub(b)) as f64 / timings.decode_s.max(1e-12),
+            tokens_per_s: generated as f64 / total.max(1e-12),
+        });
+    }
+    Ok(rows)
+}
+
+fn first_error<T>(v: Vec<Result<T, BackendError>>) -> Result<Vec<T>, BackendError> {
+    v.into_iter().collect()
+}
+
+/// `n` token's worth of `base` (repeated if needed), as text.
+fn prompt_of_tokens(engine: &Engine, base: &str, n: usize) -> Result<String, BackendError> {
+    let tok = engine.tokenizer();
+    let ids = tok.encode(base).map_err(|e| BackendError::BadRequest(e.to_string()))?;
+    if ids.is_empty() {
+        return Err(BackendError::BadRequest("the bench prompt is empty".into()));
+    }
+    let cut: Vec<u32> = ids.iter().copied().cycle().take(n).collect();
+    let text = tok.decode(&cut, false).map_err(|e| BackendError::BadRequest(e.to_string()))?;
+    Ok(text.replace("<image>", ""))
+}
+
+fn requests(
+    text: &str,
+    image: Option<(u32, u32)>,
+    b: usize,
+    new_tokens: usize,
+) -> Result<Vec<GenRequest>, BackendError> {
+    (0..b)
+        .map(|i| {
+            let images = match image {
+                Some((w, h)) => vec![Arc::new(random_png(w, h, i as u64)?)],
+                None => vec![],
+            };
+            Ok(GenRequest {
+                messages: vec![Message { role: Role::User, content: text.to_string() }],
+                images,
+                params: GenParams { max_new_tokens: new_tokens, stop: vec![], ..GenParams::default() },
+            })
+        })
+        .collect()
+}
+
+/// A `w × h` PNG of uniform random pixels.
+pub fn random_png(w: u32, h: u32, seed: u64) -> Result<Vec<u8>, BackendError> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut px = vec![0u8; (w * h * 3) as usize];
+    rng.fill(&mut px[..]);
+    let img = image::RgbImage::from_raw(w, h, px).ok_or_else(|| BackendError::BadRequest("bad image size".into()))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| BackendError::Engine(format!("png: {e}")))?;
+    Ok(out.into_inner())
+}

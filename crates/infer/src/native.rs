@@ -1,0 +1,178 @@
+//! The native backend: the [`Engine`] behind the [`Backend`] trait, loaded from a Hugging Face model directory.
+//!
+//! ```text
+//! let backend = NativeBackend::from_dir(Path::new("model"), NativeOptions::default())?;
+//! let outputs = backend.generate(&requests);
+//! ```
+//! `from_dir` reads `config.json`, the safetensors weights (in `opts.dtype` on `opts.device`), `tokenizer.json` and
+//! `preprocessor_config.json` (pixel bounds, patch/merge sizes, mean/std; Qwen3.5's defaults when absent).
+//! Concurrent `generate` calls are serialised (one engine loop at a time); a caller that wants requests batched
+//! together passes them in one call.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use sgvlm_model::tokenizer::Tokenizer;
+use sgvlm_model::vision::processor::ImageProcessor;
+use sgvlm_model::Qwen35;
+
+use crate::backend::{Backend, BackendError, GenOutput, GenRequest};
+use crate::engine::{Engine, EngineConfig};
+
+/// How to load and run the model.
+#[derive(Debug, Clone)]
+pub struct NativeOptions {
+    pub device: Device,
+    pub dtype: DType,
+    /// Most sequences decoding together.
+    pub max_batch: usize,
+}
+
+impl Default for NativeOptions {
+    fn default() -> Self {
+        Self { device: Device::Cpu, dtype: DType::F32, max_batch: 16 }
+    }
+}
+
+impl NativeOptions {
+    /// CPU in f32, or CUDA device 0 in bf16 (needs the `cuda` feature).
+    pub fn for_device(name: &str) -> Result<Self, BackendError> {
+        match name {
+            "cpu" => Ok(Self::default()),
+            "cuda" => Ok(Self { device: cuda_device()?, dtype: DType::BF16, ..Self::default() }),
+            other => Err(BackendError::BadRequest(format!("unknown device `{other}` (expected cpu or cuda)"))),
+        }
+    }
+}
+
+/// CUDA device 0, or a clear error when this build has no CUDA support or no GPU is found.
+pub fn cuda_device() -> Result<Device, BackendError> {
+    #[cfg(feature = "cuda")]
+    {
+        Device::new_cuda(0).map_err(|e| BackendError::Engine(format!("cannot open CUDA device 0: {e}")))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err(BackendError::BadRequest(
+            "this build has no CUDA support; rebuild with `--features cuda` (see scripts/build_cuda.sh)".into(),
+        ))
+    }
+}
+
+/// The native engine as a [`Backend`].
+#[derive(Debug)]
+pub struct NativeBackend {
+    engine: Engine,
+    name: String,
+    lock: Mutex<()>,
+}
+
+impl NativeBackend {
+    /// Loads a model directory (see the module docs).
+    pub fn from_dir(dir: &Path, opts: NativeOptions) -> Result<Self, BackendError> {
+        let model = Qwen35::from_dir(dir, opts.dtype, &opts.device)
+            .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| BackendError::Engine(format!("failed to load the tokenizer {}: {e}", tok_path.display())))?;
+        let processor = load_processor(&dir.join("preprocessor_config.json"))?;
+        let name = dir.file_name().map_or_else(|| "native".to_string(), |n| n.to_string_lossy().into_owned());
+        let mut b = Self::from_model(model, tokenizer, processor, opts)?;
+        b.name = name;
+        Ok(b)
+    }
+
+    /// Wraps a model already in memory (on `opts.device`; `opts.dtype` is not applied).
+    pub fn from_model(
+        model: Qwen35,
+        tokenizer: Tokenizer,
+        processor: ImageProcessor,
+        opts: NativeOptions,
+    ) -> Result<Self, BackendError> {
+        let cfg = EngineConfig { max_batch: opts.max_batch.max(1), ..EngineConfig::default() };
+        let engine = Engine::new(model, tokenizer, processor, cfg)?;
+        Ok(Self { engine, name: "native".into(), lock: Mutex::new(()) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, for callers that change its settings (the benchmark).
+    pub fn into_engine(self) -> Engine {
+        self.engine
+    }
+}
+
+impl Backend for NativeBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate(&self, requests: &[GenRequest]) -> Vec<Result<GenOutput, BackendError>> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let t = Instant::now();
+        let outs = self.engine.generate(requests);
+        let secs = t.elapsed().as_secs_f64();
+        outs.into_iter()
+            .map(|r| {
+                r.map(|g| GenOutput {
+                    prompt_tokens: g.prompt_ids.len(),
+                    completion_tokens: g.tokens.len(),
+                    text: g.text,
+                    finish: g.finish,
+                    batch_time_sec: secs,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Reads `preprocessor_config.json` (`size.shortest_edge`/`longest_edge` or `min_pixels`/`max_pixels`,
+/// `patch_size`, `merge_size`, `temporal_patch_size`, `image_mean`, `image_std`); a missing file gives Qwen3.5's
+/// defaults.
+pub fn load_processor(path: &Path) -> Result<ImageProcessor, BackendError> {
+    let mut p = ImageProcessor::default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+        Err(e) => return Err(BackendError::Engine(format!("failed to read {}: {e}", path.display()))),
+    };
+    let bad = |what: &str| BackendError::Engine(format!("{}: {what}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let num = |v: &serde_json::Value| v.as_u64().map(|x| x as usize);
+    if let Some(x) = v.pointer("/size/shortest_edge").or(v.get("min_pixels")).and_then(num) {
+        p.min_pixels = x;
+    }
+    if let Some(x) = v.pointer("/size/longest_edge").or(v.get("max_pixels")).and_then(num) {
+        p.max_pixels = x;
+    }
+    for (key, slot) in [
+        ("patch_size", &mut p.patch_size),
+        ("merge_size", &mut p.merge_size),
+        ("temporal_patch_size", &mut p.temporal_patch_size),
+    ] {
+        if let Some(x) = v.get(key).and_then(num) {
+            if x == 0 {
+                return Err(bad(&format!("{key} must be positive")));
+            }
+            *slot = x;
+        }
+    }
+    for (key, slot) in [("image_mean", &mut p.mean), ("image_std", &mut p.std)] {
+        if let Some(a) = v.get(key).and_then(|a| a.as_array()) {
+            if a.len() != 3 || a.iter().any(|x| !x.is_number()) {
+                return Err(bad(&format!("{key} must hold three numbers")));
+            }
+            for (s, x) in slot.iter_mut().zip(a) {
+                *s = x.as_f64().unwrap_or(0.0) as f32;
+            }
+        }
+    }
+    if p.std.iter().any(|&s| s == 0.0) || p.min_pixels > p.max_pixels {
+        return Err(bad("image_std must be non-zero and min_pixels ≤ max_pixels"));
+    }
+    Ok(p)
+}

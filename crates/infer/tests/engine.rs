@@ -1,0 +1,157 @@
+//! The engine on the tiny random model: batching equivalence, seeds, stop strings, length limits, constrained
+//! validity.
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use sgvlm_graph::{Schema, StrictConfig};
+use sgvlm_infer::bench::random_png;
+use sgvlm_infer::engine::{Engine, EngineConfig, Generated};
+use sgvlm_infer::{Constraint, FinishReason, GenParams, GenRequest, Message, Role};
+use sgvlm_model::tokenizer::Tokenizer;
+use sgvlm_model::vision::processor::ImageProcessor;
+use sgvlm_model::{checkpoint, Config, Qwen35};
+
+fn engine(max_batch: usize) -> Engine {
+    let cfg = Config::tiny();
+    let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
+    let model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+    let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
+    Engine::new(model, Tokenizer::tiny(), processor, EngineConfig { max_batch, ..EngineConfig::default() }).unwrap()
+}
+
+fn request(text: &str, image: Option<(u32, u32)>, params: GenParams) -> GenRequest {
+    let images = image.map(|(w, h)| vec![Arc::new(random_png(w, h, w as u64).unwrap())]).unwrap_or_default();
+    GenRequest { messages: vec![Message { role: Role::User, content: text.into() }], images, params }
+}
+
+fn mixed_requests(params: &GenParams) -> Vec<GenRequest> {
+    vec![
+        request("<image>\nDescribe the scene.", Some((64, 48)), params.clone()),
+        request("Hi", None, params.clone()),
+        request("A much longer text prompt, with more tokens than the others have.", None, params.clone()),
+        request("<image>Short.", Some((96, 64)), params.clone()),
+        request("Write a scene graph.", None, params.clone()),
+    ]
+}
+
+fn ok(v: Vec<Result<Generated, sgvlm_infer::BackendError>>) -> Vec<Generated> {
+    v.into_iter().map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn batched_greedy_equals_unbatched_token_for_token() {
+    let params = GenParams { max_new_tokens: 12, stop: vec![], ..GenParams::default() };
+    let reqs = mixed_requests(&params);
+    let one = ok(engine(1).generate(&reqs));
+    let all = ok(engine(8).generate(&reqs));
+    // Two slots for five requests: finished sequences leave, queued ones join the running batch.
+    let joined = ok(engine(2).generate(&reqs));
+    for ((a, b), c) in one.iter().zip(&all).zip(&joined) {
+        assert_eq!(a.tokens, b.tokens);
+        assert_eq!(a.tokens, c.tokens);
+        assert_eq!(a.text, b.text);
+        assert!(a.text.starts_with("<think>\n\n</think>\n\n"));
+    }
+    assert!(one[0].pixel_values.is_some() && one[0].grids.len() == 1 && one[1].grids.is_empty());
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_whatever_the_batch() {
+    let params = GenParams {
+        max_new_tokens: 10,
+        temperature: 1.0,
+        top_p: 0.9,
+        seed: Some(42),
+        stop: vec![],
+        ..GenParams::default()
+    };
+    let reqs = mixed_requests(&params);
+    let a = ok(engine(4).generate(&reqs));
+    let b = ok(engine(1).generate(&reqs[..2]));
+    assert_eq!(a[0].tokens, b[0].tokens);
+    assert_eq!(a[1].tokens, b[1].tokens);
+    let other = GenParams { seed: Some(43), ..params };
+    let c = ok(engine(4).generate(&[request("<image>\nDescribe the scene.", Some((64, 48)), other)]));
+    assert_ne!(a[0].tokens, c[0].tokens);
+}
+
+#[test]
+fn stop_strings_cut_and_are_kept_and_length_is_flagged() {
+    let e = engine(4);
+    let free = GenParams { max_new_tokens: 24, stop: vec![], ..GenParams::default() };
+    let base = ok(e.generate(&[request("Write a scene graph.", None, free.clone())])).remove(0);
+    let prefix = "<think>\n\n</think>\n\n";
+    let body = base.text.strip_prefix(prefix).unwrap().to_string();
+    if base.finish == FinishReason::Length {
+        assert_eq!(base.tokens.len(), 24);
+    }
+    // A stop string taken from the middle of the free output.
+    let chars: Vec<char> = body.chars().collect();
+    assert!(chars.len() >= 8, "{body:?}");
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 3].iter().collect();
+    let cut = GenParams { stop: vec![stop.clone()], ..free };
+    let out = ok(e.generate(&[request("Write a scene graph.", None, cut)])).remove(0);
+    assert_eq!(out.finish, FinishReason::Stop);
+    assert!(out.text.ends_with(&stop), "{:?} does not end with {stop:?}", out.text);
+    assert!(base.text.starts_with(&out.text));
+    assert!(out.tokens.len() <= base.tokens.len());
+    // The length limit.
+    let short = GenParams { max_new_tokens: 3, stop: vec![], ..GenParams::default() };
+    let out = ok(e.generate(&[request("Write a scene graph.", None, short)])).remove(0);
+    assert!(out.tokens.len() <= 3);
+    if out.finish == FinishReason::Length {
+        assert_eq!(out.tokens.len(), 3);
+    }
+}
+
+#[test]
+fn response_prefix_replaces_the_think_block_and_is_returned() {
+    let params =
+        GenParams { max_new_tokens: 4, stop: vec![], response_prefix: Some("<answer>".into()), ..GenParams::default() };
+    let out = ok(engine(1).generate(&[request("Hi", None, params)])).remove(0);
+    assert!(out.text.starts_with("<answer>"));
+    let tok = Tokenizer::tiny();
+    let prompt = tok.decode(&out.prompt_ids, false).unwrap();
+    assert!(prompt.ends_with("<|im_start|>assistant\n<answer>"), "{prompt:?}");
+}
+
+#[test]
+fn bad_requests_fail_alone() {
+    let params = GenParams { max_new_tokens: 3, stop: vec![], ..GenParams::default() };
+    let mut reqs = vec![request("<image>x", None, params.clone()), request("fine", None, params.clone())];
+    reqs.push(GenRequest { images: vec![Arc::new(b"not an image".to_vec())], ..request("<image>y", None, params) });
+    let out = engine(4).generate(&reqs);
+    assert!(out[0].is_err());
+    assert!(out[1].is_ok());
+    assert!(matches!(out[2], Err(sgvlm_infer::BackendError::Image { index: 0, .. })));
+}
+
+fn constrained_outputs(schema: Schema, seeds: std::ops::Range<u64>) -> Vec<Generated> {
+    let constraint = Constraint { schema, canvas: (64, 48), objects: None, predicates: None };
+    let reqs: Vec<GenRequest> = seeds
+        .map(|seed| {
+            let params = GenParams {
+                max_new_tokens: 4000,
+                temperature: 1.0,
+                seed: Some(seed),
+                constraint: Some(constraint.clone()),
+                ..GenParams::default()
+            };
+            request("<image>\nScene graph:", Some((64, 48)), params)
+        })
+        .collect();
+    ok(engine(8).generate(&reqs))
+}
+
+#[test]
+fn constrained_outputs_pass_the_strict_gate() {
+    for schema in [Schema::Triplet, Schema::Ag] {
+        let cfg = StrictConfig { canvas: sgvlm_graph::Canvas::new(64, 48), ..StrictConfig::default() };
+        for g in constrained_outputs(schema, 0..8) {
+            assert_eq!(g.finish, FinishReason::Stop, "{:?}", g.text);
+            let answer = g.text.strip_prefix("<think>\n\n</think>\n\n").unwrap();
+            assert!(sgvlm_graph::strict::is_valid(answer, schema, &cfg), "{schema:?}: {answer:?}");
+        }
+    }
+}
