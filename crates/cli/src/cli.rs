@@ -47,6 +47,15 @@ pub enum Command {
     /// Create model directories (Qwen3.5 checkpoints with random weights).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Run a model over an MS-SWIFT test file (each row's own prompt) and write reference prediction rows
+    /// (`predict`, `gen_time_sec`) that `sgvlm eval` scores. Resumable: rerun to finish an interrupted file.
+    Infer(crate::commands::InferArgs),
+    /// Run a model over video frames in the reference's GEN-prompt waves: frame k of every video per wave, each
+    /// later prompt carrying the previous frame's predicted (or GT, or no) graph.
+    Video(crate::commands::VideoArgs),
+    /// Serve a model over HTTP: OpenAI-compatible /v1/chat/completions, /v1/scene-graph and /health, batching
+    /// concurrent requests.
+    Serve(crate::commands::ServeArgs),
     /// Generate the scene graph of one image with the native engine (prints the answer text, or JSON).
     Generate(crate::commands::generate::GenerateArgs),
     /// Measure speed (`bench generate`: the generation engine on random images).

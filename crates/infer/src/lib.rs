@@ -9,8 +9,14 @@
 pub mod backend;
 
 pub use backend::{Backend, BackendError, Constraint, FinishReason, GenOutput, GenParams, GenRequest, Message, Role};
+
 pub mod bench;
 pub mod constrain;
 pub mod engine;
+pub mod fake;
+pub mod judge_backend;
 pub mod native;
+pub mod openai;
+pub mod runner;
 pub mod sample;
+pub mod server;

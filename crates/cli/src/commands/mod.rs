@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+mod backend_args;
 pub(crate) mod bench;
 mod data;
 pub(crate) mod data_thin;
@@ -8,14 +9,20 @@ mod demo;
 mod eval;
 mod eval_report;
 pub(crate) mod generate;
+mod infer;
 mod input;
 mod model;
 mod render;
 mod reward;
+mod serve;
 mod toon;
 mod train;
+mod video;
 
 pub(crate) use eval::{EvalArgs, ProtocolArg};
+pub(crate) use infer::InferArgs;
+pub(crate) use serve::ServeArgs;
+pub(crate) use video::VideoArgs;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -29,6 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Model(cmd) => model::run(cmd),
+        Command::Infer(args) => infer::run(args),
+        Command::Video(args) => video::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
