@@ -115,12 +115,13 @@ else
     printf 'hf\tnot found\t0\t-\n' >>"$SUMMARY"
 fi
 
-# 5. Training step, when the trainer's benchmark exists.
-if "$BIN" bench --help 2>/dev/null | grep -qE '^\s+train\b'; then
-    run_step train 120 "$BIN" bench train --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --device cuda
-    [ -f "$HF_TRAIN" ] && run_step hf_train 120 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5
+# 5. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
+if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
+    run_step train 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 --device cuda
+    [ -f "$HF_TRAIN" ] && run_step hf_train 150 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5 \
+        --freeze-vision
 else
-    say "sgvlm bench train: not in this binary, skipped"
+    say "sgvlm train bench: not in this binary, skipped"
 fi
 
 # Summary: every step's status, then the figures the benchmark steps printed.
@@ -134,7 +135,7 @@ for r in rows:
     r += ["-"] * (4 - len(r))
     print(f"{r[0]:<12} {r[1]:<10} {r[2]:>8} {r[3]:>13}")
 keys = ("batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
-        "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "tokens_per_s_train", "peak_mem_gb", "rel_err",
+        "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "tokens_per_s_train", "peak_mem_gb", "peak_gb", "rel_err",
         "check", "ok", "error")
 for r in rows:
     path = os.path.join(out, r[0] + ".log")
