@@ -31,7 +31,13 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
         let y = if dims.len() == 2 {
-            x.matmul(&self.weight.t()?)?
+            // CUDA's gemm needs unit-stride rows packed at the row length; a row selection such as the last
+            // position of each sequence ([B, T, H] → [B, H]) is strided, so pack it first (CPU gemm would not mind).
+            if x.is_contiguous() {
+                x.matmul(&self.weight.t()?)?
+            } else {
+                x.contiguous()?.matmul(&self.weight.t()?)?
+            }
         } else {
             let in_dim = dims[dims.len() - 1];
             let rows = x.elem_count() / in_dim.max(1);
