@@ -120,6 +120,10 @@ pub fn model_config(large: bool) -> Config {
             })
             .collect();
     t.full_attention_interval = Some(2);
+    // M-RoPE sections must cover the rotary half (head_dim × partial factor / 2), or the saved config.json fails
+    // validation when a checkpoint is loaded back.
+    let half = (t.head_dim as f64 * t.rope_parameters.partial_rotary_factor) as usize / 2;
+    t.rope_parameters.mrope_section = vec![half - 2 * (half / 3), half / 3, half / 3];
     v.patch_size = 8;
     v.out_hidden_size = t.hidden_size;
     v.num_position_embeddings = 256;
