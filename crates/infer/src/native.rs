@@ -171,7 +171,7 @@ pub fn load_processor(path: &Path) -> Result<ImageProcessor, BackendError> {
             }
         }
     }
-    if p.std.iter().any(|&s| s == 0.0) || p.min_pixels > p.max_pixels {
+    if p.std.contains(&0.0) || p.min_pixels > p.max_pixels {
         return Err(bad("image_std must be non-zero and min_pixels ≤ max_pixels"));
     }
     Ok(p)

@@ -196,6 +196,8 @@ pub struct StageResult {
     pub summary: Summary,
     /// Share of predictions failing the strict gate (the GRPO validity gate).
     pub strict_failure_rate: f64,
+    /// Test scenes the engine failed on (constrained dead ends; scored as invalid).
+    pub engine_errors: usize,
     /// Object F1 matching on names only (multiset), and on boxes only (IoU ≥ 0.5, any name).
     pub name_f1: f64,
     pub box_f1: f64,
@@ -294,7 +296,7 @@ pub fn engine_rollout(policy: &Policy, encoder: &Encoder, constrained: bool) -> 
         sgvlm_infer::engine::EngineConfig { max_batch: 32, ..Default::default() },
     )
     .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;
-    Ok(EngineRollout { engine, constraint: constrained.then(constraint) })
+    Ok(EngineRollout { engine, constraint: constrained.then(constraint), failed: 0, first_error: None })
 }
 
 /// Evaluates one stage with free and with constrained decoding.
@@ -354,6 +356,7 @@ fn evaluate(
     Ok(StageResult {
         stage: stage.to_string(),
         decoding: if constrained { "constrained" } else { "free" }.to_string(),
+        engine_errors: sampler.failed,
         summary,
         strict_failure_rate: failures as f64 / k,
         name_f1: nf / k,
@@ -507,6 +510,13 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
             &save,
             reporter,
         )?);
+        if sampler.failed > 0 {
+            reporter.message(&format!(
+                "{} GRPO rollouts failed in the engine and scored as invalid (first: {})",
+                sampler.failed,
+                sampler.first_error.as_deref().unwrap_or("")
+            ));
+        }
         stages.extend(evaluate_both(&ctx, &rl, "SFT+GRPO", &test, &test_prompts, max_new)?);
     } else {
         reporter.message("no time left for GRPO: raise --minutes");

@@ -14,7 +14,7 @@ use sgvlm_infer::engine::Engine;
 use sgvlm_infer::{Constraint, GenParams};
 use sgvlm_model::tokenizer::NON_THINKING_PREFIX;
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::rollout::{Prompt, Rollout, Sampling};
 
 /// Rollouts from an [`Engine`], optionally constrained.
@@ -22,6 +22,11 @@ pub struct EngineRollout {
     pub engine: Engine,
     /// `Some`: closed-grammar decoding (module doc); `None`: free decoding.
     pub constraint: Option<Constraint>,
+    /// Rollouts the engine failed (e.g. a constrained dead end), returned as empty completions so that a run
+    /// goes on: GRPO skips them in the loss and they score as invalid answers.
+    pub failed: usize,
+    /// The first such error, for the report.
+    pub first_error: Option<String>,
 }
 
 impl EngineRollout {
@@ -64,20 +69,25 @@ impl Rollout for EngineRollout {
             }
         }
         let end_ids = &s.stop_ids;
-        self.engine
-            .generate_prepared(&items)
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let g = r.map_err(|e| TrainError::Input(format!("rollout {i}: {e}")))?;
-                let mut t = g.tokens;
-                // The engine ends on its own end tokens; the trainer's stop ids are the same ones (`<|im_end|>`).
-                if let Some(k) = t.iter().position(|x| end_ids.contains(x)) {
-                    t.truncate(k + 1);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, r) in self.engine.generate_prepared(&items).into_iter().enumerate() {
+            match r {
+                Ok(g) => {
+                    let mut t = g.tokens;
+                    // The engine ends on its own end tokens; the trainer's stop ids are the same (`<|im_end|>`).
+                    if let Some(k) = t.iter().position(|x| end_ids.contains(x)) {
+                        t.truncate(k + 1);
+                    }
+                    out.push(t);
                 }
-                Ok(t)
-            })
-            .collect()
+                Err(e) => {
+                    self.failed += 1;
+                    self.first_error.get_or_insert_with(|| format!("rollout {i}: {e}"));
+                    out.push(Vec::new());
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -126,7 +136,7 @@ mod tests {
             EngineConfig { max_batch: 4, ..EngineConfig::default() },
         )
         .unwrap();
-        EngineRollout { engine, constraint }
+        EngineRollout { engine, constraint, failed: 0, first_error: None }
     }
 
     fn sampling(enc: &Encoder, max_new_tokens: usize, temperature: f32) -> Sampling {
