@@ -283,6 +283,9 @@ pub struct DemoArgs {
     pub image_size: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// GRPO rollouts with free decoding instead of the TOON constraint (the evaluation reports both decodings).
+    #[arg(long)]
+    pub free_rollouts: bool,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

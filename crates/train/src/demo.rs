@@ -8,6 +8,12 @@
 //! no information about the scene, and on a CPU every prompt token costs. The vision tower starts from random
 //! weights except its position embeddings, which hold fixed 2-D sine/cosine values (faster early progress on
 //! boxes, per the calibration); it trains during SFT and is frozen during GRPO, as in the paper.
+//!
+//! Generation goes through the native engine ([`EngineRollout`]). Each stage is evaluated twice, with free
+//! decoding and with the TOON constraint (triplet schema, the 640×480 canvas, the closed synthetic vocabularies):
+//! a briefly trained tiny model starts its answers right but then repeats rows and miscounts until it runs out of
+//! tokens, so free outputs fail the strict gate and would give GRPO no reward signal; constrained ones are valid
+//! whenever they finish. GRPO's rollouts are constrained unless [`DemoOptions::free_rollouts`].
 
 use std::time::Instant;
 
@@ -23,11 +29,12 @@ use sgvlm_model::{checkpoint, Config};
 
 use crate::batch::Example;
 use crate::encode::Encoder;
+use crate::engine_rollout::EngineRollout;
 use crate::error::{Result, TrainError};
 use crate::grpo::{self, GrpoOptions, GrpoParts, GrpoPrompt};
 use crate::policy::{Freeze, Policy};
 use crate::report::Reporter;
-use crate::rollout::{CachedSampler, Prompt, Rollout, Sampling};
+use crate::rollout::{Prompt, Rollout, Sampling};
 use crate::sft::{self, Output, Schedule, SftOptions};
 
 /// One synthetic sample: the 640×480 rendering, the model-sized RGB, and the ground-truth answer.
@@ -120,6 +127,10 @@ pub fn model_config(large: bool) -> Config {
             })
             .collect();
     t.full_attention_interval = Some(2);
+    // M-RoPE sections must cover the rotary half (head_dim × partial factor / 2), or the saved config.json fails
+    // validation when a checkpoint is loaded back.
+    let half = (t.head_dim as f64 * t.rope_parameters.partial_rotary_factor) as usize / 2;
+    t.rope_parameters.mrope_section = vec![half - 2 * (half / 3), half / 3, half / 3];
     v.patch_size = 8;
     v.out_hidden_size = t.hidden_size;
     v.num_position_embeddings = 256;
@@ -161,15 +172,32 @@ pub struct DemoOptions {
     pub sft_share: f64,
     pub device: Device,
     pub out: Option<std::path::PathBuf>,
+    /// GRPO rollouts without the constraint (evaluation always reports both decodings).
+    pub free_rollouts: bool,
+}
+
+/// The constraint of the synthetic task: triplet TOON on the 640×480 canvas, closed vocabularies.
+pub fn constraint() -> sgvlm_infer::Constraint {
+    let (objects, predicates) = vocabulary();
+    sgvlm_infer::Constraint {
+        schema: Schema::Triplet,
+        canvas: (640, 480),
+        objects: Some(std::sync::Arc::new(objects)),
+        predicates: Some(std::sync::Arc::new(predicates)),
+    }
 }
 
 /// The evaluation of one stage on the test scenes.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StageResult {
     pub stage: String,
+    /// `free` or `constrained`.
+    pub decoding: String,
     pub summary: Summary,
     /// Share of predictions failing the strict gate (the GRPO validity gate).
     pub strict_failure_rate: f64,
+    /// Test scenes the engine failed on (constrained dead ends; scored as invalid).
+    pub engine_errors: usize,
     /// Object F1 matching on names only (multiset), and on boxes only (IoU ≥ 0.5, any name).
     pub name_f1: f64,
     pub box_f1: f64,
@@ -259,15 +287,40 @@ struct Ctx<'a> {
     stop_seq: Vec<u32>,
 }
 
-fn evaluate(
+/// An engine over the policy's current weights (they are shared, so it sees later updates).
+pub fn engine_rollout(policy: &Policy, encoder: &Encoder, constrained: bool) -> Result<EngineRollout> {
+    let engine = sgvlm_infer::engine::Engine::new(
+        inference_model(policy)?,
+        Tokenizer::tiny(),
+        encoder.processor.clone(),
+        sgvlm_infer::engine::EngineConfig { max_batch: 32, ..Default::default() },
+    )
+    .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;
+    Ok(EngineRollout { engine, constraint: constrained.then(constraint), failed: 0, first_error: None })
+}
+
+/// Evaluates one stage with free and with constrained decoding.
+fn evaluate_both(
     ctx: &Ctx,
     policy: &Policy,
     stage: &str,
     test: &[Scene],
     prompts: &[GrpoPrompt],
     max_new: usize,
+) -> Result<Vec<StageResult>> {
+    [false, true].iter().map(|&c| evaluate(ctx, policy, stage, c, test, prompts, max_new)).collect()
+}
+
+fn evaluate(
+    ctx: &Ctx,
+    policy: &Policy,
+    stage: &str,
+    constrained: bool,
+    test: &[Scene],
+    prompts: &[GrpoPrompt],
+    max_new: usize,
 ) -> Result<StageResult> {
-    let mut sampler = CachedSampler { model: inference_model(policy)?, max_batch: 32 };
+    let mut sampler = engine_rollout(policy, ctx.encoder, constrained)?;
     let s = Sampling {
         temperature: 0.0,
         max_new_tokens: max_new,
@@ -302,6 +355,8 @@ fn evaluate(
     let (totals, _) = grpo::score(&texts, &sols, Schema::Triplet, &RewardConfig::default());
     Ok(StageResult {
         stage: stage.to_string(),
+        decoding: if constrained { "constrained" } else { "free" }.to_string(),
+        engine_errors: sampler.failed,
         summary,
         strict_failure_rate: failures as f64 / k,
         name_f1: nf / k,
@@ -375,7 +430,7 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
     let val_prompts = to_prompts(&val_scenes, &val);
     let max_new = test_ex.iter().map(|e| e.target.len()).max().unwrap_or(200) + 64;
     let ctx = Ctx { encoder: &encoder, stop_seq: stop_seq.clone() };
-    let mut stages = vec![evaluate(&ctx, &policy, "random init", &test, &test_prompts, max_new.min(128))?];
+    let mut stages = evaluate_both(&ctx, &policy, "random init", &test, &test_prompts, max_new.min(128))?;
     reporter.message(&format!("random init evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
 
     // The evaluation of two stages and GRPO's validation take part of the budget; SFT gets its share first.
@@ -399,12 +454,12 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
         tokenizer_from: None,
     };
     let sft_summary = sft::run(&policy, &train, &val[..val.len().min(16)], &so, &out, None, reporter)?;
-    stages.push(evaluate(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
+    stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
 
     let left = budget - started.elapsed().as_secs_f64();
-    // What is left after GRPO pays for the last evaluation (about as long as the SFT one).
-    let grpo_seconds = (left * 0.75).max(0.0);
+    // What is left after GRPO pays for the last evaluation (two decodings, about as long as the SFT ones).
+    let grpo_seconds = (left * 0.6).max(0.0);
     let mut grpo_summary = None;
     if grpo_seconds > 20.0 {
         let frozen = Policy::from_tensors(cfg.clone(), policy.snapshot()?, Freeze::default(), &o.device)?;
@@ -415,7 +470,7 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
             freeze: Freeze::default(),
             device: o.device.clone(),
         };
-        let mut sampler = CachedSampler { model: inference_model(&rl)?, max_batch: 32 };
+        let mut sampler = engine_rollout(&rl, &encoder, !o.free_rollouts)?;
         let (train_scenes, train_ex) = build(0, o.train_scenes.min(256))?;
         let rl_prompts = to_prompts(&train_scenes, &train_ex);
         let dec = |ids: &[u32]| decode(&encoder, ids);
@@ -455,7 +510,14 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
             &save,
             reporter,
         )?);
-        stages.push(evaluate(&ctx, &rl, "SFT+GRPO", &test, &test_prompts, max_new)?);
+        if sampler.failed > 0 {
+            reporter.message(&format!(
+                "{} GRPO rollouts failed in the engine and scored as invalid (first: {})",
+                sampler.failed,
+                sampler.first_error.as_deref().unwrap_or("")
+            ));
+        }
+        stages.extend(evaluate_both(&ctx, &rl, "SFT+GRPO", &test, &test_prompts, max_new)?);
     } else {
         reporter.message("no time left for GRPO: raise --minutes");
     }

@@ -6,7 +6,8 @@
 //! - the trainable model with freezing and Hugging Face checkpoints ([`policy`]), AdamW, the schedule and
 //!   clipping ([`optim`]);
 //! - supervised fine-tuning with exact resume ([`sft`]) and GRPO with the paper's rewards ([`grpo`]), whose
-//!   rollouts come through the small [`rollout::Rollout`] trait;
+//!   rollouts come through the small [`rollout::Rollout`] trait (the built-in sampler, or the native engine with
+//!   constrained decoding: [`engine_rollout`]);
 //! - the corruption of previous-frame graphs in video prompts ([`corrupt`]);
 //! - TOML run configs ([`config`]) and the synthetic end-to-end demo ([`demo`]).
 //!
@@ -18,6 +19,7 @@ pub mod config;
 pub mod corrupt;
 pub mod demo;
 pub mod encode;
+pub mod engine_rollout;
 pub mod error;
 pub mod grpo;
 pub mod loss;

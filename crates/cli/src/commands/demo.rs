@@ -43,6 +43,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         sft_share: 0.6,
         device: super::train::device(&a.device)?,
         out: Some(a.out.clone()),
+        free_rollouts: a.free_rollouts,
     };
     let bar = super::train::Bar::new();
     let r = sgvlm_train::demo::run(&o, &bar)?;
@@ -71,7 +72,8 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
                 toon_valid: row.toon_valid,
             })
             .collect();
-        let dir = a.out.join("report").join(st.stage.replace(['+', ' '], "_").to_lowercase());
+        let name = format!("{}_{}", st.stage, st.decoding).replace(['+', ' '], "_").to_lowercase();
+        let dir = a.out.join("report").join(name);
         let input = ReportInput { summary: &st.summary, per_predicate: None, samples: &samples, canvas: (640, 480) };
         write_report(&dir, &input).with_context(|| format!("Failed to write the report in `{}`", dir.display()))?;
     }
@@ -92,8 +94,8 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
 fn results_table(r: &DemoResult) -> String {
     let mut t = format!(
         "Synthetic demo: {} parameters, {} training scenes, {} test scenes, {:.1} min\n\n\
-         | stage | SGG | obj F1 | rel P | rel R | rel F1 | name F1 | box F1 | failure (eval) | strict-gate failure | mean reward |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         | stage | decoding | SGG | obj F1 | rel P | rel R | rel F1 | name F1 | box F1 | failure (eval) | strict-gate failure | mean reward |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         r.parameters,
         r.train_scenes,
         r.test_scenes,
@@ -102,8 +104,9 @@ fn results_table(r: &DemoResult) -> String {
     for s in &r.stages {
         let m = &s.summary;
         t.push_str(&format!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.2} |\n",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.2} |\n",
             s.stage,
+            s.decoding,
             m.sgg_strict,
             m.obj_f1_strict,
             m.rel_p_strict,

@@ -88,6 +88,8 @@ impl Batch {
         let index = Tensor::new(ids.as_slice(), device).map_err(err)?;
         let kv_len = self.kv_len;
         let select = |x: &Tensor, time_axis: bool| -> Result<Tensor> {
+            // Cache tensors may be views (an earlier trim narrows the time axis; DeltaNet states can be
+            // transposed), and candle's index_select wants contiguous input.
             let y = x.contiguous().and_then(|x| x.index_select(&index, 0)).map_err(err)?;
             if time_axis && trim > 0 {
                 return y.narrow(2, trim, kv_len - trim).map_err(err);

@@ -40,7 +40,7 @@ use sgvlm_model::tokenizer::{Tokenizer, NON_THINKING_PREFIX};
 use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::{ImageInput, MropePositions, Qwen35};
 
-use crate::backend::{BackendError, FinishReason, GenRequest};
+use crate::backend::{BackendError, FinishReason, GenParams, GenRequest};
 use crate::constrain::{validator_for, TokenConstraint};
 use crate::sample::Sampler;
 use batch::Batch;
@@ -181,12 +181,41 @@ impl Engine {
 
     /// [`Engine::generate`] plus the prefill/decode time split.
     pub fn generate_timed(&self, reqs: &[GenRequest]) -> (Vec<Res<Generated>>, Timings) {
-        let mut timings = Timings::default();
-        let mut results: Vec<Option<Res<Generated>>> = (0..reqs.len()).map(|_| None).collect();
-        let mut queue: VecDeque<Seq> = VecDeque::new();
         let t0 = Instant::now();
-        for (idx, req) in reqs.iter().enumerate() {
-            match self.new_seq(idx, req) {
+        let seqs =
+            reqs.iter().enumerate().map(|(idx, req)| self.new_seq(idx, self.prepare(req)?, &req.params)).collect();
+        self.run_seqs(seqs, t0)
+    }
+
+    /// Generates from already-built model inputs (e.g. a trainer's own prompt ids and preprocessed images, so
+    /// that rollouts see exactly the tokens the model was trained on); one result per item, in order. The
+    /// prompt's `assistant_prefix` is what the constraint's validator is fed first (less a leading non-thinking
+    /// block), as for a request.
+    pub fn generate_prepared(&self, items: &[(Prompt, GenParams)]) -> Vec<Res<Generated>> {
+        let t0 = Instant::now();
+        let seqs = items
+            .iter()
+            .enumerate()
+            .map(|(idx, (p, params))| {
+                if p.ids.len() > self.cfg.max_prompt_tokens {
+                    return Err(BackendError::TooLong { tokens: p.ids.len(), limit: self.cfg.max_prompt_tokens });
+                }
+                if p.ids.is_empty() {
+                    return Err(BackendError::BadRequest("the prompt has no tokens".into()));
+                }
+                self.new_seq(idx, p.clone(), params)
+            })
+            .collect();
+        self.run_seqs(seqs, t0).0
+    }
+
+    /// The continuous-batching loop over sequences built (or refused) in request order.
+    fn run_seqs(&self, seqs: Vec<Res<Seq>>, t0: Instant) -> (Vec<Res<Generated>>, Timings) {
+        let mut timings = Timings::default();
+        let mut results: Vec<Option<Res<Generated>>> = (0..seqs.len()).map(|_| None).collect();
+        let mut queue: VecDeque<Seq> = VecDeque::new();
+        for (idx, s) in seqs.into_iter().enumerate() {
+            match s {
                 Ok(s) => queue.push_back(s),
                 Err(e) => results[idx] = Some(Err(e)),
             }
@@ -244,9 +273,7 @@ impl Engine {
         (out, timings)
     }
 
-    fn new_seq(&self, idx: usize, req: &GenRequest) -> Res<Seq> {
-        let prompt = self.prepare(req)?;
-        let p = &req.params;
+    fn new_seq(&self, idx: usize, prompt: Prompt, p: &GenParams) -> Res<Seq> {
         let validator = match &p.constraint {
             None => None,
             Some(c) => {
