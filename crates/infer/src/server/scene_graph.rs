@@ -25,8 +25,11 @@ pub struct SceneGraphRequest {
     pub request: GenRequest,
 }
 
+/// One request field: its name, its value as JSON, and its raw bytes when it came from a multipart part.
+type Field = (String, Value, Option<Vec<u8>>);
+
 /// Reads a JSON body or a multipart form into named text/byte fields.
-fn fields(content_type: &str, body: &[u8]) -> Result<Vec<(String, Value, Option<Vec<u8>>)>, ApiError> {
+fn fields(content_type: &str, body: &[u8]) -> Result<Vec<Field>, ApiError> {
     if let Some(b) = multipart::boundary(content_type) {
         let parts = multipart::parse(body, &b).map_err(ApiError::bad_request)?;
         return Ok(parts
