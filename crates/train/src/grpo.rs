@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Tensor;
 use serde_json::json;
 use sgvlm_eval::rewards::{self, RewardConfig, REWARD_NAMES};
 use sgvlm_graph::Schema;
@@ -21,7 +20,7 @@ use sgvlm_model::Qwen35;
 use crate::batch::{collate, target_hidden, Example};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
-use crate::optim::{clip_global_norm, AdamW, AdamWConfig};
+use crate::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
 use crate::policy::Policy;
 use crate::report::{MetricsLog, Reporter};
 use crate::rollout::{Prompt, Rollout, Sampling};
@@ -193,7 +192,7 @@ pub fn grpo_step(
         })
         .collect();
     let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
-    let mut acc: Vec<Option<Tensor>> = vec![None; opt.params.len()];
+    let mut acc = GradAccumulator::new(opt);
     let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
     let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
     for chunk in order.chunks(o.micro_batch.max(1)) {
@@ -221,21 +220,9 @@ pub fn grpo_step(
                 .collect()
         })?;
         loss_sum += chunk_loss;
-        let grads = head.surrogate.backward()?;
-        for (slot, (_, var)) in acc.iter_mut().zip(opt.params.iter()) {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                *slot = Some(match slot.take() {
-                    Some(a) => (a + g)?,
-                    None => g.clone(),
-                });
-            }
-        }
+        acc.add(opt, &head.surrogate.backward()?)?;
     }
-    let mut grads: Vec<Tensor> = acc
-        .into_iter()
-        .zip(opt.params.iter())
-        .map(|(g, (_, v))| g.map_or_else(|| v.zeros_like(), Ok))
-        .collect::<candle_core::Result<_>>()?;
+    let mut grads = acc.finish(opt)?;
     let grad_norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
     opt.update(&grads, lr)?;
     let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;

@@ -119,6 +119,40 @@ pub fn lr_at(step: u64, peak: f64, warmup: u64, total: u64) -> f64 {
     peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
+/// Gradients summed over the backward passes of one optimizer step (micro-batches, vocabulary chunks): one slot
+/// per parameter of an [`AdamW`], in its order.
+#[derive(Debug)]
+pub struct GradAccumulator(Vec<Option<Tensor>>);
+
+impl GradAccumulator {
+    pub fn new(opt: &AdamW) -> Self {
+        Self(vec![None; opt.params.len()])
+    }
+
+    /// Adds one backward pass's gradients of the optimizer's parameters.
+    pub fn add(&mut self, opt: &AdamW, grads: &candle_core::backprop::GradStore) -> Result<()> {
+        for (slot, (_, var)) in self.0.iter_mut().zip(opt.params.iter()) {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                *slot = Some(match slot.take() {
+                    Some(a) => (a + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The sums, with zeros for parameters no pass reached.
+    pub fn finish(self, opt: &AdamW) -> Result<Vec<Tensor>> {
+        Ok(self
+            .0
+            .into_iter()
+            .zip(opt.params.iter())
+            .map(|(g, (_, v))| g.map_or_else(|| v.zeros_like(), Ok))
+            .collect::<candle_core::Result<_>>()?)
+    }
+}
+
 /// Scales `grads` in place so their global L2 norm is at most `max_norm`; returns the norm before clipping.
 pub fn clip_global_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
     let mut sq = 0f64;

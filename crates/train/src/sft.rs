@@ -10,13 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use serde_json::json;
 
 use crate::batch::{collate, group_by_length, target_hidden, Example};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
-use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig};
+use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
 use crate::policy::Policy;
 use crate::report::{MetricsLog, Reporter};
 
@@ -157,7 +157,7 @@ pub fn sft_step(
         return Err(TrainError::Input("a step without target tokens".into()));
     }
     let coeff = -1.0 / total as f32;
-    let mut acc: Vec<Option<Tensor>> = vec![None; opt.params.len()];
+    let mut acc = GradAccumulator::new(opt);
     let mut loss = 0f64;
     for idx in micro {
         let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
@@ -169,21 +169,9 @@ pub fn sft_step(
         let head =
             logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| vec![coeff; lp.len()])?;
         loss -= head.logp.iter().map(|&x| x as f64).sum::<f64>() / total as f64;
-        let grads = head.surrogate.backward()?;
-        for (slot, (_, var)) in acc.iter_mut().zip(opt.params.iter()) {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                *slot = Some(match slot.take() {
-                    Some(a) => (a + g)?,
-                    None => g.clone(),
-                });
-            }
-        }
+        acc.add(opt, &head.surrogate.backward()?)?;
     }
-    let mut grads: Vec<Tensor> = acc
-        .into_iter()
-        .zip(opt.params.iter())
-        .map(|(g, (_, v))| g.map_or_else(|| v.zeros_like(), Ok))
-        .collect::<candle_core::Result<_>>()?;
+    let mut grads = acc.finish(opt)?;
     let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
     opt.update(&grads, lr)?;
     Ok((loss, norm, total))
