@@ -19,7 +19,7 @@
 //! lr = 1e-5
 //! ```
 //!
-//! The `[sft]`, `[grpo]` and `[corrupt]` tables take the fields of [`SftSection`], [`GrpoSection`] and
+//! The `[sft]`, `[grpo]` and `[corrupt]` tables take the fields of [`SftSection`], [`GrpoOptions`] and
 //! [`crate::corrupt::CorruptConfig`].
 
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ pub struct RunConfig {
     #[serde(default)]
     pub sft: SftSection,
     #[serde(default)]
-    pub grpo: GrpoSection,
+    pub grpo: GrpoOptions,
     pub corrupt: Option<CorruptConfig>,
 }
 
@@ -122,48 +122,6 @@ impl Default for SftSection {
     }
 }
 
-/// The `[grpo]` table (defaults: the paper's §7.2 recipe).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GrpoSection {
-    pub group: usize,
-    pub prompts_per_step: usize,
-    pub temperature: f32,
-    pub max_new_tokens: usize,
-    pub lr: f64,
-    pub beta: f64,
-    pub eps_low: f64,
-    pub eps_high: f64,
-    pub max_grad_norm: f64,
-    pub steps: u64,
-    pub eval_every: u64,
-    pub micro_batch: usize,
-    pub seed: u64,
-    pub vocab_chunk: usize,
-}
-
-impl Default for GrpoSection {
-    fn default() -> Self {
-        let g = GrpoOptions::default();
-        Self {
-            group: g.group,
-            prompts_per_step: g.prompts_per_step,
-            temperature: g.temperature,
-            max_new_tokens: g.max_new_tokens,
-            lr: g.lr,
-            beta: g.beta,
-            eps_low: g.eps_low,
-            eps_high: g.eps_high,
-            max_grad_norm: g.max_grad_norm,
-            steps: g.steps,
-            eval_every: 100,
-            micro_batch: g.micro_batch,
-            seed: g.seed,
-            vocab_chunk: g.vocab_chunk,
-        }
-    }
-}
-
 impl RunConfig {
     /// Reads `path`; relative paths inside become relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
@@ -224,23 +182,6 @@ impl RunConfig {
     }
 
     pub fn grpo_options(&self) -> GrpoOptions {
-        let g = &self.grpo;
-        GrpoOptions {
-            group: g.group,
-            prompts_per_step: g.prompts_per_step,
-            temperature: g.temperature,
-            max_new_tokens: g.max_new_tokens,
-            lr: g.lr,
-            beta: g.beta,
-            eps_low: g.eps_low,
-            eps_high: g.eps_high,
-            max_grad_norm: g.max_grad_norm,
-            steps: g.steps,
-            eval_every: g.eval_every,
-            micro_batch: g.micro_batch,
-            seed: g.seed,
-            vocab_chunk: g.vocab_chunk,
-            ..GrpoOptions::default()
-        }
+        self.grpo.clone()
     }
 }

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use serde::Deserialize;
 use serde_json::json;
 use sgvlm_eval::rewards::{self, RewardConfig, REWARD_NAMES};
 use sgvlm_graph::Schema;
@@ -25,8 +26,9 @@ use crate::policy::Policy;
 use crate::report::{MetricsLog, Reporter};
 use crate::rollout::{Prompt, Rollout, Sampling};
 
-/// GRPO settings (the `[grpo]` table of a config file).
-#[derive(Debug, Clone, PartialEq)]
+/// GRPO settings, also the `[grpo]` table of a config file (every key optional; defaults: the paper's §7.2 recipe).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GrpoOptions {
     /// Rollouts per prompt (G).
     pub group: usize,
@@ -38,9 +40,11 @@ pub struct GrpoOptions {
     pub eps_low: f64,
     pub eps_high: f64,
     pub max_grad_norm: f64,
+    #[serde(skip)]
     pub adamw: AdamWConfig,
     pub steps: u64,
     /// Wall-clock budget in seconds (stops early when spent).
+    #[serde(skip)]
     pub max_seconds: Option<f64>,
     /// Validation (greedy decoding, mean total reward) every this many steps; 0: at the end only.
     pub eval_every: u64,
