@@ -4,22 +4,13 @@
 #
 #   bash scripts/python_tests.sh [pytest args…]
 #
-# The venv lives in $SGVLM_VENV (default: $HOME/.cache/sgvlm-venv) and is reused; maturin and pytest come from
-# PyPI. The Rust build goes to $CARGO_TARGET_DIR (default: $HOME/.cache/sgvlm-target, as .ci/run), so the
+# The venv is the project's (scripts/venv.sh: $SGVLM_VENV, default $HOME/.cache/sgvlm-venv); maturin and pytest come
+# from PyPI. The Rust build goes to $CARGO_TARGET_DIR (default: $HOME/.cache/sgvlm-target, as .ci/run), so the
 # dependencies compiled there are reused. Needs python3 >= 3.9 with the venv module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sgvlm-target}"
-venv="${SGVLM_VENV:-$HOME/.cache/sgvlm-venv}"
-python="${PYTHON:-python3}"
-
-# (Re)create the venv when missing or broken (e.g. its interpreter was removed or upgraded).
-if ! "$venv/bin/python" -c "import sys" > /dev/null 2>&1; then
-    echo "python tests: creating $venv" >&2
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-fi
-py="$venv/bin/python"
+source scripts/venv.sh
 "$py" -m pip install --quiet --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=7"
 
 wheels="$CARGO_TARGET_DIR/wheels"
