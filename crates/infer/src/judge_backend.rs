@@ -41,7 +41,7 @@ impl Judge for BackendJudge {
                 })
                 .collect();
             for result in self.backend.generate(&gen) {
-                let out = result.map_err(|e| JudgeError::Exhausted { attempts: 1, last: e.to_string() })?;
+                let out = result.map_err(|e| JudgeError::Failed(e.to_string()))?;
                 verdicts.push(prompts::parse_verdict(&strip_thinking_suffix(&out.text)));
             }
         }

@@ -18,10 +18,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use sgvlm_eval::ag_sgdet::{self, AgConfig, AgSummary};
-use sgvlm_eval::judge::{OpenAiJudge, OpenAiJudgeConfig};
 use sgvlm_eval::soft_eval::{evaluate_soft, SoftError, SoftMetrics};
 use sgvlm_eval::strict_eval::{self, TripletConfig, TripletMetrics};
 use sgvlm_eval::{EvalRecord, Protocol};
+use sgvlm_infer::judge_backend::BackendJudge;
+use sgvlm_infer::openai::{OpenAiBackend, OpenAiConfig};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,13 +76,21 @@ pub struct JudgeArgs {
 }
 
 impl JudgeArgs {
-    fn judge(&self) -> Option<OpenAiJudge> {
+    /// The judge: the inference crate's OpenAI-compatible client under the judge adapter (one HTTP client in the
+    /// project). Judge answers are a few tokens, so requests time out after a minute, not the generation default.
+    fn judge(&self) -> Option<BackendJudge> {
         let (url, model) = (self.judge_url.as_ref()?, self.judge_model.as_ref()?);
-        Some(OpenAiJudge::new(OpenAiJudgeConfig {
+        let backend = OpenAiBackend::new(OpenAiConfig {
             api_key_env: self.judge_api_key_env.clone(),
             concurrency: self.judge_concurrency as usize,
-            ..OpenAiJudgeConfig::new(url.as_str(), model.as_str())
-        }))
+            initial_backoff: std::time::Duration::from_millis(500),
+            timeout: std::time::Duration::from_secs(60),
+            ..OpenAiConfig::new(url.as_str(), model.as_str())
+        });
+        let mut judge = BackendJudge::new(std::sync::Arc::new(backend));
+        // One generate call sends a chunk; keep every connection busy.
+        judge.batch_size = judge.batch_size.max(self.judge_concurrency as usize);
+        Some(judge)
     }
 }
 

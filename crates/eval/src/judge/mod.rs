@@ -1,14 +1,12 @@
 //! The LLM judge of the soft evaluation protocol (§6.2 of the reference facts): disputed object labels and
 //! relation predicates are put to a judge model, which answers 1 (equivalent) or 0.
 //!
-//! [`Judge`] is the seam: [`OpenAiJudge`] talks to any OpenAI-compatible chat-completions server (vLLM, SGLang,
-//! mistral.rs, hosted APIs); the native model backend plugs into the same trait later. The prompts and the verdict
-//! rule are the reference's, verbatim ([`prompts`]).
+//! [`Judge`] is the seam; this crate owns no model and no HTTP client. `sgvlm_infer::judge_backend::BackendJudge`
+//! implements it over any inference backend: the OpenAI-compatible client (vLLM, SGLang, mistral.rs, hosted APIs;
+//! what `sgvlm eval --judge-url` uses) or the native model. The prompts and the verdict rule are the reference's,
+//! verbatim ([`prompts`]).
 
-mod openai;
 pub mod prompts;
-
-pub use openai::{OpenAiJudge, OpenAiJudgeConfig};
 
 /// One question for the judge: a system prompt, a user prompt and a generation limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +39,9 @@ impl JudgeRequest {
 /// Why the judge could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum JudgeError {
-    #[error("judge request failed after {attempts} attempts: {last}")]
-    Exhausted { attempts: u32, last: String },
+    /// The backend gave up on a request (its own retries included); the message is the backend's.
+    #[error("judge request failed: {0}")]
+    Failed(String),
     #[error("judge answered with an unexpected body: {0}")]
     BadResponse(String),
 }

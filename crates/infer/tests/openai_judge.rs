@@ -1,7 +1,11 @@
-//! The OpenAI-compatible judge client against a real HTTP server on 127.0.0.1, started inside the test, that answers
-//! as a judge would (bounded: it serves a fixed number of connections and stops).
+//! The soft evaluation's judge as `sgvlm eval --judge-url` builds it — [`BackendJudge`] over the OpenAI-compatible
+//! client — against a real HTTP server on 127.0.0.1, started inside the test, that answers as a judge would
+//! (bounded: it serves a fixed number of connections and stops). Also covers the client's API-key header and its
+//! retry rules.
 
-use sgvlm_eval::judge::{Judge, JudgeRequest, OpenAiJudge, OpenAiJudgeConfig};
+use sgvlm_eval::judge::{Judge, JudgeRequest};
+use sgvlm_infer::judge_backend::BackendJudge;
+use sgvlm_infer::openai::{OpenAiBackend, OpenAiConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,13 +73,17 @@ fn serve(
     (format!("http://{addr}/v1"), seen)
 }
 
-fn config(url: &str) -> OpenAiJudgeConfig {
-    OpenAiJudgeConfig {
+fn config(url: &str) -> OpenAiConfig {
+    OpenAiConfig {
         initial_backoff: Duration::from_millis(10),
         timeout: Duration::from_secs(10),
         api_key_env: "SGVLM_TEST_NO_SUCH_KEY".into(),
-        ..OpenAiJudgeConfig::new(url, "judge-model")
+        ..OpenAiConfig::new(url, "judge-model")
     }
+}
+
+fn judge_over_http(cfg: OpenAiConfig) -> BackendJudge {
+    BackendJudge::new(Arc::new(OpenAiBackend::new(cfg)))
 }
 
 #[test]
@@ -86,7 +94,7 @@ fn verdicts_in_order_with_concurrency() {
         let user = v["messages"][1]["content"].as_str().unwrap();
         (200, if user.contains("'chair' (from GT) and 'sofa'") { " 1".into() } else { "0".into() })
     });
-    let judge = OpenAiJudge::new(OpenAiJudgeConfig { concurrency: 4, ..config(&url) });
+    let judge = judge_over_http(OpenAiConfig { concurrency: 4, ..config(&url) });
     let reqs: Vec<JudgeRequest> = (0..12)
         .map(|i| {
             JudgeRequest::object("chair", if i % 3 == 0 { "sofa" } else { "table" }, "Objects: . Relations: ", "x")
@@ -113,7 +121,7 @@ fn retries_server_errors_then_succeeds_and_sends_the_key() {
     let (url, seen) = serve(3, |n, _| if n < 2 { (503, "busy".into()) } else { (200, "1".into()) });
     // SAFETY of the test: the variable name is unique to this test.
     std::env::set_var("SGVLM_TEST_JUDGE_KEY", "sk-test");
-    let judge = OpenAiJudge::new(OpenAiJudgeConfig { api_key_env: "SGVLM_TEST_JUDGE_KEY".into(), ..config(&url) });
+    let judge = judge_over_http(OpenAiConfig { api_key_env: "SGVLM_TEST_JUDGE_KEY".into(), ..config(&url) });
     let req = JudgeRequest::relation(("adult", "on", "chair"), ("adult", "sitting on", "chair"), "a", "b");
     assert_eq!(judge.judge(&[req]).expect("third attempt succeeds"), vec![true]);
     let seen = seen.lock().unwrap();
@@ -124,20 +132,22 @@ fn retries_server_errors_then_succeeds_and_sends_the_key() {
 #[test]
 fn gives_up_with_a_clear_error() {
     let (url, _) = serve(3, |_, _| (500, "down".into()));
-    let judge = OpenAiJudge::new(OpenAiJudgeConfig { max_retries: 2, ..config(&url) });
+    let judge = judge_over_http(OpenAiConfig { max_retries: 2, ..config(&url) });
     let err = judge.judge(&[JudgeRequest::object("a", "b", "", "")]).unwrap_err().to_string();
-    assert!(err.starts_with("judge request failed after 3 attempts: HTTP 500"), "{err}");
+    assert!(err.starts_with("judge request failed: http: HTTP 500"), "{err}");
+    assert!(err.ends_with("(gave up after 3 attempts)"), "{err}");
 
     let (url, seen) = serve(1, |_, _| (400, "bad model".into()));
-    let err = OpenAiJudge::new(config(&url)).judge(&[JudgeRequest::object("a", "b", "", "")]).unwrap_err().to_string();
+    let err = judge_over_http(config(&url)).judge(&[JudgeRequest::object("a", "b", "", "")]).unwrap_err().to_string();
     assert!(err.contains("HTTP 400"), "{err}");
     assert_eq!(seen.lock().unwrap().len(), 1, "client errors are not retried");
 
     // Nothing listens on this port: a transport error, retried, then reported.
     let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let err = OpenAiJudge::new(OpenAiJudgeConfig { max_retries: 1, ..config(&format!("http://{free}/v1")) })
+    let err = judge_over_http(OpenAiConfig { max_retries: 1, ..config(&format!("http://{free}/v1")) })
         .judge(&[JudgeRequest::object("a", "b", "", "")])
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("judge request failed after 2 attempts"), "{err}");
+    assert!(err.starts_with("judge request failed: http: "), "{err}");
+    assert!(err.ends_with("(gave up after 2 attempts)"), "{err}");
 }
