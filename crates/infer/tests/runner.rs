@@ -4,7 +4,7 @@ use serde_json::Value;
 use sgvlm_data::prompts;
 use sgvlm_infer::fake::FakeBackend;
 use sgvlm_infer::runner::{self, finalize_vl_prediction, PrevSource, RunConfig, Silent};
-use sgvlm_infer::GenParams;
+use sgvlm_infer::{Backend, BackendError, GenOutput, GenParams, GenRequest};
 use std::path::Path;
 
 fn write_png(path: &Path, shade: u8) {
@@ -39,7 +39,65 @@ fn video_dataset(dir: &Path) -> std::path::PathBuf {
 }
 
 fn cfg(batch_size: usize) -> RunConfig {
-    RunConfig { batch_size, params: GenParams::default(), model_name: "fake-run".into() }
+    RunConfig { batch_size, params: GenParams::default(), model_name: "fake-run".into(), obj_prefix_fallback: false }
+}
+
+/// The fake, except that prompts holding `NOHEADER` get prose unless the answer is forced to start with `obj[`,
+/// and prompts holding `NEVER` get prose always.
+struct Prose(FakeBackend);
+
+impl Backend for Prose {
+    fn name(&self) -> &str {
+        "prose"
+    }
+
+    fn generate(&self, requests: &[GenRequest]) -> Vec<Result<GenOutput, BackendError>> {
+        let mut out = self.0.generate(requests);
+        for (req, res) in requests.iter().zip(out.iter_mut()) {
+            let user = &req.messages[0].content;
+            let forced = req.params.response_prefix.as_deref() == Some("obj[");
+            if let Ok(o) = res {
+                if user.contains("NEVER") || (user.contains("NOHEADER") && !forced) {
+                    o.text = "I see a red picture.".into();
+                }
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn obj_prefix_fallback_retries_answers_without_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = ["plain", "NOHEADER", "NEVER"]
+        .iter()
+        .enumerate()
+        .map(|(i, marker)| {
+            write_png(&dir.path().join(format!("{i}.png")), i as u8);
+            row(&format!("{} {marker}", prompts::pvsg_first()), &format!("{i}.png"), &gt(i))
+        })
+        .collect();
+    let input = dir.path().join("rows.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let rows = runner::read_rows(&input, None).unwrap();
+    for fallback in [false, true] {
+        let backend = Prose(FakeBackend::new());
+        let out = dir.path().join(format!("out-{fallback}.jsonl"));
+        let cfg = RunConfig { obj_prefix_fallback: fallback, ..cfg(8) };
+        let s = runner::run_infer(&backend, &rows, &out, &cfg, true, &Silent).unwrap();
+        let preds: Vec<String> = read_out(&out).iter().map(|r| r["predict"].as_str().unwrap().to_string()).collect();
+        assert!(runner::has_obj_header(&preds[0]));
+        assert_eq!(preds[2], "I see a red picture.", "a retry without a header does not replace the answer");
+        if fallback {
+            assert_eq!(s.obj_prefix_retries, 1);
+            assert!(preds[1].starts_with("obj["), "{}", preds[1]);
+            assert!(runner::has_obj_header(&preds[1]));
+            assert_eq!(backend.0.batch_sizes(), vec![3, 2], "the two answers without a header are retried together");
+        } else {
+            assert_eq!((s.obj_prefix_retries, preds[1].as_str()), (0, "I see a red picture."));
+            assert_eq!(backend.0.batch_sizes(), vec![3]);
+        }
+    }
 }
 
 fn read_out(path: &Path) -> Vec<Value> {
@@ -99,7 +157,7 @@ fn video_waves_chain_generated_graphs() {
     let rows = runner::read_rows(&video_dataset(dir.path()), None).unwrap();
     let backend = FakeBackend::new().failing_when("FAILME");
     let out = dir.path().join("gen.jsonl");
-    let s = runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::Generated, &Silent).unwrap();
+    let s = runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::Generated, false, &Silent).unwrap();
     assert_eq!((s.rows, s.videos, s.waves, s.errors, s.template_found), (5, 2, 3, 1, true));
     assert_eq!(backend.batch_sizes(), vec![2, 2, 1], "wave k holds frame k of every video");
     let out = read_out(&out);
@@ -116,17 +174,60 @@ fn video_waves_chain_generated_graphs() {
 }
 
 #[test]
+fn video_resumes_from_the_journal_of_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = runner::read_rows(&video_dataset(dir.path()), None).unwrap();
+    let full_path = dir.path().join("full.jsonl");
+    runner::run_video(&FakeBackend::new(), &rows, &full_path, &cfg(8), PrevSource::Generated, false, &Silent).unwrap();
+    assert!(!runner::journal_path(&full_path).exists(), "the journal is removed once the output is written");
+    let full = std::fs::read_to_string(&full_path).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+
+    // An interrupted run: wave 0 (rows 2 = a/0, 1 = b/0) and a/1 (row 0) journaled, then half a line.
+    let out = dir.path().join("resumed.jsonl");
+    let journal = runner::journal_path(&out);
+    std::fs::write(&journal, format!("{}\n{}\n{}\n{{\"messages\": [", lines[2], lines[1], lines[0])).unwrap();
+    let backend = FakeBackend::new();
+    let s = runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::Generated, false, &Silent).unwrap();
+    assert_eq!((s.already_done, s.written, s.errors), (3, 2, 0));
+    assert!(s.truncated_bytes > 0);
+    assert_eq!(backend.batch_sizes(), vec![1, 1], "only b/1 (wave 1) and a/2 (wave 2) are generated");
+    let strip_time = |text: &str| -> Vec<Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v["gen_time_sec"] = Value::Null;
+                v
+            })
+            .collect()
+    };
+    let resumed = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(strip_time(&resumed), strip_time(&full), "the resumed run writes what the uninterrupted one did");
+    assert!(!journal.exists());
+
+    // A journal written with another previous-graph source is refused, not mixed in.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(runner::journal_path(&other), format!("{}\n{}\n{}\n", lines[2], lines[1], lines[0])).unwrap();
+    let err =
+        runner::run_video(&FakeBackend::new(), &rows, &other, &cfg(8), PrevSource::None, false, &Silent).unwrap_err();
+    assert!(err.contains("was generated from another prompt"), "{err}");
+    // `force` starts again.
+    runner::run_video(&FakeBackend::new(), &rows, &other, &cfg(8), PrevSource::None, true, &Silent).unwrap();
+    assert_eq!(read_out(&other).len(), 5);
+}
+
+#[test]
 fn video_prev_gt_and_none() {
     let dir = tempfile::tempdir().unwrap();
     let rows = runner::read_rows(&video_dataset(dir.path()), None).unwrap();
     let backend = FakeBackend::new();
     let out = dir.path().join("gt.jsonl");
-    runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::Gt, &Silent).unwrap();
+    runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::Gt, false, &Silent).unwrap();
     let gt_rows = read_out(&out);
     let a1 = gt_rows[0]["messages"][0]["content"].as_str().unwrap();
     assert!(a1.contains(&finalize_vl_prediction(&gt(0))), "{a1}");
 
-    runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::None, &Silent).unwrap();
+    runner::run_video(&backend, &rows, &out, &cfg(8), PrevSource::None, false, &Silent).unwrap();
     for r in read_out(&out) {
         let prompt = r["messages"][0]["content"].as_str().unwrap();
         assert!(!prompt.contains("Previous frame scene graph"), "{prompt}");
@@ -146,7 +247,7 @@ fn frames_of_one_folder_run_as_one_video() {
     assert_eq!(names, ["0.png", "2.png", "10.png"]);
     let backend = FakeBackend::new();
     let out = dir.path().join("clip.jsonl");
-    let s = runner::run_video(&backend, &rows, &out, &cfg(4), PrevSource::Generated, &Silent).unwrap();
+    let s = runner::run_video(&backend, &rows, &out, &cfg(4), PrevSource::Generated, false, &Silent).unwrap();
     assert_eq!((s.videos, s.waves, s.errors), (1, 3, 0));
     let out = read_out(&out);
     let second = out[1]["messages"][0]["content"].as_str().unwrap();

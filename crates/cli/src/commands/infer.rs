@@ -40,6 +40,10 @@ pub struct GenArgs {
     /// `model_name` written into every row (default: the model folder's or served model's name).
     #[arg(long, value_name = "NAME")]
     pub run_name: Option<String>,
+    /// When an answer has no `obj[N]{id,name` header, ask again with the response prefix `obj[` and keep that
+    /// answer if it has one (the reference's flag of the same name; retries are not timed).
+    #[arg(long)]
+    pub auto_obj_prefix_fallback: bool,
 }
 
 impl GenArgs {
@@ -109,12 +113,19 @@ pub fn run(args: InferArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.gen.batch_size.max(1),
         params,
         model_name: args.gen.run_name.clone().unwrap_or_else(|| args.backend.model_name(backend.as_ref())),
+        obj_prefix_fallback: args.gen.auto_obj_prefix_fallback,
     };
     let bar = Bar::new("infer");
     let summary = runner::run_infer(backend.as_ref(), &rows, &args.out, &cfg, args.force, &bar)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("Failed to run inference into `{}`", args.out.display()))?;
     bar.0.finish_and_clear();
+    if summary.obj_prefix_retries > 0 {
+        eprintln!(
+            "{} answers without an object header were replaced by their `obj[` retry",
+            summary.obj_prefix_retries
+        );
+    }
     eprintln!(
         "{} rows: {} from an earlier run, {} written ({} errors) -> {}",
         summary.total,

@@ -49,14 +49,14 @@ pub struct VideoArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub gen: GenArgs,
-    /// Overwrite an existing output.
+    /// Overwrite an existing output and discard the journal (`OUT.part`) of an interrupted run instead of resuming it.
     #[arg(long)]
     pub force: bool,
 }
 
 pub fn run(args: VideoArgs) -> anyhow::Result<ExitCode> {
     if args.out.exists() && !args.force {
-        bail!("`{}` exists; pass --force to overwrite it", args.out.display());
+        bail!("`{}` exists (a finished run); pass --force to overwrite it", args.out.display());
     }
     let backend = args.backend.build(args.gen.batch_size)?;
     let mut rows = match (&args.input, &args.frames) {
@@ -86,20 +86,34 @@ pub fn run(args: VideoArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.gen.batch_size.max(1),
         params: args.gen.params(),
         model_name: args.gen.run_name.clone().unwrap_or_else(|| args.backend.model_name(backend.as_ref())),
+        obj_prefix_fallback: args.gen.auto_obj_prefix_fallback,
     };
     let bar = Bar::new("video");
-    let summary = runner::run_video(backend.as_ref(), &rows, &args.out, &cfg, prev, &bar)
+    let summary = runner::run_video(backend.as_ref(), &rows, &args.out, &cfg, prev, args.force, &bar)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("Failed to run the video waves into `{}`", args.out.display()))?;
     bar.0.finish_and_clear();
     if !summary.template_found && prev != PrevSource::None {
         eprintln!("warning: no prompt had a previous-graph header; every row ran with its own prompt");
     }
+    if summary.obj_prefix_retries > 0 {
+        eprintln!(
+            "{} answers without an object header were replaced by their `obj[` retry",
+            summary.obj_prefix_retries
+        );
+    }
+    if summary.already_done > 0 || summary.truncated_bytes > 0 {
+        eprintln!(
+            "resumed: {} rows replayed from the interrupted run's journal ({} bytes of a partial line cut)",
+            summary.already_done, summary.truncated_bytes
+        );
+    }
     eprintln!(
-        "{} rows in {} videos, {} waves, {} errors -> {}",
+        "{} rows in {} videos, {} waves, {} generated, {} errors -> {}",
         summary.rows,
         summary.videos,
         summary.waves,
+        summary.written,
         summary.errors,
         args.out.display()
     );

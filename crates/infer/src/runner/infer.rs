@@ -3,7 +3,7 @@
 //! Rows of one batch are written in input order once the batch is done, so the file is always sorted by `index`
 //! and a rerun after an interruption ([`super::resume`]) continues with the first missing row.
 
-use super::batch::generate_timed;
+use super::batch::{generate_timed, obj_prefix_fallback};
 use super::finalize::finalize_vl_prediction;
 use super::resume::scan_and_repair;
 use super::rows::{load_images, InputRow, OutputRow};
@@ -27,6 +27,8 @@ pub struct InferSummary {
     pub errors: usize,
     /// Bytes of a partial last line cut from the existing output.
     pub truncated_bytes: u64,
+    /// Answers replaced by their `obj[`-prefixed retry (`obj_prefix_fallback`).
+    pub obj_prefix_retries: usize,
 }
 
 /// Runs `rows` through `backend` into `out`. Without `force`, rows already in `out` are skipped (resume); with it,
@@ -80,7 +82,10 @@ pub fn run_infer(
                 }
             }
         }
-        let (results, per) = generate_timed(backend, &requests);
+        let (mut results, per) = generate_timed(backend, &requests);
+        if cfg.obj_prefix_fallback {
+            summary.obj_prefix_retries += obj_prefix_fallback(backend, &requests, &mut results);
+        }
         for (row, result) in sent.into_iter().zip(results) {
             let sample = row.sample.as_ref().ok();
             let user = sample.map(|s| s.user.as_str()).unwrap_or("");

@@ -20,7 +20,7 @@ pub use finalize::{finalize_vl_prediction, has_obj_header};
 pub use frames::{frame_rows, FramesDataset};
 pub use infer::{run_infer, InferSummary};
 pub use rows::{read_rows, InputRow, OutputRow, Sample};
-pub use video::{run_video, PrevSource, VideoSummary};
+pub use video::{journal_path, run_video, PrevSource, VideoSummary};
 
 use crate::GenParams;
 
@@ -32,6 +32,8 @@ pub struct RunConfig {
     pub params: GenParams,
     /// Written as every row's `model_name` (the reference's run name).
     pub model_name: String,
+    /// Ask again with the response prefix `obj[` when an answer has no object header (`--auto-obj-prefix-fallback`).
+    pub obj_prefix_fallback: bool,
 }
 
 /// Receives progress; the default methods ignore it.

@@ -1,10 +1,10 @@
-//! Picking up an interrupted `infer` run: which input rows the output file already holds.
+//! Picking up an interrupted run: which input rows the output file (`infer`) or the journal (`video`) already holds.
 //!
-//! The runner appends one batch at a time and flushes after each, so an interruption leaves complete rows plus at
+//! The runners append one batch at a time and flush after each, so an interruption leaves complete rows plus at
 //! most one partial last line. That line is cut off (the file is truncated to its last newline); every complete
 //! line must be a runner row with an `index`, else the file is not ours and the run stops rather than guess.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -13,6 +13,8 @@ use std::path::Path;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Existing {
     pub done: HashSet<usize>,
+    /// The complete lines, by input index (the `video` runner replays them).
+    pub lines: HashMap<usize, String>,
     /// Bytes of a partial last line that were cut off.
     pub truncated_bytes: u64,
 }
@@ -33,7 +35,7 @@ pub fn scan_and_repair(path: &Path) -> Result<Existing, String> {
         file.seek(SeekFrom::End(0)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let text = String::from_utf8_lossy(&bytes[..complete]);
-    let mut done = HashSet::new();
+    let (mut done, mut lines) = (HashSet::new(), HashMap::new());
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -43,14 +45,15 @@ pub fn scan_and_repair(path: &Path) -> Result<Existing, String> {
             .and_then(|v| v.get("index").and_then(serde_json::Value::as_u64))
             .ok_or_else(|| {
                 format!(
-                    "{}:{}: not a row written by `sgvlm infer` (no `index`); use --force to overwrite the file",
+                    "{}:{}: not a row written by `sgvlm infer`/`sgvlm video` (no `index`); use --force to start again",
                     path.display(),
                     i + 1
                 )
             })?;
         done.insert(index as usize);
+        lines.insert(index as usize, line.to_string());
     }
-    Ok(Existing { done, truncated_bytes })
+    Ok(Existing { done, lines, truncated_bytes })
 }
 
 #[cfg(test)]
@@ -64,6 +67,7 @@ mod tests {
         std::fs::write(&p, "{\"index\": 0}\n{\"index\": 2}\n{\"ind").unwrap();
         let e = scan_and_repair(&p).unwrap();
         assert_eq!(e.done, HashSet::from([0, 2]));
+        assert_eq!(e.lines[&2], "{\"index\": 2}");
         assert_eq!(e.truncated_bytes, 5);
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"index\": 0}\n{\"index\": 2}\n");
     }
