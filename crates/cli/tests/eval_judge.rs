@@ -2,70 +2,24 @@
 //! would) and with `--report`.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 fn sgvlm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sgvlm")).args(args).output().expect("run sgvlm")
 }
 
-fn read_body(stream: &mut TcpStream) -> Option<String> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut len = 0usize;
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let l = line.trim_end().to_ascii_lowercase();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.strip_prefix("content-length:") {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    String::from_utf8(body).ok()
-}
-
 /// A judge server for at most `max_connections` requests: `couch`/`sofa` are synonyms, `sitting on`/`on` are
-/// equivalent predicates, nothing else. Returns the base URL and the user prompts it saw.
-fn judge_server(max_connections: usize) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen2 = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(max_connections) {
-            let Ok(mut stream) = stream else { continue };
-            let seen = seen2.clone();
-            std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let Some(body) = read_body(&mut stream) else { return };
-                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                let user = v["messages"][1]["content"].as_str().unwrap_or("").to_string();
-                let yes = user.contains("labels 'couch' (from GT) and 'sofa'")
-                    || (user.contains("GT relation: subject='adult', predicate='sitting on'")
-                        && user.contains("Pred relation: subject='adult', predicate='on'"));
-                seen.lock().unwrap().push(user);
-                let content = if yes { "1" } else { "0" };
-                let payload = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]})
-                    .to_string();
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-                    payload.len()
-                );
-                let _ = stream.write_all(reply.as_bytes());
-            });
-        }
-    });
-    (format!("http://{addr}/v1"), seen)
+/// equivalent predicates, nothing else. Returns the base URL and what it saw.
+fn judge_server(max_connections: usize) -> (String, sgvlm_testdata::chat_server::Seen) {
+    sgvlm_testdata::chat_server::serve(max_connections, |_, body| {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let user = v["messages"][1]["content"].as_str().unwrap_or("");
+        let yes = user.contains("labels 'couch' (from GT) and 'sofa'")
+            || (user.contains("GT relation: subject='adult', predicate='sitting on'")
+                && user.contains("Pred relation: subject='adult', predicate='on'"));
+        (200, if yes { "1" } else { "0" }.to_string())
+    })
 }
 
 const GT: &str = "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,adult,100,100,300,400\n2,couch,250,300,400,480\n\

@@ -4,6 +4,8 @@
 //! checkout: the oracle files, the TOON conformance fixtures, the reference prompts) and reads the oracle's JSON
 //! Lines. One place for what every crate's tests need, instead of a copy per crate.
 
+pub mod chat_server;
+
 use std::path::PathBuf;
 
 /// The `shared/` folder: `$SGVLM_SHARED` if set, else `shared/` beside the repository (CI lays it there), else
