@@ -24,16 +24,26 @@ pub struct CornerMap {
     pub eig: Vec<f32>,
     /// `eig` where it is positive and no 8-neighbour is larger (not on the outermost ring), else 0.
     peaks: Vec<f32>,
+    scratch: Scratch,
 }
 
-/// Copies the `w × h` plane `v` into `out` with a one-pixel reflect-101 border: `(w + 2) × (h + 2)`.
-fn pad1<T: Copy>(v: &[T], w: usize, h: usize, out: &mut Vec<T>) {
-    out.clear();
-    for y in -1..=h as isize {
-        let r = reflect101(y, h) * w;
-        out.push(v[r + reflect101(-1, w)]);
-        out.extend_from_slice(&v[r..r + w]);
-        out.push(v[r + reflect101(w as isize, w)]);
+/// Buffers of [`min_eigen_into`], kept between frames: three padded source rows, a ring of three covariance
+/// rows per plane (`xx`, `xy`, `yy`; slot `r % 3` holds row `r`) and the three box sums of one row.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    src: [Vec<u8>; 3],
+    cov: [[Vec<f32>; 3]; 3],
+    held: [usize; 3],
+    sums: [Vec<f32>; 3],
+}
+
+/// `a.max(b)` for values that are never NaN, in a form that vectorises.
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
@@ -50,22 +60,28 @@ impl CornerMap {
         let (w, h) = (g.width, g.height);
         self.width = w;
         self.height = h;
-        self.eig.clear();
-        self.eig.resize(w * h, 0.0);
-        self.peaks.clear();
-        self.peaks.resize(w * h, 0.0);
+        if self.eig.len() != w * h {
+            // The outermost ring of `peaks` is never written: zero it once per size.
+            self.eig = vec![0.0; w * h];
+            self.peaks = vec![0.0; w * h];
+        }
         if w == 0 || h == 0 {
             return;
         }
-        min_eigen_into(g, &mut self.eig);
+        min_eigen_into(g, &mut self.eig, &mut self.scratch);
         let (eig, peaks) = (&self.eig, &mut self.peaks);
+        if w < 3 {
+            return;
+        }
         for y in 1..h.saturating_sub(1) {
-            let (up, mid, down) = (&eig[(y - 1) * w..y * w], &eig[y * w..(y + 1) * w], &eig[(y + 1) * w..(y + 2) * w]);
-            let out = &mut peaks[y * w..(y + 1) * w];
-            for x in 1..w - 1 {
-                let v = mid[x];
-                let n = up[x - 1].max(up[x]).max(up[x + 1]).max(mid[x - 1]).max(mid[x + 1]);
-                let n = n.max(down[x - 1]).max(down[x]).max(down[x + 1]);
+            let row = |r: usize, dx: usize| &eig[r * w + dx..r * w + dx + w - 2];
+            let (ul, u, ur) = (row(y - 1, 0), row(y - 1, 1), row(y - 1, 2));
+            let (l, c, r) = (row(y, 0), row(y, 1), row(y, 2));
+            let (dl, d, dr) = (row(y + 1, 0), row(y + 1, 1), row(y + 1, 2));
+            let out = &mut peaks[y * w + 1..y * w + w - 1];
+            for x in 0..w - 2 {
+                let n = max(max(max(ul[x], u[x]), max(ur[x], l[x])), max(max(r[x], dl[x]), max(d[x], dr[x])));
+                let v = c[x];
                 out[x] = if v > 0.0 && v >= n { v } else { 0.0 };
             }
         }
@@ -83,10 +99,20 @@ impl CornerMap {
         let (rx, ry, rw, rh) = rect;
         let (rx2, ry2) = ((rx + rw).min(width), (ry + rh).min(height));
         let (rx, ry) = (rx.min(rx2), ry.min(ry2));
+        // Eight running maxima so the scan vectorises; max is exact, so the order does not matter.
+        let mut lanes = [f32::MIN; 8];
         let mut max_val = f32::MIN;
         for y in ry..ry2 {
-            max_val = self.eig[y * width + rx..y * width + rx2].iter().fold(max_val, |m, &v| m.max(v));
+            let row = &self.eig[y * width + rx..y * width + rx2];
+            let mut chunks = row.chunks_exact(8);
+            for c in &mut chunks {
+                for i in 0..8 {
+                    lanes[i] = max(lanes[i], c[i]);
+                }
+            }
+            max_val = chunks.remainder().iter().fold(max_val, |m, &v| max(m, v));
         }
+        max_val = lanes.iter().fold(max_val, |m, &v| max(m, v));
         let thresh = max_val * quality;
         // Local maxima of the thresholded map inside the mask and not on the outermost pixel ring.
         let mut cands: Vec<(f32, usize)> = Vec::new();
@@ -130,65 +156,86 @@ impl CornerMap {
 
 /// `cornerMinEigenVal(gray, blockSize=3, ksize=3)` as `f32`, row-major.
 pub fn min_eigen(g: &Gray) -> Vec<f32> {
-    let mut out = vec![0f32; g.width * g.height];
-    if !out.is_empty() {
-        min_eigen_into(g, &mut out);
-    }
-    out
+    CornerMap::new(g).eig
 }
 
-/// [`min_eigen`] into `out` (`w·h` long, both sides non-zero). Rows are processed as whole slices so the loops
-/// vectorise; every pixel's arithmetic is the same sequence of `f32` operations as the plain formula.
-fn min_eigen_into(g: &Gray, out: &mut [f32]) {
+/// Row `r` of `g` with a one-pixel reflect-101 border into `out` (`w + 2`).
+fn padded_row(g: &Gray, r: usize, out: &mut Vec<u8>) {
+    let (w, row) = (g.width, &g.data[r * g.width..(r + 1) * g.width]);
+    out.clear();
+    out.push(row[reflect101(-1, w)]);
+    out.extend_from_slice(row);
+    out.push(row[reflect101(w as isize, w)]);
+}
+
+/// The covariance row `r` (`dx²`, `dx·dy`, `dy²` of the scaled Sobel derivatives), reflect-101 padded to `w + 2`.
+fn cov_row(g: &Gray, r: usize, src: &mut [Vec<u8>; 3], cov: &mut [Vec<f32>; 3]) {
     let (w, h) = (g.width, g.height);
-    let pw = w + 2;
-    let mut src = Vec::with_capacity(pw * (h + 2));
-    pad1(&g.data, w, h, &mut src);
-    let scale = 1.0 / (4.0 * 3.0 * 255.0);
-    let (mut xx, mut xy, mut yy) = (vec![0f32; w * h], vec![0f32; w * h], vec![0f32; w * h]);
-    for y in 0..h {
-        let (r0, r1, r2) = (&src[y * pw..(y + 1) * pw], &src[(y + 1) * pw..(y + 2) * pw], &src[(y + 2) * pw..(y + 3) * pw]);
-        let row = y * w..(y + 1) * w;
-        let (oxx, oxy, oyy) = (&mut xx[row.clone()], &mut xy[row.clone()], &mut yy[row]);
-        for x in 0..w {
-            let p = |r: &[u8], i: usize| i32::from(r[i]);
-            // Small integers: exact in `f32`, so integer sums give the same values as the float ones.
-            let dx = (p(r0, x + 2) - p(r0, x)) + 2 * (p(r1, x + 2) - p(r1, x)) + (p(r2, x + 2) - p(r2, x));
-            let dy = (p(r2, x) - p(r0, x)) + 2 * (p(r2, x + 1) - p(r0, x + 1)) + (p(r2, x + 2) - p(r0, x + 2));
-            let (dx, dy) = (dx as f32 * scale, dy as f32 * scale);
-            oxx[x] = dx * dx;
-            oxy[x] = dx * dy;
-            oyy[x] = dy * dy;
-        }
+    for (k, s) in src.iter_mut().enumerate() {
+        padded_row(g, reflect101(r as isize + k as isize - 1, h), s);
     }
-    let mut pad = Vec::with_capacity(pw * (h + 2));
-    let mut sums = [vec![0f32; w * h], vec![0f32; w * h], vec![0f32; w * h]];
-    for (plane, sum) in [xx, xy, yy].iter().zip(sums.iter_mut()) {
-        pad1(plane, w, h, &mut pad);
-        for y in 0..h {
-            let s = &mut sum[y * w..(y + 1) * w];
-            // The 3×3 box in the order dy-major, dx-minor, starting from 0 (as a loop over the window adds).
-            for dy in 0..3 {
-                let r = &pad[(y + dy) * pw..(y + dy + 1) * pw];
+    let scale = 1.0 / (4.0 * 3.0 * 255.0);
+    let (a, b, c) = (&src[0][..w + 2], &src[1][..w + 2], &src[2][..w + 2]);
+    let [xx, xy, yy] = cov;
+    for q in [&mut *xx, &mut *xy, &mut *yy] {
+        q.resize(w + 2, 0.0);
+    }
+    let (oxx, oxy, oyy) = (&mut xx[1..w + 1], &mut xy[1..w + 1], &mut yy[1..w + 1]);
+    for x in 0..w {
+        let p = |v: u8| i32::from(v);
+        // Small integers: exact in `f32`, so integer sums give the same values as the float ones.
+        let dx = (p(a[x + 2]) - p(a[x])) + 2 * (p(b[x + 2]) - p(b[x])) + (p(c[x + 2]) - p(c[x]));
+        let dy = (p(c[x]) - p(a[x])) + 2 * (p(c[x + 1]) - p(a[x + 1])) + (p(c[x + 2]) - p(a[x + 2]));
+        let (dx, dy) = (dx as f32 * scale, dy as f32 * scale);
+        oxx[x] = dx * dx;
+        oxy[x] = dx * dy;
+        oyy[x] = dy * dy;
+    }
+    for q in [xx, xy, yy] {
+        (q[0], q[w + 1]) = (q[1 + reflect101(-1, w)], q[1 + reflect101(w as isize, w)]);
+    }
+}
+
+/// [`min_eigen`] into `out` (`w·h` long, both sides non-zero), a row at a time so that everything stays in the
+/// first-level cache; the loops run over whole rows and vectorise, and every pixel's arithmetic is the same
+/// sequence of `f32` operations as the plain formula (the 3×3 box is summed in window order).
+fn min_eigen_into(g: &Gray, out: &mut [f32], s: &mut Scratch) {
+    let (w, h) = (g.width, g.height);
+    s.held = [usize::MAX; 3];
+    for sum in &mut s.sums {
+        sum.resize(w, 0.0);
+    }
+    for (y, o) in out.chunks_exact_mut(w).enumerate() {
+        let rows = [reflect101(y as isize - 1, h), y, reflect101(y as isize + 1, h)];
+        for &r in &rows {
+            if s.held[r % 3] != r {
+                cov_row(g, r, &mut s.src, &mut s.cov[r % 3]);
+                s.held[r % 3] = r;
+            }
+        }
+        for (plane, sum) in s.sums.iter_mut().enumerate() {
+            let sum = &mut sum[..w];
+            for (dy, &r) in rows.iter().enumerate() {
+                let c = &s.cov[r % 3][plane];
                 for dx in 0..3 {
-                    let r = &r[dx..dx + w];
+                    let c = &c[dx..dx + w];
                     if dy == 0 && dx == 0 {
-                        for (a, &b) in s.iter_mut().zip(r) {
+                        for (a, &b) in sum.iter_mut().zip(c) {
                             *a = 0.0 + b;
                         }
                     } else {
-                        for (a, &b) in s.iter_mut().zip(r) {
+                        for (a, &b) in sum.iter_mut().zip(c) {
                             *a += b;
                         }
                     }
                 }
             }
         }
-    }
-    let [sa, sb, sc] = &sums;
-    for (o, ((&a, &b), &c)) in out.iter_mut().zip(sa.iter().zip(sb).zip(sc)) {
-        let (a, c) = (a * 0.5, c * 0.5);
-        *o = (a + c) - ((a - c) * (a - c) + b * b).sqrt();
+        let [sa, sb, sc] = &s.sums;
+        for (o, ((&a, &b), &c)) in o.iter_mut().zip(sa.iter().zip(sb).zip(sc)) {
+            let (a, c) = (a * 0.5, c * 0.5);
+            *o = (a + c) - ((a - c) * (a - c) + b * b).sqrt();
+        }
     }
 }
 

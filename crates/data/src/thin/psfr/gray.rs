@@ -4,9 +4,9 @@
 //! PNG frames are read with the `png` crate straight into a reused buffer (no `DynamicImage`, no copy to RGB).
 //!
 //! Written by hand rather than through `image::imageops` because the arithmetic must be OpenCV's mapping and the
-//! loops must stay cheap (PSFR's budget is about 10 ms a frame including decode): one horizontal pass per source
-//! row only when the width changes (640 → 640 is an identity, which is exact and skipped), one vertical blend
-//! per channel over whole rows, then the fixed-point grey.
+//! loops must stay cheap (PSFR's budget is about 10 ms a frame including decode): a horizontal pass only when
+//! the width changes (640 → 640 is an identity, which is exact and skipped, and then the vertical blend is a table
+//! lookup, see [`GrayResizer`]), one vertical blend per channel, then the fixed-point grey.
 //!
 //! Where this can differ from OpenCV:
 //! - resize: OpenCV's 8-bit INTER_LINEAR uses 11-bit fixed-point weights (and SIMD rounding); this uses the same
@@ -78,20 +78,13 @@ fn taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
 /// Round half away from zero for `0 ≤ x < 2³¹`, as `f32::round` does, without the libm call (which does not
 /// vectorise): `x − trunc(x)` is exact.
 #[inline(always)]
-fn round_nonneg(x: f32) -> u32 {
-    let t = x as u32;
-    t + u32::from(x - t as f32 >= 0.5)
+fn round_nonneg(x: f32) -> i32 {
+    let t = x as i32;
+    t + i32::from(x - t as f32 >= 0.5)
 }
 
 /// One source row blended horizontally into `out` (`w × 3` values): `p(a)·(1 − wx) + p(b)·wx` per channel.
-fn horizontal(row: &[u8], tx: &[(usize, usize, f32)], identity: bool, out: &mut [f32]) {
-    if identity {
-        // wx = 0 everywhere: p(a)·1 + p(b)·0 = p(a) exactly.
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = f32::from(v);
-        }
-        return;
-    }
+fn horizontal(row: &[u8], tx: &[(usize, usize, f32)], out: &mut [f32]) {
     for (o, &(a, b, wx)) in out.chunks_exact_mut(3).zip(tx) {
         for c in 0..3 {
             o[c] = f32::from(row[a * 3 + c]) * (1.0 - wx) + f32::from(row[b * 3 + c]) * wx;
@@ -99,45 +92,96 @@ fn horizontal(row: &[u8], tx: &[(usize, usize, f32)], identity: bool, out: &mut 
     }
 }
 
-/// An interleaved RGB buffer (`sw × sh`) resized to `out.width × out.height` (bilinear, OpenCV mapping) and turned
-/// grey with OpenCV's BGR2GRAY weights, into `out.data`.
-pub fn resize_rgb_to_gray(rgb: &[u8], sw: usize, sh: usize, out: &mut Gray) {
-    let (w, h) = (out.width, out.height);
-    out.data.resize(w * h, 0);
-    if w == 0 || h == 0 || sw == 0 || sh == 0 {
-        out.data.fill(0);
-        return;
-    }
-    let (tx, ty) = (taps(sw, w), taps(sh, h));
-    let identity = sw == w;
-    let (mut top, mut bot) = (vec![0f32; w * 3], vec![0f32; w * 3]);
-    let mut mixed = vec![0u32; w * 3];
-    // The source rows held in `top` and `bot`; rows are visited in increasing order, so a pair often overlaps
-    // the previous one.
-    let (mut in_top, mut in_bot) = (usize::MAX, usize::MAX);
-    for (&(a, b, wy), dst) in ty.iter().zip(out.data.chunks_exact_mut(w)) {
-        if in_top != a {
-            if in_bot == a {
-                std::mem::swap(&mut top, &mut bot);
-                std::mem::swap(&mut in_top, &mut in_bot);
-            } else {
-                horizontal(&rgb[a * sw * 3..(a + 1) * sw * 3], &tx, identity, &mut top);
-                in_top = a;
-            }
-        }
-        if in_bot != b {
-            horizontal(&rgb[b * sw * 3..(b + 1) * sw * 3], &tx, identity, &mut bot);
-            in_bot = b;
+/// The blend of one output row from two source rows: `round(t·(1 − wy) + u·wy)` per channel value.
+fn blend(t: f32, u: f32, wt: f32, wy: f32) -> i32 {
+    round_nonneg(t * wt + u * wy).min(255)
+}
+
+/// Resizes interleaved RGB frames to grey ([`GrayResizer::run`]), keeping its tables between frames.
+///
+/// When the width is unchanged (PVSG: 640×480 → 640×360) every horizontal value is an integer, so a row's blend
+/// only depends on the two source bytes: it is looked up in a 256×256 table per vertical weight (three tables
+/// for 480 → 360), filled from the very `f32` expression of the general path, so the result is the same.
+#[derive(Debug, Default)]
+pub struct GrayResizer {
+    /// `(wy as bits, table[t·256 + u])`.
+    tables: Vec<(u32, Vec<u8>)>,
+    top: Vec<f32>,
+    bot: Vec<f32>,
+    mixed: Vec<i32>,
+}
+
+impl GrayResizer {
+    fn table(&mut self, wy: f32) -> usize {
+        if let Some(i) = self.tables.iter().position(|t| t.0 == wy.to_bits()) {
+            return i;
         }
         let wt = 1.0 - wy;
-        for ((m, &t), &u) in mixed.iter_mut().zip(&top).zip(&bot) {
-            *m = round_nonneg(t * wt + u * wy).min(255);
+        let table = (0..256 * 256).map(|i| blend((i >> 8) as f32, (i & 255) as f32, wt, wy) as u8).collect();
+        self.tables.push((wy.to_bits(), table));
+        self.tables.len() - 1
+    }
+
+    /// An interleaved RGB buffer (`sw × sh`) resized to `out.width × out.height` (bilinear, OpenCV mapping) and
+    /// turned grey with OpenCV's BGR2GRAY weights, into `out.data`.
+    pub fn run(&mut self, rgb: &[u8], sw: usize, sh: usize, out: &mut Gray) {
+        let (w, h) = (out.width, out.height);
+        out.data.resize(w * h, 0);
+        if w == 0 || h == 0 || sw == 0 || sh == 0 {
+            out.data.fill(0);
+            return;
         }
-        for (d, px) in dst.iter_mut().zip(mixed.chunks_exact(3)) {
-            let (r, g, b) = (px[0], px[1], px[2]);
-            *d = ((b * 1868 + g * 9617 + r * 4899 + (1 << 13)) >> 14) as u8;
+        let ty = taps(sh, h);
+        let grey = |r: u32, g: u32, b: u32| ((b * 1868 + g * 9617 + r * 4899 + (1 << 13)) >> 14) as u8;
+        if sw == w {
+            for (&(a, b, wy), dst) in ty.iter().zip(out.data.chunks_exact_mut(w)) {
+                let i = self.table(wy);
+                let t = &self.tables[i].1[..256 * 256];
+                let (ra, rb) = (&rgb[a * sw * 3..(a + 1) * sw * 3], &rgb[b * sw * 3..(b + 1) * sw * 3]);
+                for ((d, pa), pb) in dst.iter_mut().zip(ra.chunks_exact(3)).zip(rb.chunks_exact(3)) {
+                    let v = |c: usize| u32::from(t[usize::from(pa[c]) << 8 | usize::from(pb[c])]);
+                    *d = grey(v(0), v(1), v(2));
+                }
+            }
+            return;
+        }
+        let tx = taps(sw, w);
+        let (top, bot, mixed) = (&mut self.top, &mut self.bot, &mut self.mixed);
+        for v in [&mut *top, &mut *bot] {
+            v.resize(w * 3, 0.0);
+        }
+        mixed.resize(w * 3, 0);
+        // The source rows held in `top` and `bot`; rows are visited in increasing order, so a pair often overlaps
+        // the previous one.
+        let (mut in_top, mut in_bot) = (usize::MAX, usize::MAX);
+        for (&(a, b, wy), dst) in ty.iter().zip(out.data.chunks_exact_mut(w)) {
+            if in_top != a {
+                if in_bot == a {
+                    std::mem::swap(top, bot);
+                    std::mem::swap(&mut in_top, &mut in_bot);
+                } else {
+                    horizontal(&rgb[a * sw * 3..(a + 1) * sw * 3], &tx, top);
+                    in_top = a;
+                }
+            }
+            if in_bot != b {
+                horizontal(&rgb[b * sw * 3..(b + 1) * sw * 3], &tx, bot);
+                in_bot = b;
+            }
+            let wt = 1.0 - wy;
+            for ((m, &t), &u) in mixed.iter_mut().zip(top.iter()).zip(bot.iter()) {
+                *m = blend(t, u, wt, wy);
+            }
+            for (d, px) in dst.iter_mut().zip(mixed.chunks_exact(3)) {
+                *d = grey(px[0] as u32, px[1] as u32, px[2] as u32);
+            }
         }
     }
+}
+
+/// [`GrayResizer::run`] with fresh tables.
+pub fn resize_rgb_to_gray(rgb: &[u8], sw: usize, sh: usize, out: &mut Gray) {
+    GrayResizer::default().run(rgb, sw, sh, out);
 }
 
 /// An RGB image resized to `w × h` (bilinear, OpenCV mapping) and turned grey with OpenCV's BGR2GRAY weights.
@@ -211,14 +255,49 @@ mod tests {
         assert_eq!(g.data, [76, 152, 76, 152, 76, 152, 76, 152]);
     }
 
+    /// The plain formula: horizontal then vertical blend in `f32`, `round`, then grey.
+    fn oracle(rgb: &image::RgbImage, w: usize, h: usize) -> Vec<u8> {
+        let (sw, sh) = (rgb.width() as usize, rgb.height() as usize);
+        let (tx, ty) = (taps(sw, w), taps(sh, h));
+        let p = |x: usize, y: usize, c: usize| f32::from(rgb.as_raw()[(y * sw + x) * 3 + c]);
+        let mut out = Vec::new();
+        for &(a, b, wy) in &ty {
+            for &(l, r, wx) in &tx {
+                let hz = |y: usize, c: usize| p(l, y, c) * (1.0 - wx) + p(r, y, c) * wx;
+                let v = |c: usize| (hz(a, c) * (1.0 - wy) + hz(b, c) * wy).round().clamp(0.0, 255.0) as u32;
+                out.push(((v(2) * 1868 + v(1) * 9617 + v(0) * 4899 + (1 << 13)) >> 14) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn table_and_general_paths_match_the_plain_formula() {
+        let mut s = 12345u32;
+        let img = image::RgbImage::from_fn(24, 32, |_, _| {
+            let mut b = [0u8; 3];
+            for v in &mut b {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                *v = (s >> 23) as u8;
+            }
+            image::Rgb(b)
+        });
+        let mut r = GrayResizer::default();
+        for (w, h) in [(24, 24), (24, 32), (16, 24), (30, 20), (24, 7)] {
+            let mut g = Gray { width: w, height: h, data: Vec::new() };
+            r.run(img.as_raw(), 24, 32, &mut g);
+            assert_eq!(g.data, oracle(&img, w, h), "{w}×{h}");
+        }
+    }
+
     #[test]
     fn rounding_matches_f32_round() {
         for k in 0..200_000u32 {
             let x = k as f32 * 0.001_27;
-            assert_eq!(round_nonneg(x), x.round() as u32, "{x}");
+            assert_eq!(round_nonneg(x), x.round() as i32, "{x}");
         }
         for x in [0.5f32, 1.5, 2.5, 0.499_999_97, 254.5, 254.499_98] {
-            assert_eq!(round_nonneg(x), x.round() as u32, "{x}");
+            assert_eq!(round_nonneg(x), x.round() as i32, "{x}");
         }
     }
 

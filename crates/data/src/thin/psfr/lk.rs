@@ -30,7 +30,7 @@ pub struct LkParams {
 pub const PVSG_LK: LkParams = LkParams { win: 21, max_level: 3, iters: 30, eps: 0.01 };
 
 /// One pyramid level: `w × h` pixels inside a border of `pad` on every side (`stride = w + 2·pad`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Level {
     w: usize,
     h: usize,
@@ -38,16 +38,25 @@ struct Level {
     stride: usize,
     /// The image, reflect-101 in the border.
     img: Vec<u8>,
-    /// Scharr derivatives, zero in the border; empty until computed.
+    /// Scharr derivatives, zero in the border; valid when `derived`.
     dx: Vec<i16>,
     dy: Vec<i16>,
+    derived: bool,
+    /// Horizontal `pyrDown` sums, kept for reuse.
+    tmp: Vec<u32>,
 }
 
 impl Level {
-    /// A level whose inside is `pixel(x, y)` for `x < w`, `y < h`; the border is filled reflect-101.
-    fn from_rows(w: usize, h: usize, pad: usize, mut row: impl FnMut(usize, &mut [u8])) -> Level {
+    /// Sets this level to `w × h` pixels given row by row (`row(y, out)`), the border filled reflect-101. The
+    /// buffers are reused when the size is unchanged.
+    fn fill(&mut self, w: usize, h: usize, pad: usize, mut row: impl FnMut(usize, &mut [u8])) {
         let stride = w + 2 * pad;
-        let mut img = vec![0u8; stride * (h + 2 * pad)];
+        let len = stride * (h + 2 * pad);
+        if (self.w, self.h, self.pad) != (w, h, pad) || self.img.len() != len {
+            *self = Level { w, h, pad, stride, img: vec![0; len], ..Level::default() };
+        }
+        self.derived = false;
+        let img = &mut self.img;
         for y in 0..h {
             let r = &mut img[(y + pad) * stride..(y + pad + 1) * stride];
             row(y, &mut r[pad..pad + w]);
@@ -61,22 +70,23 @@ impl Level {
             img.copy_within((top + pad) * stride..(top + pad + 1) * stride, i * stride);
             img.copy_within((bottom + pad) * stride..(bottom + pad + 1) * stride, (h + pad + i) * stride);
         }
-        Level { w, h, pad, stride, img, dx: Vec::new(), dy: Vec::new() }
     }
 
-    /// `pyrDown`: the next level, `⌈w/2⌉ × ⌈h/2⌉`, from the bordered image (reflect-101 reads are the border).
-    fn down(&self) -> Level {
+    /// `pyrDown` of `src` into this level, `⌈w/2⌉ × ⌈h/2⌉`, from the bordered image (reflect-101 reads are the
+    /// border).
+    fn down_from(&mut self, src: &Level) {
         const K: [u32; 5] = [1, 4, 6, 4, 1];
-        let (w2, h2) = (self.w.div_ceil(2), self.h.div_ceil(2));
-        let (p, s) = (self.pad, self.stride);
+        let (w2, h2) = (src.w.div_ceil(2), src.h.div_ceil(2));
+        let (p, s) = (src.pad, src.stride);
         // Horizontal pass over source rows −2 … h + 1 (the border rows hold the reflected ones).
-        let rows = self.h + 4;
-        let mut tmp = vec![0u32; w2 * rows];
+        let rows = src.h + 4;
+        let mut tmp = std::mem::take(&mut self.tmp);
+        tmp.resize(w2 * rows, 0);
         for r in 0..rows {
-            let src = &self.img[(r + p - 2) * s..(r + p - 1) * s];
+            let row = &src.img[(r + p - 2) * s..(r + p - 1) * s];
             let out = &mut tmp[r * w2..(r + 1) * w2];
             for (x, o) in out.iter_mut().enumerate() {
-                let c = &src[p + 2 * x - 2..p + 2 * x + 3];
+                let c = &row[p + 2 * x - 2..p + 2 * x + 3];
                 *o = K[0] * u32::from(c[0])
                     + K[1] * u32::from(c[1])
                     + K[2] * u32::from(c[2])
@@ -84,7 +94,7 @@ impl Level {
                     + K[4] * u32::from(c[4]);
             }
         }
-        Level::from_rows(w2, h2, p, |y, out| {
+        self.fill(w2, h2, p, |y, out| {
             // Destination row y reads source rows 2y − 2 … 2y + 2, i.e. tmp rows 2y … 2y + 4.
             let t = |j: usize| &tmp[(2 * y + j) * w2..(2 * y + j + 1) * w2];
             let (t0, t1, t2, t3, t4) = (t(0), t(1), t(2), t(3), t(4));
@@ -92,44 +102,48 @@ impl Level {
                 let s = K[0] * t0[x] + K[1] * t1[x] + K[2] * t2[x] + K[3] * t3[x] + K[4] * t4[x];
                 out[x] = ((s + 128) >> 8) as u8;
             }
-        })
+        });
+        self.tmp = tmp;
     }
 
-    fn has_derivatives(&self) -> bool {
-        !self.dx.is_empty()
-    }
-
-    /// Scharr derivatives (reflect-101 neighbours, i.e. the border) into zero-bordered planes.
-    fn derivatives(&self) -> (Vec<i16>, Vec<i16>) {
+    /// Computes the Scharr derivatives (reflect-101 neighbours, i.e. the border) into zero-bordered planes.
+    fn derive(&mut self) {
+        if self.derived {
+            return;
+        }
         let (p, s) = (self.pad, self.stride);
-        let (mut dx, mut dy) = (vec![0i16; self.img.len()], vec![0i16; self.img.len()]);
+        if self.dx.len() != self.img.len() {
+            (self.dx, self.dy) = (vec![0; self.img.len()], vec![0; self.img.len()]);
+        }
         for y in 0..self.h {
-            let row = |k: usize| &self.img[(y + p + k - 1) * s..(y + p + k) * s];
+            let row = |k: usize| &self.img[(y + p + k - 1) * s + p - 1..(y + p + k - 1) * s + p + self.w + 1];
             let (up, mid, down) = (row(0), row(1), row(2));
             let at = (y + p) * s + p;
-            let (ox, oy) = (&mut dx[at..at + self.w], &mut dy[at..at + self.w]);
+            let (ox, oy) = (&mut self.dx[at..at + self.w], &mut self.dy[at..at + self.w]);
+            let q = |r: &[u8], k: usize| i32::from(r[k]);
             for x in 0..self.w {
-                let i = x + p;
-                let q = |r: &[u8], k: usize| i32::from(r[k]);
-                let gx = 3 * (q(up, i + 1) - q(up, i - 1))
-                    + 10 * (q(mid, i + 1) - q(mid, i - 1))
-                    + 3 * (q(down, i + 1) - q(down, i - 1));
-                let gy = 3 * (q(down, i - 1) - q(up, i - 1))
-                    + 10 * (q(down, i) - q(up, i))
-                    + 3 * (q(down, i + 1) - q(up, i + 1));
+                // Column x of the image is index x + 1 of these rows.
+                let gx = 3 * (q(up, x + 2) - q(up, x))
+                    + 10 * (q(mid, x + 2) - q(mid, x))
+                    + 3 * (q(down, x + 2) - q(down, x));
+                let gy = 3 * (q(down, x) - q(up, x))
+                    + 10 * (q(down, x + 1) - q(up, x + 1))
+                    + 3 * (q(down, x + 2) - q(up, x + 2));
                 // |Scharr| ≤ 16·255 fits in i16.
                 ox[x] = gx as i16;
                 oy[x] = gy as i16;
             }
         }
-        (dx, dy)
+        self.derived = true;
     }
 }
 
 /// A pyramid, levels 0..=L where L ≤ `max_level` stops before a level no larger than the window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Pyramid {
     levels: Vec<Level>,
+    /// How many of `levels` are in use (the rest are spare buffers).
+    used: usize,
 }
 
 impl Pyramid {
@@ -141,35 +155,51 @@ impl Pyramid {
     /// The pyramid of the sub-image `[x, x + w) × [y, y + h)` (clipped to the image) taken as an image of its
     /// own, as OpenCV sees a NumPy slice: its borders are the crop's, not the surrounding pixels.
     pub fn of_rect(img: &Gray, rect: (usize, usize, usize, usize), p: &LkParams) -> Pyramid {
+        let mut pyr = Pyramid::default();
+        pyr.rebuild(img, rect, p);
+        pyr
+    }
+
+    /// [`Pyramid::of_rect`] in place, reusing this pyramid's buffers.
+    pub fn rebuild(&mut self, img: &Gray, rect: (usize, usize, usize, usize), p: &LkParams) {
         let (x2, y2) = ((rect.0 + rect.2).min(img.width), (rect.1 + rect.3).min(img.height));
         let (x, y) = (rect.0.min(x2), rect.1.min(y2));
         let (w, h) = (x2 - x, y2 - y);
+        self.used = 0;
         if w == 0 || h == 0 {
-            return Pyramid { levels: Vec::new() };
+            return;
         }
         let pad = p.win + 1;
-        let first = Level::from_rows(w, h, pad, |r, out| {
+        if self.levels.is_empty() {
+            self.levels.push(Level::default());
+        }
+        self.levels[0].fill(w, h, pad, |r, out| {
             out.copy_from_slice(&img.data[(y + r) * img.width + x..(y + r) * img.width + x2]);
         });
-        let mut levels = vec![first];
+        self.used = 1;
         let (mut lw, mut lh) = (w, h);
         for _ in 0..p.max_level {
             (lw, lh) = (lw.div_ceil(2), lh.div_ceil(2));
             if lw <= p.win || lh <= p.win {
                 break;
             }
-            let next = levels[levels.len() - 1].down();
-            levels.push(next);
+            if self.levels.len() == self.used {
+                self.levels.push(Level::default());
+            }
+            let (done, rest) = self.levels.split_at_mut(self.used);
+            rest[0].down_from(&done[self.used - 1]);
+            self.used += 1;
         }
-        Pyramid { levels }
+    }
+
+    fn levels(&self) -> &[Level] {
+        &self.levels[..self.used]
     }
 
     /// Computes the Scharr derivatives of every level (needed where this pyramid is the previous image).
     pub fn ensure_derivatives(&mut self) {
-        for l in &mut self.levels {
-            if !l.has_derivatives() {
-                (l.dx, l.dy) = l.derivatives();
-            }
+        for l in &mut self.levels[..self.used] {
+            l.derive();
         }
     }
 }
@@ -212,11 +242,11 @@ struct Window {
 /// Tracks `pts` from `prev` to `next`; per point `Some((x, y, err))` when OpenCV's status would be 1. `prev`
 /// should have its derivatives ([`Pyramid::ensure_derivatives`]); levels without them are derived here, on a copy.
 pub fn track(prev: &Pyramid, next: &Pyramid, pts: &[(f32, f32)], p: &LkParams) -> Vec<Option<(f32, f32, f32)>> {
-    if prev.levels.is_empty() || next.levels.is_empty() {
+    if prev.levels().is_empty() || next.levels().is_empty() {
         return vec![None; pts.len()];
     }
     let derived;
-    let prev = if prev.levels.iter().all(Level::has_derivatives) {
+    let prev = if prev.levels().iter().all(|l| l.derived) {
         prev
     } else {
         let mut c = prev.clone();
@@ -252,7 +282,8 @@ fn track_point(
     p: &LkParams,
     buf: &mut Window,
 ) -> Option<(f32, f32, f32)> {
-    let max_level = prev.levels.len().min(next.levels.len()) - 1;
+    let (prev, next) = (prev.levels(), next.levels());
+    let max_level = prev.len().min(next.len()) - 1;
     let half = (p.win as f32 - 1.0) * 0.5;
     let (win, wn) = (p.win as isize, p.win);
     let area = (p.win * p.win) as f32;
@@ -262,7 +293,7 @@ fn track_point(
     let mut next_pt = (0f32, 0f32);
     let mut err = 0f32;
     for level in (0..=max_level).rev() {
-        let (li, lj) = (&prev.levels[level], &next.levels[level]);
+        let (li, lj) = (&prev[level], &next[level]);
         let s = 1.0 / (1u32 << level) as f32;
         let prev_pt = (px * s - half, py * s - half);
         next_pt = if level == max_level { (px * s, py * s) } else { (next_pt.0 * 2.0, next_pt.1 * 2.0) };
@@ -396,7 +427,7 @@ mod tests {
     fn follows_a_shifted_blob() {
         let (a, b) = (blob(120, 90, 50.0, 40.0), blob(120, 90, 55.0, 43.0));
         let (mut pa, pb) = (Pyramid::new(&a, &PVSG_LK), Pyramid::new(&b, &PVSG_LK));
-        assert_eq!(pa.levels.len(), 3, "heights 90, 45, 23; the next (12) is not above the window");
+        assert_eq!(pa.levels().len(), 3, "heights 90, 45, 23; the next (12) is not above the window");
         let r = track(&pa, &pb, &[(50.0, 40.0)], &PVSG_LK);
         let (x, y, e) = r[0].unwrap();
         assert!((x - 55.0).abs() < 0.3 && (y - 43.0).abs() < 0.3, "{x} {y}");
@@ -416,14 +447,26 @@ mod tests {
     fn borders_are_reflect_101_and_levels_halve() {
         let g = Gray { width: 30, height: 24, data: (0..30 * 24).map(|i| (i * 7 % 251) as u8).collect() };
         let p = Pyramid::new(&g, &LkParams { win: 5, max_level: 3, iters: 30, eps: 0.01 });
-        let l = &p.levels[0];
+        let l = &p.levels()[0];
         let at = |x: isize, y: isize| {
             l.img[(y + l.pad as isize) as usize * l.stride + (x + l.pad as isize) as usize]
         };
         for (x, y) in [(-1, 0), (-6, -6), (30, 23), (35, 29), (3, -2)] {
             assert_eq!(at(x, y), g.at(reflect101(x, 30), reflect101(y, 24)), "({x}, {y})");
         }
-        let sizes: Vec<(usize, usize)> = p.levels.iter().map(|l| (l.w, l.h)).collect();
+        let sizes: Vec<(usize, usize)> = p.levels().iter().map(|l| (l.w, l.h)).collect();
         assert_eq!(sizes, [(30, 24), (15, 12), (8, 6)]);
+        // Rebuilding in place over another image gives what building afresh gives.
+        let g2 = Gray { width: 30, height: 24, data: (0..30 * 24).map(|i| (i * 13 % 241) as u8).collect() };
+        let q = LkParams { win: 5, max_level: 3, iters: 30, eps: 0.01 };
+        let mut reused = p.clone();
+        reused.ensure_derivatives();
+        reused.rebuild(&g2, (0, 0, 30, 24), &q);
+        reused.ensure_derivatives();
+        let mut fresh = Pyramid::new(&g2, &q);
+        fresh.ensure_derivatives();
+        for (a, b) in reused.levels().iter().zip(fresh.levels()) {
+            assert_eq!((&a.img, &a.dx, &a.dy), (&b.img, &b.dx, &b.dy));
+        }
     }
 }

@@ -19,7 +19,7 @@ pub mod lk;
 
 use super::{group_by_video, Row, Rows};
 use corners::CornerMap;
-use gray::{FrameReader, Gray};
+use gray::{FrameReader, Gray, GrayResizer};
 use lk::{LkParams, Pyramid};
 use rayon::prelude::*;
 
@@ -125,23 +125,37 @@ fn detect_in(map: &CornerMap, p: &PsfrParams, limit: usize) -> Vec<(f32, f32)> {
 }
 
 /// A grey frame and the LK pyramids of its tracking patches, built when first needed and kept so that the
-/// frame's pyramids, made when it is the next image, serve again when it is the previous one.
+/// frame's pyramids, made when it is the next image, serve again when it is the previous one. [`Tracked::reset`]
+/// moves to another frame and keeps the buffers.
 struct Tracked {
     gray: Gray,
     patches: Vec<Patch>,
-    pyramids: Vec<Option<Pyramid>>,
+    pyramids: Vec<Pyramid>,
+    built: Vec<bool>,
 }
 
 impl Tracked {
     fn new(gray: Gray, p: &PsfrParams) -> Tracked {
         let patches = patches(gray.width, gray.height, p.nw, p.nh);
-        let pyramids = vec![None; patches.len()];
-        Tracked { gray, patches, pyramids }
+        let (pyramids, built) = (vec![Pyramid::default(); patches.len()], vec![false; patches.len()]);
+        Tracked { gray, patches, pyramids, built }
+    }
+
+    fn reset(&mut self, gray: Gray, p: &PsfrParams) {
+        if (gray.width, gray.height) != (self.gray.width, self.gray.height) {
+            *self = Tracked::new(gray, p);
+            return;
+        }
+        self.gray = gray;
+        self.built.fill(false);
     }
 
     fn pyramid(&mut self, k: usize, p: &PsfrParams, derivatives: bool) -> &mut Pyramid {
-        let (gray, patch) = (&self.gray, self.patches[k]);
-        let pyr = self.pyramids[k].get_or_insert_with(|| Pyramid::of_rect(gray, patch, &p.lk));
+        let pyr = &mut self.pyramids[k];
+        if !self.built[k] {
+            pyr.rebuild(&self.gray, self.patches[k], &p.lk);
+            self.built[k] = true;
+        }
         if derivatives {
             pyr.ensure_derivatives();
         }
@@ -195,6 +209,7 @@ pub fn load_frame(path: &std::path::Path, p: &PsfrParams) -> Result<Frame, Strin
 #[derive(Debug, Default)]
 pub struct FrameLoader {
     reader: FrameReader,
+    resizer: GrayResizer,
 }
 
 impl FrameLoader {
@@ -202,7 +217,7 @@ impl FrameLoader {
     pub fn load(&mut self, path: &std::path::Path, p: &PsfrParams) -> Result<Frame, String> {
         let (rgb, w, h) = self.reader.read_rgb(path)?;
         let mut gray = Gray { width: p.resize.0, height: p.resize.1, data: Vec::new() };
-        gray::resize_rgb_to_gray(rgb, w, h, &mut gray);
+        self.resizer.run(rgb, w, h, &mut gray);
         Ok(Frame { original: (w, h), gray })
     }
 }
@@ -224,9 +239,10 @@ where
     let mut base = detect_in(&map, p, p.corners_limit);
     let mut init = counts(&base);
     let mut keys = vec![0];
+    let mut cur = Tracked::new(first.gray.clone(), p);
     let mut prev = Tracked::new(first.gray, p);
     for i in 1..n {
-        let mut cur = Tracked::new(load(i)?.gray, p);
+        cur.reset(load(i)?.gray, p);
         let tracked = track_cached(&mut prev, &mut cur, &base, p);
         let low = counting
             .iter()
@@ -253,7 +269,7 @@ where
             keys.push(i);
             init = counts(&base);
         }
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     Ok(keys)
 }
