@@ -182,11 +182,11 @@ fn cov_row(g: &Gray, r: usize, src: &mut [Vec<u8>; 3], cov: &mut [Vec<f32>; 3]) 
     }
     let (oxx, oxy, oyy) = (&mut xx[1..w + 1], &mut xy[1..w + 1], &mut yy[1..w + 1]);
     for x in 0..w {
-        let p = |v: u8| i32::from(v);
-        // Small integers: exact in `f32`, so integer sums give the same values as the float ones.
+        let p = |v: u8| i16::from(v);
+        // Small integers (|d| ≤ 4·255): exact in `f32`, so integer sums give the same values as the float ones.
         let dx = (p(a[x + 2]) - p(a[x])) + 2 * (p(b[x + 2]) - p(b[x])) + (p(c[x + 2]) - p(c[x]));
         let dy = (p(c[x]) - p(a[x])) + 2 * (p(c[x + 1]) - p(a[x + 1])) + (p(c[x + 2]) - p(a[x + 2]));
-        let (dx, dy) = (dx as f32 * scale, dy as f32 * scale);
+        let (dx, dy) = (f32::from(dx) * scale, f32::from(dy) * scale);
         oxx[x] = dx * dx;
         oxy[x] = dx * dy;
         oyy[x] = dy * dy;

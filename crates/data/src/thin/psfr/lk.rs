@@ -43,7 +43,7 @@ struct Level {
     dy: Vec<i16>,
     derived: bool,
     /// Horizontal `pyrDown` sums, kept for reuse.
-    tmp: Vec<u32>,
+    tmp: Vec<u16>,
 }
 
 impl Level {
@@ -75,7 +75,8 @@ impl Level {
     /// `pyrDown` of `src` into this level, `⌈w/2⌉ × ⌈h/2⌉`, from the bordered image (reflect-101 reads are the
     /// border).
     fn down_from(&mut self, src: &Level) {
-        const K: [u32; 5] = [1, 4, 6, 4, 1];
+        // Sums stay in u16: a row sum is at most 16·255 and the 2-D sum 16·16·255 + 128 = 65 408.
+        const K: [u16; 5] = [1, 4, 6, 4, 1];
         let (w2, h2) = (src.w.div_ceil(2), src.h.div_ceil(2));
         let (p, s) = (src.pad, src.stride);
         // Horizontal pass over source rows −2 … h + 1 (the border rows hold the reflected ones).
@@ -87,11 +88,11 @@ impl Level {
             let out = &mut tmp[r * w2..(r + 1) * w2];
             for (x, o) in out.iter_mut().enumerate() {
                 let c = &row[p + 2 * x - 2..p + 2 * x + 3];
-                *o = K[0] * u32::from(c[0])
-                    + K[1] * u32::from(c[1])
-                    + K[2] * u32::from(c[2])
-                    + K[3] * u32::from(c[3])
-                    + K[4] * u32::from(c[4]);
+                *o = K[0] * u16::from(c[0])
+                    + K[1] * u16::from(c[1])
+                    + K[2] * u16::from(c[2])
+                    + K[3] * u16::from(c[3])
+                    + K[4] * u16::from(c[4]);
             }
         }
         self.fill(w2, h2, p, |y, out| {
@@ -120,7 +121,8 @@ impl Level {
             let (up, mid, down) = (row(0), row(1), row(2));
             let at = (y + p) * s + p;
             let (ox, oy) = (&mut self.dx[at..at + self.w], &mut self.dy[at..at + self.w]);
-            let q = |r: &[u8], k: usize| i32::from(r[k]);
+            // |Scharr| ≤ 16·255: the arithmetic fits in i16.
+            let q = |r: &[u8], k: usize| i16::from(r[k]);
             for x in 0..self.w {
                 // Column x of the image is index x + 1 of these rows.
                 let gx = 3 * (q(up, x + 2) - q(up, x))
@@ -129,9 +131,8 @@ impl Level {
                 let gy = 3 * (q(down, x) - q(up, x))
                     + 10 * (q(down, x + 1) - q(up, x + 1))
                     + 3 * (q(down, x + 2) - q(up, x + 2));
-                // |Scharr| ≤ 16·255 fits in i16.
-                ox[x] = gx as i16;
-                oy[x] = gy as i16;
+                ox[x] = gx;
+                oy[x] = gy;
             }
         }
         self.derived = true;
@@ -210,30 +211,33 @@ fn descale(x: i32, n: i32) -> i32 {
     (x + (1 << (n - 1))) >> n
 }
 
-fn weights(a: f32, b: f32) -> [i32; 4] {
+/// The four bilinear weights, summing to 2¹⁴ (each fits in `i16`, so the products below are 16 × 16 bits, which
+/// SSE2 multiplies natively).
+fn weights(a: f32, b: f32) -> [i16; 4] {
     let s = (1 << W_BITS) as f32;
     let w00 = ((1.0 - a) * (1.0 - b) * s).round() as i32;
     let w01 = (a * (1.0 - b) * s).round() as i32;
     let w10 = ((1.0 - a) * b * s).round() as i32;
-    [w00, w01, w10, (1 << W_BITS) - w00 - w01 - w10]
+    [w00, w01, w10, (1 << W_BITS) - w00 - w01 - w10].map(|w| w as i16)
 }
 
 /// Bilinear samples of one window row: `out[x] = Σ w·p` over the 2×2 neighbourhood of `(x0 + x, y0)`, for
 /// `x < out.len()`; `r0`, `r1` start at `x0` on rows `y0` and `y0 + 1` and hold `out.len() + 1` values.
 #[inline(always)]
-fn sample_row<T: Copy + Into<i32>>(r0: &[T], r1: &[T], w: &[i32; 4], out: &mut [i32]) {
+fn sample_row<T: Copy + Into<i16>>(r0: &[T], r1: &[T], w: &[i16; 4], out: &mut [i32]) {
     let n = out.len();
     let (r0, r1) = (&r0[..n + 1], &r1[..n + 1]);
+    let m = |v: T, w: i16| i32::from(v.into()) * i32::from(w);
     for x in 0..n {
-        out[x] = r0[x].into() * w[0] + r0[x + 1].into() * w[1] + r1[x].into() * w[2] + r1[x + 1].into() * w[3];
+        out[x] = m(r0[x], w[0]) + m(r0[x + 1], w[1]) + m(r1[x], w[2]) + m(r1[x + 1], w[3]);
     }
 }
 
 /// Per-call scratch buffers for one window (template, its derivatives, a row of samples).
 struct Window {
-    tpl: Vec<i32>,
-    tdx: Vec<i32>,
-    tdy: Vec<i32>,
+    tpl: Vec<i16>,
+    tdx: Vec<i16>,
+    tdy: Vec<i16>,
     row: Vec<i32>,
     fa: Vec<f32>,
     fb: Vec<f32>,
@@ -311,19 +315,20 @@ fn track_point(
             let k = y * wn..(y + 1) * wn;
             sample_row(&li.img[o..], &li.img[o + st..], &w, &mut buf.row);
             for (t, &v) in buf.tpl[k.clone()].iter_mut().zip(&buf.row) {
-                *t = descale(v, W_BITS - 5);
+                *t = descale(v, W_BITS - 5) as i16;
             }
             sample_row(&li.dx[o..], &li.dx[o + st..], &w, &mut buf.row);
             for (t, &v) in buf.tdx[k.clone()].iter_mut().zip(&buf.row) {
-                *t = descale(v, W_BITS);
+                *t = descale(v, W_BITS) as i16;
             }
             sample_row(&li.dy[o..], &li.dy[o + st..], &w, &mut buf.row);
             for (t, &v) in buf.tdy[k].iter_mut().zip(&buf.row) {
-                *t = descale(v, W_BITS);
+                *t = descale(v, W_BITS) as i16;
             }
         }
         let (mut a11, mut a12, mut a22) = (0f32, 0f32, 0f32);
         for (&gx, &gy) in buf.tdx.iter().zip(&buf.tdy) {
+            let (gx, gy) = (i32::from(gx), i32::from(gy));
             a11 += (gx * gx) as f32;
             a12 += (gx * gy) as f32;
             a22 += (gy * gy) as f32;
@@ -383,7 +388,7 @@ fn track_point(
                 let o = at + y * lj.stride;
                 sample_row(&lj.img[o..], &lj.img[o + lj.stride..], &w, &mut buf.row);
                 let t = &buf.tpl[y * wn..(y + 1) * wn];
-                e += buf.row.iter().zip(t).map(|(&v, &t)| i64::from((descale(v, W_BITS - 5) - t).abs())).sum::<i64>();
+                e += buf.row.iter().zip(t).map(|(&v, &t)| i64::from((descale(v, W_BITS - 5) - i32::from(t)).abs())).sum::<i64>();
             }
             err = e as f32 / (32.0 * area);
         }
@@ -393,7 +398,7 @@ fn track_point(
 
 /// For the window of `l` at offset `at`: `fa[k] = diff·Ix`, `fb[k] = diff·Iy` as `f32`, where `diff` is the
 /// sampled next image minus the template (the per-pixel part of an LK iteration, vectorisable).
-fn diff_products(l: &Level, at: usize, w: &[i32; 4], buf: &mut Window, wn: usize) {
+fn diff_products(l: &Level, at: usize, w: &[i16; 4], buf: &mut Window, wn: usize) {
     for y in 0..wn {
         let o = at + y * l.stride;
         sample_row(&l.img[o..], &l.img[o + l.stride..], w, &mut buf.row);
@@ -401,9 +406,10 @@ fn diff_products(l: &Level, at: usize, w: &[i32; 4], buf: &mut Window, wn: usize
         let (t, gx, gy) = (&buf.tpl[k.clone()], &buf.tdx[k.clone()], &buf.tdy[k.clone()]);
         let (fa, fb) = (&mut buf.fa[k.clone()], &mut buf.fb[k]);
         for x in 0..wn {
-            let d = descale(buf.row[x], W_BITS - 5) - t[x];
-            fa[x] = (d * gx[x]) as f32;
-            fb[x] = (d * gy[x]) as f32;
+            // |diff| ≤ 8160 fits in i16 as the template does.
+            let d = i32::from((descale(buf.row[x], W_BITS - 5) - i32::from(t[x])) as i16);
+            fa[x] = (d * i32::from(gx[x])) as f32;
+            fb[x] = (d * i32::from(gy[x])) as f32;
         }
     }
 }
