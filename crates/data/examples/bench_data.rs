@@ -5,11 +5,20 @@
 //!   the time split into `psfr_load_s` (decode, resize, grey) and `psfr_select_s` (corners, pyramids, LK,
 //!   scoring). Pin the process to one core for the issue's figure (`taskset -c 0`).
 //!
-//! Run with the data crate optimised (dependencies already are in the dev profile):
-//! `cargo run -p sgvlm-data --example bench_data --config 'profile.dev.package.sgvlm-data.opt-level=3' -- [VIDEOS] [FRAMES] [--psfr-only]`
+//! Run with the data crate compiled as in a release build (optimised, no overflow checks; dependencies already are
+//! optimised in the dev profile), as `crates/data/README.md` shows:
+//!
+//! ```text
+//! RAYON_NUM_THREADS=1 taskset -c 0 cargo run -p sgvlm-data --example bench_data \
+//!   --config profile.dev.package.sgvlm-data.opt-level=3 \
+//!   --config profile.dev.package.sgvlm-data.overflow-checks=false \
+//!   --config profile.dev.package.sgvlm-data.debug-assertions=false -- [VIDEOS] [FRAMES] [--psfr-only]
+//! ```
+//!
 //! (`--psfr-only` skips the `prepare` timing). The synthetic generator draws videos at 480×360; they are upscaled
-//! (bilinear frames, nearest-neighbour masks stored as RGB ids) to 640×480 before timing. `load_average` is the
-//! machine's 1-minute load when the run ended (`/proc/loadavg`), to judge how shared the core was.
+//! (bilinear frames, nearest-neighbour masks stored as RGB ids) to 640×480 before timing. `psfr_cpu_s` is the
+//! process's CPU time over the PSFR run: on a shared machine `psfr_frames_per_cpu_s` says what a free core would
+//! do, `psfr_frames_per_s` what this run saw. `load_average` is the machine's 1-minute load when the run ended.
 
 use sgvlm_data::prepare::{prepare, Dataset, Silent};
 use sgvlm_data::readers::pvsg::decode_mask;

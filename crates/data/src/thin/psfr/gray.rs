@@ -214,9 +214,7 @@ impl FrameReader {
             let mut reader = dec.read_info().map_err(|e| why(&e))?;
             let (ct, depth) = reader.output_color_type();
             let interlaced = reader.info().interlaced;
-            if depth == png::BitDepth::Eight
-                && !interlaced
-                && matches!(ct, png::ColorType::Rgb | png::ColorType::Rgba)
+            if depth == png::BitDepth::Eight && !interlaced && matches!(ct, png::ColorType::Rgb | png::ColorType::Rgba)
             {
                 let size = reader.output_buffer_size().ok_or_else(|| why(&"image too large"))?;
                 self.raw.resize(size, 0);

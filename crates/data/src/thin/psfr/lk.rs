@@ -388,7 +388,12 @@ fn track_point(
                 let o = at + y * lj.stride;
                 sample_row(&lj.img[o..], &lj.img[o + lj.stride..], &w, &mut buf.row);
                 let t = &buf.tpl[y * wn..(y + 1) * wn];
-                e += buf.row.iter().zip(t).map(|(&v, &t)| i64::from((descale(v, W_BITS - 5) - i32::from(t)).abs())).sum::<i64>();
+                e += buf
+                    .row
+                    .iter()
+                    .zip(t)
+                    .map(|(&v, &t)| i64::from((descale(v, W_BITS - 5) - i32::from(t)).abs()))
+                    .sum::<i64>();
             }
             err = e as f32 / (32.0 * area);
         }
@@ -454,9 +459,7 @@ mod tests {
         let g = Gray { width: 30, height: 24, data: (0..30 * 24).map(|i| (i * 7 % 251) as u8).collect() };
         let p = Pyramid::new(&g, &LkParams { win: 5, max_level: 3, iters: 30, eps: 0.01 });
         let l = &p.levels()[0];
-        let at = |x: isize, y: isize| {
-            l.img[(y + l.pad as isize) as usize * l.stride + (x + l.pad as isize) as usize]
-        };
+        let at = |x: isize, y: isize| l.img[(y + l.pad as isize) as usize * l.stride + (x + l.pad as isize) as usize];
         for (x, y) in [(-1, 0), (-6, -6), (30, 23), (35, 29), (3, -2)] {
             assert_eq!(at(x, y), g.at(reflect101(x, 30), reflect101(y, 24)), "({x}, {y})");
         }
