@@ -201,6 +201,26 @@ fn cov_row(g: &Gray, r: usize, src: &mut [Vec<u8>; 3], cov: &mut [Vec<f32>; 3]) 
     }
 }
 
+/// One row of the 3×3 box sum of a plane given its three padded rows (`out.len() + 2` long), in window order
+/// (dy-major, dx-minor, from 0, as a loop over the window adds); the sum stays in a register.
+fn box_row(rows: [&[f32]; 3], out: &mut [f32]) {
+    let w = out.len();
+    let r = |k: usize, dx: usize| &rows[k][dx..dx + w];
+    let (a0, a1, a2, b0, b1, b2, c0, c1, c2) =
+        (r(0, 0), r(0, 1), r(0, 2), r(1, 0), r(1, 1), r(1, 2), r(2, 0), r(2, 1), r(2, 2));
+    for x in 0..w {
+        let mut t = 0.0 + a0[x];
+        t += a1[x];
+        t += a2[x];
+        t += b0[x];
+        t += b1[x];
+        t += b2[x];
+        t += c0[x];
+        t += c1[x];
+        out[x] = t + c2[x];
+    }
+}
+
 /// [`min_eigen`] into `out` (`w·h` long, both sides non-zero), a row at a time so that everything stays in the
 /// first-level cache; the loops run over whole rows and vectorise, and every pixel's arithmetic is the same
 /// sequence of `f32` operations as the plain formula (the 3×3 box is summed in window order).
@@ -219,22 +239,7 @@ fn min_eigen_into(g: &Gray, out: &mut [f32], s: &mut Scratch) {
             }
         }
         for (plane, sum) in s.sums.iter_mut().enumerate() {
-            let sum = &mut sum[..w];
-            for (dy, &r) in rows.iter().enumerate() {
-                let c = &s.cov[r % 3][plane];
-                for dx in 0..3 {
-                    let c = &c[dx..dx + w];
-                    if dy == 0 && dx == 0 {
-                        for (a, &b) in sum.iter_mut().zip(c) {
-                            *a = 0.0 + b;
-                        }
-                    } else {
-                        for (a, &b) in sum.iter_mut().zip(c) {
-                            *a += b;
-                        }
-                    }
-                }
-            }
+            box_row(rows.map(|r| s.cov[r % 3][plane].as_slice()), &mut sum[..w]);
         }
         let [sa, sb, sc] = &s.sums;
         for (o, ((&a, &b), &c)) in o.iter_mut().zip(sa.iter().zip(sb).zip(sc)) {
