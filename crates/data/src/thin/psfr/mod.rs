@@ -190,8 +190,17 @@ fn track_cached(prev: &mut Tracked, next: &mut Tracked, pts: &[(f32, f32)], p: &
         }
         let (ox, oy) = (patch.0 as f32, patch.1 as f32);
         let local: Vec<(f32, f32)> = idx.iter().map(|&i| (pts[i].0 - ox, pts[i].1 - oy)).collect();
+        // Frames of another size (only from a caller's own `load`): crop the next frame with the previous frame's
+        // patch, as the reference does, without caching.
+        let same = next.patches == prev.patches;
         let ya = prev.pyramid(k, p, true);
-        let yb = next.pyramid(k, p, false);
+        let uncached;
+        let yb = if same {
+            &*next.pyramid(k, p, false)
+        } else {
+            uncached = Pyramid::of_rect(&next.gray, patch, &p.lk);
+            &uncached
+        };
         for (k, r) in lk::track(ya, yb, &local, &p.lk).into_iter().enumerate() {
             if let Some((x, y, e)) = r {
                 if e <= p.max_error {
