@@ -1,17 +1,24 @@
-//! Grey images and the OpenCV operations PSFR needs before tracking: `resize` (INTER_LINEAR), `cvtColor`
-//! (BGR2GRAY), `cornerMinEigenVal` and `goodFeaturesToTrack`, written from OpenCV's documented behaviour.
+//! Grey images and the first two OpenCV steps of PSFR: `resize` (INTER_LINEAR) of the colour frame, then
+//! `cvtColor` (BGR2GRAY) — the reference resizes the BGR image first and converts to grey after, so the rounding
+//! of each channel happens before the grey sum, and so it does here. Decoding lives here too ([`FrameReader`]):
+//! PNG frames are read with the `png` crate straight into a reused buffer (no `DynamicImage`, no copy to RGB).
+//!
+//! Written by hand rather than through `image::imageops` because the arithmetic must be OpenCV's mapping and the
+//! loops must stay cheap (PSFR's budget is about 10 ms a frame including decode): a horizontal pass only when
+//! the width changes (640 → 640 is an identity, which is exact and skipped, and then the vertical blend is a table
+//! lookup, see [`GrayResizer`]), one vertical blend per channel, then the fixed-point grey.
 //!
 //! Where this can differ from OpenCV:
 //! - resize: OpenCV's 8-bit INTER_LINEAR uses 11-bit fixed-point weights (and SIMD rounding); this uses the same
 //!   half-pixel source mapping and edge clamping in `f32`, rounded to nearest, so a pixel can be off by one. An
 //!   identity axis (640 → 640) is exact.
 //! - grey: exact (OpenCV's 14-bit fixed-point `0.299 R + 0.587 G + 0.114 B`).
-//! - corner response: exact formula (Sobel 3×3 scaled by `1/(4·3·255)`, unnormalised 3×3 box sum, reflect-101
-//!   borders, `(a + c) − √((a − c)² + b²)` with `a`, `c` halved), in `f32`; summation order may differ in the last
-//!   bit, which can reorder candidates of equal response.
+
+use std::io::BufReader;
+use std::path::Path;
 
 /// An 8-bit single-channel image, row-major.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Gray {
     pub width: usize,
     pub height: usize,
@@ -68,153 +75,164 @@ fn taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// Round half away from zero for `0 ≤ x < 2³¹`, as `f32::round` does, without the libm call (which does not
+/// vectorise): `x − trunc(x)` is exact.
+#[inline(always)]
+fn round_nonneg(x: f32) -> i32 {
+    let t = x as i32;
+    t + i32::from(x - t as f32 >= 0.5)
+}
+
+/// One source row blended horizontally into `out` (`w × 3` values): `p(a)·(1 − wx) + p(b)·wx` per channel.
+fn horizontal(row: &[u8], tx: &[(usize, usize, f32)], out: &mut [f32]) {
+    for (o, &(a, b, wx)) in out.chunks_exact_mut(3).zip(tx) {
+        for c in 0..3 {
+            o[c] = f32::from(row[a * 3 + c]) * (1.0 - wx) + f32::from(row[b * 3 + c]) * wx;
+        }
+    }
+}
+
+/// The blend of one output row from two source rows: `round(t·(1 − wy) + u·wy)` per channel value.
+fn blend(t: f32, u: f32, wt: f32, wy: f32) -> i32 {
+    round_nonneg(t * wt + u * wy).min(255)
+}
+
+/// Resizes interleaved RGB frames to grey ([`GrayResizer::run`]), keeping its tables between frames.
+///
+/// When the width is unchanged (PVSG: 640×480 → 640×360) every horizontal value is an integer, so a row's blend
+/// only depends on the two source bytes: it is looked up in a 256×256 table per vertical weight (three tables
+/// for 480 → 360), filled from the very `f32` expression of the general path, so the result is the same.
+#[derive(Debug, Default)]
+pub struct GrayResizer {
+    /// `(wy as bits, table[t·256 + u])`.
+    tables: Vec<(u32, Vec<u8>)>,
+    top: Vec<f32>,
+    bot: Vec<f32>,
+    mixed: Vec<i32>,
+}
+
+impl GrayResizer {
+    fn table(&mut self, wy: f32) -> usize {
+        if let Some(i) = self.tables.iter().position(|t| t.0 == wy.to_bits()) {
+            return i;
+        }
+        let wt = 1.0 - wy;
+        let table = (0..256 * 256).map(|i| blend((i >> 8) as f32, (i & 255) as f32, wt, wy) as u8).collect();
+        self.tables.push((wy.to_bits(), table));
+        self.tables.len() - 1
+    }
+
+    /// An interleaved RGB buffer (`sw × sh`) resized to `out.width × out.height` (bilinear, OpenCV mapping) and
+    /// turned grey with OpenCV's BGR2GRAY weights, into `out.data`.
+    pub fn run(&mut self, rgb: &[u8], sw: usize, sh: usize, out: &mut Gray) {
+        let (w, h) = (out.width, out.height);
+        out.data.resize(w * h, 0);
+        if w == 0 || h == 0 || sw == 0 || sh == 0 {
+            out.data.fill(0);
+            return;
+        }
+        let ty = taps(sh, h);
+        let grey = |r: u32, g: u32, b: u32| ((b * 1868 + g * 9617 + r * 4899 + (1 << 13)) >> 14) as u8;
+        if sw == w {
+            for (&(a, b, wy), dst) in ty.iter().zip(out.data.chunks_exact_mut(w)) {
+                let i = self.table(wy);
+                let t = &self.tables[i].1[..256 * 256];
+                let (ra, rb) = (&rgb[a * sw * 3..(a + 1) * sw * 3], &rgb[b * sw * 3..(b + 1) * sw * 3]);
+                for ((d, pa), pb) in dst.iter_mut().zip(ra.chunks_exact(3)).zip(rb.chunks_exact(3)) {
+                    let v = |c: usize| u32::from(t[usize::from(pa[c]) << 8 | usize::from(pb[c])]);
+                    *d = grey(v(0), v(1), v(2));
+                }
+            }
+            return;
+        }
+        let tx = taps(sw, w);
+        let (top, bot, mixed) = (&mut self.top, &mut self.bot, &mut self.mixed);
+        for v in [&mut *top, &mut *bot] {
+            v.resize(w * 3, 0.0);
+        }
+        mixed.resize(w * 3, 0);
+        // The source rows held in `top` and `bot`; rows are visited in increasing order, so a pair often overlaps
+        // the previous one.
+        let (mut in_top, mut in_bot) = (usize::MAX, usize::MAX);
+        for (&(a, b, wy), dst) in ty.iter().zip(out.data.chunks_exact_mut(w)) {
+            if in_top != a {
+                if in_bot == a {
+                    std::mem::swap(top, bot);
+                    std::mem::swap(&mut in_top, &mut in_bot);
+                } else {
+                    horizontal(&rgb[a * sw * 3..(a + 1) * sw * 3], &tx, top);
+                    in_top = a;
+                }
+            }
+            if in_bot != b {
+                horizontal(&rgb[b * sw * 3..(b + 1) * sw * 3], &tx, bot);
+                in_bot = b;
+            }
+            let wt = 1.0 - wy;
+            for ((m, &t), &u) in mixed.iter_mut().zip(top.iter()).zip(bot.iter()) {
+                *m = blend(t, u, wt, wy);
+            }
+            for (d, px) in dst.iter_mut().zip(mixed.chunks_exact(3)) {
+                *d = grey(px[0] as u32, px[1] as u32, px[2] as u32);
+            }
+        }
+    }
+}
+
+/// [`GrayResizer::run`] with fresh tables.
+pub fn resize_rgb_to_gray(rgb: &[u8], sw: usize, sh: usize, out: &mut Gray) {
+    GrayResizer::default().run(rgb, sw, sh, out);
+}
+
 /// An RGB image resized to `w × h` (bilinear, OpenCV mapping) and turned grey with OpenCV's BGR2GRAY weights.
 pub fn resized_gray(rgb: &image::RgbImage, w: usize, h: usize) -> Gray {
-    let (sw, sh) = (rgb.width() as usize, rgb.height() as usize);
-    let src = rgb.as_raw();
-    let (tx, ty) = (taps(sw, w), taps(sh, h));
-    let mut data = Vec::with_capacity(w * h);
-    // Horizontal pass per needed source row, cached for the two rows of a destination row.
-    let row = |y: usize| -> Vec<[f32; 3]> {
-        tx.iter()
-            .map(|&(a, b, wx)| {
-                let p = |x: usize, c: usize| f32::from(src[(y * sw + x) * 3 + c]);
-                [0, 1, 2].map(|c| p(a, c) * (1.0 - wx) + p(b, c) * wx)
-            })
-            .collect()
-    };
-    for &(a, b, wy) in &ty {
-        let (ra, rb) = (row(a), if b == a { Vec::new() } else { row(b) });
-        for x in 0..w {
-            let v = |c: usize| {
-                let top = ra[x][c];
-                let bot = if rb.is_empty() { top } else { rb[x][c] };
-                (top * (1.0 - wy) + bot * wy).round().clamp(0.0, 255.0) as u32
-            };
-            let (r, g, b) = (v(0), v(1), v(2));
-            data.push(((b * 1868 + g * 9617 + r * 4899 + (1 << 13)) >> 14) as u8);
-        }
-    }
-    Gray { width: w, height: h, data }
-}
-
-/// `v` (`w×h`) with a one-pixel reflect-101 border: `(w + 2) × (h + 2)`.
-fn pad1<T: Copy>(v: &[T], w: usize, h: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity((w + 2) * (h + 2));
-    for y in -1..=h as isize {
-        let r = reflect101(y, h) * w;
-        out.push(v[r + reflect101(-1, w)]);
-        out.extend_from_slice(&v[r..r + w]);
-        out.push(v[r + reflect101(w as isize, w)]);
-    }
+    let mut out = Gray { width: w, height: h, data: Vec::new() };
+    resize_rgb_to_gray(rgb.as_raw(), rgb.width() as usize, rgb.height() as usize, &mut out);
     out
 }
 
-/// `cornerMinEigenVal(gray, blockSize=3, ksize=3)` as `f32`, row-major.
-pub fn min_eigen(g: &Gray) -> Vec<f32> {
-    let (w, h) = (g.width, g.height);
-    let pw = w + 2;
-    let src: Vec<f32> = pad1(&g.data, w, h).into_iter().map(f32::from).collect();
-    let scale = 1.0 / (4.0 * 3.0 * 255.0);
-    let mut cov = vec![[0f32; 3]; w * h];
-    for y in 0..h {
-        let (r0, r1, r2) = (y * pw, (y + 1) * pw, (y + 2) * pw);
-        for x in 0..w {
-            let dx = (src[r0 + x + 2] - src[r0 + x])
-                + 2.0 * (src[r1 + x + 2] - src[r1 + x])
-                + (src[r2 + x + 2] - src[r2 + x]);
-            let dy = (src[r2 + x] - src[r0 + x])
-                + 2.0 * (src[r2 + x + 1] - src[r0 + x + 1])
-                + (src[r2 + x + 2] - src[r0 + x + 2]);
-            let (dx, dy) = (dx * scale, dy * scale);
-            cov[y * w + x] = [dx * dx, dx * dy, dy * dy];
-        }
-    }
-    let cov = pad1(&cov, w, h);
-    let mut out = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut s = [0f32; 3];
-            for dy in 0..3 {
-                for dx in 0..3 {
-                    let c = cov[(y + dy) * pw + x + dx];
-                    s = [s[0] + c[0], s[1] + c[1], s[2] + c[2]];
+/// Decodes frames into a buffer kept between frames. PNG frames in 8-bit RGB or RGBA (what `prepare` writes and
+/// what video frame dumps usually are) are decoded by the `png` crate directly; anything else (JPEG, grey, 16-bit,
+/// palette PNG) goes through `image` and `to_rgb8`, as `cv2.imread(IMREAD_COLOR)` reads them.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    raw: Vec<u8>,
+    rgb: Vec<u8>,
+}
+
+impl FrameReader {
+    /// The frame at `path` as interleaved RGB: `(pixels, width, height)`; the slice lives until the next call.
+    pub fn read_rgb(&mut self, path: &Path) -> Result<(&[u8], usize, usize), String> {
+        let why = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let is_png = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if is_png {
+            let file = std::fs::File::open(path).map_err(|e| why(&e))?;
+            let mut dec = png::Decoder::new(BufReader::with_capacity(1 << 16, file));
+            // Checksums guard against corrupt files, which the decoder reports anyway when the stream breaks;
+            // skipping them saves a pass over the data.
+            dec.ignore_checksums(true);
+            let mut reader = dec.read_info().map_err(|e| why(&e))?;
+            let (ct, depth) = reader.output_color_type();
+            let interlaced = reader.info().interlaced;
+            if depth == png::BitDepth::Eight && !interlaced && matches!(ct, png::ColorType::Rgb | png::ColorType::Rgba)
+            {
+                let size = reader.output_buffer_size().ok_or_else(|| why(&"image too large"))?;
+                self.raw.resize(size, 0);
+                let info = reader.next_frame(&mut self.raw).map_err(|e| why(&e))?;
+                let (w, h) = (info.width as usize, info.height as usize);
+                if ct == png::ColorType::Rgb {
+                    return Ok((&self.raw[..w * h * 3], w, h));
                 }
+                self.rgb.clear();
+                self.rgb.extend(self.raw[..w * h * 4].chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]));
+                return Ok((&self.rgb, w, h));
             }
-            let (a, b, c) = (s[0] * 0.5, s[1], s[2] * 0.5);
-            out[y * w + x] = (a + c) - ((a - c) * (a - c) + b * b).sqrt();
         }
+        let img = image::open(path).map_err(|e| why(&e))?.to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        self.rgb = img.into_raw();
+        Ok((&self.rgb, w, h))
     }
-    out
-}
-
-/// `goodFeaturesToTrack(gray, maxCorners, qualityLevel, minDistance, mask = rect)` given the response `eig` of
-/// the whole image; the mask is the rectangle `[x, x + w) × [y, y + h)`. Returns integer corner positions.
-#[allow(clippy::too_many_arguments)]
-pub fn good_features(
-    eig: &[f32],
-    width: usize,
-    height: usize,
-    rect: (usize, usize, usize, usize),
-    max_corners: usize,
-    quality: f32,
-    min_distance: f32,
-) -> Vec<(f32, f32)> {
-    let (rx, ry, rw, rh) = rect;
-    let (rx2, ry2) = ((rx + rw).min(width), (ry + rh).min(height));
-    let max_val = (ry..ry2).flat_map(|y| (rx..rx2).map(move |x| eig[y * width + x])).fold(f32::MIN, f32::max);
-    let thresh = max_val * quality;
-    let val = |x: usize, y: usize| {
-        let v = eig[y * width + x];
-        if v > thresh {
-            v
-        } else {
-            0.0
-        }
-    };
-    // Local maxima of the thresholded map (3×3 dilation, outside the image ignored), inside the mask and not on
-    // the outermost pixel ring.
-    let mut cands: Vec<(f32, usize)> = Vec::new();
-    for y in ry.max(1)..ry2.min(height.saturating_sub(1)) {
-        for x in rx.max(1)..rx2.min(width.saturating_sub(1)) {
-            let v = val(x, y);
-            if v == 0.0 {
-                continue;
-            }
-            let mut m = v;
-            for yy in y - 1..=y + 1 {
-                for xx in x - 1..=x + 1 {
-                    m = m.max(val(xx, yy));
-                }
-            }
-            if v == m {
-                cands.push((v, y * width + x));
-            }
-        }
-    }
-    // OpenCV's `greaterThanPtr`: larger value first, equal values by larger address first.
-    cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
-    let cell = (min_distance.round() as usize).max(1);
-    let (gw, gh) = (width.div_ceil(cell), height.div_ceil(cell));
-    let mut grid: Vec<Vec<(f32, f32)>> = vec![Vec::new(); gw * gh];
-    let md2 = min_distance * min_distance;
-    let mut out = Vec::new();
-    for (_, ofs) in cands {
-        let (x, y) = ((ofs % width) as f32, (ofs / width) as f32);
-        let (cx, cy) = (ofs % width / cell, ofs / width / cell);
-        let near = (cy.saturating_sub(1)..=(cy + 1).min(gh - 1))
-            .flat_map(|yy| (cx.saturating_sub(1)..=(cx + 1).min(gw - 1)).map(move |xx| yy * gw + xx))
-            .any(|k| grid[k].iter().any(|&(px, py)| (px - x) * (px - x) + (py - y) * (py - y) < md2));
-        if near {
-            continue;
-        }
-        grid[cy * gw + cx].push((x, y));
-        out.push((x, y));
-        if out.len() == max_corners {
-            break;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -235,22 +253,64 @@ mod tests {
         assert_eq!(g.data, [76, 152, 76, 152, 76, 152, 76, 152]);
     }
 
-    #[test]
-    fn a_bright_square_has_four_corners() {
-        let mut data = vec![0u8; 40 * 40];
-        for y in 10..30 {
-            for x in 10..30 {
-                data[y * 40 + x] = 200;
+    /// The plain formula: horizontal then vertical blend in `f32`, `round`, then grey.
+    fn oracle(rgb: &image::RgbImage, w: usize, h: usize) -> Vec<u8> {
+        let (sw, sh) = (rgb.width() as usize, rgb.height() as usize);
+        let (tx, ty) = (taps(sw, w), taps(sh, h));
+        let p = |x: usize, y: usize, c: usize| f32::from(rgb.as_raw()[(y * sw + x) * 3 + c]);
+        let mut out = Vec::new();
+        for &(a, b, wy) in &ty {
+            for &(l, r, wx) in &tx {
+                let hz = |y: usize, c: usize| p(l, y, c) * (1.0 - wx) + p(r, y, c) * wx;
+                let v = |c: usize| (hz(a, c) * (1.0 - wy) + hz(b, c) * wy).round().clamp(0.0, 255.0) as u32;
+                out.push(((v(2) * 1868 + v(1) * 9617 + v(0) * 4899 + (1 << 13)) >> 14) as u8);
             }
         }
-        let g = Gray { width: 40, height: 40, data };
-        let eig = min_eigen(&g);
-        let mut c = good_features(&eig, 40, 40, (0, 0, 40, 40), 10, 0.3, 5.0);
-        c.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        assert_eq!(c.len(), 4, "{c:?}");
-        for (x, y) in c {
-            assert!((x - 9.5).abs() <= 1.0 || (x - 29.5).abs() <= 1.0, "{x}");
-            assert!((y - 9.5).abs() <= 1.0 || (y - 29.5).abs() <= 1.0, "{y}");
+        out
+    }
+
+    #[test]
+    fn table_and_general_paths_match_the_plain_formula() {
+        let mut s = 12345u32;
+        let img = image::RgbImage::from_fn(24, 32, |_, _| {
+            let mut b = [0u8; 3];
+            for v in &mut b {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                *v = (s >> 23) as u8;
+            }
+            image::Rgb(b)
+        });
+        let mut r = GrayResizer::default();
+        for (w, h) in [(24, 24), (24, 32), (16, 24), (30, 20), (24, 7)] {
+            let mut g = Gray { width: w, height: h, data: Vec::new() };
+            r.run(img.as_raw(), 24, 32, &mut g);
+            assert_eq!(g.data, oracle(&img, w, h), "{w}×{h}");
         }
+    }
+
+    #[test]
+    fn rounding_matches_f32_round() {
+        for k in 0..200_000u32 {
+            let x = k as f32 * 0.001_27;
+            assert_eq!(round_nonneg(x), x.round() as i32, "{x}");
+        }
+        for x in [0.5f32, 1.5, 2.5, 0.499_999_97, 254.5, 254.499_98] {
+            assert_eq!(round_nonneg(x), x.round() as i32, "{x}");
+        }
+    }
+
+    #[test]
+    fn vertical_blend_rounds_each_channel_before_the_grey_sum() {
+        // 4 rows → 3: row 1 of the output sits halfway between source rows 1 and 2.
+        let img = image::RgbImage::from_fn(2, 4, |_, y| image::Rgb([[0, 10, 11, 50][y as usize], 0, 0]));
+        let g = resized_gray(&img, 2, 3);
+        // red (10 + 11) / 2 = 10.5 → 11 before the grey weights: (11·4899 + 8192) >> 14 = 3.
+        assert_eq!(g.data[2], ((11 * 4899 + 8192) >> 14) as u8);
+        let png_dir = tempfile::tempdir().unwrap();
+        let path = png_dir.path().join("f.png");
+        img.save(&path).unwrap();
+        let mut r = FrameReader::default();
+        let (rgb, w, h) = r.read_rgb(&path).unwrap();
+        assert_eq!((rgb, w, h), (img.as_raw().as_slice(), 2, 4));
     }
 }

@@ -60,3 +60,16 @@ fn a_small_motion_tracks_and_a_cut_is_a_keyframe() {
     let keys = keyframes(frames.len(), |i| Ok(Frame { original: (640, 480), gray: frames[i].clone() }), &p).unwrap();
     assert_eq!(keys, vec![0, 3]);
 }
+
+#[test]
+fn frames_of_another_size_are_tracked_with_the_previous_frames_patches() {
+    let p = PsfrParams::PVSG;
+    let (a, b) = (texture(1, 0.0), texture(1, 1.5));
+    let small = b.crop(0, 0, 600, 330);
+    // Cropping keeps the top-left pixels, so most corners of the left patches still track.
+    let moved = track(&a, &small, &detect(&a, &p, 60), &p);
+    assert!(moved.iter().flatten().count() >= 10, "{moved:?}");
+    let frames = [a, small, b];
+    let keys = keyframes(frames.len(), |i| Ok(Frame { original: (640, 480), gray: frames[i].clone() }), &p).unwrap();
+    assert_eq!(keys[0], 0);
+}
