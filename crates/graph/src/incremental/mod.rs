@@ -41,10 +41,12 @@
 //!   larger limits);
 //! - labels are identified by a 64-bit hash of their lowercase bytes for duplicate detection, so two different
 //!   labels whose hashes collide would be treated as the same label (a false rejection; never a false accept);
-//! - with open label sets every accepted prefix can be completed. With closed vocabularies ([`Vocab`]) the counts
-//!   are bounded by the number of distinct keys, but the validator does not look ahead for a subject (or a
-//!   subject/predicate pair) whose fresh keys are all used up: such a dead end is rejected at the label or object
-//!   id that would duplicate, not at the earliest byte. Vocabularies are matched exactly (lowercase entries only).
+//! - every accepted prefix can be completed, with a continuation that needs no padding whitespace (random walks
+//!   in `tests_walk` check this). With closed vocabularies ([`Vocab`]) this takes look-ahead: a subject all of
+//!   whose (label, object) pairs are used is refused as a subject, a label prefix that leads only to used labels
+//!   (or to labels already in the AG list) is refused at its first byte, an AG list may be closed empty only if a
+//!   later list can still take a fresh label, and the AG label budget keeps one fresh atomic relation for every
+//!   remaining row. Vocabularies are matched exactly (lowercase entries only).
 
 mod cursor;
 mod fields;
