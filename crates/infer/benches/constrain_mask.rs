@@ -15,9 +15,9 @@ use sgvlm_graph::vocab::{PSG_OBJECT_CLASSES, PSG_PREDICATES};
 use sgvlm_graph::Schema;
 use sgvlm_infer::backend::Constraint;
 use sgvlm_infer::constrain::{validator_for, TokenConstraint};
+use sgvlm_model::tokenizer::{TokenBytes, Tokenizer};
 use std::sync::Arc;
 use std::time::Instant;
-use sgvlm_model::tokenizer::{TokenBytes, Tokenizer};
 
 fn vocabulary() -> Vec<TokenBytes> {
     if let Ok(path) = std::env::var("SGVLM_TOKENIZER") {

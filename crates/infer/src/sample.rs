@@ -36,6 +36,13 @@ impl Sampler {
             None => Box::new(0..logits.len() as u32),
         };
         if self.is_greedy() {
+            // The unmasked argmax (one pass over contiguous logits) is the answer whenever the mask allows it, which
+            // for a trained model is most steps; iterating a mask of tens of thousands of ids costs far more.
+            if let Some(mask) = allowed {
+                if let Some(best) = argmax(0..logits.len() as u32, logits).filter(|&b| mask.contains(b)) {
+                    return Some(best);
+                }
+            }
             return argmax(ids, logits);
         }
         let inv_t = 1.0 / self.temperature;
@@ -109,6 +116,9 @@ mod tests {
         assert_eq!(s.pick(&logits, Some(&mask(&[0, 2, 3]))), Some(2));
         assert_eq!(s.pick(&logits, Some(&mask(&[]))), None);
         assert_eq!(s.pick(&logits, Some(&mask(&[3]))), None);
+        assert_eq!(s.pick(&logits, Some(&mask(&[1, 2]))), Some(1));
+        let ties = [1.0, 2.0, 2.0, 2.0];
+        assert_eq!(s.pick(&ties, Some(&mask(&[0, 2, 3]))), Some(2));
     }
 
     #[test]

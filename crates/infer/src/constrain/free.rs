@@ -71,7 +71,9 @@ impl FreeCache {
 /// The caches of the keys met so far (a handful: two label schemas × two shapes), built at first use. Clones of a
 /// `TokenConstraint` share them.
 #[derive(Debug, Clone, Default)]
-pub(super) struct FreeCaches(Arc<Mutex<Vec<(FreeLabel, Arc<FreeCache>)>>>);
+pub(super) struct FreeCaches(Arc<Mutex<Vec<Keyed>>>);
+
+type Keyed = (FreeLabel, Arc<FreeCache>);
 
 impl FreeCaches {
     pub fn get(&self, key: FreeLabel, trie: &TokenTrie, v: &Validator, vocab_len: usize) -> Arc<FreeCache> {
