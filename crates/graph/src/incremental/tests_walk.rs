@@ -88,3 +88,22 @@ proptest! {
         }
     }
 }
+
+/// The walks above are not vacuous: with closed lists most of them finish, many after a subject ran out of pairs.
+#[test]
+fn closed_walks_mostly_finish_and_exhaust_subjects() {
+    for schema in [Schema::Triplet, Schema::Ag] {
+        let (mut done, mut exhausted) = (0, 0);
+        for seed in 0..200u64 {
+            let cfg = config(schema, true, 3, 13);
+            let mut v = Validator::new(schema, cfg.clone()).unwrap();
+            let (text, finished) = random_walk(schema, &cfg, &mut Mix(seed), 4000).unwrap();
+            done += finished as u32;
+            v.feed_str(&text).unwrap();
+            exhausted += !v.cur.full.is_empty() as u32;
+        }
+        eprintln!("{schema:?}: {done}/200 finished, {exhausted} with an exhausted subject");
+        assert!(done >= 100, "{schema:?}: only {done} of 200 walks finished");
+        assert!(exhausted >= 10, "{schema:?}: only {exhausted} walks exhausted a subject");
+    }
+}
