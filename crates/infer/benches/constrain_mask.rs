@@ -57,6 +57,7 @@ const OBJS: &str = "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,person,12,30,200,4
 fn states() -> Vec<(&'static str, bool, String)> {
     let obj_label = "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,pers".to_string();
     let pred = format!("{OBJS}rel[3]{{subj,pred,obj}}:\n1,riding,2\n2,in-front-o");
+    let used = "1,on,2\n1,on,3\n1,over,2\n1,over,3\n1,in,2\n1,riding,2\n1,looking-at,3\n1,sitting-on,2\n";
     vec![
         ("start", false, "<answer>\n".to_string()),
         ("object_label_open", false, obj_label.clone()),
@@ -66,6 +67,8 @@ fn states() -> Vec<(&'static str, bool, String)> {
         ("complete", false, format!("{OBJS}rel[1]{{subj,pred,obj}}:\n1,riding,2\n</answer>")),
         ("object_label_psg", true, obj_label),
         ("predicate_psg", true, pred),
+        // Subject 1 has used pairs, so every predicate prefix is checked for a still-unused (predicate, object).
+        ("predicate_psg_used_subject", true, format!("{OBJS}rel[9]{{subj,pred,obj}}:\n{used}1,")),
     ]
 }
 

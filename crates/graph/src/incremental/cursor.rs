@@ -179,6 +179,10 @@ pub(super) struct Cursor {
     pub pred_h: u64,
     /// Objects that would still complete the current relation row without a duplicate or a self-loop.
     pub viable: Bits,
+    /// Triplet with a closed predicate list of at most 256 entries: for the row's subject, the entries (by
+    /// depth-first index, see `Vocab::span`) that still have an unused object; `pred_fresh_ok` says it is set.
+    pub pred_fresh: Bits,
+    pub pred_fresh_ok: bool,
     /// Subjects all of whose (label, object) pairs are used (only with closed relation lists, see
     /// `Env::pair_capacity`).
     pub full: Bits,
@@ -229,6 +233,8 @@ impl Cursor {
             pred_h: 0,
             viable: Bits::default(),
             full: Bits::default(),
+            pred_fresh: Bits::default(),
+            pred_fresh_ok: false,
             list_n: 0,
             row_n: 0,
             list_h: [0; LIST_MAX],
@@ -351,11 +357,11 @@ impl Cursor {
             Sub::Lit1(i) => self.lit1(env, b, i),
             Sub::Num if b.is_ascii_digit() => self.digit(env, b),
             Sub::Num if self.is_header() => {
-                self.finish_num(env)?;
+                self.finish_num(env, ctx)?;
                 self.lit2(env, b, 0)
             }
             Sub::Num => {
-                self.finish_num(env)?;
+                self.finish_num(env, ctx)?;
                 self.after(env, b)
             }
             Sub::Lit2(i) => self.lit2(env, b, i),

@@ -186,7 +186,7 @@ impl Cursor {
     }
 
     /// The number is complete: check it and record it.
-    pub(super) fn finish_num(&mut self, env: &Env) -> Result<(), Halt> {
+    pub(super) fn finish_num(&mut self, env: &Env, ctx: Option<&Ctx>) -> Result<(), Halt> {
         let f = self.current_field(env);
         if !self.has_digit {
             return rej(if f == Field::Count { Why::Header } else { Why::Syntax });
@@ -209,6 +209,20 @@ impl Cursor {
                 let mut all = Bits::range(1, self.n as i64);
                 all.unset(v32);
                 self.viable = all;
+                self.pred_fresh_ok = false;
+                if let (Schema::Triplet, Some(vocab), Some(ctx)) = (env.schema, env.labels[0].as_ref(), ctx) {
+                    // Once per row instead of once per predicate byte (and per candidate token).
+                    if vocab.len() <= 256 {
+                        let mut fresh = Bits::default();
+                        for (i, h) in vocab.hashes_below(Vocab::ROOT).iter().enumerate() {
+                            if ctx.trip.get(&(v32, *h)).is_none_or(|used| !all.and_not(*used).is_empty()) {
+                                fresh.set(i as u32);
+                            }
+                        }
+                        self.pred_fresh = fresh;
+                        self.pred_fresh_ok = true;
+                    }
+                }
             }
             Field::Obj => self.obj = v32,
             _ => {}
@@ -305,6 +319,14 @@ impl Cursor {
         let Some(vocab) = env.labels[0].as_ref() else { return Ok(()) };
         if env.schema != Schema::Triplet || self.current_field(env) != Field::Pred {
             return Ok(());
+        }
+        if self.pred_fresh_ok {
+            let (lo, hi) = vocab.span(self.lab_node);
+            return if hi > lo && self.pred_fresh.any_in(lo as i64, hi as i64 - 1) {
+                Ok(())
+            } else {
+                rej(Why::DuplicateRelation)
+            };
         }
         let ctx = ctx.ok_or(Halt::NeedCtx)?;
         if !ctx.subjects.contains(self.subj) {

@@ -92,6 +92,12 @@ impl Vocab {
         self.nodes[node as usize].span = (lo, self.hashes.len() as u32);
     }
 
+    /// The depth-first indices `lo..hi` of the entries that begin with the prefix leading to `node` (indices into
+    /// `hashes_below(ROOT)`).
+    pub(super) fn span(&self, node: u32) -> (u32, u32) {
+        self.nodes.get(node as usize).map_or((0, 0), |n| n.span)
+    }
+
     /// Label hashes of the entries that begin with the prefix leading to `node`.
     pub(super) fn hashes_below(&self, node: u32) -> &[u64] {
         self.nodes.get(node as usize).map_or(&[], |n| &self.hashes[n.span.0 as usize..n.span.1 as usize])
