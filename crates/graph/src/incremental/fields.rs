@@ -3,7 +3,7 @@
 
 use super::cursor::{is_ws, rej, Ctx, Cursor, Env, Ev, Field, Halt, Item, Phase, Step, Sub};
 use super::vocab::{hash_byte, hash_finish, Bits, Vocab, FNV_OFFSET};
-use super::Why;
+use super::{ByteSet, Why};
 use crate::label::is_label_byte;
 use crate::types::Schema;
 
@@ -267,6 +267,38 @@ impl Cursor {
             return None;
         }
         Some((Self::label_schema(env, f), self.lab_shape))
+    }
+
+    /// A superset of the bytes the next step can accept, where a closed vocabulary makes it small: inside or at
+    /// the start of a closed-list label only the vocabulary's next bytes, whitespace and (inside) bytes that end
+    /// the label. None elsewhere.
+    pub(super) fn hint(&self, env: &Env) -> Option<ByteSet> {
+        if self.cr || !matches!(self.phase, Phase::ObjRow | Phase::RelRow) {
+            return None;
+        }
+        let f = self.current_field(env);
+        let vocab = Self::vocab(env, f)?;
+        let mut set = match self.sub {
+            Sub::Lab | Sub::Item(Item::Lab) => {
+                let class = env.label_class[(Self::label_schema(env, f) == Schema::Ag) as usize];
+                let mut set = vocab.next_bytes(self.lab_node);
+                for (w, c) in set.0.iter_mut().zip(class.0) {
+                    *w |= !c;
+                }
+                set
+            }
+            Sub::Pre if matches!(f, Field::Name | Field::Pred) => vocab.next_bytes(Vocab::ROOT),
+            Sub::Item(Item::Pre) => {
+                let mut set = vocab.next_bytes(Vocab::ROOT);
+                set.insert(b',');
+                set.insert(b']');
+                set
+            }
+            _ => return None,
+        };
+        set.insert(b' ');
+        set.insert(b'\t');
+        Some(set)
     }
 
     /// Whether `b` belongs to the current label's byte class (the label may still reject it by shape).

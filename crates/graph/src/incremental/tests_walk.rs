@@ -41,7 +41,8 @@ fn config(schema: Schema, closed: bool, n: usize, m: usize) -> ValidatorConfig {
     cfg
 }
 
-/// Walks from an empty text with `rng`; returns the text and whether it completed, or the dead-end prefix.
+/// Walks from an empty text with `rng`; returns the text and whether it completed, or the dead-end prefix (or a
+/// byte allowed outside `Validator::probe_hint`).
 fn random_walk(
     schema: Schema,
     cfg: &ValidatorConfig,
@@ -51,7 +52,15 @@ fn random_walk(
     let mut v = Validator::new(schema, cfg.clone()).map_err(|e| e.to_string())?;
     let mut text = Vec::new();
     while text.len() < max_bytes && !v.is_complete() {
-        let allowed: Vec<u8> = v.allowed_next_bytes().iter().filter(|b| !matches!(b, b' ' | b'\t' | b'\r')).collect();
+        let next = v.allowed_next_bytes();
+        let hint = v.probe_hint(&v.probe());
+        if let Some(b) = next.iter().find(|&b| !hint.contains(b)) {
+            return Err(format!(
+                "byte {b:#04x} allowed but not in the probe hint at {:?}",
+                String::from_utf8_lossy(&text)
+            ));
+        }
+        let allowed: Vec<u8> = next.iter().filter(|b| !matches!(b, b' ' | b'\t' | b'\r')).collect();
         if allowed.is_empty() {
             return Err(String::from_utf8_lossy(&text).into_owned());
         }

@@ -139,6 +139,15 @@ impl Vocab {
         edges.iter().find(|&&(c, _)| c == b).map(|&(_, n)| n)
     }
 
+    /// The bytes that continue the entries below `node`.
+    pub(super) fn next_bytes(&self, node: u32) -> ByteSet {
+        let mut set = ByteSet::EMPTY;
+        for &(b, _) in self.nodes.get(node as usize).map_or(&[][..], |n| &n.edges) {
+            set.insert(b);
+        }
+        set
+    }
+
     #[inline]
     pub(super) fn is_terminal(&self, node: u32) -> bool {
         self.nodes.get(node as usize).is_some_and(|n| n.terminal)

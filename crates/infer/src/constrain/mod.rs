@@ -88,11 +88,11 @@ impl TokenConstraint {
                     }
                     stack.push((exit.node, p, key.class));
                 }
-                self.walk(v, stack, token_bytes, out);
+                self.walk(v, stack, (token_bytes, out), true);
             }
             _ => {
                 out.clear();
-                self.walk(v, vec![(self.trie.root(), v.probe(), ByteSet::EMPTY)], token_bytes, out);
+                self.walk(v, vec![(self.trie.root(), v.probe(), ByteSet::EMPTY)], (token_bytes, out), true);
             }
         }
         if v.is_complete() {
@@ -104,14 +104,17 @@ impl TokenConstraint {
 
     /// Walks the trie from the frames in `stack` with the validator's probe, descending only into accepted
     /// prefixes, and adds every accepted token to `out`.
-    fn walk(&self, v: &Validator, mut stack: Vec<Frame>, token_bytes: &dyn Fn(u32) -> Vec<u8>, out: &mut TokenMask) {
+    /// With `hints`, edges outside [`Validator::probe_hint`] are skipped without stepping the probe.
+    fn walk(&self, v: &Validator, mut stack: Vec<Frame>, io: (&dyn Fn(u32) -> Vec<u8>, &mut TokenMask), hints: bool) {
+        let (token_bytes, out) = io;
         let mut unsure = Vec::new();
         while let Some((node, probe, skip)) = stack.pop() {
+            let hint = if hints { v.probe_hint(&probe) } else { ByteSet([u64::MAX; 4]) };
             for &(b, child) in self.trie.edges(node) {
                 if b >= 0x80 {
                     break; // the validator accepts ASCII only; edges are sorted
                 }
-                if skip.contains(b) {
+                if skip.contains(b) || !hint.contains(b) {
                     continue;
                 }
                 match v.probe_step(&probe, b) {
@@ -139,11 +142,11 @@ impl TokenConstraint {
     }
 
     /// The reference for [`TokenConstraint::allowed`]: the same set, from one walk of the whole trie with no
-    /// cache, as ids in no particular order. Slow inside open labels (it visits most of the vocabulary); kept for
+    /// cache and no byte hints, as ids in increasing order. Slow inside open labels (it visits most of the vocabulary); kept for
     /// tests and the benchmark.
     pub fn allowed_by_full_walk(&self, v: &Validator, token_bytes: &dyn Fn(u32) -> Vec<u8>, out: &mut Vec<u32>) {
         let mut mask = self.new_mask();
-        self.walk(v, vec![(self.trie.root(), v.probe(), ByteSet::EMPTY)], token_bytes, &mut mask);
+        self.walk(v, vec![(self.trie.root(), v.probe(), ByteSet::EMPTY)], (token_bytes, &mut mask), false);
         if v.is_complete() {
             for &id in &self.end_ids {
                 mask.insert(id);
