@@ -186,3 +186,54 @@ proptest! {
         }
     }
 }
+
+/// The demo's GRPO setting, through the engine's own path (`validator_for`, the tiny tokenizer's vocabulary): a
+/// 640×480 canvas and closed lists of 7 objects and 5 predicates, where a model that repeats rows exhausts
+/// subjects. Walks that repeat the previous row's predicate when they can must never dead-end.
+#[test]
+fn demo_constraint_walks_never_dead_end() {
+    let tok = sgvlm_model::tokenizer::Tokenizer::tiny();
+    let vocab = tok.token_bytes();
+    let end = tok.token_id("<|im_end|>").expect("tiny tokenizer has <|im_end|>");
+    let tc = TokenConstraint::new(&vocab, &[end]);
+    let list = |l: &[&str]| Some(std::sync::Arc::new(l.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+    let constraint = Constraint {
+        schema: Schema::Triplet,
+        canvas: (640, 480),
+        objects: list(&["person", "sports-ball", "cup", "book", "potted-plant", "dining-table", "basket"]),
+        predicates: list(&["holding", "in", "on", "over", "beside"]),
+    };
+    let bytes = |id: u32| vocab[id as usize].bytes.clone();
+    let mut mask = tc.new_mask();
+    let mut finished = 0;
+    for seed in 0..12u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut v = validator_for(&constraint).unwrap();
+        v.feed_str("<answer>\n").unwrap();
+        let mut text = b"<answer>\n".to_vec();
+        for _ in 0..3000 {
+            tc.allowed(&v, &bytes, &mut mask);
+            let ids: Vec<u32> = mask.iter().collect();
+            assert!(!ids.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
+            // Small counts and coordinates (structural tokens first), and the predicate `on` whenever allowed.
+            let structural: Vec<u32> =
+                ids.iter().copied().filter(|&i| !vocab[i as usize].bytes.iter().all(u8::is_ascii_alphanumeric)).collect();
+            let on = ids.iter().copied().find(|&i| vocab[i as usize].bytes == b"on");
+            let id = match on {
+                Some(i) if rng.random_bool(0.9) => i,
+                _ if !structural.is_empty() && rng.random_bool(0.7) => structural[rng.random_range(0..structural.len())],
+                _ => ids[rng.random_range(0..ids.len())],
+            };
+            if id == end {
+                finished += 1;
+                let s = String::from_utf8_lossy(&text).into_owned();
+                let strict = StrictConfig { canvas: Canvas::new(640, 480), ..StrictConfig::default() };
+                assert!(sgvlm_graph::strict::is_valid(&s, Schema::Triplet, &strict), "{s:?}");
+                break;
+            }
+            v.feed(&vocab[id as usize].bytes).unwrap();
+            text.extend_from_slice(&vocab[id as usize].bytes);
+        }
+    }
+    assert!(finished >= 6, "only {finished} of 12 walks finished");
+}
