@@ -216,12 +216,17 @@ fn demo_constraint_walks_never_dead_end() {
             let ids: Vec<u32> = mask.iter().collect();
             assert!(!ids.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
             // Small counts and coordinates (structural tokens first), and the predicate `on` whenever allowed.
-            let structural: Vec<u32> =
-                ids.iter().copied().filter(|&i| !vocab[i as usize].bytes.iter().all(u8::is_ascii_alphanumeric)).collect();
+            let structural: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|&i| !vocab[i as usize].bytes.iter().all(u8::is_ascii_alphanumeric))
+                .collect();
             let on = ids.iter().copied().find(|&i| vocab[i as usize].bytes == b"on");
             let id = match on {
                 Some(i) if rng.random_bool(0.9) => i,
-                _ if !structural.is_empty() && rng.random_bool(0.7) => structural[rng.random_range(0..structural.len())],
+                _ if !structural.is_empty() && rng.random_bool(0.7) => {
+                    structural[rng.random_range(0..structural.len())]
+                }
                 _ => ids[rng.random_range(0..ids.len())],
             };
             if id == end {
