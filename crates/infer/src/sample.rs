@@ -4,6 +4,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::constrain::TokenMask;
+
 /// How one sequence picks its next token.
 #[derive(Debug, Clone)]
 pub struct Sampler {
@@ -27,13 +29,20 @@ impl Sampler {
     }
 
     /// Picks a token from `logits` (one per vocabulary id). With `allowed`, only those ids are candidates (an empty
-    /// list gives None). Without, every id is. NaN logits are never picked.
-    pub fn pick(&mut self, logits: &[f32], allowed: Option<&[u32]>) -> Option<u32> {
+    /// mask gives None). Without, every id is. NaN logits are never picked.
+    pub fn pick(&mut self, logits: &[f32], allowed: Option<&TokenMask>) -> Option<u32> {
         let ids: Box<dyn Iterator<Item = u32> + '_> = match allowed {
-            Some(a) => Box::new(a.iter().copied().filter(|&i| (i as usize) < logits.len())),
+            Some(a) => Box::new(a.iter().take_while(|&i| (i as usize) < logits.len())),
             None => Box::new(0..logits.len() as u32),
         };
         if self.is_greedy() {
+            // The unmasked argmax (one pass over contiguous logits) is the answer whenever the mask allows it, which
+            // for a trained model is most steps; iterating a mask of tens of thousands of ids costs far more.
+            if let Some(mask) = allowed {
+                if let Some(best) = argmax(0..logits.len() as u32, logits).filter(|&b| mask.contains(b)) {
+                    return Some(best);
+                }
+            }
             return argmax(ids, logits);
         }
         let inv_t = 1.0 / self.temperature;
@@ -99,8 +108,17 @@ mod tests {
         let mut s = Sampler::new(0.0, 1.0, Some(1));
         let logits = [0.1, 3.0, 2.0, f32::NAN];
         assert_eq!(s.pick(&logits, None), Some(1));
-        assert_eq!(s.pick(&logits, Some(&[0, 2, 3])), Some(2));
-        assert_eq!(s.pick(&logits, Some(&[])), None);
+        let mask = |ids: &[u32]| {
+            let mut m = TokenMask::new(logits.len());
+            ids.iter().for_each(|&i| m.insert(i));
+            m
+        };
+        assert_eq!(s.pick(&logits, Some(&mask(&[0, 2, 3]))), Some(2));
+        assert_eq!(s.pick(&logits, Some(&mask(&[]))), None);
+        assert_eq!(s.pick(&logits, Some(&mask(&[3]))), None);
+        assert_eq!(s.pick(&logits, Some(&mask(&[1, 2]))), Some(1));
+        let ties = [1.0, 2.0, 2.0, 2.0];
+        assert_eq!(s.pick(&ties, Some(&mask(&[0, 2, 3]))), Some(2));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub(super) struct Env {
     pub labels: [Option<Vocab>; 3],
     /// AG list caps (attention, spatial, contacting).
     pub caps: [usize; 3],
+    /// Label bytes of the triplet and AG label schemas.
+    pub label_class: [super::ByteSet; 2],
+    /// With closed lists for every relation family that may hold labels: the number of distinct labels a
+    /// (subject, object) pair can carry; a subject's atomic relations are then bounded by `(n − 1) ×` this.
+    pub pair_capacity: Option<u64>,
 }
 
 /// Committed relation keys, for duplicate detection: for each (subject, label) the objects already used.
@@ -38,6 +43,10 @@ pub(super) struct Ctx {
     pub trip: HashMap<(u32, u64), Bits>,
     /// AG: (subj, kind, label hash) → objects.
     pub ag: HashMap<(u32, u8, u64), Bits>,
+    /// Atomic relations per subject.
+    pub atomic_of: HashMap<u32, u32>,
+    /// Subjects of the rows so far.
+    pub subjects: Bits,
 }
 
 /// What a byte did that the committed context must learn.
@@ -170,6 +179,13 @@ pub(super) struct Cursor {
     pub pred_h: u64,
     /// Objects that would still complete the current relation row without a duplicate or a self-loop.
     pub viable: Bits,
+    /// Triplet with a closed predicate list of at most 256 entries: for the row's subject, the entries (by
+    /// depth-first index, see `Vocab::span`) that still have an unused object; `pred_fresh_ok` says it is set.
+    pub pred_fresh: Bits,
+    pub pred_fresh_ok: bool,
+    /// Subjects all of whose (label, object) pairs are used (only with closed relation lists, see
+    /// `Env::pair_capacity`).
+    pub full: Bits,
     pub list_n: u8,
     pub row_n: u16,
     pub list_h: [u64; LIST_MAX],
@@ -216,6 +232,9 @@ impl Cursor {
             obj: 0,
             pred_h: 0,
             viable: Bits::default(),
+            full: Bits::default(),
+            pred_fresh: Bits::default(),
+            pred_fresh_ok: false,
             list_n: 0,
             row_n: 0,
             list_h: [0; LIST_MAX],
@@ -326,24 +345,30 @@ impl Cursor {
 
     /// One byte inside a body line.
     fn line(&mut self, env: &Env, ctx: Option<&Ctx>, b: u8) -> Step {
+        if ctx.is_none() && self.phase == Phase::RelRow && self.field == 0 && env.pair_capacity.is_some() {
+            // The exhausted subjects (`full`) are kept up to date by the validator as rows are committed, which a
+            // token check running past a row end does not do.
+            return Err(Halt::NeedCtx);
+        }
         match self.sub {
             Sub::Pre if is_ws(b) => Ok(Ev::None),
             Sub::Pre if self.is_header() => self.lit1(env, b, 0),
-            Sub::Pre => self.start_content(env, b),
+            Sub::Pre => self.start_content(env, ctx, b),
             Sub::Lit1(i) => self.lit1(env, b, i),
             Sub::Num if b.is_ascii_digit() => self.digit(env, b),
             Sub::Num if self.is_header() => {
-                self.finish_num(env)?;
+                self.finish_num(env, ctx)?;
                 self.lit2(env, b, 0)
             }
             Sub::Num => {
-                self.finish_num(env)?;
+                self.finish_num(env, ctx)?;
                 self.after(env, b)
             }
             Sub::Lit2(i) => self.lit2(env, b, i),
             Sub::Lab => {
                 if self.label_byte_ok(env, b) {
                     self.lab_byte(env, b)?;
+                    self.pred_prefix_ok(env, ctx)?;
                     Ok(Ev::None)
                 } else {
                     self.finish_field_label(env, ctx)?;

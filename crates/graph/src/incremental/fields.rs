@@ -2,13 +2,11 @@
 //! (canonical shape, optional vocabulary trie, person detection, hashing), and AG bracketed label lists.
 
 use super::cursor::{is_ws, rej, Ctx, Cursor, Env, Ev, Field, Halt, Item, Phase, Step, Sub};
-use super::vocab::{Bits, Vocab};
-use super::Why;
+use super::vocab::{hash_byte, hash_finish, Bits, Vocab, FNV_OFFSET};
+use super::{ByteSet, Why};
 use crate::label::is_label_byte;
 use crate::types::Schema;
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 const NO_NODE: u32 = u32::MAX;
 
 /// The values a numeric field accepts.
@@ -89,9 +87,11 @@ impl Cursor {
             Field::Coord(1) => Cand::Range(0, h - 1),
             Field::Coord(2) => Cand::Range(self.x1.saturating_add(1), w),
             Field::Coord(_) => Cand::Range(self.y1.saturating_add(1), h),
+            // A subject whose (label, object) pairs are all used (closed lists only) cannot start a row.
             Field::Subj if env.schema == Schema::Ag && env.cfg.ag_enforce_person_subject => {
-                Cand::Set(Bits::range(1, n).and(self.person))
+                Cand::Set(Bits::range(1, n).and(self.person).and_not(self.full))
             }
+            Field::Subj if env.pair_capacity.is_some() => Cand::Set(Bits::range(1, n).and_not(self.full)),
             Field::Subj => Cand::Range(1, n),
             _ => Cand::Set(self.viable),
         }
@@ -133,7 +133,7 @@ impl Cursor {
     }
 
     /// First byte of a row field.
-    pub(super) fn start_content(&mut self, env: &Env, b: u8) -> Step {
+    pub(super) fn start_content(&mut self, env: &Env, ctx: Option<&Ctx>, b: u8) -> Step {
         let f = self.current_field(env);
         match f {
             Field::List(_) => {
@@ -151,6 +151,7 @@ impl Cursor {
                     return rej(Why::Syntax);
                 }
                 self.lab_byte(env, b)?;
+                self.pred_prefix_ok(env, ctx)?;
                 Ok(Ev::None)
             }
             _ => {
@@ -185,7 +186,7 @@ impl Cursor {
     }
 
     /// The number is complete: check it and record it.
-    pub(super) fn finish_num(&mut self, env: &Env) -> Result<(), Halt> {
+    pub(super) fn finish_num(&mut self, env: &Env, ctx: Option<&Ctx>) -> Result<(), Halt> {
         let f = self.current_field(env);
         if !self.has_digit {
             return rej(if f == Field::Count { Why::Header } else { Why::Syntax });
@@ -208,6 +209,20 @@ impl Cursor {
                 let mut all = Bits::range(1, self.n as i64);
                 all.unset(v32);
                 self.viable = all;
+                self.pred_fresh_ok = false;
+                if let (Schema::Triplet, Some(vocab), Some(ctx)) = (env.schema, env.labels[0].as_ref(), ctx) {
+                    // Once per row instead of once per predicate byte (and per candidate token).
+                    if vocab.len() <= 256 {
+                        let mut fresh = Bits::default();
+                        for (i, h) in vocab.hashes_below(Vocab::ROOT).iter().enumerate() {
+                            if ctx.trip.get(&(v32, *h)).is_none_or(|used| !all.and_not(*used).is_empty()) {
+                                fresh.set(i as u32);
+                            }
+                        }
+                        self.pred_fresh = fresh;
+                        self.pred_fresh_ok = true;
+                    }
+                }
             }
             Field::Obj => self.obj = v32,
             _ => {}
@@ -239,6 +254,53 @@ impl Cursor {
         self.pm = 0;
     }
 
+    /// Inside a label with an open vocabulary: the label's schema and shape (see `Validator::free_label`).
+    pub(super) fn free_label(&self, env: &Env) -> Option<(Schema, u8)> {
+        let in_label = matches!(self.phase, Phase::ObjRow | Phase::RelRow)
+            && matches!(self.sub, Sub::Lab | Sub::Item(Item::Lab))
+            && !self.cr;
+        if !in_label {
+            return None;
+        }
+        let f = self.current_field(env);
+        if !matches!(f, Field::Name | Field::Pred | Field::List(_)) || Self::vocab(env, f).is_some() {
+            return None;
+        }
+        Some((Self::label_schema(env, f), self.lab_shape))
+    }
+
+    /// A superset of the bytes the next step can accept, where a closed vocabulary makes it small: inside or at
+    /// the start of a closed-list label only the vocabulary's next bytes, whitespace and (inside) bytes that end
+    /// the label. None elsewhere.
+    pub(super) fn hint(&self, env: &Env) -> Option<ByteSet> {
+        if self.cr || !matches!(self.phase, Phase::ObjRow | Phase::RelRow) {
+            return None;
+        }
+        let f = self.current_field(env);
+        let vocab = Self::vocab(env, f)?;
+        let mut set = match self.sub {
+            Sub::Lab | Sub::Item(Item::Lab) => {
+                let class = env.label_class[(Self::label_schema(env, f) == Schema::Ag) as usize];
+                let mut set = vocab.next_bytes(self.lab_node);
+                for (w, c) in set.0.iter_mut().zip(class.0) {
+                    *w |= !c;
+                }
+                set
+            }
+            Sub::Pre if matches!(f, Field::Name | Field::Pred) => vocab.next_bytes(Vocab::ROOT),
+            Sub::Item(Item::Pre) => {
+                let mut set = vocab.next_bytes(Vocab::ROOT);
+                set.insert(b',');
+                set.insert(b']');
+                set
+            }
+            _ => return None,
+        };
+        set.insert(b' ');
+        set.insert(b'\t');
+        Some(set)
+    }
+
     /// Whether `b` belongs to the current label's byte class (the label may still reject it by shape).
     pub(super) fn label_byte_ok(&self, env: &Env, b: u8) -> bool {
         is_label_byte(Self::label_schema(env, self.current_field(env)), b)
@@ -262,7 +324,7 @@ impl Cursor {
             }
         }
         let lb = b.to_ascii_lowercase();
-        self.lab_h = (self.lab_h ^ lb as u64).wrapping_mul(FNV_PRIME);
+        self.lab_h = hash_byte(self.lab_h, lb);
         self.pm = match b"person".get(self.pm as usize) {
             Some(&c) if c == lb => self.pm + 1,
             _ => 7,
@@ -280,12 +342,36 @@ impl Cursor {
                 return rej(Why::Vocab);
             }
         }
-        // Final avalanche so that nearby labels spread over the map's buckets.
-        let mut h = self.lab_h;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        Ok(h)
+        Ok(hash_finish(self.lab_h))
+    }
+
+    /// A closed-list predicate prefix must still lead to a predicate with an unused object for the row's subject
+    /// (else the row could not be finished). Needs the committed context.
+    pub(super) fn pred_prefix_ok(&self, env: &Env, ctx: Option<&Ctx>) -> Result<(), Halt> {
+        let Some(vocab) = env.labels[0].as_ref() else { return Ok(()) };
+        if env.schema != Schema::Triplet || self.current_field(env) != Field::Pred {
+            return Ok(());
+        }
+        if self.pred_fresh_ok {
+            let (lo, hi) = vocab.span(self.lab_node);
+            return if hi > lo && self.pred_fresh.any_in(lo as i64, hi as i64 - 1) {
+                Ok(())
+            } else {
+                rej(Why::DuplicateRelation)
+            };
+        }
+        let ctx = ctx.ok_or(Halt::NeedCtx)?;
+        if !ctx.subjects.contains(self.subj) {
+            return Ok(()); // nothing used yet with this subject
+        }
+        let mut others = Bits::range(1, self.n as i64);
+        others.unset(self.subj);
+        let fresh = |h: &u64| ctx.trip.get(&(self.subj, *h)).is_none_or(|used| !others.and_not(*used).is_empty());
+        if vocab.hashes_below(self.lab_node).iter().any(fresh) {
+            Ok(())
+        } else {
+            rej(Why::DuplicateRelation)
+        }
     }
 
     /// End of an object name or a triplet predicate.
@@ -323,7 +409,7 @@ impl Cursor {
                 self.sub = Sub::Item(Item::Pre);
                 Ok(Ev::None)
             }
-            Item::Pre | Item::Post if b == b']' => self.close_list(env, k),
+            Item::Pre | Item::Post if b == b']' => self.close_list(env, ctx, k),
             Item::Pre => {
                 if !self.label_byte_ok(env, b) {
                     return rej(Why::Syntax);
@@ -331,19 +417,23 @@ impl Cursor {
                 if self.list_n as usize >= env.caps[k as usize].min(super::cursor::LIST_MAX) {
                     return rej(Why::TooManyLabels);
                 }
+                // Every later row needs a label of its own, within the budget and, with closed lists, among the
+                // (subject, label, object) triples not used yet.
                 let later_rows = self.m.saturating_sub(self.rows + 1) as u64;
                 let need = self.atomic as u64 + self.row_n as u64 + 1 + later_rows;
-                if need > env.cfg.max_relations as u64 {
+                if need > env.cfg.max_relations as u64 || need > self.atomic_capacity(env) {
                     return rej(Why::RelationBudget);
                 }
                 self.lab_reset(Self::vocab(env, Field::List(k)));
                 self.lab_byte(env, b)?;
+                self.ag_prefix_ok(env, ctx, k)?;
                 self.sub = Sub::Item(Item::Lab);
                 Ok(Ev::None)
             }
             Item::Post => rej(Why::Label),
             Item::Lab if self.label_byte_ok(env, b) => {
                 self.lab_byte(env, b)?;
+                self.ag_prefix_ok(env, ctx, k)?;
                 Ok(Ev::None)
             }
             Item::Lab => {
@@ -353,7 +443,7 @@ impl Cursor {
                 };
                 match b {
                     b']' => {
-                        self.close_list(env, k)?;
+                        self.close_list(env, ctx, k)?;
                     }
                     b',' => self.sub = Sub::Item(Item::Pre),
                     _ => self.sub = Sub::Item(Item::Post),
@@ -385,12 +475,71 @@ impl Cursor {
         Ok(Ev::Label { kind: k, h })
     }
 
-    fn close_list(&mut self, env: &Env, k: u8) -> Step {
-        let can_have = |j: usize| env.caps[j] > 0 && env.labels[j].as_ref().is_none_or(|v| !v.is_empty());
-        if self.row_n == 0 && !(k as usize + 1..3).any(can_have) {
-            return rej(Why::NoLabels);
+    fn close_list(&mut self, env: &Env, ctx: Option<&Ctx>, k: u8) -> Step {
+        if self.row_n == 0 {
+            // A later list must still be able to take a label that keeps some object viable.
+            let mut later = false;
+            for j in k + 1..3 {
+                if self.can_supply(env, ctx, j)? {
+                    later = true;
+                    break;
+                }
+            }
+            if !later {
+                return rej(Why::NoLabels);
+            }
         }
         self.sub = Sub::Post;
         Ok(Ev::None)
+    }
+
+    /// Whether AG list `j` can take a label with an object still viable for the row. Needs the committed context
+    /// when the list is closed.
+    fn can_supply(&self, env: &Env, ctx: Option<&Ctx>, j: u8) -> Result<bool, Halt> {
+        if env.caps[j as usize] == 0 {
+            return Ok(false);
+        }
+        let Some(v) = env.labels[j as usize].as_ref() else { return Ok(true) };
+        self.fresh_label_below(ctx, v, Vocab::ROOT, j)
+    }
+
+    /// Whether some entry of `vocab` at or below `node`, not yet in the current list, keeps an object of the row
+    /// viable for relation family `k`.
+    fn fresh_label_below(&self, ctx: Option<&Ctx>, vocab: &Vocab, node: u32, k: u8) -> Result<bool, Halt> {
+        let ctx = ctx.ok_or(Halt::NeedCtx)?;
+        let listed = &self.list_h[..(self.list_n as usize).min(super::cursor::LIST_MAX)];
+        let in_list = |h: &u64| self.current_field_is_list(k) && listed.contains(h);
+        let fresh = |h: &u64| {
+            !in_list(h)
+                && (!ctx.subjects.contains(self.subj)
+                    || ctx.ag.get(&(self.subj, k, *h)).is_none_or(|used| !self.viable.and_not(*used).is_empty()))
+        };
+        Ok(vocab.hashes_below(node).iter().any(fresh))
+    }
+
+    fn current_field_is_list(&self, k: u8) -> bool {
+        self.phase == Phase::RelRow && self.field == k + 1
+    }
+
+    /// A closed-list AG label prefix must lead to an entry not yet in the list that keeps an object viable.
+    fn ag_prefix_ok(&self, env: &Env, ctx: Option<&Ctx>, k: u8) -> Result<(), Halt> {
+        let Some(v) = env.labels[k as usize].as_ref() else { return Ok(()) };
+        if self.fresh_label_below(ctx, v, self.lab_node, k)? {
+            Ok(())
+        } else {
+            rej(Why::DuplicateRelation)
+        }
+    }
+
+    /// The most atomic relations the document can hold: `max_relations`, and with closed lists every person
+    /// subject (or every object) times `(n − 1)` times the labels a pair can carry.
+    fn atomic_capacity(&self, env: &Env) -> u64 {
+        match env.pair_capacity {
+            None => u64::MAX,
+            Some(cap) => {
+                let p = if env.cfg.ag_enforce_person_subject { self.n_person } else { self.n } as u64;
+                p * (self.n as u64).saturating_sub(1) * cap
+            }
+        }
     }
 }

@@ -41,10 +41,12 @@
 //!   larger limits);
 //! - labels are identified by a 64-bit hash of their lowercase bytes for duplicate detection, so two different
 //!   labels whose hashes collide would be treated as the same label (a false rejection; never a false accept);
-//! - with open label sets every accepted prefix can be completed. With closed vocabularies ([`Vocab`]) the counts
-//!   are bounded by the number of distinct keys, but the validator does not look ahead for a subject (or a
-//!   subject/predicate pair) whose fresh keys are all used up: such a dead end is rejected at the label or object
-//!   id that would duplicate, not at the earliest byte. Vocabularies are matched exactly (lowercase entries only).
+//! - every accepted prefix can be completed, with a continuation that needs no padding whitespace (random walks
+//!   in `tests_walk` check this). With closed vocabularies ([`Vocab`]) this takes look-ahead: a subject all of
+//!   whose (label, object) pairs are used is refused as a subject, a label prefix that leads only to used labels
+//!   (or to labels already in the AG list) is refused at its first byte, an AG list may be closed empty only if a
+//!   later list can still take a fresh label, and the AG label budget keeps one fresh atomic relation for every
+//!   remaining row. Vocabularies are matched exactly (lowercase entries only).
 
 mod cursor;
 mod fields;
@@ -54,6 +56,8 @@ mod vocab;
 mod tests;
 #[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_walk;
 
 pub use vocab::{ByteSet, Vocab};
 
@@ -195,7 +199,18 @@ impl Validator {
         for l in &labels {
             check(l, schema)?;
         }
-        let env = Env { cfg: s, schema, names: cfg.names, labels, caps };
+        let class = |sch: Schema| {
+            let mut set = ByteSet::EMPTY;
+            (0u8..0x80).filter(|&b| label::is_label_byte(sch, b)).for_each(|b| set.insert(b));
+            set
+        };
+        let label_class = [class(Schema::Triplet), class(Schema::Ag)];
+        let families = match schema {
+            Schema::Triplet => vec![0],
+            Schema::Ag => (0..3).filter(|&k| caps[k] > 0).collect(),
+        };
+        let pair_capacity = families.iter().map(|&k| labels[k].as_ref().map(|v| v.len() as u64)).sum::<Option<u64>>();
+        let env = Env { cfg: s, schema, names: cfg.names, labels, caps, label_class, pair_capacity };
         Ok(Validator { env: Arc::new(env), ctx: Ctx::default(), cur: Cursor::new(), row_labels: Vec::new() })
     }
 
@@ -254,11 +269,29 @@ impl Validator {
         match ev {
             Ev::None => {}
             Ev::Label { kind, h } => self.row_labels.push((kind, h)),
-            Ev::TripRow { s, h, o } => self.ctx.trip.entry((s, h)).or_default().set(o),
+            Ev::TripRow { s, h, o } => {
+                self.ctx.trip.entry((s, h)).or_default().set(o);
+                self.commit_atomic(s, 1);
+            }
             Ev::AgRow { s, o } => {
+                let count = self.row_labels.len() as u32;
                 for (k, h) in self.row_labels.drain(..) {
                     self.ctx.ag.entry((s, k, h)).or_default().set(o);
                 }
+                self.commit_atomic(s, count);
+            }
+        }
+    }
+
+    /// Counts `count` new atomic relations of subject `s`; with closed relation lists, marks `s` as exhausted once
+    /// every one of its (label, object) pairs is used (each atomic relation used a distinct one).
+    fn commit_atomic(&mut self, s: u32, count: u32) {
+        self.ctx.subjects.set(s);
+        let used = self.ctx.atomic_of.entry(s).or_default();
+        *used += count;
+        if let Some(cap) = self.env.pair_capacity {
+            if *used as u64 >= cap * (self.cur.n as u64).saturating_sub(1) {
+                self.cur.full.set(s);
             }
         }
     }
@@ -301,6 +334,35 @@ impl Validator {
         }
     }
 
+    /// Some while the text ends inside a label whose vocabulary is open (an object name or a predicate without a
+    /// closed list, or an AG list label without one).
+    ///
+    /// The contract a mask cache may rely on: for any byte string made only of bytes in the key's `class`,
+    /// whether [`Validator::allows`] accepts it depends on the key alone — not on the label's bytes so far nor on
+    /// anything else in the document. (Such a string only extends the label; what a label may contain depends on
+    /// its schema and on whether its last byte is punctuation.) Strings with other bytes end the label and must be
+    /// checked against the validator itself.
+    pub fn free_label(&self) -> Option<FreeLabel> {
+        let (schema, shape) = self.cur.free_label(&self.env)?;
+        let class = match schema {
+            Schema::Triplet => self.env.label_class[0],
+            Schema::Ag => self.env.label_class[1],
+        };
+        Some(FreeLabel { class, state: (schema as u8) << 4 | shape })
+    }
+
+    /// A superset of the bytes [`Validator::probe_step`] can accept after `probe`, or every byte: lets a trie walk
+    /// skip the edges that would be refused anyway without stepping a copy of the probe for each (inside labels
+    /// with a closed vocabulary, where a token-trie node has many edges and few are vocabulary bytes).
+    pub fn probe_hint(&self, probe: &Probe) -> ByteSet {
+        if probe.cur.cr {
+            let mut set = ByteSet::EMPTY;
+            set.insert(b'\n');
+            return set;
+        }
+        probe.cur.hint(&self.env).unwrap_or(ByteSet([u64::MAX; 4]))
+    }
+
     /// The bytes that may come next (always ASCII).
     pub fn allowed_next_bytes(&self) -> ByteSet {
         let mut out = ByteSet::EMPTY;
@@ -320,6 +382,15 @@ pub struct Probe {
     cur: Cursor,
     /// A relation row was completed inside the candidate, so the committed context no longer covers it.
     stale: bool,
+}
+
+/// The lexical state inside an open-vocabulary label (see [`Validator::free_label`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FreeLabel {
+    /// The bytes that continue the label.
+    pub class: ByteSet,
+    /// Distinguishes states whose rules for class bytes differ (the label's schema and the shape of its last byte).
+    pub state: u8,
 }
 
 /// Result of [`Validator::probe_step`]. Returned by value: boxing the probe would allocate on every trie edge.

@@ -329,3 +329,27 @@ fn reject_keeps_state_and_reset_clears() {
     assert!(!v.allows(b" x"));
     assert!(validate(GT, Schema::Triplet, ValidatorConfig::default()) == Ok(true));
 }
+
+/// With a closed predicate list a subject can run out of (predicate, object) pairs, and a predicate prefix can
+/// lead only to used predicates: both must be refused where they start, or the answer has no continuation.
+#[test]
+fn closed_predicates_refuse_exhausted_subjects_and_prefixes() {
+    let cfg = ValidatorConfig { predicates: Some(Vocab::new(["on", "over", "in"])), ..ValidatorConfig::default() };
+    let objs = "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,a,0,0,1,1\n2,b,0,0,1,1\n3,c,0,0,1,1\n";
+    let mut v = val_cfg(Schema::Triplet, cfg.clone());
+    v.feed_str(&format!("{objs}rel[8]{{subj,pred,obj}}:\n1,on,2\n1,on,3\n1,over,2\n1,over,3\n1,in,2\n")).unwrap();
+    // Subject 1 has one pair left (in, 3); `o` leads only to used predicates.
+    v.feed_str("1,").unwrap();
+    assert_eq!(next(&v), "\t i");
+    assert!(!v.allows(b"o"));
+    assert!(v.allows(b"in,3\n"));
+    assert!(!v.allows(b"in,2"));
+    v.feed_str("in,3\n").unwrap();
+    // Now every pair of subject 1 is used: it cannot start a row, neither by a byte nor inside a longer token.
+    assert_eq!(next(&v), "\t 023");
+    assert!(!v.allows(b"1"));
+    let mut w = val_cfg(Schema::Triplet, cfg);
+    w.feed_str(&format!("{objs}rel[8]{{subj,pred,obj}}:\n1,on,2\n1,on,3\n1,over,2\n1,over,3\n1,in,2\n1,in,")).unwrap();
+    assert!(!w.allows(b"3\n1"));
+    assert!(w.allows(b"3\n2"));
+}

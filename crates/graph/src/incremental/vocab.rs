@@ -11,6 +11,8 @@
 pub struct Vocab {
     nodes: Vec<Node>,
     entries: Vec<String>,
+    /// Label hashes of the entries in depth-first order, so that each node's entries are one slice (`Node::span`).
+    hashes: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +20,30 @@ struct Node {
     terminal: bool,
     /// Children sorted by byte.
     edges: Vec<(u8, u32)>,
+    /// The entries at or below this node: `hashes[span.0..span.1]`.
+    span: (u32, u32),
+}
+
+pub(super) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(super) const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// One byte of a label's running hash (over lowercase bytes).
+#[inline]
+pub(super) fn hash_byte(h: u64, b: u8) -> u64 {
+    (h ^ b.to_ascii_lowercase() as u64).wrapping_mul(FNV_PRIME)
+}
+
+/// The final avalanche, so that nearby labels spread over the hash map's buckets.
+#[inline]
+pub(super) fn hash_finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// The hash the validator gives a complete label.
+pub(super) fn label_hash(label: &[u8]) -> u64 {
+    hash_finish(label.iter().fold(FNV_OFFSET, |h, &b| hash_byte(h, b)))
 }
 
 impl Vocab {
@@ -27,7 +53,7 @@ impl Vocab {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut v = Vocab { nodes: vec![Node::default()], entries: Vec::new() };
+        let mut v = Vocab { nodes: vec![Node::default()], entries: Vec::new(), hashes: Vec::new() };
         for e in entries {
             let e = e.as_ref();
             let mut at = 0usize;
@@ -47,7 +73,34 @@ impl Vocab {
                 v.entries.push(e.to_string());
             }
         }
+        v.index(Self::ROOT, &mut Vec::new());
         v
+    }
+
+    /// Fills `hashes` and every node's span, depth-first from `node` whose label is `path`.
+    fn index(&mut self, node: u32, path: &mut Vec<u8>) {
+        let lo = self.hashes.len() as u32;
+        if self.nodes[node as usize].terminal {
+            self.hashes.push(label_hash(path));
+        }
+        for i in 0..self.nodes[node as usize].edges.len() {
+            let (b, child) = self.nodes[node as usize].edges[i];
+            path.push(b);
+            self.index(child, path);
+            path.pop();
+        }
+        self.nodes[node as usize].span = (lo, self.hashes.len() as u32);
+    }
+
+    /// The depth-first indices `lo..hi` of the entries that begin with the prefix leading to `node` (indices into
+    /// `hashes_below(ROOT)`).
+    pub(super) fn span(&self, node: u32) -> (u32, u32) {
+        self.nodes.get(node as usize).map_or((0, 0), |n| n.span)
+    }
+
+    /// Label hashes of the entries that begin with the prefix leading to `node`.
+    pub(super) fn hashes_below(&self, node: u32) -> &[u64] {
+        self.nodes.get(node as usize).map_or(&[], |n| &self.hashes[n.span.0 as usize..n.span.1 as usize])
     }
 
     /// The distinct entries, in insertion order.
@@ -84,6 +137,15 @@ impl Vocab {
         let edges = &self.nodes.get(node as usize)?.edges;
         // Linear scan: label tries have few children per node.
         edges.iter().find(|&&(c, _)| c == b).map(|&(_, n)| n)
+    }
+
+    /// The bytes that continue the entries below `node`.
+    pub(super) fn next_bytes(&self, node: u32) -> ByteSet {
+        let mut set = ByteSet::EMPTY;
+        for &(b, _) in self.nodes.get(node as usize).map_or(&[][..], |n| &n.edges) {
+            set.insert(b);
+        }
+        set
     }
 
     #[inline]
@@ -167,6 +229,11 @@ impl Bits {
     }
 
     #[inline]
+    pub fn contains(&self, i: u32) -> bool {
+        i < 256 && self.0[(i >> 6) as usize] & (1u64 << (i & 63)) != 0
+    }
+
+    #[inline]
     pub fn unset(&mut self, i: u32) {
         if i < 256 {
             self.0[(i >> 6) as usize] &= !(1u64 << (i & 63));
@@ -214,6 +281,12 @@ mod tests {
         assert!(v.contains("sky-other-merged"));
         let sk = v.child(Vocab::ROOT, b's').and_then(|n| v.child(n, b'k'));
         assert!(sk.is_some_and(|n| !v.is_terminal(n)));
+        let mut below = sk.map(|n| v.hashes_below(n).to_vec()).unwrap_or_default();
+        below.sort_unstable();
+        let mut want = vec![label_hash(b"sky"), label_hash(b"sky-other-merged"), label_hash(b"skateboard")];
+        want.sort_unstable();
+        assert_eq!(below, want);
+        assert_eq!(v.hashes_below(Vocab::ROOT).len(), 3);
     }
 
     #[test]

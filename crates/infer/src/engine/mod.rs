@@ -375,7 +375,7 @@ impl Engine {
             return Ok(());
         }
         let host = logits.to_dtype(DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(c)?;
-        let mut allowed = Vec::new();
+        let mut allowed = self.constraint.new_mask();
         let bytes_of = |id: u32| self.vocab.bytes(id).to_vec();
         for (s, row) in seqs.iter_mut().zip(host) {
             let pick = match &s.validator {
@@ -388,10 +388,14 @@ impl Engine {
             match pick {
                 Some(id) => s.accept(id, &self.vocab, self.cfg.ignore_end),
                 None => {
-                    s.error = Some(if s.validator.is_some() {
-                        "constrained decoding reached a dead end: no token can continue the answer".into()
-                    } else {
-                        "the logits are all NaN".into()
+                    s.error = Some(match &s.validator {
+                        Some(v) if allowed.is_empty() => format!(
+                            "constrained decoding reached a dead end after {} answer bytes: no token can continue \
+                             the answer",
+                            v.offset()
+                        ),
+                        Some(_) => "the logits of every allowed token are NaN".into(),
+                        None => "the logits are all NaN".into(),
                     });
                     s.finish = Some(FinishReason::Stop);
                 }
