@@ -115,7 +115,7 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
         return out;
     }
     let gt = solution();
-    let st = pair_stats(gt.borrow(), &Prepared::new(pred, schema), cfg);
+    let st = pair_stats(gt.borrow(), &Prepared::for_completion(pred, schema), cfg);
     out[0] = cfg.format_reward_weight;
     let n_obj = st.n_gt_objects.max(st.n_pred_objects).max(1) as f64;
     if st.n_gt_objects > 0 && st.n_pred_objects > 0 && st.pairs > 0 {

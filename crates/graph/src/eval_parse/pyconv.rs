@@ -11,6 +11,12 @@ const CSV_FIELD_LIMIT: usize = 131_072;
 /// decimal literal (`12`, `1.`, `.5`, `62e0`, `0.59E+2`) with single underscores allowed only between digits.
 /// `None` where Python raises `ValueError`.
 pub fn py_float(s: &str) -> Option<f64> {
+    // Fast path: up to 15 ASCII digits (nothing to strip, no sign) are an integer that `f64` holds exactly, as
+    // the general parse gives it. Checked first: most coordinates are written this way.
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        return Some(pytext::digits_saturating(b) as f64);
+    }
     let t = pytext::strip(s);
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -95,8 +101,10 @@ enum CsvState {
 /// no field can reach the size limit: then every field is the text between commas with its leading spaces
 /// (U+0020) skipped. `None` means "not decided here": call [`csv_record`].
 pub(crate) fn csv_fields_fast(line: &str) -> Option<impl Iterator<Item = &str>> {
+    // A byte predicate rather than `split(',')`: fields are a few bytes long, where the `memchr` behind a char
+    // pattern costs more than it saves.
     (line.len() <= CSV_FIELD_LIMIT && !line.as_bytes().contains(&b'"'))
-        .then(|| line.split(',').map(|f| f.trim_start_matches(' ')))
+        .then(|| line.split(|c: char| c == ',').map(|f| f.trim_start_matches(' ')))
 }
 
 /// One record of Python's `csv.reader([line], skipinitialspace=True)` (excel dialect: `,` delimiter, `"` quote

@@ -147,3 +147,60 @@ fn huge_ids_saturate_and_odd_input_never_panics() {
         let _ = parse(s);
     }
 }
+
+#[test]
+fn flat_parse_equals_owned_parse() {
+    let texts = [
+        BASIC,
+        "  \n<answer>\n  obj[1]{id,name,x1,y1,x2,y2}:  \n 1 , A-b ,1,2,3,4\n\n rel[1]{subj,pred,obj}:\n1,on,1\n</answer>\n",
+        "<think>obj[1]{id,name</think><answer>obj[1]{}:\n1,a,1,2,3,4</answer>",
+        "obj[2]{}:\n1,\"wine, glass\",1,2,3,4\n2, \"a\"\"b\",1,2,3,4\nrel[0]{}:",
+        "<answer>\n</answer>",
+        "<answer> </answer><answer>obj[1]{}:\n1,a,1,2,3,4</answer>",
+        "```\nobj[1]{}:\n1,a,1,2,3,4\n```",
+        "1,a,1,2,3,4\n2,b,5,6,7,8\n1,on,2",
+        "",
+        "<answer>\nno objects here\n</answer>",
+        "obj[1]{}:\r\n1,caf\u{e9},1,2,3,4\u{2028}rel[1]{}:\u{85}1,x_y,1",
+    ];
+    let mut flat = FlatGraph::default();
+    for t in texts {
+        let found = parse_into(t, &mut flat);
+        assert_eq!(found.then(|| flat.to_graph()), parse(t), "{t:?}");
+    }
+}
+
+mod fast_path {
+    use super::super::{parse, parse_general};
+    use proptest::prelude::*;
+
+    /// Pieces that stress what the shortcut must get right: tags (case, spacing, stray `<`), think markers,
+    /// fences, headers anywhere, blank and space-only lines, other line breaks and non-ASCII.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "<answer>", "</answer>", "<Answer >", "</answer >", "<", "</think>", "```", "`", "\n", "\n\n", " ", "  \n",
+            "\r\n", "\t", "\u{a0}", "\u{2028}", "obj[2]{id,name,x1,y1,x2,y2}:", "obj[1]{}:", "rel[1]{subj,pred,obj}:",
+            "rel[0]{}:", "1,person,10,20,30,40", "2,Horse_x,0,0,5.5,1e1", "1,riding,2", "2,on,1", "1,a,b,c", "obj[3]",
+            "x", ",", "\"", "1, \"a,b\",1,2,3,4",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// The shortcut parse equals the general parse on any text built from the pieces.
+        #[test]
+        fn shortcut_equals_general(parts in prop::collection::vec(piece(), 0..14)) {
+            let text: String = parts.concat();
+            prop_assert_eq!(parse(&text), parse_general(&text), "{:?}", text);
+        }
+
+        /// The same on the common layout: one answer block around a graph, with optional surrounding space.
+        #[test]
+        fn shortcut_equals_general_on_answers(
+            lead in "[ \n]{0,3}", rows in prop::collection::vec(piece(), 0..10), trail in "[ \n]{0,3}"
+        ) {
+            let text = format!("{lead}<answer>\n{}\n</answer>{trail}", rows.join("\n"));
+            prop_assert_eq!(parse(&text), parse_general(&text), "{:?}", text);
+        }
+    }
+}
