@@ -227,7 +227,35 @@ mod tests {
         })
     }
 
+    /// Matrices whose rows mostly have distinct strict minima (the solver's shortcut), with a few ties left in.
+    fn easy_problem() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+        (1usize..8, 1usize..8, any::<u64>()).prop_map(|(r, c, seed)| {
+            let mut x = seed | 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut cost: Vec<f64> = (0..r * c).map(|_| (next() % 1000) as f64 / 100.0).collect();
+            // A clear minimum on a permuted diagonal where the shape allows.
+            for i in 0..r.min(c) {
+                let (row, col) = if r <= c { (i, (i * 3 + 1) % c) } else { ((i * 3 + 1) % r, i) };
+                cost[row * c + col] = -((next() % 4) as f64);
+            }
+            (r, c, cost)
+        })
+    }
+
     proptest! {
+        /// The shortcut for distinct row minima answers as `lsap` does (and is taken often on these matrices).
+        #[test]
+        fn shortcut_equals_lsap((rows, cols, cost) in easy_problem()) {
+            let (r, c) = lsap::solve(rows, cols, &cost, false).unwrap();
+            let expected: Vec<(usize, usize)> = r.into_iter().zip(c).collect();
+            prop_assert_eq!(linear_sum_assignment(&cost, rows, cols).unwrap(), expected);
+        }
+
         /// Our port (`sap`) solves exactly as the `lsap` crate (a line-by-line port of SciPy), ties included.
         #[test]
         fn port_equals_lsap((rows, cols, cost) in problem()) {

@@ -237,7 +237,24 @@ pub fn evaluate_record(r: &EvalRecord, cfg: &TripletConfig) -> Result<TripletMet
 
 /// Scores many records in parallel (rayon), results in input order; on failure, one failing row's index and error.
 pub fn evaluate_all(records: &[EvalRecord], cfg: &TripletConfig) -> Result<Vec<TripletMetrics>, (usize, EvalError)> {
-    records.par_iter().enumerate().map(|(i, r)| evaluate_record(r, cfg).map_err(|e| (i, e))).collect()
+    evaluate_all_with(records, cfg, || {})
+}
+
+/// [`evaluate_all`], calling `on_row` once per row scored (from any thread), e.g. to advance a progress bar.
+pub fn evaluate_all_with(
+    records: &[EvalRecord],
+    cfg: &TripletConfig,
+    on_row: impl Fn() + Sync,
+) -> Result<Vec<TripletMetrics>, (usize, EvalError)> {
+    records
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let m = evaluate_record(r, cfg).map_err(|e| (i, e));
+            on_row();
+            m
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -282,7 +282,12 @@ pub(crate) struct Scratch {
 /// [`score_matched`] on [`match_objects`], in `s`'s buffers: the same decisions (names equal, endpoints mapped
 /// through all matches or, in the sound protocol, the label-agreeing ones, predicates equal) and a maximum
 /// one-to-one assignment of the hits, whose size does not depend on the order the hits are tried in.
-pub(crate) fn score_in<G: View>(g: &G, p: &G, cfg: &TripletConfig, s: &mut Scratch) -> Result<TripletMetrics, EvalError> {
+pub(crate) fn score_in<G: View>(
+    g: &G,
+    p: &G,
+    cfg: &TripletConfig,
+    s: &mut Scratch,
+) -> Result<TripletMetrics, EvalError> {
     match_objects_in(g, p, cfg, s)?;
     s.obj_ok.clear();
     s.obj_ok.extend(s.matches.iter().map(|m| names_equal(g, p, m)));

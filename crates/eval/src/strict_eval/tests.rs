@@ -124,7 +124,9 @@ fn flat_path_equals_owned_path_on_oracle_rows() {
         let r = EvalRecord::from_json_line(line).0;
         for cfg in [paper(), sound()] {
             let owned = match parse_pair(r.gt.as_deref(), r.pred.as_deref(), &cfg) {
-                Ok((g, p)) => score::match_objects(&g, &p, &cfg).map(|m| score::score_matched(&g, &p, &m, cfg.protocol)),
+                Ok((g, p)) => {
+                    score::match_objects(&g, &p, &cfg).map(|m| score::score_matched(&g, &p, &m, cfg.protocol))
+                }
                 Err(status) => Ok(TripletMetrics::zero(status)),
             };
             let flat = evaluate_record(&r, &cfg);

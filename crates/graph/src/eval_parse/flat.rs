@@ -72,10 +72,18 @@ impl FlatGraph {
     pub fn to_graph(&self) -> EvalGraph {
         EvalGraph {
             objects: (0..self.objects.len())
-                .map(|i| EvalObject { id: self.objects[i].id, name: self.name(i).to_string(), bbox: self.objects[i].bbox })
+                .map(|i| EvalObject {
+                    id: self.objects[i].id,
+                    name: self.name(i).to_string(),
+                    bbox: self.objects[i].bbox,
+                })
                 .collect(),
             relations: (0..self.relations.len())
-                .map(|i| EvalRelation { subj: self.relations[i].subj, pred: self.pred(i).to_string(), obj: self.relations[i].obj })
+                .map(|i| EvalRelation {
+                    subj: self.relations[i].subj,
+                    pred: self.pred(i).to_string(),
+                    obj: self.relations[i].obj,
+                })
                 .collect(),
         }
     }
