@@ -365,7 +365,12 @@ pub fn parse_gated_ag(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
     if !body.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)) {
         return None;
     }
-    let g = crate::strict::parse_ag(raw, cfg).ok()?;
+    ag_gated(raw, crate::strict::parse_ag(raw, cfg).ok()?)
+}
+
+/// The lenient graph of a valid AG completion with a printable answer body, from its strict parse.
+fn ag_gated(raw: &str, g: crate::types::AgGraph) -> Option<Gated> {
+    let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
     let is_first_answer = is_first_answer(raw, body)?;
     let n_pairs = g.pairs.len();
     let mut relations = Vec::new();
@@ -396,6 +401,45 @@ pub fn parse_gated(raw: &str, schema: Schema, cfg: &StrictConfig) -> Option<Gate
     match schema {
         Schema::Triplet => parse_gated_triplet(raw, cfg),
         Schema::Ag => parse_gated_ag(raw, cfg),
+    }
+}
+
+/// The strict gate's verdict on a completion, with the lenient parse where the one-pass path built it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid, parsed in one pass ([`parse_gated`]).
+    Gated(Gated),
+    /// Valid, but not decided by the one-pass path: parse it with [`parse_completion`].
+    Valid,
+    /// Fails the gate.
+    Invalid,
+}
+
+/// [`parse_gated`] and, where it gives no graph, [`crate::strict::is_valid`], without running any parse twice:
+/// a triplet text the fast path did not accept goes straight to the general parser (the fast path's acceptance is
+/// the general path's, so `is_valid` would only repeat the fast scan), and an AG text whose strict parse failed
+/// inside [`parse_gated_ag`] is invalid without parsing it again.
+pub fn gate(raw: &str, schema: Schema, cfg: &StrictConfig) -> Verdict {
+    let valid = |ok: bool| if ok { Verdict::Valid } else { Verdict::Invalid };
+    match schema {
+        Schema::Triplet => match parse_gated_triplet(raw, cfg) {
+            Some(g) => Verdict::Gated(g),
+            None => valid(crate::strict::parse_triplet_general(raw, cfg).is_ok()),
+        },
+        Schema::Ag => {
+            let printable = answer::exact_answer_body(answer::prepare_for_strict(raw))
+                .is_some_and(|b| b.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)));
+            if !printable {
+                return valid(crate::strict::parse_ag(raw, cfg).is_ok());
+            }
+            match crate::strict::parse_ag(raw, cfg) {
+                Ok(g) => match ag_gated(raw, g) {
+                    Some(g) => Verdict::Gated(g),
+                    None => Verdict::Valid,
+                },
+                Err(_) => Verdict::Invalid,
+            }
+        }
     }
 }
 
