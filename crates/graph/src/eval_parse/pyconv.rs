@@ -100,9 +100,13 @@ enum CsvState {
 /// [`csv_record`]'s fields as slices of `line` when the line holds no quote character and is short enough that
 /// no field can reach the size limit: then every field is the text between commas with its leading spaces
 /// (U+0020) skipped. `None` means "not decided here": call [`csv_record`].
+#[allow(clippy::manual_pattern_char_comparison)]
 pub(crate) fn csv_fields_fast(line: &str) -> Option<impl Iterator<Item = &str>> {
+    // A char predicate, not the `','` pattern clippy prefers: fields are a few bytes long, and the `memchr` behind
+    // a char pattern costs more than it finds. Measured with `--example eval_throughput`, interleaved at load 10:
+    // strict evaluation at 102–109k rows/s with the predicate against 96–97k with `split(',')`.
     (line.len() <= CSV_FIELD_LIMIT && !line.as_bytes().contains(&b'"'))
-        .then(|| line.split(',').map(|f| f.trim_start_matches(' ')))
+        .then(|| line.split(|c: char| c == ',').map(|f| f.trim_start_matches(' ')))
 }
 
 /// One record of Python's `csv.reader([line], skipinitialspace=True)` (excel dialect: `,` delimiter, `"` quote
