@@ -16,6 +16,7 @@
 
 mod flat;
 mod pyconv;
+mod standard;
 #[cfg(test)]
 mod tests;
 
@@ -88,6 +89,8 @@ trait Sink {
     fn object(&mut self, id: u64, name: &str, bbox: [f64; 4]);
     fn relation(&mut self, subj: u64, pred: &str, obj: u64);
     fn has_objects(&self) -> bool;
+    /// Forgets every row (after a shortcut gave up half way).
+    fn reset(&mut self);
 }
 
 impl Sink for EvalGraph {
@@ -100,6 +103,10 @@ impl Sink for EvalGraph {
     fn has_objects(&self) -> bool {
         !self.objects.is_empty()
     }
+    fn reset(&mut self) {
+        self.objects.clear();
+        self.relations.clear();
+    }
 }
 
 /// The parse behind [`parse`] and [`parse_into`]; `lines` is scratch (byte ranges of the kept lines); `fast`
@@ -108,6 +115,10 @@ fn parse_with(text: &str, out: &mut impl Sink, lines: &mut Vec<(usize, usize)>, 
     lines.clear();
     let cleaned: Cow<'_, str> = match fast_clean(text).filter(|_| fast) {
         Some(inner) => {
+            if let Some(found) = standard::parse(inner, out) {
+                return found;
+            }
+            out.reset();
             // Only `\n` breaks lines in this text (printable ASCII otherwise).
             let mut start = 0;
             for l in inner.split('\n') {
@@ -262,12 +273,17 @@ fn object_row(ln: &str, out: &mut impl Sink) {
     with_fields::<6, _>(ln, |f| {
         let id = digit_string_value(pytext::strip(f[0]))?;
         let [x1, y1, x2, y2] = [py_float(f[2])?, py_float(f[3])?, py_float(f[4])?, py_float(f[5])?];
-        // `sorted((a, b))` on two floats swaps only when b < a (so a NaN never moves).
-        let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
-        let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
-        out.object(id, f[1], [x1, y1, x2, y2]);
+        push_object(out, id, f[1], [x1, y1, x2, y2]);
         Some(())
     });
+}
+
+/// Hands an object row to the sink with its box reordered: `sorted((a, b))` on two floats swaps only when
+/// b < a (so a NaN never moves).
+fn push_object(out: &mut impl Sink, id: u64, name: &str, [x1, y1, x2, y2]: [f64; 4]) {
+    let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
+    let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
+    out.object(id, name, [x1, y1, x2, y2]);
 }
 
 /// The first `N` CSV fields of a row — borrowed on the fast path, else from the Python-csv parse — handed to `f`;

@@ -108,6 +108,9 @@ impl Sink for FlatGraph {
         let pred = self.push_label(pred);
         self.relations.push(FlatRelation { subj, pred, obj });
     }
+    fn reset(&mut self) {
+        self.clear();
+    }
     fn has_objects(&self) -> bool {
         !self.objects.is_empty()
     }

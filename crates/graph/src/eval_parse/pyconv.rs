@@ -5,7 +5,7 @@ use crate::pytext;
 use std::borrow::Cow;
 
 /// CPython's default `csv.field_size_limit()`: a longer field makes the reader raise.
-const CSV_FIELD_LIMIT: usize = 131_072;
+pub(crate) const CSV_FIELD_LIMIT: usize = 131_072;
 
 /// Python `float(s)`: surrounding whitespace, an optional sign, then `inf`/`infinity`/`nan` (any case) or a
 /// decimal literal (`12`, `1.`, `.5`, `62e0`, `0.59E+2`) with single underscores allowed only between digits.
