@@ -196,13 +196,15 @@ fn keep_line(lines: &mut Vec<(usize, usize)>, start: usize, l: &str) {
 /// no `</think>` occurs, the block is the only (hence last) one, normalisation keeps its stripped inside, and
 /// neither replacement finds anything to replace. `None`: take the general path.
 fn fast_clean(text: &str) -> Option<&str> {
-    let b = text.as_bytes();
-    let bad = b.iter().fold(false, |acc, &c| acc | !(c == b'\n' || (0x20..0x7f).contains(&c)) | (c == b'`'));
+    // One pass for both questions: any byte outside the shortcut's alphabet, and how many `<`.
+    let (bad, opens) = text.as_bytes().iter().fold((false, 0usize), |(bad, opens), &c| {
+        (bad | !(c == b'\n' || (0x20..0x7f).contains(&c)) | (c == b'`'), opens + usize::from(c == b'<'))
+    });
     if bad {
         return None;
     }
     let s = pytext::strip(text);
-    match b.iter().filter(|&&c| c == b'<').count() {
+    match opens {
         0 => Some(s),
         // Both `<` are then the tags' (at 0 and len − 9), so the text is at least 17 bytes long.
         2 if s.starts_with("<answer>") && s.ends_with("</answer>") => {
