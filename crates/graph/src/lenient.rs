@@ -102,7 +102,8 @@ fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
 fn find_block_end(text: &str, key: &str, from: usize) -> Option<usize> {
     let b = text.as_bytes();
     let mut i = from;
-    while let Some(nl) = text[i..].find('\n').map(|k| k + i) {
+    // A byte loop, not `find('\n')`: lines are short and a `memchr` call per line costs more than it finds.
+    while let Some(nl) = b[i..].iter().position(|&c| c == b'\n').map(|k| k + i) {
         let rest = pytext::lstrip(&text[nl + 1..]);
         let rest_start = text.len() - rest.len();
         let rb = rest.as_bytes();
@@ -143,7 +144,7 @@ fn parse_objects(text: &str, schema: Schema, out: &mut LenientGraph) {
             continue;
         }
         // The first six comma fields (any further ones are ignored), without collecting them.
-        let mut parts = line.split(',');
+        let mut parts = pytext::split_commas(line);
         let mut f: [&str; 6] = [""; 6];
         if !f.iter_mut().all(|slot| parts.next().map(|p| *slot = p).is_some()) {
             continue;
@@ -171,7 +172,7 @@ fn id_of(v: u64) -> Option<i64> {
 /// labels.
 fn lenient_list<'a>(raw: &'a str, max: usize, out: &mut Vec<&'a str>) -> Option<()> {
     out.clear();
-    for part in raw.split(',') {
+    for part in pytext::split_commas(raw) {
         let t = pytext::strip(part);
         if t.is_empty() {
             continue;
@@ -279,7 +280,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
 
 /// The strict relation-row grammar `\s*(\d+)\s*,\s*LABEL\s*,\s*(\d+)\s*`, with the predicate lowercased.
 fn triplet_row(line: &str) -> Option<(u64, String, u64)> {
-    let mut it = line.split(',');
+    let mut it = pytext::split_commas(line);
     let (fs, fp, fo) = (it.next()?, it.next()?, it.next()?);
     if it.next().is_some() {
         return None;

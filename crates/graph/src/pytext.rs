@@ -79,6 +79,14 @@ pub fn is_line_break(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// `s.split(',')` for row fields. A byte predicate rather than the `','` pattern clippy prefers: the pattern
+/// searches with a `memchr` call per field, which costs more than it finds on fields of a few bytes.
+#[allow(clippy::manual_pattern_char_comparison)]
+#[inline]
+pub fn split_commas(s: &str) -> std::str::Split<'_, impl FnMut(char) -> bool> {
+    s.split(|c: char| c == ',')
+}
+
 /// `str.splitlines()` without `keepends`: yields each line with its terminator removed; a terminator at the very
 /// end does not produce a trailing empty line. Each item carries the byte offset of the line start in `s`.
 pub fn splitlines(s: &str) -> SplitLines<'_> {
