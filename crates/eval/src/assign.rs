@@ -29,18 +29,30 @@ pub enum AssignError {
 /// Solves the rectangular assignment problem on a row-major `rows × cols` cost matrix; returns `min(rows, cols)`
 /// `(row, col)` pairs sorted by row, as SciPy does.
 pub fn linear_sum_assignment(cost: &[f64], rows: usize, cols: usize) -> Result<Vec<(usize, usize)>, AssignError> {
+    let mut out = Vec::with_capacity(rows.min(cols));
+    linear_sum_assignment_into(cost, rows, cols, &mut out)?;
+    Ok(out)
+}
+
+/// [`linear_sum_assignment`] into `out` (cleared first), for callers that solve one problem per row.
+pub fn linear_sum_assignment_into(
+    cost: &[f64],
+    rows: usize,
+    cols: usize,
+    out: &mut Vec<(usize, usize)>,
+) -> Result<(), AssignError> {
+    out.clear();
     if cost.len() != rows * cols {
         return Err(AssignError::Shape { rows, cols, len: cost.len() });
     }
     if rows == 0 || cols == 0 {
-        return Ok(Vec::new());
+        return Ok(());
     }
     if cost.iter().any(|c| !c.is_finite()) {
         return Err(AssignError::Invalid);
     }
-    let mut out = Vec::with_capacity(rows.min(cols));
-    if sap::solve(cost, rows, cols, &mut out) {
-        Ok(out)
+    if sap::solve(cost, rows, cols, out) {
+        Ok(())
     } else {
         Err(AssignError::Infeasible)
     }
@@ -62,6 +74,13 @@ impl FlatCandidates {
         FlatCandidates { starts, targets: Vec::with_capacity(left) }
     }
 
+    /// Removes every left node, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.starts.clear();
+        self.starts.push(0);
+        self.targets.clear();
+    }
+
     /// Appends the next left node with its candidates.
     pub fn push(&mut self, candidates: impl IntoIterator<Item = usize>) {
         self.targets.extend(candidates);
@@ -79,16 +98,36 @@ impl FlatCandidates {
 
 /// Size of the maximum one-to-one matching [`max_matching`] finds (same visiting order), on flat candidate lists.
 pub fn max_matching_size(candidates: &FlatCandidates, n_right: usize) -> usize {
-    let mut owner: Vec<usize> = vec![usize::MAX; n_right];
-    let mut seen = vec![false; n_right];
-    let mut size = 0;
-    for left in 0..candidates.len() {
-        seen.iter_mut().for_each(|s| *s = false);
-        if augment_flat(left, candidates, &mut owner, &mut seen) {
-            size += 1;
+    MatchingScratch::default().max_matching_size(candidates, n_right)
+}
+
+/// The buffers of [`max_matching_size`], kept between calls.
+#[derive(Debug, Clone, Default)]
+pub struct MatchingScratch {
+    owner: Vec<usize>,
+    seen: Vec<bool>,
+}
+
+impl MatchingScratch {
+    /// [`max_matching_size`] in these buffers.
+    pub fn max_matching_size(&mut self, candidates: &FlatCandidates, n_right: usize) -> usize {
+        let (owner, seen) = (&mut self.owner, &mut self.seen);
+        owner.clear();
+        owner.resize(n_right, usize::MAX);
+        seen.clear();
+        seen.resize(n_right, false);
+        let mut size = 0;
+        for left in 0..candidates.len() {
+            if candidates.of(left).is_empty() {
+                continue;
+            }
+            seen.iter_mut().for_each(|s| *s = false);
+            if augment_flat(left, candidates, owner, seen) {
+                size += 1;
+            }
         }
+        size
     }
-    size
 }
 
 fn augment_flat(left: usize, candidates: &FlatCandidates, owner: &mut [usize], seen: &mut [bool]) -> bool {
@@ -188,7 +227,35 @@ mod tests {
         })
     }
 
+    /// Matrices whose rows mostly have distinct strict minima (the solver's shortcut), with a few ties left in.
+    fn easy_problem() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+        (1usize..8, 1usize..8, any::<u64>()).prop_map(|(r, c, seed)| {
+            let mut x = seed | 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut cost: Vec<f64> = (0..r * c).map(|_| (next() % 1000) as f64 / 100.0).collect();
+            // A clear minimum on a permuted diagonal where the shape allows.
+            for i in 0..r.min(c) {
+                let (row, col) = if r <= c { (i, (i * 3 + 1) % c) } else { ((i * 3 + 1) % r, i) };
+                cost[row * c + col] = -((next() % 4) as f64);
+            }
+            (r, c, cost)
+        })
+    }
+
     proptest! {
+        /// The shortcut for distinct row minima answers as `lsap` does (and is taken often on these matrices).
+        #[test]
+        fn shortcut_equals_lsap((rows, cols, cost) in easy_problem()) {
+            let (r, c) = lsap::solve(rows, cols, &cost, false).unwrap();
+            let expected: Vec<(usize, usize)> = r.into_iter().zip(c).collect();
+            prop_assert_eq!(linear_sum_assignment(&cost, rows, cols).unwrap(), expected);
+        }
+
         /// Our port (`sap`) solves exactly as the `lsap` crate (a line-by-line port of SciPy), ties included.
         #[test]
         fn port_equals_lsap((rows, cols, cost) in problem()) {

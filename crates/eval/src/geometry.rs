@@ -54,44 +54,78 @@ fn inter_union_i64(a: [i64; 4], b: [i64; 4]) -> (i64, i64) {
     (inter, area_i64(a) + area_i64(b) - inter)
 }
 
-/// [`iou`] in `i128` arithmetic: exact for any `i64` coordinates.
+/// [`iou`] in 128-bit arithmetic: exact for any `i64` coordinates whose union area fits in a `u128` (any box
+/// up to 2^63 pixels a side); beyond that the union is summed in `f64` (never an overflow panic).
 fn iou_wide(a: [i64; 4], b: [i64; 4]) -> f64 {
     let (inter, union) = inter_union(a, b);
-    if union <= 0 {
+    if union.is_zero() {
         0.0
     } else {
-        inter as f64 / union as f64
+        inter as f64 / union.to_f64()
     }
 }
 
-#[inline]
-fn area(b: [i64; 4]) -> i128 {
-    (b[2] as i128 - b[0] as i128).max(0) * (b[3] as i128 - b[1] as i128).max(0)
+/// A union area: exact, or (past `u128`) an `f64` sum.
+#[derive(Clone, Copy)]
+enum Area {
+    Exact(u128),
+    Approx(f64),
 }
 
-/// `(intersection, union)` areas, in `i128` so that any `i64` coordinates are exact.
-#[inline]
-fn inter_union(a: [i64; 4], b: [i64; 4]) -> (i128, i128) {
-    let iw = (a[2].min(b[2]) as i128 - a[0].max(b[0]) as i128).max(0);
-    let ih = (a[3].min(b[3]) as i128 - a[1].max(b[1]) as i128).max(0);
-    let inter = iw * ih;
-    (inter, area(a) + area(b) - inter)
+impl Area {
+    fn is_zero(self) -> bool {
+        matches!(self, Area::Exact(0))
+    }
+    fn to_f64(self) -> f64 {
+        match self {
+            Area::Exact(v) => v as f64,
+            Area::Approx(v) => v,
+        }
+    }
 }
 
-/// [`giou`] in `i128` arithmetic.
+/// A side length clamped at 0; the difference of two `i64` always fits in a `u64`.
+#[inline]
+fn side(lo: i64, hi: i64) -> u128 {
+    (hi as i128 - lo as i128).max(0) as u128
+}
+
+#[inline]
+fn area(b: [i64; 4]) -> u128 {
+    side(b[0], b[2]) * side(b[1], b[3])
+}
+
+/// `(intersection, union)` areas in 128-bit integers (each area fits: at most (2^64 − 1)^2).
+#[inline]
+fn inter_union(a: [i64; 4], b: [i64; 4]) -> (u128, Area) {
+    let inter = side(a[0].max(b[0]), a[2].min(b[2])) * side(a[1].max(b[1]), a[3].min(b[3]));
+    let (aa, ab) = (area(a), area(b));
+    // inter ≤ min(aa, ab), so `aa + (ab − inter)` never goes below 0.
+    let union = match aa.checked_add(ab - inter) {
+        Some(u) => Area::Exact(u),
+        None => Area::Approx(aa as f64 + (ab - inter) as f64),
+    };
+    (inter, union)
+}
+
+/// [`giou`] in 128-bit arithmetic (see [`iou_wide`]).
 fn giou_wide(a: [i64; 4], b: [i64; 4]) -> f64 {
     let (inter, union) = inter_union(a, b);
-    if union <= 0 {
+    if union.is_zero() {
         return 0.0;
     }
-    let iou = inter as f64 / union as f64;
+    let iou = inter as f64 / union.to_f64();
     let c = [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])];
     let area_c = area(c);
-    if area_c <= 0 {
-        iou
-    } else {
-        iou - (area_c - union) as f64 / area_c as f64
+    if area_c == 0 {
+        return iou;
     }
+    // The enclosing box covers the union, so `area_c ≥ union`.
+    let gap = match union {
+        Area::Exact(u) => area_c.saturating_sub(u) as f64,
+        Area::Approx(u) => area_c as f64 - u,
+    };
+    iou - gap / area_c as f64
 }
 
 /// `|Δx1|/W + |Δy1|/H + |Δx2|/W + |Δy2|/H` — a sum in `[0, 4]` for boxes on the canvas, not a mean.

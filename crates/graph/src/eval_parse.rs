@@ -14,10 +14,13 @@
 //! Digits and case folding are ASCII only, as everywhere in this crate (see [`crate::pytext`]). Ids are
 //! non-negative and saturate at `u64::MAX`.
 
+mod flat;
 mod pyconv;
+mod standard;
 #[cfg(test)]
 mod tests;
 
+pub use flat::{FlatGraph, FlatObject, FlatRelation};
 pub use pyconv::{csv_record, py_float};
 
 use crate::{label, pytext};
@@ -56,57 +59,159 @@ pub fn sample_is_valid(gt: &str, pred: &str) -> bool {
 
 /// Parses `text`; `None` where the reference ends with an empty scene (no object row found).
 pub fn parse(text: &str) -> Option<EvalGraph> {
-    let norm = normalize_text(text);
-    if norm.is_empty() {
-        return None;
+    let mut g = EvalGraph::default();
+    parse_with(text, &mut g, &mut Vec::new(), true).then_some(g)
+}
+
+/// [`parse`] without the [`fast_clean`] shortcut: the differential oracle of the tests.
+#[cfg(test)]
+fn parse_general(text: &str) -> Option<EvalGraph> {
+    let mut g = EvalGraph::default();
+    parse_with(text, &mut g, &mut Vec::new(), false).then_some(g)
+}
+
+/// [`parse`] into reusable buffers: `out` is cleared and refilled; returns whether an object was found (`false`
+/// leaves `out` empty). The same parse, without one allocation per object and relation.
+pub fn parse_into(text: &str, out: &mut FlatGraph) -> bool {
+    out.clear();
+    let mut lines = std::mem::take(&mut out.lines);
+    let found = parse_with(text, out, &mut lines, true);
+    out.lines = lines;
+    if !found {
+        out.clear();
     }
-    let cleaned = replace_answer_tags(&norm.replace("```", " "));
-    let lines: Vec<&str> = pytext::splitlines(&cleaned)
-        .map(|(_, l)| l)
-        .filter(|l| !pytext::strip(l).is_empty())
-        .map(pytext::rstrip)
-        .collect();
+    found
+}
+
+/// Where the row parser puts what it reads (an [`EvalGraph`] or a [`FlatGraph`]); names and predicates arrive as
+/// written and are normalised by the sink.
+trait Sink {
+    fn object(&mut self, id: u64, name: &str, bbox: [f64; 4]);
+    fn relation(&mut self, subj: u64, pred: &str, obj: u64);
+    fn has_objects(&self) -> bool;
+    /// Forgets every row (after a shortcut gave up half way).
+    fn reset(&mut self);
+}
+
+impl Sink for EvalGraph {
+    fn object(&mut self, id: u64, name: &str, bbox: [f64; 4]) {
+        self.objects.push(EvalObject { id, name: label::eval_normalize(name), bbox });
+    }
+    fn relation(&mut self, subj: u64, pred: &str, obj: u64) {
+        self.relations.push(EvalRelation { subj, pred: label::eval_normalize(pred), obj });
+    }
+    fn has_objects(&self) -> bool {
+        !self.objects.is_empty()
+    }
+    fn reset(&mut self) {
+        self.objects.clear();
+        self.relations.clear();
+    }
+}
+
+/// The parse behind [`parse`] and [`parse_into`]; `lines` is scratch (byte ranges of the kept lines); `fast`
+/// allows the [`fast_clean`] shortcut.
+fn parse_with(text: &str, out: &mut impl Sink, lines: &mut Vec<(usize, usize)>, fast: bool) -> bool {
+    lines.clear();
+    let cleaned: Cow<'_, str> = match fast_clean(text).filter(|_| fast) {
+        Some(inner) => {
+            if let Some(found) = standard::parse(inner, out) {
+                return found;
+            }
+            out.reset();
+            // Only `\n` breaks lines in this text (printable ASCII otherwise).
+            let mut start = 0;
+            for l in inner.split('\n') {
+                keep_line(lines, start, l);
+                start += l.len() + 1;
+            }
+            Cow::Borrowed(inner)
+        }
+        None => {
+            let norm = normalize_text(text);
+            if norm.is_empty() {
+                return false;
+            }
+            let cleaned = replace_answer_tags(&norm.replace("```", " "));
+            for (start, l) in pytext::splitlines(&cleaned) {
+                keep_line(lines, start, l);
+            }
+            Cow::Owned(cleaned)
+        }
+    };
+    let line = |i: usize| &cleaned[lines[i].0..lines[i].1];
+    let n = lines.len();
 
     let mut obj_start = None;
     let mut rel_start = None;
-    for (i, ln) in lines.iter().enumerate() {
-        if obj_start.is_none() && has_block_header(ln, b"obj") {
+    for i in 0..n {
+        if obj_start.is_none() && has_block_header(line(i), b"obj") {
             obj_start = Some(i);
         }
-        if rel_start.is_none() && has_block_header(ln, b"rel") {
+        if rel_start.is_none() && has_block_header(line(i), b"rel") {
             rel_start = Some(i);
         }
-    }
-    let obj_start = obj_start.or_else(|| lines.iter().position(|ln| commas(ln) >= 5 && starts_with_int_comma(ln)))?;
-    let rel_start = rel_start.or_else(|| (obj_start + 1..lines.len()).find(|&i| looks_like_relation_row(lines[i])));
-
-    let mut obj_lines: Vec<&str> = header_tail(lines[obj_start]).into_iter().collect();
-    for (i, ln) in lines.iter().enumerate().skip(obj_start + 1) {
-        if rel_start.is_some_and(|r| i >= r) {
+        if obj_start.is_some() && rel_start.is_some() {
             break;
         }
-        obj_lines.push(ln);
     }
-    let mut rel_lines: Vec<&str> = Vec::new();
-    if let Some(r) = rel_start {
-        rel_lines.extend(header_tail(lines[r]));
-        rel_lines.extend(lines.iter().skip(r + 1).copied());
-    }
+    let Some(obj_start) =
+        obj_start.or_else(|| (0..n).find(|&i| commas(line(i)) >= 5 && starts_with_int_comma(line(i))))
+    else {
+        return false;
+    };
+    let rel_start = rel_start.or_else(|| (obj_start + 1..n).find(|&i| looks_like_relation_row(line(i))));
 
-    let mut objects = Vec::new();
+    // Object lines: the header's tail, then every line up to the relation block.
+    let obj_end = rel_start.map_or(n, |r| r.max(obj_start + 1));
+    let obj_lines = header_tail(line(obj_start)).into_iter().chain((obj_start + 1..obj_end).map(line));
     for ln in obj_lines {
         if pytext::starts_with_ignore_case(ln.as_bytes(), b"rel[") {
             break;
         }
-        if let Some(o) = object_row(ln) {
-            objects.push(o);
+        object_row(ln, out);
+    }
+    if !out.has_objects() {
+        return false;
+    }
+    if let Some(r) = rel_start {
+        for ln in header_tail(line(r)).into_iter().chain((r + 1..n).map(line)) {
+            relation_row(ln, out);
         }
     }
-    if objects.is_empty() {
+    true
+}
+
+/// Keeps line `l` (at byte `start`) right-stripped unless it is blank.
+#[inline]
+fn keep_line(lines: &mut Vec<(usize, usize)>, start: usize, l: &str) {
+    if !pytext::strip(l).is_empty() {
+        lines.push((start, start + pytext::rstrip(l).len()));
+    }
+}
+
+/// The cleaned text ([`normalize_text`], then the code-fence and answer-tag replacements) as a slice of `text`,
+/// for the common case where it is one: printable ASCII and `\n` only, no backtick, and either no `<` at all or
+/// exactly the two of one `<answer>…</answer>` block around the whole stripped text with a non-blank inside. Then
+/// no `</think>` occurs, the block is the only (hence last) one, normalisation keeps its stripped inside, and
+/// neither replacement finds anything to replace. `None`: take the general path.
+fn fast_clean(text: &str) -> Option<&str> {
+    // One pass for both questions: any byte outside the shortcut's alphabet, and how many `<`.
+    let (bad, opens) = text.as_bytes().iter().fold((false, 0usize), |(bad, opens), &c| {
+        (bad | !(c == b'\n' || (0x20..0x7f).contains(&c)) | (c == b'`'), opens + usize::from(c == b'<'))
+    });
+    if bad {
         return None;
     }
-    let relations = rel_lines.into_iter().filter_map(relation_row).collect();
-    Some(EvalGraph { objects, relations })
+    let s = pytext::strip(text);
+    match opens {
+        0 => Some(s),
+        // Both `<` are then the tags' (at 0 and len − 9), so the text is at least 17 bytes long.
+        2 if s.starts_with("<answer>") && s.ends_with("</answer>") => {
+            Some(pytext::strip(&s[8..s.len() - 9])).filter(|inner| !inner.is_empty())
+        }
+        _ => None,
+    }
 }
 
 /// Thinking removal, answer unwrapping and a final strip: the text the row parser sees.
@@ -160,22 +265,27 @@ pub fn unwrap_answer(text: &str) -> Cow<'_, str> {
     Cow::Owned(replace_answer_tags(text))
 }
 
-fn object_row(ln: &str) -> Option<EvalObject> {
+fn object_row(ln: &str, out: &mut impl Sink) {
     if has_block_header(ln, b"obj") && !starts_with_int_comma(ln) {
-        return None;
+        return;
     }
     if commas(ln) < 5 {
-        return None;
+        return;
     }
     with_fields::<6, _>(ln, |f| {
         let id = digit_string_value(pytext::strip(f[0]))?;
-        let name = label::eval_normalize(f[1]);
         let [x1, y1, x2, y2] = [py_float(f[2])?, py_float(f[3])?, py_float(f[4])?, py_float(f[5])?];
-        // `sorted((a, b))` on two floats swaps only when b < a (so a NaN never moves).
-        let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
-        let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
-        Some(EvalObject { id, name, bbox: [x1, y1, x2, y2] })
-    })
+        push_object(out, id, f[1], [x1, y1, x2, y2]);
+        Some(())
+    });
+}
+
+/// Hands an object row to the sink with its box reordered: `sorted((a, b))` on two floats swaps only when
+/// b < a (so a NaN never moves).
+fn push_object(out: &mut impl Sink, id: u64, name: &str, [x1, y1, x2, y2]: [f64; 4]) {
+    let (x1, x2) = if x2 < x1 { (x2, x1) } else { (x1, x2) };
+    let (y1, y2) = if y2 < y1 { (y2, y1) } else { (y1, y2) };
+    out.object(id, name, [x1, y1, x2, y2]);
 }
 
 /// The first `N` CSV fields of a row — borrowed on the fast path, else from the Python-csv parse — handed to `f`;
@@ -200,15 +310,16 @@ fn with_fields<const N: usize, R>(ln: &str, f: impl FnOnce([&str; N]) -> Option<
     }
 }
 
-fn relation_row(ln: &str) -> Option<EvalRelation> {
+fn relation_row(ln: &str, out: &mut impl Sink) {
     if commas(ln) < 2 {
-        return None;
+        return;
     }
     with_fields::<3, _>(ln, |f| {
         let subj = digit_string_value(pytext::strip(f[0]))?;
         let obj = digit_string_value(pytext::strip(f[2]))?;
-        Some(EvalRelation { subj, pred: label::eval_normalize(f[1]), obj })
-    })
+        out.relation(subj, f[1], obj);
+        Some(())
+    });
 }
 
 /// `s.isdigit()` followed by `int(s)`: a non-empty run of digits, saturating.
@@ -291,9 +402,16 @@ fn mentions_obj_count(s: &str) -> bool {
 /// `re.search(r"key\s*\[\s*\d+\s*\]\s*\{.*?\}\s*:", line, re.I)` on a single line.
 fn has_block_header(line: &str, key: &[u8]) -> bool {
     let b = line.as_bytes();
-    // The right-most `}` followed by `\s*:`: a header needs its `{` before it.
-    let Some(close) = (0..b.len()).rev().find(|&j| b[j] == b'}' && skip_space_byte(line, j + 1, b':').is_some()) else {
-        return false;
+    // The right-most `}` followed by `\s*:`: a header needs its `{` before it. (Rows have no `}`: one scan.)
+    let mut end = b.len();
+    let close = loop {
+        let Some(j) = b[..end].iter().rposition(|&c| c == b'}') else {
+            return false;
+        };
+        if skip_space_byte(line, j + 1, b':').is_some() {
+            break j;
+        }
+        end = j;
     };
     let mut from = 0;
     while let Some(p) = pytext::find_ignore_case(b, key, from) {

@@ -62,6 +62,13 @@ pub fn category_key(schema: Schema, s: &str) -> String {
 /// Normalisation used by the evaluation scripts when comparing names and predicates: `_` and `-` become spaces,
 /// then strip and lowercase (e.g. `sitting-on` and `Sitting_on` both become `sitting on`).
 pub fn eval_normalize(s: &str) -> String {
+    let mut out = String::new();
+    eval_normalize_into(s, &mut out);
+    out
+}
+
+/// [`eval_normalize`] appended to `out` (the evaluation parser's flat graphs keep all labels in one buffer).
+pub fn eval_normalize_into(s: &str, out: &mut String) {
     if s.is_ascii() {
         // One pass: `_`/`-` and Python whitespace are trimmed from both ends, `_`/`-` become spaces inside, and
         // ASCII lowercasing is Unicode lowercasing on ASCII.
@@ -69,18 +76,23 @@ pub fn eval_normalize(s: &str) -> String {
         let trim = |c: u8| c == b'_' || c == b'-' || pytext::is_ascii_space(c);
         let start = b.iter().position(|&c| !trim(c)).unwrap_or(b.len());
         let end = b.iter().rposition(|&c| !trim(c)).map_or(start, |k| k + 1);
-        let mut out = String::with_capacity(end - start);
-        out.extend(b[start..end].iter().map(|&c| {
-            if c == b'_' || c == b'-' {
-                ' '
-            } else {
-                char::from(c.to_ascii_lowercase())
+        let map = |c: u8| if c == b'_' || c == b'-' { b' ' } else { c.to_ascii_lowercase() };
+        // Short labels (all in practice) are mapped on the stack and appended at once.
+        let mut buf = [0u8; 64];
+        if end - start <= buf.len() {
+            let n = end - start;
+            buf[..n].iter_mut().zip(&b[start..end]).for_each(|(d, &c)| *d = map(c));
+            if let Ok(t) = std::str::from_utf8(&buf[..n]) {
+                out.push_str(t);
+                return;
             }
-        }));
-        return out;
+        }
+        out.reserve(end - start);
+        out.extend(b[start..end].iter().map(|&c| char::from(map(c))));
+        return;
     }
     let replaced: String = s.chars().map(|c| if c == '_' || c == '-' { ' ' } else { c }).collect();
-    pytext::strip(&replaced).to_lowercase()
+    out.push_str(&pytext::strip(&replaced).to_lowercase());
 }
 
 /// The PSG GRPO canonicalisation of a free-form label: lowercase, `_`→`-`, any run of characters outside

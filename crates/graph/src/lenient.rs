@@ -102,7 +102,8 @@ fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
 fn find_block_end(text: &str, key: &str, from: usize) -> Option<usize> {
     let b = text.as_bytes();
     let mut i = from;
-    while let Some(nl) = text[i..].find('\n').map(|k| k + i) {
+    // A byte loop, not `find('\n')`: lines are short and a `memchr` call per line costs more than it finds.
+    while let Some(nl) = b[i..].iter().position(|&c| c == b'\n').map(|k| k + i) {
         let rest = pytext::lstrip(&text[nl + 1..]);
         let rest_start = text.len() - rest.len();
         let rb = rest.as_bytes();
@@ -143,7 +144,7 @@ fn parse_objects(text: &str, schema: Schema, out: &mut LenientGraph) {
             continue;
         }
         // The first six comma fields (any further ones are ignored), without collecting them.
-        let mut parts = line.split(',');
+        let mut parts = pytext::split_commas(line);
         let mut f: [&str; 6] = [""; 6];
         if !f.iter_mut().all(|slot| parts.next().map(|p| *slot = p).is_some()) {
             continue;
@@ -171,7 +172,7 @@ fn id_of(v: u64) -> Option<i64> {
 /// labels.
 fn lenient_list<'a>(raw: &'a str, max: usize, out: &mut Vec<&'a str>) -> Option<()> {
     out.clear();
-    for part in raw.split(',') {
+    for part in pytext::split_commas(raw) {
         let t = pytext::strip(part);
         if t.is_empty() {
             continue;
@@ -279,7 +280,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
 
 /// The strict relation-row grammar `\s*(\d+)\s*,\s*LABEL\s*,\s*(\d+)\s*`, with the predicate lowercased.
 fn triplet_row(line: &str) -> Option<(u64, String, u64)> {
-    let mut it = line.split(',');
+    let mut it = pytext::split_commas(line);
     let (fs, fp, fo) = (it.next()?, it.next()?, it.next()?);
     if it.next().is_some() {
         return None;
@@ -365,7 +366,12 @@ pub fn parse_gated_ag(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
     if !body.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)) {
         return None;
     }
-    let g = crate::strict::parse_ag(raw, cfg).ok()?;
+    ag_gated(raw, crate::strict::parse_ag(raw, cfg).ok()?)
+}
+
+/// The lenient graph of a valid AG completion with a printable answer body, from its strict parse.
+fn ag_gated(raw: &str, g: crate::types::AgGraph) -> Option<Gated> {
+    let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
     let is_first_answer = is_first_answer(raw, body)?;
     let n_pairs = g.pairs.len();
     let mut relations = Vec::new();
@@ -396,6 +402,45 @@ pub fn parse_gated(raw: &str, schema: Schema, cfg: &StrictConfig) -> Option<Gate
     match schema {
         Schema::Triplet => parse_gated_triplet(raw, cfg),
         Schema::Ag => parse_gated_ag(raw, cfg),
+    }
+}
+
+/// The strict gate's verdict on a completion, with the lenient parse where the one-pass path built it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid, parsed in one pass ([`parse_gated`]).
+    Gated(Gated),
+    /// Valid, but not decided by the one-pass path: parse it with [`parse_completion`].
+    Valid,
+    /// Fails the gate.
+    Invalid,
+}
+
+/// [`parse_gated`] and, where it gives no graph, [`crate::strict::is_valid`], without running any parse twice:
+/// a triplet text the fast path did not accept goes straight to the general parser (the fast path's acceptance is
+/// the general path's, so `is_valid` would only repeat the fast scan), and an AG text whose strict parse failed
+/// inside [`parse_gated_ag`] is invalid without parsing it again.
+pub fn gate(raw: &str, schema: Schema, cfg: &StrictConfig) -> Verdict {
+    let valid = |ok: bool| if ok { Verdict::Valid } else { Verdict::Invalid };
+    match schema {
+        Schema::Triplet => match parse_gated_triplet(raw, cfg) {
+            Some(g) => Verdict::Gated(g),
+            None => valid(crate::strict::parse_triplet_general(raw, cfg).is_ok()),
+        },
+        Schema::Ag => {
+            let printable = answer::exact_answer_body(answer::prepare_for_strict(raw))
+                .is_some_and(|b| b.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)));
+            if !printable {
+                return valid(crate::strict::parse_ag(raw, cfg).is_ok());
+            }
+            match crate::strict::parse_ag(raw, cfg) {
+                Ok(g) => match ag_gated(raw, g) {
+                    Some(g) => Verdict::Gated(g),
+                    None => Verdict::Valid,
+                },
+                Err(_) => Verdict::Invalid,
+            }
+        }
     }
 }
 

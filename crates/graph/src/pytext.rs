@@ -79,6 +79,14 @@ pub fn is_line_break(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// `s.split(',')` for row fields. A byte predicate rather than the `','` pattern clippy prefers: the pattern
+/// searches with a `memchr` call per field, which costs more than it finds on fields of a few bytes.
+#[allow(clippy::manual_pattern_char_comparison)]
+#[inline]
+pub fn split_commas(s: &str) -> std::str::Split<'_, impl FnMut(char) -> bool> {
+    s.split(|c: char| c == ',')
+}
+
 /// `str.splitlines()` without `keepends`: yields each line with its terminator removed; a terminator at the very
 /// end does not produce a trailing empty line. Each item carries the byte offset of the line start in `s`.
 pub fn splitlines(s: &str) -> SplitLines<'_> {
@@ -101,8 +109,10 @@ impl<'a> Iterator for SplitLines<'a> {
         }
         let start = self.pos;
         let rest = &self.s[start..];
-        // Fast path over ASCII bytes, falling back to char decoding for non-ASCII.
         let bytes = rest.as_bytes();
+        // One byte loop over ASCII, falling back to char decoding for non-ASCII. (A `memchr` for the next `\n`
+        // plus a check of the bytes before it was tried in the first speed pass: on lines of a few dozen bytes
+        // the call costs more than it saves — rewards 4–8 % faster without it, interleaved at load 8–9.)
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];

@@ -37,6 +37,13 @@ fn check(file: &str, schema: Schema) -> Tally {
         }
         let g = lenient::parse_completion(completion, schema, &cfg);
         {
+            // The combined verdict agrees with the gate and with the one-pass parse.
+            let expected = match lenient::parse_gated(completion, schema, &cfg) {
+                Some(g) => lenient::Verdict::Gated(g),
+                None if valid => lenient::Verdict::Valid,
+                None => lenient::Verdict::Invalid,
+            };
+            assert_eq!(lenient::gate(completion, schema, &cfg), expected, "{id}: gate verdict");
             if let Some(gated) = lenient::parse_gated(completion, schema, &cfg) {
                 assert!(valid, "{id}: the one-pass gate accepted an invalid completion");
                 if gated.is_first_answer {

@@ -12,6 +12,7 @@
 
 use super::eval_report;
 use super::input::{display_name, read_text};
+use super::progress;
 use crate::cli::SchemaArg;
 use crate::output::Out;
 use anyhow::Context;
@@ -168,8 +169,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
                     (out.strict, Some(out.soft))
                 }
                 None => {
-                    let m = strict_eval::evaluate_all(&records, &cfg)
+                    let bar = progress::rows(records.len(), "eval");
+                    let m = strict_eval::evaluate_all_with(&records, &cfg, || bar.inc(1))
                         .map_err(|(i, e)| anyhow::anyhow!("{name}:{}: {e}\n{nan_hint}", at_line(i)))?;
+                    bar.finish_and_clear();
                     (m, None)
                 }
             };
@@ -193,7 +196,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         SchemaArg::Ag => {
             let cfg = AgConfig { iou_thr: a.iou, protocol, gate };
             let start = Instant::now();
-            let samples = ag_sgdet::evaluate_all(&records, &cfg);
+            let bar = progress::rows(records.len(), "eval");
+            let samples = ag_sgdet::evaluate_all_with(&records, &cfg, || bar.inc(1));
+            bar.finish_and_clear();
             let summary = AgSummary::of(&samples, &cfg);
             let elapsed = start.elapsed().as_secs_f64();
             if let Some(path) = &a.per_sample {

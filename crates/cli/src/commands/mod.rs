@@ -12,6 +12,7 @@ pub(crate) mod generate;
 mod infer;
 mod input;
 mod model;
+mod progress;
 mod render;
 mod reward;
 mod serve;

@@ -1,6 +1,7 @@
 //! `sgvlm reward`: the 13 GRPO reward functions over a JSON-lines file.
 
 use super::input::{display_name, read_text};
+use super::progress;
 use crate::cli::RewardArgs;
 use anyhow::Context;
 use serde_json::{Map, Value};
@@ -53,7 +54,9 @@ pub fn run(a: RewardArgs) -> anyhow::Result<ExitCode> {
     let ok: Vec<&(String, String)> = pairs.iter().filter_map(|p| p.as_ref().ok()).collect();
     let comps: Vec<&str> = ok.iter().map(|p| p.0.as_str()).collect();
     let sols: Vec<&str> = ok.iter().map(|p| p.1.as_str()).collect();
-    let mut scores = rewards::score_batch(&comps, &sols, a.schema.into(), &cfg).into_iter();
+    let bar = progress::rows(comps.len(), "reward");
+    let mut scores = rewards::score_batch_with(&comps, &sols, a.schema.into(), &cfg, || bar.inc(1)).into_iter();
+    bar.finish_and_clear();
 
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(std::io::BufWriter::new(

@@ -181,7 +181,19 @@ pub fn evaluate_record(r: &EvalRecord, cfg: &AgConfig) -> AgSample {
 
 /// Scores many records in parallel (rayon), results in input order.
 pub fn evaluate_all(records: &[EvalRecord], cfg: &AgConfig) -> Vec<AgSample> {
-    records.par_iter().map(|r| evaluate_record(r, cfg)).collect()
+    evaluate_all_with(records, cfg, || {})
+}
+
+/// [`evaluate_all`], calling `on_row` once per row scored (from any thread), e.g. to advance a progress bar.
+pub fn evaluate_all_with(records: &[EvalRecord], cfg: &AgConfig, on_row: impl Fn() + Sync) -> Vec<AgSample> {
+    records
+        .par_iter()
+        .map(|r| {
+            let s = evaluate_record(r, cfg);
+            on_row();
+            s
+        })
+        .collect()
 }
 
 #[cfg(test)]

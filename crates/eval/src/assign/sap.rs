@@ -67,6 +67,21 @@ fn solve_in(ws: &mut Workspace, cost: &[f64], nr: usize, nc: usize, out: &mut Ve
     } else {
         (nr, nc, cost)
     };
+    if distinct_row_minima(cost, nr, nc, &mut ws.col4row) {
+        out.clear();
+        let col4row = &ws.col4row;
+        if transpose {
+            // Original rows are our columns: sorted by original row, as below.
+            reset(&mut ws.row4col, nc, NONE);
+            for (i, &j) in col4row.iter().enumerate() {
+                ws.row4col[j] = i;
+            }
+            out.extend((0..nc).filter(|&j| ws.row4col[j] != NONE).map(|j| (j, ws.row4col[j])));
+        } else {
+            out.extend(col4row.iter().enumerate().map(|(i, &j)| (i, j)));
+        }
+        return true;
+    }
     reset(&mut ws.u, nr, 0.0);
     reset(&mut ws.v, nc, 0.0);
     reset(&mut ws.shortest, nc, f64::INFINITY);
@@ -112,6 +127,33 @@ fn solve_in(ws: &mut Workspace, cost: &[f64], nr: usize, nc: usize, out: &mut Ve
         out.extend((0..nc).filter(|&j| row4col[j] != NONE).map(|j| (j, row4col[j])));
     } else {
         out.extend(col4row.iter().enumerate().map(|(i, &j)| (i, j)));
+    }
+    true
+}
+
+/// The shortcut for the common easy case (`nr ≤ nc`): every row has a **strict** unique minimum and no two rows
+/// share its column. `col4row` then holds those columns, which is exactly what the solver below returns: for row
+/// `i`, with `u`, `v` and `min_val` still all 0 (by induction), every reduced cost `0 + c − 0 − 0` is `c` itself,
+/// so the scan picks the row's unique minimum; its column is unassigned (distinct minima), so the augmenting path
+/// ends there at once, `u[i]` takes the minimum and `v` of that column changes by `min_val − shortest = 0`.
+/// Nothing else is touched, and the next row starts from the same state. `false`: take the general solver.
+fn distinct_row_minima(cost: &[f64], nr: usize, nc: usize, col4row: &mut Vec<usize>) -> bool {
+    col4row.clear();
+    for row in cost.chunks_exact(nc).take(nr) {
+        let mut best = 0;
+        let mut unique = true;
+        for j in 1..nc {
+            if row[j] < row[best] {
+                best = j;
+                unique = true;
+            } else if row[j] == row[best] {
+                unique = false;
+            }
+        }
+        if !unique || col4row.contains(&best) {
+            return false;
+        }
+        col4row.push(best);
     }
     true
 }

@@ -41,7 +41,8 @@ pub use config::{ConfigError, RewardConfig, KEYS as CONFIG_KEYS};
 pub use stats::{assign_objects, match_edges, matchable_gt_relations, pair_stats, PairStats, Prepared};
 
 use crate::Protocol;
-use sgvlm_graph::{answer, lenient, strict, Schema};
+use sgvlm_graph::lenient::Verdict;
+use sgvlm_graph::{answer, lenient, Schema};
 
 /// The 13 reward functions, in the reference's registration order.
 pub const REWARD_NAMES: [&str; 13] = [
@@ -88,12 +89,11 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
     let sound = cfg.protocol == Protocol::Sound;
     // Gate and parse in one pass when the gate's parse decides it exactly (most model outputs); otherwise the gate, then
     // the lenient parse of the reference's answer text (`sound`: of the answer the gate validated).
-    let gated = lenient::parse_gated(completion, schema, &cfg.gate);
-    let (valid, pred) = match gated {
-        Some(g) if sound || g.is_first_answer => (true, g.graph),
-        Some(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
-        None => {
-            let valid = strict::is_valid(completion, schema, &cfg.gate);
+    let (valid, pred) = match lenient::gate(completion, schema, &cfg.gate) {
+        Verdict::Gated(g) if sound || g.is_first_answer => (true, g.graph),
+        Verdict::Gated(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
+        verdict => {
+            let valid = verdict == Verdict::Valid;
             let body =
                 if sound && valid { answer::exact_answer_body(answer::prepare_for_strict(completion)) } else { None };
             let pred = match body {
@@ -115,7 +115,7 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
         return out;
     }
     let gt = solution();
-    let st = pair_stats(gt.borrow(), &Prepared::new(pred, schema), cfg);
+    let st = pair_stats(gt.borrow(), &Prepared::for_completion(pred, schema), cfg);
     out[0] = cfg.format_reward_weight;
     let n_obj = st.n_gt_objects.max(st.n_pred_objects).max(1) as f64;
     if st.n_gt_objects > 0 && st.n_pred_objects > 0 && st.pairs > 0 {
@@ -239,6 +239,18 @@ pub fn score_batch<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
     schema: Schema,
     cfg: &RewardConfig,
 ) -> Vec<Scores> {
+    score_batch_with(completions, solutions, schema, cfg, || {})
+}
+
+/// [`score_batch`], calling `on_row` once per completion scored (from any thread), e.g. to advance a progress
+/// bar.
+pub fn score_batch_with<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
+    completions: &[C],
+    solutions: &[S],
+    schema: Schema,
+    cfg: &RewardConfig,
+    on_row: impl Fn() + Sync,
+) -> Vec<Scores> {
     use rayon::prelude::*;
     let mut distinct: std::collections::HashMap<&str, usize, BuildFx> = Default::default();
     let idx: Vec<usize> = solutions
@@ -255,7 +267,11 @@ pub fn score_batch<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
     completions
         .par_iter()
         .zip(idx.par_iter())
-        .map(|(c, &i)| score_prepared(c.as_ref(), &prepared[i], schema, cfg))
+        .map(|(c, &i)| {
+            let s = score_prepared(c.as_ref(), &prepared[i], schema, cfg);
+            on_row();
+            s
+        })
         .collect()
 }
 

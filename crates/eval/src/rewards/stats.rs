@@ -91,6 +91,25 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(graph: LenientGraph, schema: Schema) -> Self {
+        let mut p = Prepared::without_usable(graph, schema);
+        p.usable = (0..p.graph.relations.len())
+            .filter_map(|rel| {
+                let r = &p.graph.relations[rel];
+                let (subj, obj) = (p.index_of(r.subj)?, p.index_of(r.obj)?);
+                let ok = p.pred_hash[rel] != 0 && p.name_hash[subj] != 0 && p.name_hash[obj] != 0;
+                ok.then_some(Usable { rel, subj, obj })
+            })
+            .collect();
+        p
+    }
+
+    /// A completion's side: everything but the matchable relations, which only the solution's side is asked for
+    /// ([`matchable_gt_relations`] and the edge matching read the ground truth's).
+    pub(crate) fn for_completion(graph: LenientGraph, schema: Schema) -> Self {
+        Prepared::without_usable(graph, schema)
+    }
+
+    fn without_usable(graph: LenientGraph, schema: Schema) -> Self {
         let name_keys = graph.objects.iter().map(|o| Key::of(schema, &o.name)).collect();
         let pred_keys = graph.relations.iter().map(|r| Key::of(schema, &r.pred)).collect();
         let mut last_of_id: Vec<(i64, usize)> = graph.objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
@@ -115,14 +134,6 @@ impl Prepared {
         };
         p.name_hash = (0..p.graph.objects.len()).map(|i| key_hash(p.name_key(i))).collect();
         p.pred_hash = (0..p.graph.relations.len()).map(|i| key_hash(p.pred_key(i))).collect();
-        p.usable = (0..p.graph.relations.len())
-            .filter_map(|rel| {
-                let r = &p.graph.relations[rel];
-                let (subj, obj) = (p.index_of(r.subj)?, p.index_of(r.obj)?);
-                let ok = p.pred_hash[rel] != 0 && p.name_hash[subj] != 0 && p.name_hash[obj] != 0;
-                ok.then_some(Usable { rel, subj, obj })
-            })
-            .collect();
         p
     }
 
@@ -172,26 +183,48 @@ pub struct PairStats {
 /// Object assignment: `(gt index, pred index)` pairs minimising `sem_w(1−sem) + iou_w(1−GIoU) + l1_w·L1n`, rows =
 /// predictions, columns = GT, SciPy tie-breaking.
 pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec<(usize, usize)> {
+    let mut s = Scratch::default();
+    assign_objects_in(gt, pred, cfg, &mut s);
+    s.pairs
+}
+
+/// Buffers of one pair's statistics, kept from case to case per thread (cleared before each use).
+#[derive(Default)]
+struct Scratch {
+    cost: Vec<f64>,
+    pairs: Vec<(usize, usize)>,
+    candidates: assign::FlatCandidates,
+    here: Vec<(usize, f64)>,
+    matching: assign::MatchingScratch,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// [`assign_objects`] into `s.pairs`.
+fn assign_objects_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut Scratch) {
+    s.pairs.clear();
     let (g, p) = (&gt.graph.objects, &pred.graph.objects);
     if g.is_empty() || p.is_empty() {
-        return Vec::new();
+        return;
     }
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
-    let mut cost = Vec::with_capacity(g.len() * p.len());
+    s.cost.clear();
     for (pi, po) in p.iter().enumerate() {
         for (gi, go) in g.iter().enumerate() {
             let same = if pred.same_name(pi, gt, gi) { 1.0 } else { 0.0 };
-            cost.push(
+            s.cost.push(
                 cfg.sem_weight * (1.0 - same)
                     + cfg.iou_weight * (1.0 - giou(po.bbox, go.bbox))
                     + cfg.box_l1_weight * l1_normalised(po.bbox, go.bbox, w, h),
             );
         }
     }
-    match assign::linear_sum_assignment(&cost, p.len(), g.len()) {
-        Ok(pairs) => pairs.into_iter().map(|(pi, gi)| (gi, pi)).collect(),
+    match assign::linear_sum_assignment_into(&s.cost, p.len(), g.len(), &mut s.pairs) {
+        Ok(()) => s.pairs.iter_mut().for_each(|pair| *pair = (pair.1, pair.0)),
         // Costs are finite for finite boxes; a failure leaves no pairs (the reference's reward would yield 0).
-        Err(_) => Vec::new(),
+        Err(_) => s.pairs.clear(),
     }
 }
 
@@ -204,12 +237,16 @@ pub fn matchable_gt_relations(gt: &Prepared) -> usize {
 /// One-to-one edge matching: candidates share `(pred, subj category, obj category)` and have IoU ≥ threshold on
 /// both endpoints, tried in descending `IoU_s + IoU_o` order; Kuhn's augmenting paths over predictions in order.
 pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize {
+    match_edges_in(gt, pred, cfg, &mut Scratch::default())
+}
+
+fn match_edges_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut Scratch) -> usize {
     let (gr, pr) = (&gt.graph.relations, &pred.graph.relations);
     if gt.usable.is_empty() || pr.is_empty() {
         return 0;
     }
-    let mut candidates = assign::FlatCandidates::with_capacity(pr.len());
-    let mut here: Vec<(usize, f64)> = Vec::new();
+    let Scratch { candidates, here, matching, .. } = s;
+    candidates.clear();
     for (k, r) in pr.iter().enumerate() {
         here.clear();
         if let (Some(s), Some(o)) = (pred.index_of(r.subj), pred.index_of(r.obj)) {
@@ -237,12 +274,21 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
         here.sort_by(|a, b| b.1.total_cmp(&a.1));
         candidates.push(here.iter().map(|&(j, _)| j));
     }
-    assign::max_matching_size(&candidates, gr.len())
+    matching.max_matching_size(candidates, gr.len())
 }
 
 /// All statistics for one (solution, completion) pair.
 pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairStats {
-    let assigned = assign_objects(gt, pred, cfg);
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => pair_stats_in(gt, pred, cfg, &mut s),
+        // Only reachable through re-entrancy, which nothing here does.
+        Err(_) => pair_stats_in(gt, pred, cfg, &mut Scratch::default()),
+    })
+}
+
+fn pair_stats_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut Scratch) -> PairStats {
+    assign_objects_in(gt, pred, cfg, s);
+    let assigned = std::mem::take(&mut s.pairs);
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
     let denom = (cfg.iou_weight + cfg.box_l1_weight).max(1e-9);
     let mut st = PairStats {
@@ -253,7 +299,7 @@ pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairSta
         n_pred_relations: pred.graph.relations.len(),
         ..PairStats::default()
     };
-    for (gi, pi) in assigned {
+    for &(gi, pi) in &assigned {
         // Looked up by id, as the reference does: the last row with that id.
         let (Some(g), Some(p)) = (gt.index_of(gt.graph.objects[gi].id), pred.index_of(pred.graph.objects[pi].id))
         else {
@@ -271,7 +317,8 @@ pub fn pair_stats(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> PairSta
             st.good_objects += 1;
         }
     }
-    st.edges_matched = match_edges(gt, pred, cfg);
+    s.pairs = assigned;
+    st.edges_matched = match_edges_in(gt, pred, cfg, s);
     if cfg.protocol == Protocol::Sound {
         // §9 item 15: a GT relation no prediction can ever match is not a relation the model missed.
         st.n_gt_relations = gt.usable.len();

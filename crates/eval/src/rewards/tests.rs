@@ -104,7 +104,7 @@ fn sound_parses_the_gated_answer() {
     let decoy = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,dog,0,0,10,10\nrel[0]{subj,pred,obj}:\n</answer>";
     let completion = format!("<think>\ndraft: {decoy}\n</think>\n\n{}", GT.trim_end());
     let cfg = sound();
-    assert!(strict::is_valid(&completion, Schema::Triplet, &cfg.gate));
+    assert!(sgvlm_graph::strict::is_valid(&completion, Schema::Triplet, &cfg.gate));
     let paper = score(&completion, GT, Schema::Triplet, &RewardConfig::default());
     assert_eq!((paper[9], paper[10]), (1.0, 0.0), "paper counts the draft's objects");
     assert_eq!((paper[1], paper[3]), (0.0, 0.0), "the draft's dog matches nothing");

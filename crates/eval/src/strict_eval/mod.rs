@@ -51,7 +51,7 @@ use crate::protocol::Protocol;
 use crate::record::EvalRecord;
 use rayon::prelude::*;
 use serde::Serialize;
-use sgvlm_graph::eval_parse::EvalGraph;
+use sgvlm_graph::eval_parse::{EvalGraph, FlatGraph};
 use sgvlm_graph::{eval_parse, strict, Schema, StrictConfig};
 
 /// Settings of the strict evaluation.
@@ -140,10 +140,62 @@ impl TripletMetrics {
 }
 
 /// Scores one sample; `None` stands for a missing (or empty) text.
+///
+/// Both texts are parsed anew on every call, into per-thread buffers ([`FlatGraph`]s and the matching's
+/// [`score::Scratch`]) that are cleared and refilled for each row: a whole file is evaluated without a dozen
+/// allocations per row. The decisions are those of [`parse_pair`] and [`score_graphs`].
 pub fn evaluate(gt: Option<&str>, pred: Option<&str>, cfg: &TripletConfig) -> Result<TripletMetrics, EvalError> {
-    match parse_pair(gt, pred, cfg) {
-        Ok((g, p)) => score::score(&g, &p, cfg),
-        Err(status) => Ok(TripletMetrics::zero(status)),
+    ROW_BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut b) => evaluate_in(gt, pred, cfg, &mut b),
+        // Only reachable through re-entrancy, which nothing here does.
+        Err(_) => evaluate_in(gt, pred, cfg, &mut RowBuffers::default()),
+    })
+}
+
+/// The per-thread buffers of [`evaluate`].
+#[derive(Default)]
+struct RowBuffers {
+    gt: FlatGraph,
+    pred: FlatGraph,
+    scratch: score::Scratch,
+}
+
+thread_local! {
+    static ROW_BUFFERS: std::cell::RefCell<RowBuffers> = std::cell::RefCell::new(RowBuffers::default());
+}
+
+fn evaluate_in(
+    gt: Option<&str>,
+    pred: Option<&str>,
+    cfg: &TripletConfig,
+    b: &mut RowBuffers,
+) -> Result<TripletMetrics, EvalError> {
+    let gt = gt.filter(|s| !s.is_empty());
+    let pred = pred.filter(|s| !s.is_empty());
+    let status = match cfg.protocol {
+        Protocol::Paper => match (gt, pred) {
+            (Some(gt), Some(pred)) if eval_parse::parse_into(pred, &mut b.pred) => {
+                // An unparseable ground truth is scored as an empty one.
+                eval_parse::parse_into(gt, &mut b.gt);
+                None
+            }
+            _ => Some(RowStatus::Failed),
+        },
+        Protocol::Sound => {
+            if !gt.is_some_and(|gt| eval_parse::parse_into(gt, &mut b.gt)) {
+                Some(RowStatus::SkipGt)
+            } else if pred.is_some_and(|p| strict::is_valid(p, Schema::Triplet, &cfg.gate))
+                && eval_parse::parse_into(pred.unwrap_or_default(), &mut b.pred)
+            {
+                None
+            } else {
+                Some(RowStatus::Failed)
+            }
+        }
+    };
+    match status {
+        None => score::score_in(&b.gt, &b.pred, cfg, &mut b.scratch),
+        Some(status) => Ok(TripletMetrics::zero(status)),
     }
 }
 
@@ -185,7 +237,24 @@ pub fn evaluate_record(r: &EvalRecord, cfg: &TripletConfig) -> Result<TripletMet
 
 /// Scores many records in parallel (rayon), results in input order; on failure, one failing row's index and error.
 pub fn evaluate_all(records: &[EvalRecord], cfg: &TripletConfig) -> Result<Vec<TripletMetrics>, (usize, EvalError)> {
-    records.par_iter().enumerate().map(|(i, r)| evaluate_record(r, cfg).map_err(|e| (i, e))).collect()
+    evaluate_all_with(records, cfg, || {})
+}
+
+/// [`evaluate_all`], calling `on_row` once per row scored (from any thread), e.g. to advance a progress bar.
+pub fn evaluate_all_with(
+    records: &[EvalRecord],
+    cfg: &TripletConfig,
+    on_row: impl Fn() + Sync,
+) -> Result<Vec<TripletMetrics>, (usize, EvalError)> {
+    records
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let m = evaluate_record(r, cfg).map_err(|e| (i, e));
+            on_row();
+            m
+        })
+        .collect()
 }
 
 #[cfg(test)]

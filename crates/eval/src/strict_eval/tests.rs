@@ -113,3 +113,27 @@ fn summary_means_over_all_rows() {
     let empty = Summary::of(&[], &[], &paper());
     assert_eq!((empty.invalid_rate_pct, empty.sgg_strict, empty.time_sec.phys.as_str()), (0.0, 0.0, "N/A"));
 }
+
+/// The per-thread flat path of [`evaluate`] equals the owned path ([`parse_pair`], [`score::match_objects`],
+/// [`score::score_matched`]) on every oracle row, in both protocols.
+#[test]
+fn flat_path_equals_owned_path_on_oracle_rows() {
+    let text = sgvlm_testdata::oracle_text("eval_triplet.jsonl");
+    let mut n = 0;
+    for line in text.split('\n').filter(|l| !l.trim().is_empty()) {
+        let r = EvalRecord::from_json_line(line).0;
+        for cfg in [paper(), sound()] {
+            let owned = match parse_pair(r.gt.as_deref(), r.pred.as_deref(), &cfg) {
+                Ok((g, p)) => {
+                    score::match_objects(&g, &p, &cfg).map(|m| score::score_matched(&g, &p, &m, cfg.protocol))
+                }
+                Err(status) => Ok(TripletMetrics::zero(status)),
+            };
+            let flat = evaluate_record(&r, &cfg);
+            assert_eq!(flat, owned, "{line}");
+            assert_eq!(flat.as_ref().map(|m| m.status).ok(), owned.as_ref().map(|m| m.status).ok());
+            n += 1;
+        }
+    }
+    assert!(n > 1000);
+}

@@ -5,12 +5,18 @@ use crate::pytext;
 use std::borrow::Cow;
 
 /// CPython's default `csv.field_size_limit()`: a longer field makes the reader raise.
-const CSV_FIELD_LIMIT: usize = 131_072;
+pub(crate) const CSV_FIELD_LIMIT: usize = 131_072;
 
 /// Python `float(s)`: surrounding whitespace, an optional sign, then `inf`/`infinity`/`nan` (any case) or a
 /// decimal literal (`12`, `1.`, `.5`, `62e0`, `0.59E+2`) with single underscores allowed only between digits.
 /// `None` where Python raises `ValueError`.
 pub fn py_float(s: &str) -> Option<f64> {
+    // Fast path: up to 15 ASCII digits (nothing to strip, no sign) are an integer that `f64` holds exactly, as
+    // the general parse gives it. Checked first: most coordinates are written this way.
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        return Some(pytext::digits_saturating(b) as f64);
+    }
     let t = pytext::strip(s);
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -94,9 +100,13 @@ enum CsvState {
 /// [`csv_record`]'s fields as slices of `line` when the line holds no quote character and is short enough that
 /// no field can reach the size limit: then every field is the text between commas with its leading spaces
 /// (U+0020) skipped. `None` means "not decided here": call [`csv_record`].
+#[allow(clippy::manual_pattern_char_comparison)]
 pub(crate) fn csv_fields_fast(line: &str) -> Option<impl Iterator<Item = &str>> {
+    // A char predicate, not the `','` pattern clippy prefers: fields are a few bytes long, and the `memchr` behind
+    // a char pattern costs more than it finds. Measured with `--example eval_throughput`, interleaved at load 10:
+    // strict evaluation at 102–109k rows/s with the predicate against 96–97k with `split(',')`.
     (line.len() <= CSV_FIELD_LIMIT && !line.as_bytes().contains(&b'"'))
-        .then(|| line.split(',').map(|f| f.trim_start_matches(' ')))
+        .then(|| line.split(|c: char| c == ',').map(|f| f.trim_start_matches(' ')))
 }
 
 /// One record of Python's `csv.reader([line], skipinitialspace=True)` (excel dialect: `,` delimiter, `"` quote

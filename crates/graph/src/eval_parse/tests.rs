@@ -147,3 +147,199 @@ fn huge_ids_saturate_and_odd_input_never_panics() {
         let _ = parse(s);
     }
 }
+
+#[test]
+fn flat_parse_equals_owned_parse() {
+    let texts = [
+        BASIC,
+        "  \n<answer>\n  obj[1]{id,name,x1,y1,x2,y2}:  \n 1 , A-b ,1,2,3,4\n\n rel[1]{subj,pred,obj}:\n1,on,1\n</answer>\n",
+        "<think>obj[1]{id,name</think><answer>obj[1]{}:\n1,a,1,2,3,4</answer>",
+        "obj[2]{}:\n1,\"wine, glass\",1,2,3,4\n2, \"a\"\"b\",1,2,3,4\nrel[0]{}:",
+        "<answer>\n</answer>",
+        "<answer> </answer><answer>obj[1]{}:\n1,a,1,2,3,4</answer>",
+        "```\nobj[1]{}:\n1,a,1,2,3,4\n```",
+        "1,a,1,2,3,4\n2,b,5,6,7,8\n1,on,2",
+        "",
+        "<answer>\nno objects here\n</answer>",
+        "obj[1]{}:\r\n1,caf\u{e9},1,2,3,4\u{2028}rel[1]{}:\u{85}1,x_y,1",
+    ];
+    let mut flat = FlatGraph::default();
+    for t in texts {
+        let found = parse_into(t, &mut flat);
+        assert_eq!(found.then(|| flat.to_graph()), parse(t), "{t:?}");
+    }
+}
+
+mod fast_path {
+    use super::super::{parse, parse_general};
+    use proptest::prelude::*;
+
+    /// Pieces that stress what the shortcut must get right: tags (case, spacing, stray `<`), think markers,
+    /// fences, headers anywhere, blank and space-only lines, other line breaks and non-ASCII.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "<answer>",
+            "</answer>",
+            "<Answer >",
+            "</answer >",
+            "<",
+            "</think>",
+            "```",
+            "`",
+            "\n",
+            "\n\n",
+            " ",
+            "  \n",
+            "\r\n",
+            "\t",
+            "\u{a0}",
+            "\u{2028}",
+            "obj[2]{id,name,x1,y1,x2,y2}:",
+            "obj[1]{}:",
+            "rel[1]{subj,pred,obj}:",
+            "rel[0]{}:",
+            "1,person,10,20,30,40",
+            "2,Horse_x,0,0,5.5,1e1",
+            "1,riding,2",
+            "2,on,1",
+            "1,a,b,c",
+            "obj[3]",
+            "x",
+            ",",
+            "\"",
+            "1, \"a,b\",1,2,3,4",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// The shortcut parse equals the general parse on any text built from the pieces.
+        #[test]
+        fn shortcut_equals_general(parts in prop::collection::vec(piece(), 0..14)) {
+            let text: String = parts.concat();
+            prop_assert_eq!(parse(&text), parse_general(&text), "{:?}", text);
+        }
+
+        /// The same on the common layout: one answer block around a graph, with optional surrounding space.
+        #[test]
+        fn shortcut_equals_general_on_answers(
+            lead in "[ \n]{0,3}", rows in prop::collection::vec(piece(), 0..10), trail in "[ \n]{0,3}"
+        ) {
+            let text = format!("{lead}<answer>\n{}\n</answer>{trail}", rows.join("\n"));
+            prop_assert_eq!(parse(&text), parse_general(&text), "{:?}", text);
+        }
+    }
+}
+
+mod standard_layout {
+    use super::super::{fast_clean, parse, parse_general, standard, EvalGraph};
+    use proptest::prelude::*;
+
+    /// Whether the single-scan parser answers for `text` (rather than handing it to the general path).
+    fn standard_answers(text: &str) -> bool {
+        fast_clean(text).and_then(|inner| standard::parse(inner, &mut EvalGraph::default())).is_some()
+    }
+
+    /// Both parses, compared through `Debug` (exact for floats, and NaN equals NaN there).
+    fn parses(text: &str) -> (String, String) {
+        (format!("{:?}", parse(text)), format!("{:?}", parse_general(text)))
+    }
+
+    #[test]
+    fn oracle_texts_parse_the_same_and_mostly_take_the_scan() {
+        for file in ["eval_triplet.jsonl", "eval_ag.jsonl"] {
+            let (mut texts, mut scanned) = (0, 0);
+            for row in sgvlm_testdata::oracle_rows(file) {
+                for key in ["content", "predict"] {
+                    let t = row[key].as_str().unwrap_or_default();
+                    let (a, b) = parses(t);
+                    assert_eq!(a, b, "{file} {key}: {t:?}");
+                    texts += 1;
+                    scanned += usize::from(standard_answers(t));
+                }
+            }
+            eprintln!("{file}: {scanned} of {texts} texts took the single scan");
+            // PSG/PVSG ground truths are written in the standard layout, and so are most predictions (the AG
+            // texts have another header and always take the general path).
+            if file == "eval_triplet.jsonl" {
+                assert!(scanned * 2 > texts, "{file}: only {scanned} of {texts} texts took the single scan");
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_answers_for_the_standard_layout_and_not_for_odd_rows() {
+        let std = "obj[2]{id,name,x1,y1,x2,y2}:\n  1,person,10,20,30,40\n  2, tall Horse ,5.5,1e1,0,0\n\
+                   rel[1]{subj,pred,obj}:\n  1,riding on,2\n";
+        assert!(standard_answers(std));
+        assert!(standard_answers(&format!("<answer>\n{std}</answer>")));
+        for odd in [
+            "obj[1]{id,name,x1,y1,x2,y2}:\n1,a,1,2,3,4\n", // no relation header
+            "obj[1]{id,name,x1,y1,x2,y2}:\n1,\"a,b\",1,2,3,4\nrel[0]{subj,pred,obj}:",
+            "obj[1]{id,name,x1,y1,x2,y2}:\nx,a,1,2,3,4\nrel[0]{subj,pred,obj}:",
+            "obj[1]{id,name,x1,y1,x2,y2}:\n1,a,1,2,3\nrel[0]{subj,pred,obj}:",
+            "obj[1]{id,name,x1,y1,x2,y2}:\n1,a,1,2,3,zz\nrel[0]{subj,pred,obj}:",
+            "obj[1]{}:\n1,a,1,2,3,4\nrel[0]{subj,pred,obj}:",
+            "obj[1]{id,name,x1,y1,x2,y2}:\n1,a,1,2,3,4\nrel[1]{subj,pred,obj}:\n1,on,2,3",
+        ] {
+            assert!(!standard_answers(odd), "{odd:?}");
+            let (a, b) = parses(odd);
+            assert_eq!(a, b, "{odd:?}");
+        }
+    }
+
+    fn object_row() -> impl Strategy<Value = String> {
+        let num = prop_oneof!["[0-9]{1,4}", "-?[0-9]{1,3}\\.[0-9]{0,2}", Just("1e1".to_string()), Just("nan".into())];
+        (" {0,2}", "[0-9]{1,3}|x|", " {0,1}[a-zA-Z_ -]{0,8}", num.clone(), num.clone(), num.clone(), num, " {0,1}")
+            .prop_map(|(lead, id, name, a, b, c, d, trail)| format!("{lead}{id},{name},{a},{b},{c},{d}{trail}"))
+    }
+
+    fn relation_row() -> impl Strategy<Value = String> {
+        (" {0,2}", "[0-9]{1,3}", "[a-z ]{0,8}", " {0,1}[0-9]{1,3}|q", " {0,1}")
+            .prop_map(|(lead, s, p, o, trail)| format!("{lead}{s},{p},{o}{trail}"))
+    }
+
+    /// Occasional lines the scan must hand over: headers, quotes, wrong comma counts, blank lines.
+    fn odd_line() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "",
+            "  ",
+            "rel[1]{subj,pred,obj}:",
+            "obj[1]{id,name,x1,y1,x2,y2}:",
+            "1,\"a,b\",1,2,3,4",
+            "1,on",
+            "rel[,a,1,2,3,4",
+            "1,a,1,2,3,4,5",
+            "1,a}:,1,2,3,4",
+            "Rel[2]{}:",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    fn line(normal: BoxedStrategy<String>) -> impl Strategy<Value = String> {
+        prop_oneof![8 => normal, 1 => odd_line()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+        /// Texts in (or near) the standard layout parse the same through the scan and the general path.
+        #[test]
+        fn scan_equals_general(
+            n in 0usize..20,
+            objects in prop::collection::vec(line(object_row().boxed()), 0..6),
+            with_rel in prop::bool::weighted(0.9),
+            relations in prop::collection::vec(line(relation_row().boxed()), 0..6),
+            wrap in any::<bool>(),
+        ) {
+            let mut text = format!("obj[{n}]{{id,name,x1,y1,x2,y2}}:\n{}\n", objects.join("\n"));
+            if with_rel {
+                text.push_str(&format!("rel[{}]{{subj,pred,obj}}:\n{}", relations.len(), relations.join("\n")));
+            }
+            if wrap {
+                text = format!("<answer>\n{text}\n</answer>");
+            }
+            let (a, b) = parses(&text);
+            prop_assert_eq!(a, b, "{:?}", text);
+        }
+    }
+}

@@ -138,7 +138,7 @@ fn slow_relation_row(line: &str) -> Result<(u64, &str, u64), K> {
 /// Splits a row on commas into exactly `N` fields.
 fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
     let mut out = [""; N];
-    let mut it = line.split(',');
+    let mut it = pytext::split_commas(line);
     for slot in out.iter_mut() {
         *slot = it.next()?;
     }
@@ -296,7 +296,7 @@ pub(super) fn triplet(body: &Body<'_>, cfg: &StrictConfig) -> Result<TripletGrap
 /// canonical, at most `max`, no repeats.
 fn label_list(raw: &str, kind: RelKind, max: usize) -> Result<Vec<String>, K> {
     let mut items: Vec<String> = Vec::new();
-    for part in raw.split(',') {
+    for part in pytext::split_commas(raw) {
         let t = pytext::strip(part);
         if t.is_empty() {
             continue;
