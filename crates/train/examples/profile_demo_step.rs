@@ -18,6 +18,14 @@ use sgvlm_train::loss::logprob_surrogate;
 use sgvlm_train::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
 use sgvlm_train::policy::{Freeze, Policy};
 
+/// CPU seconds of this process so far (user + system; Linux `/proc/self/stat`, 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
@@ -57,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opt = AdamW::new(policy.trainable(), AdamWConfig::default())?;
     let refs: Vec<&Example> = examples.iter().collect();
     for step in 0..steps {
+        let c0 = cpu_seconds();
         let t0 = Instant::now();
         let b = collate(&refs, enc.pad, &Device::Cpu)?;
         let t1 = Instant::now();
@@ -86,8 +95,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let total = s(t0, t7);
         let loss = -head.logp.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
         println!(
-            "step {step}: {total:.3} s ({} tokens padded, {n} targets, loss {loss:.3}) collate {:.3} vision+embed {:.3} \
+            "step {step}: {total:.3} s, {:.2} CPU s ({} tokens padded, {n} targets, loss {loss:.3}) collate {:.3} vision+embed {:.3} \
              text {:.3} head {:.3} backward {:.3} accum+clip {:.3} adamw {:.3}; {:.0} tokens/s",
+            cpu_seconds() - c0,
             bb * tt,
             s(t0, t1),
             s(t1, t2),
