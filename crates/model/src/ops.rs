@@ -245,7 +245,7 @@ fn softmax_row<T: Real>(src: &[T], dst: &mut [T]) {
         sum += *d;
     }
     for d in dst.iter_mut() {
-        *d = *d / sum;
+        *d /= sum;
     }
 }
 
