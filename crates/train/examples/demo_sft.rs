@@ -2,7 +2,8 @@
 //! evaluates with free and constrained decoding and prints one JSON line per stage plus the SFT summary.
 //!
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
-//! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--train 1000] [--test 16] [--size 128x96] [--seed 0] [--out DIR]`
+//! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
+//! [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};

@@ -95,8 +95,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let total = s(t0, t7);
         let loss = -head.logp.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
         println!(
-            "step {step}: {total:.3} s, {:.2} CPU s ({} tokens padded, {n} targets, loss {loss:.3}) collate {:.3} vision+embed {:.3} \
-             text {:.3} head {:.3} backward {:.3} accum+clip {:.3} adamw {:.3}; {:.0} tokens/s",
+            "step {step}: {total:.3} s, {:.2} CPU s ({} tokens padded, {n} targets, loss {loss:.3}) collate {:.3} \
+             vision+embed {:.3} text {:.3} head {:.3} backward {:.3} accum+clip {:.3} adamw {:.3}; {:.0} tokens/s",
             cpu_seconds() - c0,
             bb * tt,
             s(t0, t1),

@@ -1,14 +1,14 @@
 //! The synthetic end-to-end proof: synthetic scenes → a tiny Qwen3.5-architecture model from random weights →
 //! SFT → GRPO → strict evaluation of all three stages on held-out scenes.
 //!
-//! The task is the PSG one on `sgvlm_data::synth` scenes (seven object kinds, five relations, 2–8 objects at
-//! their true sizes; see that module): the answer is the paper-layout TOON graph in 640×480 coordinates, the image
-//! is the rendered 640×480 scene shown to the model at a reduced size (default 128×96, patch 8: 48 image tokens).
-//! The user prompt is a one-line fixed instruction instead of the 1.3 kB PSG prompt: it carries no information
-//! about the scene (the closed vocabularies reach decoding through the constraint), and on a CPU every prompt
-//! token costs (the earlier 125-token instruction was a quarter of each training sequence). The vision tower starts from random
-//! weights except its position embeddings, which hold fixed 2-D sine/cosine values (faster early progress on
-//! boxes, per the calibration); it trains during SFT and is frozen during GRPO, as in the paper.
+//! The task is the PSG one on `sgvlm_data::synth` scenes (seven object kinds, five relations, 2–8 objects at their true
+//! sizes; see that module): the answer is the paper-layout TOON graph in 640×480 coordinates, the image is the rendered
+//! 640×480 scene shown to the model at a reduced size (default 128×96, patch 8: 48 image tokens). The user prompt is a
+//! one-line fixed instruction instead of the 1.3 kB PSG prompt: it carries no information about the scene (the closed
+//! vocabularies reach decoding through the constraint), and on a CPU every prompt token costs (the earlier 125-token
+//! instruction was a quarter of each training sequence). The vision tower starts from random weights except its
+//! position embeddings, which hold fixed 2-D sine/cosine values (faster early progress on boxes, per the issue's
+//! calibration); it trains during SFT and is frozen during GRPO, as in the paper.
 //!
 //! Generation goes through the native engine ([`EngineRollout`]). Each stage is evaluated twice, with free
 //! decoding and with the TOON constraint (triplet schema, the 640×480 canvas, the closed synthetic vocabularies):
@@ -192,7 +192,7 @@ pub struct DemoRecipe {
 impl Default for DemoRecipe {
     fn default() -> Self {
         // lr 4e-3 with β₂ 0.95 against the previous 2e-3 / 0.999: validation loss 0.846 vs 0.881 after ~134
-        // steps, and constrained name F1 0.35 vs 0 (crates/train/results/demo_cpu_recipe.md).
+        // steps, and constrained name F1 0.35 vs 0 (crates/train/results/demo_cpu_sft_30min.md).
         Self {
             lr: 4e-3,
             warmup_ratio: 0.05,
