@@ -5,8 +5,13 @@
 //! Where no operand is part of a gradient graph ([`needs_grad`] is false: inference over plain tensors), the
 //! norms and the softmax take candle-nn's fused kernels instead — one pass instead of five or six, same values up to
 //! float rounding (the parity tests run through both paths).
+//!
+//! On the CPU the training path's softmax and RMS/L2 normalisation are single graph nodes with a hand-written
+//! backward ([`GradSoftmax`], [`GradNormalize`]): composed from five or six candle ops each, every intermediate
+//! `[B, H, T, T]` or `[B, T, hidden]` tensor became a node whose gradient candle allocates, zero-fills and adds,
+//! which made backward of the demo model about three times its forward. Other devices keep the compositions.
 
-use candle_core::{DType, Module, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor, D};
 
 use crate::error::Result;
 
@@ -82,6 +87,9 @@ fn fused_ok(xs: &[&Tensor]) -> bool {
 /// `x / sqrt(mean(x²) + eps)` over the last dimension, computed in f32 (or f64).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     let x = x.to_dtype(compute_dtype(x.dtype()))?;
+    if x.device().is_cpu() && needs_grad(&[&x]) {
+        return Ok(x.contiguous()?.apply_op1(GradNormalize { eps, mean: true })?);
+    }
     let var = x.sqr()?.mean_keepdim(D::Minus1)?;
     Ok(x.broadcast_div(&(var + eps)?.sqrt()?)?)
 }
@@ -125,6 +133,9 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     if fused_ok(&[x]) {
         return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
     }
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        return Ok(x.contiguous()?.apply_op1(GradSoftmax)?);
+    }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
 
@@ -143,6 +154,9 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
 
 /// `x / sqrt(sum(x²) + eps)` over the last dimension (the FLA-style l2norm of Gated DeltaNet).
 pub fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    if x.device().is_cpu() && needs_grad(&[x]) && matches!(x.dtype(), DType::F32 | DType::F64) {
+        return Ok(x.contiguous()?.apply_op1(GradNormalize { eps, mean: false })?);
+    }
     let n = (x.sqr()?.sum_keepdim(D::Minus1)? + eps)?.sqrt()?;
     Ok(x.broadcast_div(&n)?)
 }
@@ -153,6 +167,151 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
     let x2 = x.narrow(D::Minus1, d / 2, d - d / 2)?;
     Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
+}
+
+/// The float types the CPU kernels below run in.
+trait Real: Copy + candle_core::WithDType {
+    fn of(x: f64) -> Self;
+    fn exp_(self) -> Self;
+    fn sqrt_(self) -> Self;
+    fn max_(self, other: Self) -> Self;
+}
+
+impl Real for f32 {
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn exp_(self) -> Self {
+        self.exp()
+    }
+    fn sqrt_(self) -> Self {
+        self.sqrt()
+    }
+    fn max_(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+impl Real for f64 {
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn exp_(self) -> Self {
+        self.exp()
+    }
+    fn sqrt_(self) -> Self {
+        self.sqrt()
+    }
+    fn max_(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+/// Applies `f(src_row, dst_row)` to every last-dimension row of a contiguous f32/f64 tensor.
+fn map_rows(
+    name: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    f32_row: impl Fn(&[f32], &mut [f32]),
+    f64_row: impl Fn(&[f64], &mut [f64]),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn run<T: Real>(src: &[T], layout: &Layout, row: impl Fn(&[T], &mut [T])) -> candle_core::Result<CpuStorage> {
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("the input must be contiguous");
+        };
+        let src = &src[a..b];
+        let n = layout.dims().last().copied().unwrap_or(1).max(1);
+        let mut dst = vec![T::of(0.0); src.len()];
+        for (s, d) in src.chunks(n).zip(dst.chunks_mut(n)) {
+            row(s, d);
+        }
+        Ok(T::to_cpu_storage_owned(dst))
+    }
+    let out = match storage {
+        CpuStorage::F32(s) => run(s, layout, f32_row)?,
+        CpuStorage::F64(s) => run(s, layout, f64_row)?,
+        other => {
+            candle_core::bail!("{name}: unsupported dtype {:?}", candle_core::backend::BackendStorage::dtype(other))
+        }
+    };
+    Ok((out, layout.shape().clone()))
+}
+
+fn softmax_row<T: Real>(src: &[T], dst: &mut [T]) {
+    let max = src.iter().fold(T::of(f64::NEG_INFINITY), |m, &x| m.max_(x));
+    let mut sum = T::of(0.0);
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = (x - max).exp_();
+        sum += *d;
+    }
+    for d in dst.iter_mut() {
+        *d /= sum;
+    }
+}
+
+fn normalize_row<T: Real>(src: &[T], dst: &mut [T], eps: f64, mean: bool) {
+    let mut sq = T::of(0.0);
+    for &x in src {
+        sq += x * x;
+    }
+    let scale = if mean { T::of(1.0 / src.len().max(1) as f64) } else { T::of(1.0) };
+    let r = (sq * scale + T::of(eps)).sqrt_();
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = x / r;
+    }
+}
+
+/// Softmax over the last dimension as one graph node: `∂x = p ⊙ (g − Σ p ⊙ g)`.
+struct GradSoftmax;
+
+impl CustomOp1 for GradSoftmax {
+    fn name(&self) -> &'static str {
+        "softmax-last-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        map_rows(self.name(), storage, layout, softmax_row::<f32>, softmax_row::<f64>)
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let p = res.detach();
+        let pg = (grad.detach() * &p)?;
+        let s = pg.sum_keepdim(D::Minus1)?;
+        Ok(Some((pg - p.broadcast_mul(&s)?)?))
+    }
+}
+
+/// `y = x / sqrt(c·Σx² + eps)` over the last dimension (`c = 1/n` for RMS, 1 for L2) as one graph node:
+/// `∂x = (g − y · c·Σ g⊙y) / r`.
+struct GradNormalize {
+    eps: f64,
+    mean: bool,
+}
+
+impl CustomOp1 for GradNormalize {
+    fn name(&self) -> &'static str {
+        "normalize-last-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (eps, mean) = (self.eps, self.mean);
+        map_rows(
+            self.name(),
+            storage,
+            layout,
+            |s, d| normalize_row::<f32>(s, d, eps, mean),
+            |s, d| normalize_row::<f64>(s, d, eps, mean),
+        )
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (x, y, g) = (arg.detach(), res.detach(), grad.detach());
+        let n = x.dim(D::Minus1)? as f64;
+        let c = if self.mean { 1.0 / n } else { 1.0 };
+        let r = ((x.sqr()?.sum_keepdim(D::Minus1)? * c)? + self.eps)?.sqrt()?;
+        let gy = ((&g * &y)?.sum_keepdim(D::Minus1)? * c)?;
+        Ok(Some((g - y.broadcast_mul(&gy)?)?.broadcast_div(&r)?))
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +355,27 @@ mod tests {
         assert!(diff(rms_norm(&x, &w, 1e-6).unwrap(), rms_norm(xg, &w, 1e-6).unwrap()) < 1e-5);
         assert!(diff(layer_norm(&x, &w, &b, 1e-6).unwrap(), layer_norm(xg, &w, &b, 1e-6).unwrap()) < 1e-5);
         assert!(diff(softmax_last(&x).unwrap(), softmax_last(xg).unwrap()) < 1e-6);
+        // The one-node CPU kernels give the composed ops' gradients (checked against a composition built by hand).
+        let seed = Tensor::randn(0f32, 1.0, (3, 5, 16), &dev).unwrap();
+        let composed = |x: &Tensor| -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+            let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+            let sm = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+            let rms = x.broadcast_div(&(x.sqr()?.mean_keepdim(D::Minus1)? + 1e-6)?.sqrt()?)?;
+            let l2 = x.broadcast_div(&(x.sqr()?.sum_keepdim(D::Minus1)? + 1e-6)?.sqrt()?)?;
+            Ok((sm, rms, l2))
+        };
+        let (sm, rms, l2) = composed(xg).unwrap();
+        for (name, got, want) in [
+            ("softmax", softmax_last(xg).unwrap(), sm),
+            ("rms", rms_normalize(xg, 1e-6).unwrap(), rms),
+            ("l2", l2_normalize(xg, 1e-6).unwrap(), l2),
+        ] {
+            assert!(diff(got.clone(), want.clone()) < 1e-5, "{name} values");
+            let ga = (got * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (want * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+            let e = diff(ga.get(xg).unwrap().clone(), gb.get(xg).unwrap().clone());
+            assert!(e < 1e-5, "{name} gradient differs by {e}");
+        }
         // The composed path still carries gradients.
         let grads = softmax_last(xg).unwrap().sqr().unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(xg).is_some());

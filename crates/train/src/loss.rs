@@ -76,7 +76,15 @@ pub fn logprob_surrogate(
     let w = weight.detach().to_dtype(DType::F32)?;
     let (n, hd) = h.dims2()?;
     let v = w.dim(0)?;
-    let lse = log_sum_exp(&h, &w, chunk)?;
+    // A vocabulary that fits one chunk (the tiny models') computes its logits once for both passes.
+    let whole = if v <= chunk { Some(h.matmul(&w.t()?)?) } else { None };
+    let lse = match &whole {
+        Some(z) => {
+            let m = z.max_keepdim(D::Minus1)?;
+            (z.broadcast_sub(&m)?.exp()?.sum_keepdim(D::Minus1)?.log()? + m)?.squeeze(1)?
+        }
+        None => log_sum_exp(&h, &w, chunk)?,
+    };
     let logp: Vec<f32> = (target_logits(&h, &w, targets)? - &lse)?.to_vec1()?;
     let c = coeffs(&logp);
     if c.len() != n {
@@ -92,7 +100,11 @@ pub fn logprob_surrogate(
     while start < v {
         let len = chunk.min(v - start);
         let wc = w.narrow(0, start, len)?;
-        let p = h.matmul(&wc.t()?)?.broadcast_sub(&lse.unsqueeze(1)?)?.exp()?;
+        let z = match &whole {
+            Some(z) => z.clone(),
+            None => h.matmul(&wc.t()?)?,
+        };
+        let p = z.broadcast_sub(&lse.unsqueeze(1)?)?.exp()?;
         let cp = p.broadcast_mul(&c)?;
         g_h = (g_h - cp.matmul(&wc)?)?;
         g_w_chunks.push(cp.t()?.matmul(&h)?.neg()?);
