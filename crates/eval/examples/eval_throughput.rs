@@ -15,26 +15,12 @@
 use sgvlm_eval::ag_sgdet::{self, AgConfig};
 use sgvlm_eval::strict_eval::{self, TripletConfig};
 use sgvlm_eval::EvalRecord;
+use sgvlm_testdata::best_chunk_throughput;
 use std::hint::black_box;
-use std::time::Instant;
 
 fn records(name: &str) -> Vec<EvalRecord> {
     let text = sgvlm_testdata::oracle_text(name);
     text.split('\n').filter(|l| !l.trim().is_empty()).map(|l| EvalRecord::from_json_line(l).0).collect()
-}
-
-/// Rows per second over `rows` with each chunk's best time over `passes` passes; `run` scores one chunk.
-fn throughput<T>(rows: &[T], passes: usize, mut run: impl FnMut(&[T])) -> f64 {
-    let chunks: Vec<&[T]> = rows.chunks(32).collect();
-    let mut best = vec![f64::MAX; chunks.len()];
-    for _ in 0..passes {
-        for (k, chunk) in chunks.iter().enumerate() {
-            let t = Instant::now();
-            run(black_box(chunk));
-            best[k] = best[k].min(t.elapsed().as_secs_f64());
-        }
-    }
-    rows.len() as f64 / best.iter().sum::<f64>()
 }
 
 fn main() {
@@ -42,7 +28,7 @@ fn main() {
     let triplet = records("eval_triplet.jsonl");
     let cfg = TripletConfig::default();
     let mut acc = 0.0;
-    let rate = throughput(&triplet, passes, |rows| {
+    let rate = best_chunk_throughput(&triplet, passes, |rows| {
         for r in rows {
             if let Ok(m) = strict_eval::evaluate_record(black_box(r), &cfg) {
                 acc += m.strict_sgg_score + m.bbox_mean_iou_matched;
@@ -53,7 +39,7 @@ fn main() {
 
     let ag = records("eval_ag.jsonl");
     let cfg = AgConfig::default();
-    let rate = throughput(&ag, passes.div_ceil(4), |rows| {
+    let rate = best_chunk_throughput(&ag, passes.div_ceil(4), |rows| {
         for r in rows {
             black_box(ag_sgdet::evaluate_record(black_box(r), &cfg));
         }

@@ -15,8 +15,8 @@
 
 use sgvlm_eval::rewards::{score, RewardConfig, Scorer};
 use sgvlm_graph::Schema;
+use sgvlm_testdata::best_chunk_throughput;
 use std::hint::black_box;
-use std::time::Instant;
 
 fn rows(file: &str) -> Vec<(String, String)> {
     let text = sgvlm_testdata::oracle_text(file);
@@ -29,20 +29,6 @@ fn rows(file: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Rows per second over `rows` with each chunk's best time over `passes` passes; `run` scores one chunk.
-fn throughput<T>(rows: &[T], passes: usize, mut run: impl FnMut(&[T])) -> f64 {
-    let chunks: Vec<&[T]> = rows.chunks(32).collect();
-    let mut best = vec![f64::MAX; chunks.len()];
-    for _ in 0..passes {
-        for (k, chunk) in chunks.iter().enumerate() {
-            let t = Instant::now();
-            run(black_box(chunk));
-            best[k] = best[k].min(t.elapsed().as_secs_f64());
-        }
-    }
-    rows.len() as f64 / best.iter().sum::<f64>()
-}
-
 fn main() {
     let passes = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let cfg = RewardConfig::default();
@@ -50,12 +36,12 @@ fn main() {
         let rows = rows(file);
         let mut scorer = Scorer::new(schema, cfg.clone());
         let mut acc = 0.0;
-        let cached = throughput(&rows, passes, |rows| {
+        let cached = best_chunk_throughput(&rows, passes, |rows| {
             for (c, s) in rows {
                 acc += scorer.score(black_box(c), black_box(s)).iter().sum::<f64>();
             }
         });
-        let uncached = throughput(&rows, passes, |rows| {
+        let uncached = best_chunk_throughput(&rows, passes, |rows| {
             for (c, s) in rows {
                 acc += score(black_box(c), black_box(s), schema, &cfg).iter().sum::<f64>();
             }
