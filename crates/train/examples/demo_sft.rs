@@ -2,7 +2,7 @@
 //! evaluates with free and constrained decoding and prints one JSON line per stage plus the SFT summary.
 //!
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
-//! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
+//! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--out DIR]`
 
 use candle_core::Device;
@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.adamw.weight_decay = num("--wd", r.adamw.weight_decay);
     r.fan_in_init = args.iter().any(|a| a == "--fan-in-init");
     r.delta_chunk = num("--chunk", r.delta_chunk as f64) as usize;
+    r.sincos_scale = num("--sincos-scale", r.sincos_scale as f64) as f32;
     let size = get("--size").unwrap_or_else(|| "128x96".into());
     let (w, h) = size.split_once('x').ok_or("--size WxH")?;
     let o = DemoOptions {
