@@ -10,7 +10,7 @@
 use crate::answer;
 use crate::label;
 use crate::pytext;
-use crate::strict::StrictConfig;
+use crate::strict::{AgDecline, StrictConfig};
 use crate::types::{RelKind, Schema};
 
 /// An object row as the lenient parser reads it.
@@ -365,8 +365,10 @@ fn is_first_answer(raw: &str, body: &str) -> Option<bool> {
 /// relations straight into the lenient graph ([`ag_scan_gated`]); the rest take the strict parse.
 pub fn parse_gated_ag(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
     let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
-    if let Some(g) = ag_scan_gated(raw, body, cfg) {
-        return Some(g);
+    match ag_scan_gated(raw, body, cfg) {
+        Ok(g) => return Some(g),
+        Err(AgDecline::Invalid) => return None,
+        Err(AgDecline::Unknown) => {}
     }
     if !is_printable_body(body) {
         return None;
@@ -378,7 +380,14 @@ pub fn parse_gated_ag(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
 /// [`parse_gated_ag_general`].
 #[doc(hidden)]
 pub fn parse_gated_ag_fast(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
-    ag_scan_gated(raw, answer::exact_answer_body(answer::prepare_for_strict(raw))?, cfg)
+    ag_scan_gated(raw, answer::exact_answer_body(answer::prepare_for_strict(raw))?, cfg).ok()
+}
+
+/// Whether the single-scan path found the AG completion invalid by itself (tests check that the gate agrees).
+#[doc(hidden)]
+pub fn ag_scan_rejects(raw: &str, cfg: &StrictConfig) -> bool {
+    answer::exact_answer_body(answer::prepare_for_strict(raw))
+        .is_some_and(|b| ag_scan_gated(raw, b, cfg) == Err(AgDecline::Invalid))
 }
 
 /// [`parse_gated_ag`] without its single-scan path: the strict parse turned into the lenient graph.
@@ -407,13 +416,13 @@ impl<'a> crate::strict::AgSink<'a> for LenientGraph {
     }
 }
 
-/// The gated lenient graph of an AG answer body the gate's single scan accepts (`None` when it cannot decide). The
+/// The gated lenient graph of an AG answer body the gate's single scan accepts (otherwise why not). The
 /// graph is what [`ag_gated`] builds from the strict parse: objects in row order with their names as written, the
 /// atomic relations in row order, then attention, spatial, contacting, lowercased.
-fn ag_scan_gated(raw: &str, body: &str, cfg: &StrictConfig) -> Option<Gated> {
+fn ag_scan_gated(raw: &str, body: &str, cfg: &StrictConfig) -> Result<Gated, AgDecline> {
     let mut graph = LenientGraph::default();
     let (n, m) = crate::strict::fast_ag_body(body, cfg, &mut graph)?;
-    let is_first_answer = is_first_answer(raw, body)?;
+    let is_first_answer = is_first_answer(raw, body).ok_or(AgDecline::Unknown)?;
     graph.meta = LenientMeta {
         declared_objects: Some(n),
         declared_relations: Some(m),
@@ -421,7 +430,7 @@ fn ag_scan_gated(raw: &str, body: &str, cfg: &StrictConfig) -> Option<Gated> {
         pairs: m as usize,
         ..LenientMeta::default()
     };
-    Some(Gated { graph, is_first_answer })
+    Ok(Gated { graph, is_first_answer })
 }
 
 /// The lenient graph of a valid AG completion with a printable answer body, from its strict parse.
@@ -484,8 +493,10 @@ pub fn gate(raw: &str, schema: Schema, cfg: &StrictConfig) -> Verdict {
         },
         Schema::Ag => {
             let body = answer::exact_answer_body(answer::prepare_for_strict(raw));
-            if let Some(g) = body.and_then(|b| ag_scan_gated(raw, b, cfg)) {
-                return Verdict::Gated(g);
+            match body.map(|b| ag_scan_gated(raw, b, cfg)) {
+                Some(Ok(g)) => return Verdict::Gated(g),
+                Some(Err(AgDecline::Invalid)) => return Verdict::Invalid,
+                _ => {}
             }
             if !body.is_some_and(is_printable_body) {
                 return valid(crate::strict::parse_ag(raw, cfg).is_ok());

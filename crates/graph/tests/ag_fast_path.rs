@@ -1,7 +1,8 @@
 //! The single-scan AG gate path against the general one (strict parse, then the lenient graph): on generated AG
 //! answers, most of them near misses (wrong counts, ids, boxes, subjects, caps, repeated labels or pairs, odd
 //! whitespace, empty list items, bad labels), the fast path either declines or returns exactly the general path's
-//! graph, the gate's verdict is the strict parse's, and a fast graph equals the lenient parse of the raw text.
+//! graph or rejects only invalid texts, the gate's verdict is the strict parse's, and a fast graph equals the
+//! lenient parse of the raw text.
 
 use proptest::prelude::*;
 use sgvlm_graph::lenient::{self, Verdict};
@@ -111,6 +112,9 @@ fn check(t: &str) -> Result<bool, TestCaseError> {
     let valid = strict::parse_ag(t, &cfg).is_ok();
     let general = lenient::parse_gated_ag_general(t, &cfg);
     let fast = lenient::parse_gated_ag_fast(t, &cfg);
+    if lenient::ag_scan_rejects(t, &cfg) {
+        prop_assert!(!valid && fast.is_none(), "the scan rejected a valid text:\n{}", t);
+    }
     if let Some(f) = &fast {
         prop_assert!(valid, "fast path accepted an invalid text:\n{}", t);
         prop_assert_eq!(Some(f), general.as_ref(), "{}", t);
@@ -177,6 +181,7 @@ fn near_misses_by_hand() {
               rel_pairs[2]{subj,attention,spatial,contacting,obj}:\n1,[unsure],[In_front_of, beside],[],2\n\
               1 , [ ] ,[on,],[ , holding] , 3\n</answer>";
     assert!(check(ok).unwrap(), "the standard text takes the scan");
+    let (mut cases, mut rejected) = (0, 0);
     for (from, to) in [
         ("[on,]", "[on,ON]"),                       // repeated label, other case
         ("[on,]", "[on,on]"),                       // repeated label
@@ -202,11 +207,15 @@ fn near_misses_by_hand() {
         ("\n1,person", "\r\n1,person"),             // CR: not decided by the scan
         ("\n</answer>", "\nrel_pairs[0]{subj,attention,spatial,contacting,obj}:\n</answer>"), // second header
     ] {
+        cases += 1;
         let t = ok.replacen(from, to, 1);
         assert_ne!(t, ok, "{from}");
         let fast = check(&t).unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
         assert!(!fast, "{from} -> {to}: the scan accepted\n{t}");
+        rejected += lenient::ag_scan_rejects(&t, &StrictConfig::default()) as usize;
     }
+    // The rule breaks (the first 13 cases) are decided by the scan; the shape changes are not.
+    assert_eq!((cases, rejected), (23, 13));
     // Same person subject, other case; tabs; an empty relation block; a final newline in the body.
     for (from, to) in [("1,person", "1,PERSON"), ("1 , [ ]", "1\t,\t[\t]"), ("\n</answer>", "\n\n</answer>")] {
         assert!(check(&ok.replacen(from, to, 1)).unwrap(), "{from} -> {to}");

@@ -6,8 +6,7 @@
 //! anything by itself and never needs error messages. Tests and the fuzzer compare both paths.
 
 use super::StrictConfig;
-use crate::label;
-use crate::types::{BBox, Object, RelKind, Relation, Schema, TripletGraph};
+use crate::types::{BBox, Object, RelKind, Relation, TripletGraph};
 
 struct Scan<'a> {
     s: &'a str,
@@ -211,6 +210,22 @@ pub(crate) trait AgSink<'a> {
     fn atomic(&mut self, subj: u32, kind: RelKind, label: &'a str, obj: u32);
 }
 
+/// [`crate::label::is_label_byte`] for AG as a table (the scan's innermost loop).
+const AG_LABEL_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric() || matches!(c as u8, b'-' | b'_' | b'.' | b'/');
+        c += 1;
+    }
+    t
+};
+
+#[cfg(test)]
+pub(super) fn ag_label_byte(c: u8) -> bool {
+    AG_LABEL_BYTE[c as usize]
+}
+
 /// Acceptance only.
 impl<'a> AgSink<'a> for () {
     fn object(&mut self, _: u32, _: &'a str, _: [i64; 4]) {}
@@ -222,7 +237,7 @@ impl<'a> Scan<'a> {
     #[inline]
     fn ag_label(&mut self) -> Option<&'a str> {
         let start = self.i;
-        while self.b.get(self.i).is_some_and(|&c| label::is_label_byte(Schema::Ag, c)) {
+        while self.b.get(self.i).is_some_and(|&c| AG_LABEL_BYTE[c as usize]) {
             self.i += 1;
         }
         let t = &self.b[start..self.i];
@@ -259,10 +274,23 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The fast path of the strict AG gate on an answer body: `Some((N, M))` after feeding `sink` every object row and
+/// Why [`scan_ag`] gave no graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decline {
+    /// The body leaves the standard shape: run the general path.
+    Unknown,
+    /// A row of the standard shape, read as the general path reads it, breaks a rule of the gate: the completion
+    /// is invalid.
+    Invalid,
+}
+
+use Decline::{Invalid, Unknown};
+
+/// The fast path of the strict AG gate on an answer body: `Ok((N, M))` after feeding `sink` every object row and
 /// atomic relation when the body has the standard shape (lines end with `\n`, in-line whitespace is spaces and
-/// tabs, the two headers, N object rows, M pair rows) and passes every check of the gate; `None` when it cannot
-/// decide (the caller then discards what the sink got and runs the general path).
+/// tabs, the two headers, N object rows, M pair rows) and passes every check of the gate; `Err(Unknown)` when it
+/// cannot decide (the caller then discards what the sink got and runs the general path); `Err(Invalid)` when a
+/// value it read breaks a rule.
 ///
 /// Why acceptance here is acceptance there: every byte this scan accepts is printable ASCII, a tab or `\n`, where
 /// `splitlines`, `strip` and the row lexer's whitespace all mean spaces and tabs; each line is a header or a row of
@@ -273,39 +301,53 @@ impl<'a> Scan<'a> {
 /// atomic relations and no repeated atomic relation. The gate's other two rejections — a label repeated within
 /// its list and a repeated pair row — each repeat an atomic relation (a pair row has a label), so the last check
 /// covers them.
-pub(super) fn scan_ag<'a>(body: &'a str, cfg: &StrictConfig, sink: &mut impl AgSink<'a>) -> Option<(u64, u64)> {
+///
+/// Why a broken rule decides: every line before the one the scan stopped on was split at `\n` and read by the
+/// gate's own grammar, so the general path sees the same lines; if it accepted the text, line 0 would be the same
+/// header and lines 1..=N object rows and the later lines pair rows, each read (the row lexer is deterministic:
+/// maximal digit runs, a list ends at the first `]`) to the same values the scan read — including the prefix of a
+/// row the scan had read when a list broke its cap. A rule broken by those values (or by `N` itself: 0 or above
+/// `max_objects`) thus makes the general path reject the text too.
+pub(super) fn scan_ag<'a>(
+    body: &'a str,
+    cfg: &StrictConfig,
+    sink: &mut impl AgSink<'a>,
+) -> Result<(u64, u64), Decline> {
     let mut sc = Scan { s: body, b: body.as_bytes(), i: 0 };
-    let n = sc.header(b"obj[", b"]{id,name,x1,y1,x2,y2}:")?;
+    let n = sc.header(b"obj[", b"]{id,name,x1,y1,x2,y2}:").ok_or(Unknown)?;
+    if n == 0 || n as usize > cfg.max_objects {
+        return Err(Invalid);
+    }
     // Ids fit in 32 bits (the duplicate keys pack two of them in a `u64`).
-    if n == 0 || n as usize > cfg.max_objects || n > u32::MAX as u64 {
-        return None;
+    if n > u32::MAX as u64 {
+        return Err(Unknown);
     }
     let n_objs = n as usize;
-    sc.line_end(false)?;
+    sc.line_end(false).ok_or(Unknown)?;
     // Per id: seen, and whether the name is `person` (ASCII case-insensitive).
     let mut seen = vec![0u8; n_objs + 1];
     for _ in 0..n_objs {
         sc.ws();
-        let id = sc.uint()?;
-        sc.comma()?;
-        let name = sc.ag_label()?;
-        sc.comma()?;
-        let x1 = sc.int()?;
-        sc.comma()?;
-        let y1 = sc.int()?;
-        sc.comma()?;
-        let x2 = sc.int()?;
-        sc.comma()?;
-        let y2 = sc.int()?;
-        sc.line_end(false)?;
+        let id = sc.uint().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let name = sc.ag_label().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let x1 = sc.int().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let y1 = sc.int().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let x2 = sc.int().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let y2 = sc.int().ok_or(Unknown)?;
+        sc.line_end(false).ok_or(Unknown)?;
         if id == 0 || id > n || seen[id as usize] != 0 || !cfg.canvas.contains(&BBox::new(x1, y1, x2, y2)) {
-            return None;
+            return Err(Invalid);
         }
         seen[id as usize] = if name.eq_ignore_ascii_case("person") { 2 } else { 1 };
         sink.object(id as u32, name, [x1, y1, x2, y2]);
     }
-    let m = sc.header(b"rel_pairs[", b"]{subj,attention,spatial,contacting,obj}:")?;
-    sc.line_end(m == 0)?;
+    let m = sc.header(b"rel_pairs[", b"]{subj,attention,spatial,contacting,obj}:").ok_or(Unknown)?;
+    sc.line_end(m == 0).ok_or(Unknown)?;
     let caps = [cfg.ag_attention_max, cfg.ag_spatial_max, cfg.ag_contacting_max];
     // Atomic relations as (id pair, kind, index into `labels`), for the duplicate check.
     let mut keys: Vec<(u64, u8, u32)> = Vec::new();
@@ -314,28 +356,28 @@ pub(super) fn scan_ag<'a>(body: &'a str, cfg: &StrictConfig, sink: &mut impl AgS
     while k < m {
         k += 1;
         sc.ws();
-        let s = sc.uint()?;
+        let s = sc.uint().ok_or(Unknown)?;
         let mut start = [0usize; 4];
         for (kind, cap) in caps.iter().enumerate() {
             start[kind] = labels.len();
-            sc.comma()?;
-            sc.ag_list(&mut labels)?;
+            sc.comma().ok_or(Unknown)?;
+            sc.ag_list(&mut labels).ok_or(Unknown)?;
             if labels.len() - start[kind] > *cap {
-                return None;
+                return Err(Invalid);
             }
         }
         start[3] = labels.len();
-        sc.comma()?;
-        let o = sc.uint()?;
-        sc.line_end(k == m)?;
+        sc.comma().ok_or(Unknown)?;
+        let o = sc.uint().ok_or(Unknown)?;
+        sc.line_end(k == m).ok_or(Unknown)?;
         if s == 0 || o == 0 || s > n || o > n || s == o || start[0] == start[3] {
-            return None;
+            return Err(Invalid);
         }
         if cfg.ag_enforce_person_subject && seen[s as usize] != 2 {
-            return None;
+            return Err(Invalid);
         }
         if labels.len() > cfg.max_relations {
-            return None;
+            return Err(Invalid);
         }
         for (kind, rel) in RelKind::ALL.into_iter().enumerate() {
             for (j, &l) in labels.iter().enumerate().take(start[kind + 1]).skip(start[kind]) {
@@ -345,7 +387,7 @@ pub(super) fn scan_ag<'a>(body: &'a str, cfg: &StrictConfig, sink: &mut impl AgS
         }
     }
     if sc.i != sc.b.len() {
-        return None;
+        return Err(Unknown);
     }
     keys.sort_unstable();
     let mut a = 0;
@@ -354,10 +396,10 @@ pub(super) fn scan_ag<'a>(body: &'a str, cfg: &StrictConfig, sink: &mut impl AgS
         let bucket = &keys[a..b];
         for (i, x) in bucket.iter().enumerate() {
             if bucket[..i].iter().any(|y| labels[y.2 as usize].eq_ignore_ascii_case(labels[x.2 as usize])) {
-                return None;
+                return Err(Invalid);
             }
         }
         a = b;
     }
-    Some((n, m))
+    Ok((n, m))
 }

@@ -20,7 +20,7 @@ mod fast;
 mod rows;
 
 pub use error::{StrictError, StrictErrorKind};
-pub(crate) use fast::AgSink;
+pub(crate) use fast::{AgSink, Decline as AgDecline};
 pub(crate) use rows::pair_row;
 pub use rows::{object_header, relation_header};
 
@@ -70,10 +70,14 @@ pub(crate) fn fast_triplet_body(body: &str, cfg: &StrictConfig) -> Option<Triple
     fast::triplet(body, cfg)
 }
 
-/// The single-pass AG scan alone on an answer body: `Some((N, M))` after feeding `sink` the objects and atomic
-/// relations when it accepts (the general path would then accept the same graph), `None` when it cannot decide
-/// (what the sink got must then be discarded).
-pub(crate) fn fast_ag_body<'a>(body: &'a str, cfg: &StrictConfig, sink: &mut impl AgSink<'a>) -> Option<(u64, u64)> {
+/// The single-pass AG scan alone on an answer body: `Ok((N, M))` after feeding `sink` the objects and atomic
+/// relations when it accepts (the general path would then accept the same graph); otherwise whether it found the
+/// body invalid or cannot decide (what the sink got must then be discarded).
+pub(crate) fn fast_ag_body<'a>(
+    body: &'a str,
+    cfg: &StrictConfig,
+    sink: &mut impl AgSink<'a>,
+) -> Result<(u64, u64), AgDecline> {
     fast::scan_ag(body, cfg, sink)
 }
 
@@ -110,9 +114,12 @@ pub fn is_valid(text: &str, schema: Schema, cfg: &StrictConfig) -> bool {
             fast || parse_triplet_general(text, cfg).is_ok()
         }
         Schema::Ag => {
-            let fast = answer::exact_answer_body(answer::prepare_for_strict(text))
-                .is_some_and(|b| fast::scan_ag(b, cfg, &mut ()).is_some());
-            fast || parse_ag(text, cfg).is_ok()
+            // The scan's verdict where it decides; the general parser otherwise.
+            match answer::exact_answer_body(answer::prepare_for_strict(text)).map(|b| fast::scan_ag(b, cfg, &mut ())) {
+                Some(Ok(_)) => true,
+                Some(Err(AgDecline::Invalid)) => false,
+                _ => parse_ag(text, cfg).is_ok(),
+            }
         }
     }
 }
