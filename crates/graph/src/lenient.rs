@@ -10,7 +10,7 @@
 use crate::answer;
 use crate::label;
 use crate::pytext;
-use crate::strict::StrictConfig;
+use crate::strict::{AgDecline, StrictConfig};
 use crate::types::{RelKind, Schema};
 
 /// An object row as the lenient parser reads it.
@@ -361,12 +361,76 @@ fn is_first_answer(raw: &str, body: &str) -> Option<bool> {
 /// Why this is exact: on such a valid body the lenient parser finds the same headers, reads every object row as
 /// the gate does (id, stripped name as written, box) and accepts every pair row with the same lowercased label
 /// lists (same row grammar, `strict::pair_row`), expanding them in row order, then attention, spatial, contacting.
+/// Bodies of the standard shape take the gate's single-scan AG path, which feeds the same objects and atomic
+/// relations straight into the lenient graph ([`ag_scan_gated`]); the rest take the strict parse.
 pub fn parse_gated_ag(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
     let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
-    if !body.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)) {
+    match ag_scan_gated(raw, body, cfg) {
+        Ok(g) => return Some(g),
+        Err(AgDecline::Invalid) => return None,
+        Err(AgDecline::Unknown) => {}
+    }
+    if !is_printable_body(body) {
         return None;
     }
     ag_gated(raw, crate::strict::parse_ag(raw, cfg).ok()?)
+}
+
+/// [`parse_gated_ag`]'s single-scan path alone (`None` when it cannot decide). Public so tests can compare it with
+/// [`parse_gated_ag_general`].
+#[doc(hidden)]
+pub fn parse_gated_ag_fast(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
+    ag_scan_gated(raw, answer::exact_answer_body(answer::prepare_for_strict(raw))?, cfg).ok()
+}
+
+/// Whether the single-scan path found the AG completion invalid by itself (tests check that the gate agrees).
+#[doc(hidden)]
+pub fn ag_scan_rejects(raw: &str, cfg: &StrictConfig) -> bool {
+    answer::exact_answer_body(answer::prepare_for_strict(raw))
+        .is_some_and(|b| ag_scan_gated(raw, b, cfg) == Err(AgDecline::Invalid))
+}
+
+/// [`parse_gated_ag`] without its single-scan path: the strict parse turned into the lenient graph.
+#[doc(hidden)]
+pub fn parse_gated_ag_general(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
+    let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
+    if !is_printable_body(body) {
+        return None;
+    }
+    ag_gated(raw, crate::strict::parse_ag(raw, cfg).ok()?)
+}
+
+/// Printable ASCII, tabs and `\n` only.
+fn is_printable_body(body: &str) -> bool {
+    body.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// Builds the lenient graph from the gate's single-scan AG path.
+impl<'a> crate::strict::AgSink<'a> for LenientGraph {
+    fn object(&mut self, id: u32, name: &'a str, bbox: [i64; 4]) {
+        self.objects.push(LObject { id: id as i64, name: name.to_string(), bbox });
+    }
+
+    fn atomic(&mut self, subj: u32, kind: RelKind, label: &'a str, obj: u32) {
+        self.relations.push(LRelation { subj: subj as i64, pred: atomic_lower(kind, label), obj: obj as i64 });
+    }
+}
+
+/// The gated lenient graph of an AG answer body the gate's single scan accepts (otherwise why not). The
+/// graph is what [`ag_gated`] builds from the strict parse: objects in row order with their names as written, the
+/// atomic relations in row order, then attention, spatial, contacting, lowercased.
+fn ag_scan_gated(raw: &str, body: &str, cfg: &StrictConfig) -> Result<Gated, AgDecline> {
+    let mut graph = LenientGraph::default();
+    let (n, m) = crate::strict::fast_ag_body(body, cfg, &mut graph)?;
+    let is_first_answer = is_first_answer(raw, body).ok_or(AgDecline::Unknown)?;
+    graph.meta = LenientMeta {
+        declared_objects: Some(n),
+        declared_relations: Some(m),
+        relation_lines: m as usize,
+        pairs: m as usize,
+        ..LenientMeta::default()
+    };
+    Ok(Gated { graph, is_first_answer })
 }
 
 /// The lenient graph of a valid AG completion with a printable answer body, from its strict parse.
@@ -428,9 +492,13 @@ pub fn gate(raw: &str, schema: Schema, cfg: &StrictConfig) -> Verdict {
             None => valid(crate::strict::parse_triplet_general(raw, cfg).is_ok()),
         },
         Schema::Ag => {
-            let printable = answer::exact_answer_body(answer::prepare_for_strict(raw))
-                .is_some_and(|b| b.bytes().all(|b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b)));
-            if !printable {
+            let body = answer::exact_answer_body(answer::prepare_for_strict(raw));
+            match body.map(|b| ag_scan_gated(raw, b, cfg)) {
+                Some(Ok(g)) => return Verdict::Gated(g),
+                Some(Err(AgDecline::Invalid)) => return Verdict::Invalid,
+                _ => {}
+            }
+            if !body.is_some_and(is_printable_body) {
                 return valid(crate::strict::parse_ag(raw, cfg).is_ok());
             }
             match crate::strict::parse_ag(raw, cfg) {

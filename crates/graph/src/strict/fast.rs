@@ -6,7 +6,7 @@
 //! anything by itself and never needs error messages. Tests and the fuzzer compare both paths.
 
 use super::StrictConfig;
-use crate::types::{BBox, Object, Relation, TripletGraph};
+use crate::types::{BBox, Object, RelKind, Relation, TripletGraph};
 
 struct Scan<'a> {
     s: &'a str,
@@ -201,4 +201,205 @@ fn scan_triplet(body: &str, cfg: &StrictConfig, mut out: Option<&mut TripletGrap
         a = b;
     }
     Some(())
+}
+
+/// What the AG scan reports for each object row and atomic relation of a body it accepts (in text order; an
+/// atomic relation's label is the slice as written, canonical hence ASCII).
+pub(crate) trait AgSink<'a> {
+    fn object(&mut self, id: u32, name: &'a str, bbox: [i64; 4]);
+    fn atomic(&mut self, subj: u32, kind: RelKind, label: &'a str, obj: u32);
+}
+
+/// [`crate::label::is_label_byte`] for AG as a table (the scan's innermost loop).
+const AG_LABEL_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric() || matches!(c as u8, b'-' | b'_' | b'.' | b'/');
+        c += 1;
+    }
+    t
+};
+
+#[cfg(test)]
+pub(super) fn ag_label_byte(c: u8) -> bool {
+    AG_LABEL_BYTE[c as usize]
+}
+
+/// Acceptance only.
+impl<'a> AgSink<'a> for () {
+    fn object(&mut self, _: u32, _: &'a str, _: [i64; 4]) {}
+    fn atomic(&mut self, _: u32, _: RelKind, _: &'a str, _: u32) {}
+}
+
+impl<'a> Scan<'a> {
+    /// An AG label token: a non-empty run of AG label bytes whose first and last bytes are alphanumeric.
+    #[inline]
+    fn ag_label(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(|&c| AG_LABEL_BYTE[c as usize]) {
+            self.i += 1;
+        }
+        let t = &self.b[start..self.i];
+        (!t.is_empty() && t[0].is_ascii_alphanumeric() && t[t.len() - 1].is_ascii_alphanumeric())
+            .then(|| &self.s[start..self.i])
+    }
+
+    /// `[ item (, item)* ]` where an item is `ws*` or `ws* label ws*`; pushes the labels (empty items dropped).
+    #[inline]
+    fn ag_list(&mut self, out: &mut Vec<&'a str>) -> Option<()> {
+        self.eat(b'[')?;
+        loop {
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b']') => {
+                    self.i += 1;
+                    return Some(());
+                }
+                Some(b',') => self.i += 1,
+                _ => {
+                    out.push(self.ag_label()?);
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b']') => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        Some(b',') => self.i += 1,
+                        _ => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why [`scan_ag`] gave no graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decline {
+    /// The body leaves the standard shape: run the general path.
+    Unknown,
+    /// A row of the standard shape, read as the general path reads it, breaks a rule of the gate: the completion
+    /// is invalid.
+    Invalid,
+}
+
+use Decline::{Invalid, Unknown};
+
+/// The fast path of the strict AG gate on an answer body: `Ok((N, M))` after feeding `sink` every object row and
+/// atomic relation when the body has the standard shape (lines end with `\n`, in-line whitespace is spaces and
+/// tabs, the two headers, N object rows, M pair rows) and passes every check of the gate; `Err(Unknown)` when it
+/// cannot decide (the caller then discards what the sink got and runs the general path); `Err(Invalid)` when a
+/// value it read breaks a rule.
+///
+/// Why acceptance here is acceptance there: every byte this scan accepts is printable ASCII, a tab or `\n`, where
+/// `splitlines`, `strip` and the row lexer's whitespace all mean spaces and tabs; each line is a header or a row of
+/// the gate's grammar (a comma field `ws* token ws*` is the stripped token; a list item is empty or a canonical
+/// label); the rows before the relation header are exactly N valid object rows, so no other line is a relation
+/// header. The checks are the gate's: ids exactly `{1..N}`, boxes on the canvas, `1 ≤ N ≤ max_objects`, known
+/// distinct pair ids, per-list caps, at least one label per row, a `person` subject, at most `max_relations`
+/// atomic relations and no repeated atomic relation. The gate's other two rejections — a label repeated within
+/// its list and a repeated pair row — each repeat an atomic relation (a pair row has a label), so the last check
+/// covers them.
+///
+/// Why a broken rule decides: every line before the one the scan stopped on was split at `\n` and read by the
+/// gate's own grammar, so the general path sees the same lines; if it accepted the text, line 0 would be the same
+/// header and lines 1..=N object rows and the later lines pair rows, each read (the row lexer is deterministic:
+/// maximal digit runs, a list ends at the first `]`) to the same values the scan read — including the prefix of a
+/// row the scan had read when a list broke its cap. A rule broken by those values (or by `N` itself: 0 or above
+/// `max_objects`) thus makes the general path reject the text too.
+pub(super) fn scan_ag<'a>(
+    body: &'a str,
+    cfg: &StrictConfig,
+    sink: &mut impl AgSink<'a>,
+) -> Result<(u64, u64), Decline> {
+    let mut sc = Scan { s: body, b: body.as_bytes(), i: 0 };
+    let n = sc.header(b"obj[", b"]{id,name,x1,y1,x2,y2}:").ok_or(Unknown)?;
+    if n == 0 || n as usize > cfg.max_objects {
+        return Err(Invalid);
+    }
+    // Ids fit in 32 bits (the duplicate keys pack two of them in a `u64`).
+    if n > u32::MAX as u64 {
+        return Err(Unknown);
+    }
+    let n_objs = n as usize;
+    sc.line_end(false).ok_or(Unknown)?;
+    // Per id: seen, and whether the name is `person` (ASCII case-insensitive).
+    let mut seen = vec![0u8; n_objs + 1];
+    for _ in 0..n_objs {
+        sc.ws();
+        let id = sc.uint().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let name = sc.ag_label().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let x1 = sc.int().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let y1 = sc.int().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let x2 = sc.int().ok_or(Unknown)?;
+        sc.comma().ok_or(Unknown)?;
+        let y2 = sc.int().ok_or(Unknown)?;
+        sc.line_end(false).ok_or(Unknown)?;
+        if id == 0 || id > n || seen[id as usize] != 0 || !cfg.canvas.contains(&BBox::new(x1, y1, x2, y2)) {
+            return Err(Invalid);
+        }
+        seen[id as usize] = if name.eq_ignore_ascii_case("person") { 2 } else { 1 };
+        sink.object(id as u32, name, [x1, y1, x2, y2]);
+    }
+    let m = sc.header(b"rel_pairs[", b"]{subj,attention,spatial,contacting,obj}:").ok_or(Unknown)?;
+    sc.line_end(m == 0).ok_or(Unknown)?;
+    let caps = [cfg.ag_attention_max, cfg.ag_spatial_max, cfg.ag_contacting_max];
+    // Atomic relations as (id pair, kind, index into `labels`), for the duplicate check.
+    let mut keys: Vec<(u64, u8, u32)> = Vec::new();
+    let mut labels: Vec<&'a str> = Vec::new();
+    let mut k = 0u64;
+    while k < m {
+        k += 1;
+        sc.ws();
+        let s = sc.uint().ok_or(Unknown)?;
+        let mut start = [0usize; 4];
+        for (kind, cap) in caps.iter().enumerate() {
+            start[kind] = labels.len();
+            sc.comma().ok_or(Unknown)?;
+            sc.ag_list(&mut labels).ok_or(Unknown)?;
+            if labels.len() - start[kind] > *cap {
+                return Err(Invalid);
+            }
+        }
+        start[3] = labels.len();
+        sc.comma().ok_or(Unknown)?;
+        let o = sc.uint().ok_or(Unknown)?;
+        sc.line_end(k == m).ok_or(Unknown)?;
+        if s == 0 || o == 0 || s > n || o > n || s == o || start[0] == start[3] {
+            return Err(Invalid);
+        }
+        if cfg.ag_enforce_person_subject && seen[s as usize] != 2 {
+            return Err(Invalid);
+        }
+        if labels.len() > cfg.max_relations {
+            return Err(Invalid);
+        }
+        for (kind, rel) in RelKind::ALL.into_iter().enumerate() {
+            for (j, &l) in labels.iter().enumerate().take(start[kind + 1]).skip(start[kind]) {
+                keys.push(((s << 32) | o, kind as u8, j as u32));
+                sink.atomic(s as u32, rel, l, o as u32);
+            }
+        }
+    }
+    if sc.i != sc.b.len() {
+        return Err(Unknown);
+    }
+    keys.sort_unstable();
+    let mut a = 0;
+    while a < keys.len() {
+        let b = a + keys[a..].iter().take_while(|x| (x.0, x.1) == (keys[a].0, keys[a].1)).count();
+        let bucket = &keys[a..b];
+        for (i, x) in bucket.iter().enumerate() {
+            if bucket[..i].iter().any(|y| labels[y.2 as usize].eq_ignore_ascii_case(labels[x.2 as usize])) {
+                return Err(Invalid);
+            }
+        }
+        a = b;
+    }
+    Ok((n, m))
 }

@@ -20,6 +20,7 @@ mod fast;
 mod rows;
 
 pub use error::{StrictError, StrictErrorKind};
+pub(crate) use fast::{AgSink, Decline as AgDecline};
 pub(crate) use rows::pair_row;
 pub use rows::{object_header, relation_header};
 
@@ -69,6 +70,17 @@ pub(crate) fn fast_triplet_body(body: &str, cfg: &StrictConfig) -> Option<Triple
     fast::triplet(body, cfg)
 }
 
+/// The single-pass AG scan alone on an answer body: `Ok((N, M))` after feeding `sink` the objects and atomic
+/// relations when it accepts (the general path would then accept the same graph); otherwise whether it found the
+/// body invalid or cannot decide (what the sink got must then be discarded).
+pub(crate) fn fast_ag_body<'a>(
+    body: &'a str,
+    cfg: &StrictConfig,
+    sink: &mut impl AgSink<'a>,
+) -> Result<(u64, u64), AgDecline> {
+    fast::scan_ag(body, cfg, sink)
+}
+
 /// [`parse_triplet`] without its single-pass fast path: the general line-by-line parser, which also produces every
 /// error. Public so tests and fuzzers can check that both paths agree.
 #[doc(hidden)]
@@ -101,7 +113,14 @@ pub fn is_valid(text: &str, schema: Schema, cfg: &StrictConfig) -> bool {
                 .is_some_and(|b| fast::triplet_accepts(b, cfg));
             fast || parse_triplet_general(text, cfg).is_ok()
         }
-        Schema::Ag => parse_ag(text, cfg).is_ok(),
+        Schema::Ag => {
+            // The scan's verdict where it decides; the general parser otherwise.
+            match answer::exact_answer_body(answer::prepare_for_strict(text)).map(|b| fast::scan_ag(b, cfg, &mut ())) {
+                Some(Ok(_)) => true,
+                Some(Err(AgDecline::Invalid)) => false,
+                _ => parse_ag(text, cfg).is_ok(),
+            }
+        }
     }
 }
 

@@ -134,3 +134,10 @@ fn ag_rules() {
     let lax = StrictConfig { ag_enforce_person_subject: false, ..StrictConfig::default() };
     assert!(parse_ag(&AG.replace("1,person", "1,man"), &lax).is_ok());
 }
+
+#[test]
+fn ag_label_table_is_the_label_byte_rule() {
+    for c in 0..=255u8 {
+        assert_eq!(super::fast::ag_label_byte(c), crate::label::is_label_byte(Schema::Ag, c), "byte {c}");
+    }
+}
