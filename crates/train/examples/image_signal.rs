@@ -93,5 +93,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let d = (&ha - &hb)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
     let n = ha.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
     println!("final hidden at the last prompt position: |a - b| / |a| = {:.4}", d / n);
+    // Batching: scene 1's image rows inside a batch of both must equal scene 1's rows alone.
+    let both = collate(&[&exs[0], &exs[1]], 0, &Device::Cpu)?;
+    let images = both.pixel_values.as_ref().map(|pv| sgvlm_model::ImageInput { pixel_values: pv, grids: &both.grids });
+    let e = model.embed(&both.ids, images)?.get(1)?;
+    let ids = both.ids.get(1)?.to_vec1::<u32>()?;
+    let idx: Vec<u32> = ids.iter().enumerate().filter(|(_, id)| **id == image_id).map(|(i, _)| i as u32).collect();
+    let n1 = idx.len();
+    let in_batch = e.index_select(&Tensor::from_vec(idx, n1, &Device::Cpu)?, 0)?;
+    let gap = (&in_batch - &b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let gap0 = (&in_batch - &a)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    println!("scene 1 in a batch of two vs alone: max |diff| {gap:.2e} (vs scene 0 alone: {gap0:.2e})");
+    let hb2 = hidden_states(&model, &both)?;
+    let t = both.ids.dim(1)?;
+    let last1 = hb2.get(t + exs[1].prompt.len() - 1)?;
+    let gh = (&last1 - &hb)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    println!("scene 1 final hidden in the batch vs alone: max |diff| {gh:.2e}");
     Ok(())
 }
