@@ -1,7 +1,8 @@
 //! Diagnosis: how strongly do image tokens differ between scenes at the demo's initialisation?
-//! Prints, for the demo model at init: mean norm of text-token embeddings, of image-token embeddings, and the mean
-//! relative distance between the image-token embeddings of two different scenes; then the same for the final hidden
-//! state at the last prompt position.
+//! Prints, for the demo model at init: mean norm of text-token and image-token embeddings, the relative distance
+//! between the image-token embeddings of two different scenes, the same for the final hidden state at the last
+//! prompt position, and a check that a scene inside a right-padded batch gets exactly its own image rows and state.
+//! Usage: `cargo run --release -p sgvlm-train --example image_signal [SIN_COS_AMPLITUDE]` (default 1; 0 = random table).
 use candle_core::{Device, Tensor};
 use sgvlm_model::checkpoint;
 use sgvlm_model::tokenizer::Tokenizer;
