@@ -2,10 +2,7 @@
 //! Usage: `cargo run -p sgvlm-train --example demo_outputs -- DIR [N]`.
 
 use candle_core::Device;
-use sgvlm_model::tokenizer::Tokenizer;
-use sgvlm_model::vision::processor::ImageProcessor;
-use sgvlm_train::demo::{inference_model, scene, user_prompt};
-use sgvlm_train::encode::Encoder;
+use sgvlm_train::demo::{demo_encoder, inference_model, scene, user_prompt};
 use sgvlm_train::policy::{Freeze, Policy};
 use sgvlm_train::rollout::{CachedSampler, Prompt, Rollout, Sampling};
 
@@ -14,16 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(args.get(1).ok_or("usage: demo_outputs DIR [N]")?);
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let policy = Policy::load(&dir, Freeze::default(), &Device::Cpu)?;
-    let v = &policy.config.vision_config;
-    let processor = ImageProcessor {
-        patch_size: v.patch_size,
-        merge_size: v.spatial_merge_size,
-        temporal_patch_size: v.temporal_patch_size,
-        min_pixels: 1024,
-        max_pixels: 128 * 96,
-        ..ImageProcessor::default()
-    };
-    let enc = Encoder::new(Tokenizer::tiny(), processor, &policy.config)?;
+    let enc = demo_encoder(&policy.config, 128 * 96)?;
     let mut sampler = CachedSampler { model: inference_model(&policy)?, max_batch: 8 };
     let stop_seq = enc.tokenizer.encode("</answer>")?;
     for i in 0..n {

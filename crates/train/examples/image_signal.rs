@@ -5,11 +5,8 @@
 //! Usage: `cargo run --release -p sgvlm-train --example image_signal [SIN_COS_AMPLITUDE]` (default 1; 0 = random table).
 use candle_core::{Device, Tensor};
 use sgvlm_model::checkpoint;
-use sgvlm_model::tokenizer::Tokenizer;
-use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_train::batch::{collate, hidden_states};
-use sgvlm_train::demo::{model_config, scene, sincos_2d, user_prompt};
-use sgvlm_train::encode::Encoder;
+use sgvlm_train::demo::{demo_encoder, model_config, scene, sincos_2d, user_prompt};
 use sgvlm_train::policy::{Freeze, Policy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,15 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let policy = Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &Device::Cpu)?;
     let model = policy.model()?;
-    let processor = ImageProcessor {
-        patch_size: v.patch_size,
-        merge_size: v.spatial_merge_size,
-        temporal_patch_size: v.temporal_patch_size,
-        min_pixels: 1024,
-        max_pixels: 128 * 96,
-        ..ImageProcessor::default()
-    };
-    let enc = Encoder::new(Tokenizer::tiny(), processor, &cfg)?;
+    let enc = demo_encoder(&cfg, 128 * 96)?;
     let exs: Vec<_> = (0..2)
         .map(|i| {
             let s = scene(0, 2, i, (128, 96));

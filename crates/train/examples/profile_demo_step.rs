@@ -8,12 +8,9 @@
 use std::time::Instant;
 
 use candle_core::Device;
-use sgvlm_model::tokenizer::Tokenizer;
-use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::ImageInput;
 use sgvlm_train::batch::{collate, Example};
-use sgvlm_train::demo::{model_config, scene, user_prompt};
-use sgvlm_train::encode::Encoder;
+use sgvlm_train::demo::{demo_encoder, model_config, scene, user_prompt};
 use sgvlm_train::loss::logprob_surrogate;
 use sgvlm_train::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
 use sgvlm_train::policy::{Freeze, Policy};
@@ -39,16 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let weights = sgvlm_model::checkpoint::random_weights(&cfg, 0, &Device::Cpu)?;
     let params: usize = weights.values().map(|t| t.elem_count()).sum();
     let policy = Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &Device::Cpu)?;
-    let v = &cfg.vision_config;
-    let processor = ImageProcessor {
-        patch_size: v.patch_size,
-        merge_size: v.spatial_merge_size,
-        temporal_patch_size: v.temporal_patch_size,
-        min_pixels: 1024,
-        max_pixels: (w * h) as usize,
-        ..ImageProcessor::default()
-    };
-    let enc = Encoder::new(Tokenizer::tiny(), processor, &cfg)?;
+    let enc = demo_encoder(&cfg, (w * h) as usize)?;
     let examples: Vec<Example> = (0..batch as u64)
         .map(|i| {
             let s = scene(0, 0, i, (w, h));

@@ -95,6 +95,21 @@ pub fn scene(seed: u64, stream: u64, i: u64, size: (u32, u32)) -> Scene {
     Scene { rgb640: canvas.image, small: (small.into_raw(), h as usize, w as usize), graph, answer }
 }
 
+/// The tiny tokenizer and an image processor for the demo model's vision layout, resizing images to at most
+/// `max_pixels` (at least 1,024).
+pub fn demo_encoder(cfg: &Config, max_pixels: usize) -> Result<Encoder> {
+    let v = &cfg.vision_config;
+    let processor = ImageProcessor {
+        patch_size: v.patch_size,
+        merge_size: v.spatial_merge_size,
+        temporal_patch_size: v.temporal_patch_size,
+        min_pixels: 1024,
+        max_pixels,
+        ..ImageProcessor::default()
+    };
+    Encoder::new(Tokenizer::tiny(), processor, cfg)
+}
+
 /// The demo model: Qwen3.5's architecture at a tiny size over the 2,112-token tiny vocabulary.
 pub fn model_config(large: bool) -> Config {
     let mut c = Config::tiny();
@@ -468,15 +483,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     );
     let parameters = weights.values().map(|t| t.elem_count()).sum();
     let policy = Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &o.device)?;
-    let processor = ImageProcessor {
-        patch_size: v.patch_size,
-        merge_size: v.spatial_merge_size,
-        temporal_patch_size: v.temporal_patch_size,
-        min_pixels: 1024,
-        max_pixels: (o.image_size.0 * o.image_size.1) as usize,
-        ..ImageProcessor::default()
-    };
-    let encoder = Encoder::new(Tokenizer::tiny(), processor, &cfg)?;
+    let encoder = demo_encoder(&cfg, (o.image_size.0 * o.image_size.1) as usize)?;
     let stop_seq = encoder.tokenizer.encode("</answer>")?;
     let user = user_prompt();
     let build = |stream: u64, n: usize| -> Result<(Vec<Scene>, Vec<Example>)> {

@@ -94,7 +94,7 @@ impl Rollout for EngineRollout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::{inference_model, model_config, scene, user_prompt, vocabulary};
+    use crate::demo::{demo_encoder, inference_model, model_config, scene, user_prompt, vocabulary};
     use crate::encode::Encoder;
     use crate::policy::{Freeze, Policy};
     use crate::rollout::CachedSampler;
@@ -102,23 +102,13 @@ mod tests {
     use sgvlm_graph::{Schema, StrictConfig};
     use sgvlm_infer::engine::EngineConfig;
     use sgvlm_model::tokenizer::Tokenizer;
-    use sgvlm_model::vision::processor::ImageProcessor;
     use std::sync::Arc;
 
     fn setup() -> (Policy, Encoder, Vec<crate::batch::Example>) {
         let cfg = model_config(false);
         let w = sgvlm_model::checkpoint::random_weights(&cfg, 5, &Device::Cpu).unwrap();
         let policy = Policy::from_tensors(cfg.clone(), w, Freeze::default(), &Device::Cpu).unwrap();
-        let v = &cfg.vision_config;
-        let processor = ImageProcessor {
-            patch_size: v.patch_size,
-            merge_size: v.spatial_merge_size,
-            temporal_patch_size: v.temporal_patch_size,
-            min_pixels: 1024,
-            max_pixels: 64 * 48,
-            ..ImageProcessor::default()
-        };
-        let enc = Encoder::new(Tokenizer::tiny(), processor, &cfg).unwrap();
+        let enc = demo_encoder(&cfg, 64 * 48).unwrap();
         let ex = (0..2)
             .map(|i| {
                 let s = scene(1, 2, i, (64, 48));
