@@ -251,24 +251,17 @@ impl<'a> Scan<'a> {
         self.eat(b'[')?;
         loop {
             self.ws();
+            if !matches!(self.b.get(self.i), Some(b']' | b',')) {
+                out.push(self.ag_label()?);
+                self.ws();
+            }
             match self.b.get(self.i) {
                 Some(b']') => {
                     self.i += 1;
                     return Some(());
                 }
                 Some(b',') => self.i += 1,
-                _ => {
-                    out.push(self.ag_label()?);
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b']') => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        Some(b',') => self.i += 1,
-                        _ => return None,
-                    }
-                }
+                _ => return None,
             }
         }
     }
