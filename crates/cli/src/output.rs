@@ -26,6 +26,14 @@ impl Out {
     }
 }
 
+/// Prints `value` as one JSON line on stdout (a command's machine-readable summary) and flushes.
+pub fn print_json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = Out::new();
+    out.line(&serde_json::to_string(value)?)?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Whether an error chain bottoms out in a broken pipe.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))

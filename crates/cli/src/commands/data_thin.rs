@@ -1,7 +1,7 @@
 //! `sgvlm data thin`: PVSG frame thinning with one of the paper's three methods, printing a Table-4-like summary
 //! on stderr (or only JSON on stdout with `--json`) and optionally writing the kept frames.
 
-use crate::output::Out;
+use crate::output::print_json_line;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -114,8 +114,6 @@ pub fn run(a: ThinArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", table(name, &stats));
     }
     let report = Report { method: name, stats, unreadable, output: a.out.as_ref().map(|p| p.display().to_string()) };
-    let mut out = Out::new();
-    out.line(&serde_json::to_string(&report)?)?;
-    out.flush()?;
+    print_json_line(&report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 use super::render;
 use super::toon::summary;
 use crate::cli::DemoArgs;
-use crate::output::Out;
+use crate::output::{print_json_line, Out};
 use anyhow::Context;
 use sgvlm_graph::{strict, toon, Schema, StrictConfig};
 use sgvlm_report::{write_report, ReportInput, Sample};
@@ -84,9 +84,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     let json = serde_json::to_string_pretty(&r)?;
     let jp = a.out.join("results.json");
     std::fs::write(&jp, format!("{json}\n")).with_context(|| format!("Failed to write `{}`", jp.display()))?;
-    let mut out = Out::new();
-    out.line(&serde_json::to_string(&r)?)?;
-    out.flush()?;
+    print_json_line(&r)?;
     Ok(ExitCode::SUCCESS)
 }
 

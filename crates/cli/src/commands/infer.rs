@@ -2,7 +2,7 @@
 //! reference output rows that `sgvlm eval` reads. Resumable: rerunning continues an interrupted output file.
 
 use super::backend_args::{BackendArgs, Bar};
-use crate::output::Out;
+use crate::output::print_json_line;
 use anyhow::{bail, Context};
 use clap::Args;
 use sgvlm_infer::runner::{self, RunConfig};
@@ -120,12 +120,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("Failed to run inference into `{}`", args.out.display()))?;
     bar.0.finish_and_clear();
-    if summary.obj_prefix_retries > 0 {
-        eprintln!(
-            "{} answers without an object header were replaced by their `obj[` retry",
-            summary.obj_prefix_retries
-        );
-    }
+    report_obj_prefix_retries(summary.obj_prefix_retries);
     eprintln!(
         "{} rows: {} from an earlier run, {} written ({} errors) -> {}",
         summary.total,
@@ -134,8 +129,13 @@ pub fn run(args: InferArgs) -> anyhow::Result<ExitCode> {
         summary.errors,
         args.out.display()
     );
-    let mut out = Out::new();
-    out.line(&serde_json::to_string(&summary)?)?;
-    out.flush()?;
+    print_json_line(&summary)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says on stderr how many answers `--auto-obj-prefix-fallback` replaced (nothing when none were).
+pub fn report_obj_prefix_retries(n: usize) {
+    if n > 0 {
+        eprintln!("{n} answers without an object header were replaced by their `obj[` retry");
+    }
 }

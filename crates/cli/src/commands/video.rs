@@ -2,8 +2,8 @@
 //! prompt carrying the previous frame's graph.
 
 use super::backend_args::{BackendArgs, Bar};
-use super::infer::GenArgs;
-use crate::output::Out;
+use super::infer::{report_obj_prefix_retries, GenArgs};
+use crate::output::print_json_line;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use sgvlm_infer::runner::{self, FramesDataset, PrevSource, RunConfig};
@@ -96,12 +96,7 @@ pub fn run(args: VideoArgs) -> anyhow::Result<ExitCode> {
     if !summary.template_found && prev != PrevSource::None {
         eprintln!("warning: no prompt had a previous-graph header; every row ran with its own prompt");
     }
-    if summary.obj_prefix_retries > 0 {
-        eprintln!(
-            "{} answers without an object header were replaced by their `obj[` retry",
-            summary.obj_prefix_retries
-        );
-    }
+    report_obj_prefix_retries(summary.obj_prefix_retries);
     if summary.already_done > 0 || summary.truncated_bytes > 0 {
         eprintln!(
             "resumed: {} rows replayed from the interrupted run's journal ({} bytes of a partial line cut)",
@@ -117,8 +112,6 @@ pub fn run(args: VideoArgs) -> anyhow::Result<ExitCode> {
         summary.errors,
         args.out.display()
     );
-    let mut out = Out::new();
-    out.line(&serde_json::to_string(&summary)?)?;
-    out.flush()?;
+    print_json_line(&summary)?;
     Ok(ExitCode::SUCCESS)
 }
