@@ -2,7 +2,7 @@
 //! evaluates with free and constrained decoding and prints one JSON line per stage plus the SFT summary.
 //!
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
-//! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
+//! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--out DIR]`
 
 use candle_core::Device;
@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.fan_in_init = args.iter().any(|a| a == "--fan-in-init");
     r.delta_chunk = num("--chunk", r.delta_chunk as f64) as usize;
     r.sincos_scale = num("--sincos-scale", r.sincos_scale as f64) as f32;
+    r.vision_lr_scale = num("--vision-lr", r.vision_lr_scale);
     let size = get("--size").unwrap_or_else(|| "128x96".into());
     let (w, h) = size.split_once('x').ok_or("--size WxH")?;
     let o = DemoOptions {
@@ -60,7 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{}",
             serde_json::json!({"stage": st.stage, "decoding": st.decoding, "sgg": m.sgg_strict,
                 "obj_f1": m.obj_f1_strict, "rel_f1": m.rel_f1_strict, "name_f1": st.name_f1, "box_f1": st.box_f1,
-                "strict_failure": st.strict_failure_rate})
+                "strict_failure": st.strict_failure_rate,
+                "distinct": st.distinct_predictions})
         );
     }
     println!("{}", serde_json::to_string(&res.sft)?);

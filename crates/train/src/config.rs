@@ -100,6 +100,8 @@ pub struct SftSection {
     pub save_every: u64,
     pub seed: u64,
     pub vocab_chunk: usize,
+    /// Learning-rate multiplier of the vision tower and merger when they train (see `SftOptions::vision_lr_scale`).
+    pub vision_lr_scale: f64,
 }
 
 impl Default for SftSection {
@@ -118,6 +120,7 @@ impl Default for SftSection {
             save_every: 0,
             seed: 42,
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
+            vision_lr_scale: 1.0,
         }
     }
 }
@@ -167,6 +170,7 @@ impl RunConfig {
             save_every: s.save_every,
             seed: s.seed,
             vocab_chunk: s.vocab_chunk,
+            vision_lr_scale: s.vision_lr_scale,
             ..SftOptions::default()
         };
         let spe = crate::sft::steps_per_epoch(n_train, &o);

@@ -33,6 +33,8 @@ pub struct AdamW {
     pub params: Vec<(String, Var)>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// Per-parameter multiplier of the step's learning rate (1 unless [`AdamW::scale_lr`] set it).
+    lr_scale: Vec<f64>,
     /// Updates applied so far.
     pub step: u64,
 }
@@ -41,7 +43,21 @@ impl AdamW {
     pub fn new(params: Vec<(String, Var)>, cfg: AdamWConfig) -> Result<Self> {
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
         let v = m.clone();
-        Ok(Self { cfg, params, m, v, step: 0 })
+        let lr_scale = vec![1.0; params.len()];
+        Ok(Self { cfg, params, m, v, lr_scale, step: 0 })
+    }
+
+    /// Multiplies the learning rate (and so the decoupled weight decay) of every parameter whose name starts with
+    /// `prefix` by `scale`: a parameter group with its own learning rate. Returns how many parameters it reached.
+    pub fn scale_lr(&mut self, prefix: &str, scale: f64) -> usize {
+        let mut n = 0;
+        for ((name, _), s) in self.params.iter().zip(self.lr_scale.iter_mut()) {
+            if name.starts_with(prefix) {
+                *s = scale;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// One update with gradients `grads[i]` for `params[i]` at learning rate `lr`.
@@ -51,6 +67,7 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         for (i, (_, p)) in self.params.iter().enumerate() {
+            let lr = lr * self.lr_scale[i];
             let g = &grads[i];
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -196,6 +213,19 @@ mod tests {
         assert!((got[0] - (0.99 - 0.1)).abs() < 1e-6 && (got[1] - (-1.98 + 0.1)).abs() < 1e-6, "{got:?}");
         let got: Vec<f32> = b.as_tensor().to_vec1().unwrap();
         assert!((got[0] - 2.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_scaled_group_moves_by_its_own_learning_rate() {
+        let a = Var::from_tensor(&Tensor::new(&[1f32], &Device::Cpu).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::new(&[1f32], &Device::Cpu).unwrap()).unwrap();
+        let params = vec![("model.visual.x".into(), a.clone()), ("model.language_model.y".into(), b.clone())];
+        let mut opt = AdamW::new(params, AdamWConfig::default()).unwrap();
+        assert_eq!(opt.scale_lr("model.visual.", 3.0), 1);
+        let g = Tensor::new(&[1f32], &Device::Cpu).unwrap();
+        opt.update(&[g.clone(), g], 0.1).unwrap();
+        let moved = |v: &Var| 1.0 - v.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((moved(&a) - 0.3).abs() < 1e-6 && (moved(&b) - 0.1).abs() < 1e-6, "{} {}", moved(&a), moved(&b));
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct SftOptions {
     /// Chunk length of the delta rule while training (`None`: the model's default, 64). The result is the same up
     /// to rounding; on the CPU, short chunks are cheaper for short sequences (fewer `[chunk, chunk]` entries).
     pub delta_chunk: Option<usize>,
+    /// Learning-rate multiplier of the vision tower and merger (`model.visual.*`) against the decoder's. A model
+    /// trained from random weights learns the answer's format and the prior over scenes through the decoder long
+    /// before the vision side carries information; a larger rate there shortens that phase (the demo's).
+    pub vision_lr_scale: f64,
 }
 
 impl Default for SftOptions {
@@ -68,6 +72,7 @@ impl Default for SftOptions {
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
             stop_after: None,
             delta_chunk: None,
+            vision_lr_scale: 1.0,
         }
     }
 }
@@ -196,6 +201,9 @@ pub fn run(
         return Err(TrainError::Input("no training examples".into()));
     }
     let mut opt = AdamW::new(policy.trainable(), o.adamw)?;
+    if o.vision_lr_scale != 1.0 {
+        opt.scale_lr("model.visual.", o.vision_lr_scale);
+    }
     if let Some(dir) = resume {
         opt.load(&dir.join("optimizer.safetensors"), &policy.device)?;
     }
