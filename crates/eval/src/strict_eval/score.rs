@@ -21,11 +21,12 @@ use sgvlm_graph::eval_parse::{EvalGraph, FlatGraph};
 pub(crate) trait View {
     fn n_objects(&self) -> usize;
     fn object_id(&self, i: usize) -> u64;
-    fn object_name(&self, i: usize) -> &str;
+    /// The normalised name of object `i` (UTF-8 bytes: only compared).
+    fn object_name(&self, i: usize) -> &[u8];
     fn object_box(&self, i: usize) -> [f64; 4];
     fn n_relations(&self) -> usize;
-    /// `(subject id, predicate, object id)` of relation `i`.
-    fn relation(&self, i: usize) -> (u64, &str, u64);
+    /// `(subject id, predicate bytes, object id)` of relation `i`.
+    fn relation(&self, i: usize) -> (u64, &[u8], u64);
 }
 
 impl View for EvalGraph {
@@ -35,8 +36,8 @@ impl View for EvalGraph {
     fn object_id(&self, i: usize) -> u64 {
         self.objects[i].id
     }
-    fn object_name(&self, i: usize) -> &str {
-        &self.objects[i].name
+    fn object_name(&self, i: usize) -> &[u8] {
+        self.objects[i].name.as_bytes()
     }
     fn object_box(&self, i: usize) -> [f64; 4] {
         self.objects[i].bbox
@@ -44,9 +45,9 @@ impl View for EvalGraph {
     fn n_relations(&self) -> usize {
         self.relations.len()
     }
-    fn relation(&self, i: usize) -> (u64, &str, u64) {
+    fn relation(&self, i: usize) -> (u64, &[u8], u64) {
         let r = &self.relations[i];
-        (r.subj, &r.pred, r.obj)
+        (r.subj, r.pred.as_bytes(), r.obj)
     }
 }
 
@@ -57,8 +58,8 @@ impl View for FlatGraph {
     fn object_id(&self, i: usize) -> u64 {
         self.objects()[i].id
     }
-    fn object_name(&self, i: usize) -> &str {
-        self.name(i)
+    fn object_name(&self, i: usize) -> &[u8] {
+        self.name_bytes(i)
     }
     fn object_box(&self, i: usize) -> [f64; 4] {
         self.objects()[i].bbox
@@ -66,9 +67,9 @@ impl View for FlatGraph {
     fn n_relations(&self) -> usize {
         self.relations().len()
     }
-    fn relation(&self, i: usize) -> (u64, &str, u64) {
+    fn relation(&self, i: usize) -> (u64, &[u8], u64) {
         let r = &self.relations()[i];
-        (r.subj, self.pred(i), r.obj)
+        (r.subj, self.pred_bytes(i), r.obj)
     }
 }
 
