@@ -113,15 +113,20 @@ fn match_objects_in<G: View>(g: &G, p: &G, cfg: &TripletConfig, s: &mut Scratch)
     }
     s.iou.clear();
     s.cost.clear();
+    let nan_is_zero = cfg.protocol == Protocol::Sound;
+    // Whole rows through `extend` (one capacity check per row, not two per entry); the costs in a second pass.
     for gi in 0..rows {
         let gb = g.object_box(gi);
-        for pj in 0..cols {
+        s.iou.extend((0..cols).map(|pj| {
             let v = py_iou(gb, p.object_box(pj));
-            let v = if v.is_nan() && cfg.protocol == Protocol::Sound { 0.0 } else { v };
-            s.iou.push(v);
-            s.cost.push(-v);
-        }
+            if v.is_nan() && nan_is_zero {
+                0.0
+            } else {
+                v
+            }
+        }));
     }
+    s.cost.extend(s.iou.iter().map(|v| -v));
     linear_sum_assignment_into(&s.cost, rows, cols, &mut s.pairs).map_err(|_| EvalError::InvalidIou)?;
     let iou = &s.iou;
     s.matches.extend(
