@@ -94,19 +94,27 @@ const EVAL_TRIM: [bool; 256] = {
 /// [`eval_normalize`] appended to `out` as UTF-8 bytes (the evaluation parser's flat graphs keep all labels in one
 /// byte buffer: appending mapped ASCII bytes needs no UTF-8 check, which cost more than the mapping).
 pub fn eval_normalize_into(s: &str, out: &mut Vec<u8>) {
+    // ASCII first: `_`/`-` and Python whitespace are trimmed from both ends, `_`/`-` become spaces inside, and
+    // ASCII lowercasing is Unicode lowercasing on ASCII. Both through tables, and the ASCII check rides along
+    // with the mapping: labels are a few bytes long, and the per-byte passes are what costs. Every non-ASCII byte
+    // lies between the trimmed ends (only ASCII bytes are trimmed), so the mapped part decides.
     let b = s.as_bytes();
-    if b.is_ascii() {
-        // `_`/`-` and Python whitespace are trimmed from both ends, `_`/`-` become spaces inside, and ASCII
-        // lowercasing is Unicode lowercasing on ASCII. Both through tables: labels are a few bytes long, and the
-        // per-byte work is what costs.
-        let keep = |c: &u8| !EVAL_TRIM[usize::from(*c)];
-        let Some(start) = b.iter().position(keep) else {
-            return;
-        };
-        let end = b.iter().rposition(keep).map_or(start, |k| k + 1);
-        out.extend(b[start..end].iter().map(|&c| EVAL_MAP[usize::from(c)]));
+    let keep = |c: &u8| !EVAL_TRIM[usize::from(*c)];
+    let Some(start) = b.iter().position(keep) else {
+        // Only ASCII trimmed bytes: the result is empty.
+        return;
+    };
+    let end = b.iter().rposition(keep).map_or(start, |k| k + 1);
+    let from = out.len();
+    let mut high = 0u8;
+    out.extend(b[start..end].iter().map(|&c| {
+        high |= c;
+        EVAL_MAP[usize::from(c)]
+    }));
+    if high < 0x80 {
         return;
     }
+    out.truncate(from);
     let replaced: String = s.chars().map(|c| if c == '_' || c == '-' { ' ' } else { c }).collect();
     out.extend_from_slice(pytext::strip(&replaced).to_lowercase().as_bytes());
 }
