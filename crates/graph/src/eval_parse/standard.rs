@@ -26,6 +26,7 @@
 //! as they come by [`plain::row`], the loop below being the fallback for any other line.
 
 mod plain;
+mod swar;
 
 use super::pyconv::{py_float, CSV_FIELD_LIMIT};
 use super::{digit_string_value, push_object, Sink};

@@ -12,6 +12,7 @@
 
 use super::super::pyconv::CSV_FIELD_LIMIT;
 use super::super::{push_object, Sink};
+use super::swar;
 use crate::pytext::digits_saturating;
 
 /// Reads a plain row starting at byte `start` of `text` into `out`; the position after its line end, or `None`
@@ -44,17 +45,6 @@ pub(super) fn row(text: &str, start: usize, relation: bool, out: &mut impl Sink)
     }
 }
 
-/// The bytes that end a label field (`,`) or make the row not plain (`\n`, `"`, `{`, `}`).
-const LABEL_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b',' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'"' as usize] = true;
-    t[b'{' as usize] = true;
-    t[b'}' as usize] = true;
-    t
-};
-
 /// The unread rest of the text (a shrinking slice: no index to check against its length).
 struct Cursor<'a> {
     rest: &'a [u8],
@@ -64,6 +54,9 @@ impl Cursor<'_> {
     /// A run of ASCII digits: its value modulo 2^64 and its length (0 when the next byte is no digit).
     #[inline]
     fn digits(&mut self) -> (u64, usize) {
+        if let Some(short) = swar::short_digits(self.rest) {
+            return short;
+        }
         let (mut v, mut n) = (0u64, 0usize);
         for &c in self.rest {
             let d = c.wrapping_sub(b'0');
@@ -118,7 +111,7 @@ impl Cursor<'_> {
     /// left after the comma. `None` at a line end or a byte that makes the row special (`"`, `{`, `}`).
     #[inline]
     fn label(&mut self) -> Option<usize> {
-        let n = self.rest.iter().position(|&c| LABEL_STOP[usize::from(c)])?;
+        let n = swar::label_stop(self.rest)?;
         if self.rest[n] != b',' {
             return None;
         }
