@@ -14,6 +14,7 @@
 //! Digits and case folding are ASCII only, as everywhere in this crate (see [`crate::pytext`]). Ids are
 //! non-negative and saturate at `u64::MAX`.
 
+mod fast_clean;
 mod flat;
 mod pyconv;
 mod standard;
@@ -22,6 +23,8 @@ mod tests;
 
 pub use flat::{FlatGraph, FlatObject, FlatRelation};
 pub use pyconv::{csv_record, py_float};
+
+use fast_clean::fast_clean;
 
 use crate::{label, pytext};
 use std::borrow::Cow;
@@ -63,7 +66,7 @@ pub fn parse(text: &str) -> Option<EvalGraph> {
     parse_with(text, &mut g, &mut Vec::new(), true).then_some(g)
 }
 
-/// [`parse`] without the [`fast_clean`] shortcut: the differential oracle of the tests.
+/// [`parse`] without the [`fast_clean()`] shortcut: the differential oracle of the tests.
 #[cfg(test)]
 fn parse_general(text: &str) -> Option<EvalGraph> {
     let mut g = EvalGraph::default();
@@ -110,7 +113,7 @@ impl Sink for EvalGraph {
 }
 
 /// The parse behind [`parse`] and [`parse_into`]; `lines` is scratch (byte ranges of the kept lines); `fast`
-/// allows the [`fast_clean`] shortcut.
+/// allows the [`fast_clean()`] shortcut.
 fn parse_with(text: &str, out: &mut impl Sink, lines: &mut Vec<(usize, usize)>, fast: bool) -> bool {
     lines.clear();
     let cleaned: Cow<'_, str> = match fast_clean(text).filter(|_| fast) {
@@ -187,30 +190,6 @@ fn parse_with(text: &str, out: &mut impl Sink, lines: &mut Vec<(usize, usize)>, 
 fn keep_line(lines: &mut Vec<(usize, usize)>, start: usize, l: &str) {
     if !pytext::strip(l).is_empty() {
         lines.push((start, start + pytext::rstrip(l).len()));
-    }
-}
-
-/// The cleaned text ([`normalize_text`], then the code-fence and answer-tag replacements) as a slice of `text`,
-/// for the common case where it is one: printable ASCII and `\n` only, no backtick, and either no `<` at all or
-/// exactly the two of one `<answer>…</answer>` block around the whole stripped text with a non-blank inside. Then
-/// no `</think>` occurs, the block is the only (hence last) one, normalisation keeps its stripped inside, and
-/// neither replacement finds anything to replace. `None`: take the general path.
-fn fast_clean(text: &str) -> Option<&str> {
-    // One pass for both questions: any byte outside the shortcut's alphabet, and how many `<`.
-    let (bad, opens) = text.as_bytes().iter().fold((false, 0usize), |(bad, opens), &c| {
-        (bad | !(c == b'\n' || (0x20..0x7f).contains(&c)) | (c == b'`'), opens + usize::from(c == b'<'))
-    });
-    if bad {
-        return None;
-    }
-    let s = pytext::strip(text);
-    match opens {
-        0 => Some(s),
-        // Both `<` are then the tags' (at 0 and len − 9), so the text is at least 17 bytes long.
-        2 if s.starts_with("<answer>") && s.ends_with("</answer>") => {
-            Some(pytext::strip(&s[8..s.len() - 9])).filter(|inner| !inner.is_empty())
-        }
-        _ => None,
     }
 }
 

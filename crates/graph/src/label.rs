@@ -62,37 +62,61 @@ pub fn category_key(schema: Schema, s: &str) -> String {
 /// Normalisation used by the evaluation scripts when comparing names and predicates: `_` and `-` become spaces,
 /// then strip and lowercase (e.g. `sitting-on` and `Sitting_on` both become `sitting on`).
 pub fn eval_normalize(s: &str) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     eval_normalize_into(s, &mut out);
-    out
+    String::from_utf8(out).expect("eval_normalize_into appends whole UTF-8 strings")
 }
 
-/// [`eval_normalize`] appended to `out` (the evaluation parser's flat graphs keep all labels in one buffer).
-pub fn eval_normalize_into(s: &str, out: &mut String) {
-    if s.is_ascii() {
-        // One pass: `_`/`-` and Python whitespace are trimmed from both ends, `_`/`-` become spaces inside, and
-        // ASCII lowercasing is Unicode lowercasing on ASCII.
-        let b = s.as_bytes();
-        let trim = |c: u8| c == b'_' || c == b'-' || pytext::is_ascii_space(c);
-        let start = b.iter().position(|&c| !trim(c)).unwrap_or(b.len());
-        let end = b.iter().rposition(|&c| !trim(c)).map_or(start, |k| k + 1);
-        let map = |c: u8| if c == b'_' || c == b'-' { b' ' } else { c.to_ascii_lowercase() };
-        // Short labels (all in practice) are mapped on the stack and appended at once.
-        let mut buf = [0u8; 64];
-        if end - start <= buf.len() {
-            let n = end - start;
-            buf[..n].iter_mut().zip(&b[start..end]).for_each(|(d, &c)| *d = map(c));
-            if let Ok(t) = std::str::from_utf8(&buf[..n]) {
-                out.push_str(t);
-                return;
-            }
-        }
-        out.reserve(end - start);
-        out.extend(b[start..end].iter().map(|&c| char::from(map(c))));
+/// [`eval_normalize_into`]'s byte map on ASCII: `_`/`-` → space, ASCII letters lowercased, the rest unchanged.
+const EVAL_MAP: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c == b'_' || c == b'-' { b' ' } else { c.to_ascii_lowercase() };
+        i += 1;
+    }
+    t
+};
+
+/// The ASCII bytes [`eval_normalize_into`] trims from both ends: `_`, `-` and Python whitespace.
+const EVAL_TRIM: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = c == b'_' || c == b'-' || pytext::is_ascii_space(c);
+        i += 1;
+    }
+    t
+};
+
+/// [`eval_normalize`] appended to `out` as UTF-8 bytes (the evaluation parser's flat graphs keep all labels in one
+/// byte buffer: appending mapped ASCII bytes needs no UTF-8 check, which cost more than the mapping).
+pub fn eval_normalize_into(s: &str, out: &mut Vec<u8>) {
+    // ASCII first: `_`/`-` and Python whitespace are trimmed from both ends, `_`/`-` become spaces inside, and
+    // ASCII lowercasing is Unicode lowercasing on ASCII. Both through tables, and the ASCII check rides along
+    // with the mapping: labels are a few bytes long, and the per-byte passes are what costs. Every non-ASCII byte
+    // lies between the trimmed ends (only ASCII bytes are trimmed), so the mapped part decides.
+    let b = s.as_bytes();
+    let keep = |c: &u8| !EVAL_TRIM[usize::from(*c)];
+    let Some(start) = b.iter().position(keep) else {
+        // Only ASCII trimmed bytes: the result is empty.
+        return;
+    };
+    let end = b.iter().rposition(keep).map_or(start, |k| k + 1);
+    let from = out.len();
+    let mut high = 0u8;
+    out.extend(b[start..end].iter().map(|&c| {
+        high |= c;
+        EVAL_MAP[usize::from(c)]
+    }));
+    if high < 0x80 {
         return;
     }
+    out.truncate(from);
     let replaced: String = s.chars().map(|c| if c == '_' || c == '-' { ' ' } else { c }).collect();
-    out.push_str(&pytext::strip(&replaced).to_lowercase());
+    out.extend_from_slice(pytext::strip(&replaced).to_lowercase().as_bytes());
 }
 
 /// The PSG GRPO canonicalisation of a free-form label: lowercase, `_`→`-`, any run of characters outside

@@ -23,7 +23,7 @@ pub fn is_space(c: char) -> bool {
 
 /// Whether an ASCII byte is Python whitespace (the ASCII half of [`is_space`]).
 #[inline]
-pub fn is_ascii_space(b: u8) -> bool {
+pub const fn is_ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
 }
 

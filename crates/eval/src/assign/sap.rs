@@ -140,17 +140,15 @@ fn solve_in(ws: &mut Workspace, cost: &[f64], nr: usize, nc: usize, out: &mut Ve
 fn distinct_row_minima(cost: &[f64], nr: usize, nc: usize, col4row: &mut Vec<usize>) -> bool {
     col4row.clear();
     for row in cost.chunks_exact(nc).take(nr) {
-        let mut best = 0;
-        let mut unique = true;
-        for j in 1..nc {
-            if row[j] < row[best] {
-                best = j;
-                unique = true;
-            } else if row[j] == row[best] {
-                unique = false;
-            }
-        }
-        if !unique || col4row.contains(&best) {
+        // The minimum, then its first column and how many entries equal it: branch-free passes (a running
+        // "new minimum?" branch mispredicts on every row). The costs are finite, so `<` and `==` order them totally
+        // (with −0 = +0, as in the solver's own comparisons).
+        let min = row.iter().fold(f64::INFINITY, |m, &c| if c < m { c } else { m });
+        let ties = row.iter().map(|&c| usize::from(c == min)).sum::<usize>();
+        let Some(best) = row.iter().position(|&c| c == min) else {
+            return false;
+        };
+        if ties != 1 || col4row.contains(&best) {
             return false;
         }
         col4row.push(best);

@@ -28,7 +28,8 @@ pub struct FlatRelation {
 /// An evaluation graph whose labels share one buffer (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct FlatGraph {
-    labels: String,
+    /// The normalised labels, back to back: UTF-8, each range a whole string ([`label::eval_normalize_into`]).
+    labels: Vec<u8>,
     objects: Vec<FlatObject>,
     relations: Vec<FlatRelation>,
     /// Scratch of the parser (line ranges of the text parsed last).
@@ -52,20 +53,30 @@ impl FlatGraph {
     }
 
     /// Normalised name of object `i`.
-    #[inline]
     pub fn name(&self, i: usize) -> &str {
-        self.label(&self.objects[i].name)
+        as_str(self.name_bytes(i))
     }
 
     /// Normalised predicate of relation `i`.
-    #[inline]
     pub fn pred(&self, i: usize) -> &str {
+        as_str(self.pred_bytes(i))
+    }
+
+    /// [`Self::name`] as bytes (what comparisons read: no UTF-8 check).
+    #[inline]
+    pub fn name_bytes(&self, i: usize) -> &[u8] {
+        self.label(&self.objects[i].name)
+    }
+
+    /// [`Self::pred`] as bytes.
+    #[inline]
+    pub fn pred_bytes(&self, i: usize) -> &[u8] {
         self.label(&self.relations[i].pred)
     }
 
     #[inline]
-    fn label(&self, r: &Range<u32>) -> &str {
-        self.labels.get(r.start as usize..r.end as usize).unwrap_or("")
+    fn label(&self, r: &Range<u32>) -> &[u8] {
+        self.labels.get(r.start as usize..r.end as usize).unwrap_or_default()
     }
 
     /// The same graph with owned labels.
@@ -97,6 +108,11 @@ impl FlatGraph {
             _ => 0..0,
         }
     }
+}
+
+/// A label range of the buffer as text; every range is a whole UTF-8 string, so the fallback never shows.
+fn as_str(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
 }
 
 impl Sink for FlatGraph {

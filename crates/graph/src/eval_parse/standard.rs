@@ -13,7 +13,7 @@
 //! make the line anything but a plain row (`"` starts a quoted CSV field, `{` and `}` belong to headers).
 //!
 //! Why this equals the general parse when it answers (`Some`): the text is the one-slice cleaned text of
-//! [`super::fast_clean`] (printable ASCII and `\n`, so the only whitespace is U+0020); its first line is the exact
+//! [`super::fast_clean()`] (printable ASCII and `\n`, so the only whitespace is U+0020); its first line is the exact
 //! object header (so it is the first object header and has no tail), no row holds `{` or `}` (so no row is a block
 //! header and the first relation header is the one found here), every row before it is an object row with exactly
 //! five commas and a digit id (so none starts with `rel[` and none is skipped), and every row after it is a
@@ -21,6 +21,12 @@
 //! by the same helpers as the general path. Anything else — a missing relation header, a quote, a row the general
 //! parser would skip or that would end its object block — answers `None`, and the caller takes the general path.
 //! The property tests in `tests.rs` compare both parsers on generated texts and the oracle rows.
+//!
+//! Rows in the plainest form (digits, a label, digits, no spaces but before the label) are read field by field
+//! as they come by [`plain::row`], the loop below being the fallback for any other line.
+
+mod plain;
+mod swar;
 
 use super::pyconv::{py_float, CSV_FIELD_LIMIT};
 use super::{digit_string_value, push_object, Sink};
@@ -43,6 +49,10 @@ pub(super) fn parse(inner: &str, out: &mut impl Sink) -> Option<bool> {
     // Lines are found in the same byte loop that records the commas: a `memchr` per line of ~25 bytes costs more
     // than it finds.
     while pos < b.len() {
+        if let Some(next) = plain::row(inner, pos, in_relations, out) {
+            pos = next;
+            continue;
+        }
         let start = pos;
         let mut commas = [0usize; 6];
         let (mut n, mut special) = (0usize, false);

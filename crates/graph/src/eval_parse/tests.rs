@@ -184,6 +184,8 @@ mod fast_path {
             "</answer >",
             "<",
             "</think>",
+            "<think>",
+            "<|im_end|>",
             "```",
             "`",
             "\n",
@@ -226,6 +228,23 @@ mod fast_path {
             lead in "[ \n]{0,3}", rows in prop::collection::vec(piece(), 0..10), trail in "[ \n]{0,3}"
         ) {
             let text = format!("{lead}<answer>\n{}\n</answer>{trail}", rows.join("\n"));
+            prop_assert_eq!(parse(&text), parse_general(&text), "{:?}", text);
+        }
+
+        /// The same with what models write around the block: a thinking part before it (with or without a TOON
+        /// header line in it), special tokens or another tag after it.
+        #[test]
+        fn shortcut_equals_general_around_answers(
+            think in prop::sample::select(vec![
+                "", "<think>\n\n</think>\n\n", "<think>x</think>", "</think>", "<think>\nobj[1]{id,name\n</think>\n",
+                "<answer>a</answer></think>", "<think></think></think>", "answer:\n",
+            ]),
+            rows in prop::collection::vec(piece(), 0..10),
+            tail in prop::sample::select(vec![
+                "", "<|im_end|>", "</answer>", "\n\n<answer>", " text\r\n", "</think>", "<Answer >", "\u{a0}",
+            ]),
+        ) {
+            let text = format!("{think}<answer>\n{}\n</answer>{tail}", rows.join("\n"));
             prop_assert_eq!(parse(&text), parse_general(&text), "{:?}", text);
         }
     }
