@@ -466,19 +466,12 @@ pub fn inference_model(policy: &Policy) -> Result<sgvlm_model::Qwen35> {
     Ok(sgvlm_model::Qwen35::from_tensors(&policy.config, detached, candle_core::DType::F32, &policy.device)?)
 }
 
-/// Runs the demo with the default recipe. `reporter` sees both training phases.
-pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
-    run_with(o, &DemoRecipe::default(), reporter)
-}
-
-/// Runs the demo with SFT recipe `r` (`o.sft_share` ≥ 1 leaves no time for GRPO: SFT only).
-pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Result<DemoResult> {
-    let started = Instant::now();
-    let budget = o.minutes * 60.0;
-    let cfg = model_config(o.large);
-    let mut weights = checkpoint::random_weights(&cfg, o.seed, &Device::Cpu)?;
+/// The demo model at initialisation: seeded random weights (rescaled with [`fan_in_init`] if the recipe says so)
+/// and the fixed sine/cosine vision position table, everything trainable.
+pub fn init_policy(cfg: &Config, r: &DemoRecipe, seed: u64, device: &Device) -> Result<Policy> {
+    let mut weights = checkpoint::random_weights(cfg, seed, &Device::Cpu)?;
     if r.fan_in_init {
-        fan_in_init(&mut weights, &cfg)?;
+        fan_in_init(&mut weights, cfg)?;
     }
     let v = &cfg.vision_config;
     let side = (v.num_position_embeddings as f64).sqrt() as usize;
@@ -490,8 +483,21 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             &Device::Cpu,
         )?,
     );
-    let parameters = weights.values().map(|t| t.elem_count()).sum();
-    let policy = Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &o.device)?;
+    Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, device)
+}
+
+/// Runs the demo with the default recipe. `reporter` sees both training phases.
+pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
+    run_with(o, &DemoRecipe::default(), reporter)
+}
+
+/// Runs the demo with SFT recipe `r` (`o.sft_share` ≥ 1 leaves no time for GRPO: SFT only).
+pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Result<DemoResult> {
+    let started = Instant::now();
+    let budget = o.minutes * 60.0;
+    let cfg = model_config(o.large);
+    let policy = init_policy(&cfg, r, o.seed, &o.device)?;
+    let parameters = policy.tensors().values().map(|t| t.elem_count()).sum();
     let encoder = demo_encoder(&cfg, (o.image_size.0 * o.image_size.1) as usize)?;
     let stop_seq = encoder.tokenizer.encode("</answer>")?;
     let user = user_prompt();
