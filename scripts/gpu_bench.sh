@@ -7,7 +7,9 @@
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
-#   5. train, hf_train sgvlm bench train and hf_train_baseline.py, only if `sgvlm bench train` exists
+#   5. train, train_bf16, hf_train
+#                      sgvlm train bench (f32, then bf16 compute if the binary has --dtype) and hf_train_baseline.py,
+#                      only if `sgvlm train bench` exists
 # GPU memory is sampled with nvidia-smi during each step (peak MiB used on the card, all processes).
 #
 # dist/ is git-ignored: a tool that copies the working tree to the GPU machine must be told to carry `dist/cuda`.
@@ -124,6 +126,11 @@ fi
 # 5. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
 if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
     run_step train 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 --device cuda
+    # bf16 compute over f32 master weights (`--dtype`, absent from older binaries: then only the f32 step runs).
+    if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
+        run_step train_bf16 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 \
+            --device cuda --dtype bf16
+    fi
     [ -f "$HF_TRAIN" ] && run_step hf_train 150 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5 \
         --freeze-vision
 else
@@ -147,7 +154,7 @@ for r in rows:
     r += ["-"] * (4 - len(r))
     print(f"{r[0]:<12} {r[1]:<10} {r[2]:>8} {r[3]:>13}")
 keys = ("batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
-        "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "tokens_per_s_train", "peak_mem_gb", "peak_gb", "rel_err",
+        "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "dtype", "tokens_per_s_train", "peak_mem_gb", "peak_gb", "rel_err",
         "check", "ok", "error")
 for r in rows:
     path = os.path.join(out, r[0] + ".log")

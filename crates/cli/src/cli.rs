@@ -327,6 +327,9 @@ pub struct BenchArgs {
     /// Also train the vision tower and merger (frozen by default, as in the recipes).
     #[arg(long)]
     pub train_vision: bool,
+    /// Compute dtype of the forward and backward pass: f32, or bf16 (f32 master weights and optimizer).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 #[derive(Debug, Args)]

@@ -39,14 +39,14 @@ impl Linear {
             // CUDA's gemm needs unit-stride rows packed at the row length; a row selection such as the last
             // position of each sequence ([B, T, H] → [B, H]) is strided, so pack it first (CPU gemm would not mind).
             if x.is_contiguous() {
-                x.matmul(&self.weight.t()?)?
+                matmul(x, &self.weight.t()?)?
             } else {
-                x.contiguous()?.matmul(&self.weight.t()?)?
+                matmul(&x.contiguous()?, &self.weight.t()?)?
             }
         } else {
             let in_dim = dims[dims.len() - 1];
             let rows = x.elem_count() / in_dim.max(1);
-            let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+            let y = matmul(&x.reshape((rows, in_dim))?, &self.weight.t()?)?;
             let mut out_dims = dims[..dims.len() - 1].to_vec();
             out_dims.push(self.weight.dim(0)?);
             y.reshape(out_dims)?
@@ -64,7 +64,19 @@ impl Module for Linear {
     }
 }
 
-/// The dtype reductions run in: f64 stays f64 (gradient checks), everything else is computed in f32.
+/// `a · b` (batched as candle's `matmul`). candle's CPU gemm has no bf16 kernel, so bf16 operands on the CPU are
+/// multiplied in f32 and the product rounded to bf16, which is what a GPU bf16 gemm does too (f32 accumulation,
+/// bf16 output); it keeps bf16 models runnable, and their tests meaningful, on the CPU. Other cases are `matmul`.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.dtype() == DType::BF16 && a.device().is_cpu() {
+        return Ok(a.to_dtype(DType::F32)?.matmul(&b.to_dtype(DType::F32)?)?.to_dtype(DType::BF16)?);
+    }
+    Ok(a.matmul(b)?)
+}
+
+/// The dtype reductions run in: f64 stays f64 (gradient checks), everything else is computed in f32. Under bf16
+/// weights (inference, or training's bf16 compute) the norms, softmax, the Gated DeltaNet decay and the delta rule
+/// upcast to it and cast their results back, as transformers does.
 pub fn compute_dtype(dtype: DType) -> DType {
     if dtype == DType::F64 {
         DType::F64
@@ -116,8 +128,13 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(y.broadcast_mul(&w.to_dtype(y.dtype())?)?.to_dtype(x.dtype())?)
 }
 
-/// LayerNorm over the last dimension with weight and bias.
+/// LayerNorm over the last dimension with weight and bias, computed in f32 (or f64) and returned in `x`'s dtype.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    let dt = compute_dtype(x.dtype());
+    if [x, w, b].iter().any(|t| t.dtype() != dt) {
+        let up = |t: &Tensor| t.to_dtype(dt);
+        return Ok(layer_norm(&up(x)?, &up(w)?, &up(b)?, eps)?.to_dtype(x.dtype())?);
+    }
     if fused_ok(&[x, w, b]) {
         return Ok(candle_nn::ops::layer_norm(&x.contiguous()?, w, b, eps as f32)?);
     }
@@ -128,8 +145,13 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
     Ok(y.broadcast_mul(w)?.broadcast_add(b)?)
 }
 
-/// Softmax over the last dimension (max-subtracted, differentiable).
+/// Softmax over the last dimension (max-subtracted, differentiable), computed in f32 (or f64) and returned in `x`'s
+/// dtype.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let dt = compute_dtype(x.dtype());
+    if x.dtype() != dt {
+        return Ok(softmax_last(&x.to_dtype(dt)?)?.to_dtype(x.dtype())?);
+    }
     if fused_ok(&[x]) {
         return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
     }
@@ -336,6 +358,31 @@ mod tests {
         let y: Vec<Vec<f32>> = rms_norm_1p(&x, &w, 0.0).unwrap().to_vec2().unwrap();
         let r = (12.5f32).sqrt();
         assert!((y[0][0] - 3.0 / r).abs() < 1e-6 && (y[0][1] - 8.0 / r).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bf16_inputs_are_computed_in_f32_and_rounded_once() {
+        let dev = Device::Cpu;
+        let bf16 = |t: Tensor| t.to_dtype(DType::BF16).unwrap();
+        let f32 = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+        // Inputs on the bf16 grid, so the f32 reference sees exactly what the bf16 path upcasts.
+        let x = f32(bf16(Tensor::randn(0f32, 3.0, (2, 4, 32), &dev).unwrap()));
+        let a = f32(bf16(Tensor::randn(0f32, 1.0, (2, 32, 8), &dev).unwrap()));
+        let w = f32(bf16(Tensor::randn(0f32, 0.5, 32, &dev).unwrap()));
+        let b = f32(bf16(Tensor::randn(0f32, 0.5, 32, &dev).unwrap()));
+        let same = |got: Tensor, want: Tensor| {
+            assert_eq!(got.dtype(), DType::BF16);
+            let (g, w): (Vec<f32>, Vec<f32>) = (
+                f32(got).flatten_all().unwrap().to_vec1().unwrap(),
+                f32(bf16(want)).flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            assert_eq!(g, w);
+        };
+        let (xb, ab, wb, bb) = (bf16(x.clone()), bf16(a.clone()), bf16(w.clone()), bf16(b.clone()));
+        same(softmax_last(&xb).unwrap(), softmax_last(&x).unwrap());
+        same(layer_norm(&xb, &wb, &bb, 1e-6).unwrap(), layer_norm(&x, &w, &b, 1e-6).unwrap());
+        same(rms_norm(&xb, &wb, 1e-6).unwrap(), rms_norm(&x, &w, 1e-6).unwrap());
+        same(matmul(&xb, &ab).unwrap(), matmul(&x, &a).unwrap());
     }
 
     #[test]

@@ -8,12 +8,15 @@ use crate::batch::Example;
 use crate::error::Result;
 use crate::optim::AdamW;
 use crate::policy::Policy;
+use crate::precision::{ComputeDtype, TrainModel};
 use crate::sft::{sft_step, SftOptions};
 
 /// What one benchmark run measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchResult {
     pub device: String,
+    /// The compute dtype of the forward and backward pass (the weights stay f32).
+    pub dtype: ComputeDtype,
     pub parameters: usize,
     pub trainable: usize,
     pub batch: usize,
@@ -35,9 +38,11 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Times `steps` SFT steps of `batch` sequences of `len` tokens whose last `answer` tokens carry the loss.
+/// Times `steps` SFT steps of `batch` sequences of `len` tokens whose last `answer` tokens carry the loss, computing
+/// in `dtype` (a bf16 step includes casting the weights, as training does once per step).
 pub fn bench_sft(
     policy: &Policy,
+    dtype: ComputeDtype,
     batch: usize,
     len: usize,
     answer: usize,
@@ -53,15 +58,15 @@ pub fn bench_sft(
             Example { prompt: ids[..len - answer].to_vec(), target: ids[len - answer..].to_vec(), image: None }
         })
         .collect();
-    let o = SftOptions { batch_size: batch, grad_accum: 1, ..SftOptions::default() };
+    let o = SftOptions { batch_size: batch, grad_accum: 1, compute_dtype: dtype, ..SftOptions::default() };
     let mut opt = AdamW::new(policy.trainable(), o.adamw)?;
-    let model = policy.model()?;
+    let mut model = TrainModel::new(policy, dtype, None)?;
     let micro = vec![(0..batch).collect::<Vec<usize>>()];
     let mut times = Vec::new();
     for i in 0..warmup + steps {
         let t = Instant::now();
         // The step reads its loss and gradient norm back, which waits for the device.
-        sft_step(policy, &model, &mut opt, &examples, &micro, 1e-6, &o)?;
+        sft_step(policy, model.for_step(policy)?, &mut opt, &examples, &micro, 1e-6, &o)?;
         if i >= warmup {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -72,6 +77,7 @@ pub fn bench_sft(
     let trainable = opt.params.iter().map(|(_, v)| v.elem_count()).sum();
     Ok(BenchResult {
         device: format!("{:?}", policy.device),
+        dtype,
         parameters,
         trainable,
         batch,
@@ -101,9 +107,11 @@ mod tests {
             &Device::Cpu,
         )
         .unwrap();
-        let r = bench_sft(&p, 2, 16, 4, 1, 0).unwrap();
-        assert_eq!((r.batch, r.len, r.answer, r.steps), (2, 16, 4, 1));
-        assert!(r.trainable < r.parameters && r.s_per_step > 0.0);
-        assert!((r.tokens_per_s * r.s_per_step - 32.0).abs() < 1e-6);
+        for dtype in [ComputeDtype::F32, ComputeDtype::Bf16] {
+            let r = bench_sft(&p, dtype, 2, 16, 4, 1, 0).unwrap();
+            assert_eq!((r.batch, r.len, r.answer, r.steps, r.dtype), (2, 16, 4, 1, dtype));
+            assert!(r.trainable < r.parameters && r.s_per_step > 0.0);
+            assert!((r.tokens_per_s * r.s_per_step - 32.0).abs() < 1e-6);
+        }
     }
 }

@@ -31,6 +31,7 @@ use crate::error::{Result, TrainError};
 use crate::grpo::GrpoOptions;
 use crate::optim::AdamWConfig;
 use crate::policy::Freeze;
+use crate::precision::ComputeDtype;
 use crate::sft::{Schedule, SftOptions};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +103,8 @@ pub struct SftSection {
     pub vocab_chunk: usize,
     /// Learning-rate multiplier of the vision tower and merger when they train (see `SftOptions::vision_lr_scale`).
     pub vision_lr_scale: f64,
+    /// `"f32"` or `"bf16"`: the dtype of the forward and backward pass (weights and optimizer stay f32).
+    pub compute_dtype: ComputeDtype,
 }
 
 impl Default for SftSection {
@@ -121,6 +124,7 @@ impl Default for SftSection {
             seed: 42,
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
             vision_lr_scale: 1.0,
+            compute_dtype: ComputeDtype::F32,
         }
     }
 }
@@ -171,6 +175,7 @@ impl RunConfig {
             seed: s.seed,
             vocab_chunk: s.vocab_chunk,
             vision_lr_scale: s.vision_lr_scale,
+            compute_dtype: s.compute_dtype,
             ..SftOptions::default()
         };
         let spe = crate::sft::steps_per_epoch(n_train, &o);
@@ -187,5 +192,33 @@ impl RunConfig {
 
     pub fn grpo_options(&self) -> GrpoOptions {
         self.grpo.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<RunConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, text).unwrap();
+        RunConfig::load(&path)
+    }
+
+    #[test]
+    fn compute_dtype_defaults_to_f32_and_reads_bf16() {
+        let base = "out = \"o\"\n[model]\ndir = \"m\"\n[data]\ntrain = \"t.jsonl\"\n";
+        let c = load(base).unwrap();
+        assert_eq!(
+            (c.sft_options(8).compute_dtype, c.grpo_options().compute_dtype),
+            (ComputeDtype::F32, ComputeDtype::F32)
+        );
+        let c = load(&format!("{base}[sft]\ncompute_dtype = \"bf16\"\n[grpo]\ncompute_dtype = \"bf16\"\n")).unwrap();
+        assert_eq!(
+            (c.sft_options(8).compute_dtype, c.grpo_options().compute_dtype),
+            (ComputeDtype::Bf16, ComputeDtype::Bf16)
+        );
+        assert!(load(&format!("{base}[sft]\ncompute_dtype = \"fp16\"\n")).is_err());
     }
 }

@@ -562,8 +562,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     let grpo_seconds = (left * 0.6).max(0.0);
     let mut grpo_summary = None;
     if grpo_seconds > 20.0 {
-        let frozen = Policy::from_tensors(cfg.clone(), policy.snapshot()?, Freeze::default(), &o.device)?;
-        let reference = inference_model(&frozen)?;
+        let reference = policy.frozen_model(candle_core::DType::F32)?;
         let rl = Policy {
             config: cfg.clone(),
             varmap: policy.varmap.clone(),

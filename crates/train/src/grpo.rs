@@ -23,6 +23,7 @@ use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
 use crate::policy::Policy;
+use crate::precision::{ComputeDtype, TrainModel};
 use crate::report::{MetricsLog, Reporter};
 use crate::rollout::{Prompt, Rollout, Sampling};
 
@@ -52,6 +53,9 @@ pub struct GrpoOptions {
     pub micro_batch: usize,
     pub seed: u64,
     pub vocab_chunk: usize,
+    /// `"f32"` or `"bf16"`: the dtype of the training forward and backward pass (weights and optimizer stay f32;
+    /// build the reference model in the same dtype with [`Policy::frozen_model`]). Rollouts are the generator's.
+    pub compute_dtype: ComputeDtype,
 }
 
 impl Default for GrpoOptions {
@@ -73,6 +77,7 @@ impl Default for GrpoOptions {
             micro_batch: 8,
             seed: 42,
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
+            compute_dtype: ComputeDtype::F32,
         }
     }
 }
@@ -291,7 +296,7 @@ pub fn run(
         return Err(TrainError::Input("no GRPO prompts".into()));
     }
     let mut opt = AdamW::new(policy.trainable(), o.adamw)?;
-    let model = policy.model()?;
+    let mut model = TrainModel::new(policy, o.compute_dtype, None)?;
     let metrics = MetricsLog::new(out_dir.map(|d| d.join("metrics.jsonl")).as_deref())?;
     let mut order: Vec<usize> = (0..train.len()).collect();
     crate::batch::shuffle(&mut order, o.seed);
@@ -324,7 +329,8 @@ pub fn run(
             (0..o.prompts_per_step).map(|k| &train[order[(cursor + k) % order.len()]]).collect();
         cursor += o.prompts_per_step;
         let lr = o.lr;
-        let st = grpo_step(&model, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
+        let st =
+            grpo_step(model.for_step(policy)?, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
         summary.first_reward.get_or_insert(st.reward_mean);
         summary.last_reward = Some(st.reward_mean);
         summary.steps = step + 1;

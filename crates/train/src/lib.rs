@@ -25,6 +25,7 @@ pub mod grpo;
 pub mod loss;
 pub mod optim;
 pub mod policy;
+pub mod precision;
 pub mod report;
 pub mod rollout;
 pub mod rows;

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
-use sgvlm_model::vision::VisionModel;
+use candle_nn::VarMap;
 use sgvlm_model::{checkpoint, Config, Qwen35};
 
 use crate::error::{Result, TrainError};
@@ -84,30 +83,45 @@ impl Policy {
         data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
     }
 
-    /// Deep copies of the weights (a frozen reference model, or a snapshot).
-    pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
-        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        data.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
-    }
-
     /// The model over the variables; frozen vision parts read detached tensors (no gradient, no backward cost).
     pub fn model(&self) -> Result<Qwen35> {
-        let mut model = Qwen35::new(&self.config, VarBuilder::from_varmap(&self.varmap, DType::F32, &self.device))?;
-        if self.freeze.vit || self.freeze.aligner {
-            let detached: HashMap<String, Tensor> = {
-                let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-                data.iter()
-                    .filter(|(k, _)| k.starts_with("model.visual."))
-                    .map(|(k, v)| {
-                        let t = if self.freeze.is_frozen(k) { v.as_detached_tensor() } else { v.as_tensor().clone() };
-                        (k.clone(), t)
-                    })
-                    .collect()
-            };
-            let vb = VarBuilder::from_tensors(detached, DType::F32, &self.device);
-            model.vision = VisionModel::load(&self.config.vision_config, vb.pp("model").pp("visual"))?;
-        }
-        Ok(model)
+        self.model_in(DType::F32, &self.frozen_tensors(DType::F32)?)
+    }
+
+    /// The frozen weights, detached, in `dtype`: views of the variables when the dtypes agree, else one copy
+    /// (frozen weights never change, so a caller makes this once and passes it to every [`Policy::model_in`]).
+    pub fn frozen_tensors(&self, dtype: DType) -> Result<HashMap<String, Tensor>> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        data.iter()
+            .filter(|(k, _)| self.freeze.is_frozen(k))
+            .map(|(k, v)| Ok((k.clone(), v.as_detached_tensor().to_dtype(dtype)?)))
+            .collect()
+    }
+
+    /// The model computing in `dtype`: the trainable weights are the variables themselves (f32) or casts of them
+    /// (candle's cast is differentiable, so gradients arrive in f32 on the variables), the frozen ones come from
+    /// `frozen` ([`Policy::frozen_tensors`]). A cast is a copy: a model in another dtype than the variables' does
+    /// not see the optimizer's later updates and is rebuilt once per step ([`crate::precision::TrainModel`]).
+    pub fn model_in(&self, dtype: DType, frozen: &HashMap<String, Tensor>) -> Result<Qwen35> {
+        let mut tensors = frozen.clone();
+        tensors.extend(self.trainable().into_iter().map(|(k, v)| (k, v.as_tensor().clone())));
+        Ok(Qwen35::from_tensors(&self.config, tensors, dtype, &self.device)?)
+    }
+
+    /// A frozen copy of the current weights in `dtype` (GRPO's reference model): deep copies, so later updates of
+    /// the policy do not reach it, and no f32 copy is kept when `dtype` is narrower.
+    pub fn frozen_model(&self, dtype: DType) -> Result<Qwen35> {
+        let copies = {
+            let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+            data.iter()
+                .map(|(k, v)| {
+                    let t = v.as_detached_tensor();
+                    let t = if t.dtype() == dtype { t.copy()? } else { t.to_dtype(dtype)? };
+                    Ok((k.clone(), t))
+                })
+                .collect::<Result<HashMap<String, Tensor>>>()?
+        };
+        Ok(Qwen35::from_tensors(&self.config, copies, dtype, &self.device)?)
     }
 
     /// Writes a Hugging Face model directory: `config.json`, `model.safetensors` in `dtype` (f32 keeps resume

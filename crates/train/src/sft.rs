@@ -18,6 +18,7 @@ use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
 use crate::policy::Policy;
+use crate::precision::{ComputeDtype, TrainModel};
 use crate::report::{MetricsLog, Reporter};
 
 /// How the learning rate decays.
@@ -54,6 +55,9 @@ pub struct SftOptions {
     /// trained from random weights learns the answer's format and the prior over scenes through the decoder long
     /// before the vision side carries information; a larger rate there shortens that phase (the demo's).
     pub vision_lr_scale: f64,
+    /// The dtype of the forward and backward pass; the weights, gradients and optimizer state stay f32
+    /// ([`crate::precision`]).
+    pub compute_dtype: ComputeDtype,
 }
 
 impl Default for SftOptions {
@@ -73,6 +77,7 @@ impl Default for SftOptions {
             stop_after: None,
             delta_chunk: None,
             vision_lr_scale: 1.0,
+            compute_dtype: ComputeDtype::F32,
         }
     }
 }
@@ -125,12 +130,17 @@ fn micro_batches(
     (first..(first + accum).min(per_epoch_batches)).map(|i| batches[i as usize].clone()).collect()
 }
 
-/// Mean cross-entropy of the target tokens of `examples` (no update).
-pub fn eval_loss(policy: &Policy, examples: &[Example], batch_size: usize, chunk: usize) -> Result<Option<f64>> {
+/// Mean cross-entropy of the target tokens of `examples` under `model` (no update).
+pub fn eval_loss(
+    policy: &Policy,
+    model: &sgvlm_model::Qwen35,
+    examples: &[Example],
+    batch_size: usize,
+    chunk: usize,
+) -> Result<Option<f64>> {
     if examples.is_empty() {
         return Ok(None);
     }
-    let model = policy.model()?;
     let (mut sum, mut n) = (0f64, 0usize);
     for group in examples.chunks(batch_size.max(1)) {
         let refs: Vec<&Example> = group.iter().collect();
@@ -138,7 +148,7 @@ pub fn eval_loss(policy: &Policy, examples: &[Example], batch_size: usize, chunk
         if batch.targets.is_empty() {
             continue;
         }
-        let h = target_hidden(&model, &batch)?.detach();
+        let h = target_hidden(model, &batch)?.detach();
         let lp = token_logprobs(&h, &model.lm_head.weight, &batch.targets, chunk)?;
         sum -= lp.iter().map(|&x| x as f64).sum::<f64>();
         n += lp.len();
@@ -207,10 +217,7 @@ pub fn run(
     if let Some(dir) = resume {
         opt.load(&dir.join("optimizer.safetensors"), &policy.device)?;
     }
-    let mut model = policy.model()?;
-    if let Some(c) = o.delta_chunk {
-        model.text.chunk = c.max(1);
-    }
+    let mut model = TrainModel::new(policy, o.compute_dtype, o.delta_chunk)?;
     let metrics = MetricsLog::new(out.dir.as_ref().map(|d| d.join("metrics.jsonl")).as_deref())?;
     let lengths: Vec<usize> = train.iter().map(Example::len).collect();
     let (total_steps, budget) = match o.schedule {
@@ -250,7 +257,7 @@ pub fn run(
             }
         };
         let micro = micro_batches(&lengths, o, step, &mut cache);
-        let (loss, norm, n) = sft_step(policy, &model, &mut opt, train, &micro, lr, o)?;
+        let (loss, norm, n) = sft_step(policy, model.for_step(policy)?, &mut opt, train, &micro, lr, o)?;
         step += 1;
         tokens += n as u64;
         summary.first_loss.get_or_insert(loss);
@@ -265,7 +272,7 @@ pub fn run(
             Schedule::Seconds(b) => started.elapsed().as_secs_f64() >= b,
         } || o.stop_after.is_some_and(|s| step >= s);
         if (o.eval_every > 0 && step % o.eval_every == 0) || last {
-            if let Some(v) = eval_loss(policy, val, o.batch_size, o.vocab_chunk)? {
+            if let Some(v) = eval_loss(policy, model.current(policy)?, val, o.batch_size, o.vocab_chunk)? {
                 let rec = json!({"kind": "val", "step": step, "val_loss": v});
                 metrics.write(&rec)?;
                 reporter.message(&format!("step {step}: validation loss {v:.4}"));

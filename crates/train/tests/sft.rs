@@ -1,12 +1,15 @@
 //! SFT correctness: one step's loss and gradients equal transformers' (the model crate's recorded fixtures), and a
 //! run resumed from a checkpoint ends with bit-identical weights to an uninterrupted one (CPU).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use common::toy_examples;
 use sgvlm_model::{checkpoint, Config};
-use sgvlm_train::batch::{hidden_states, Batch, Example};
+use sgvlm_train::batch::{hidden_states, Batch};
 use sgvlm_train::loss::logprob_surrogate;
 use sgvlm_train::policy::{Freeze, Policy};
 use sgvlm_train::report::Silent;
@@ -76,16 +79,6 @@ fn one_text_step_reproduces_transformers_loss_and_gradients() {
 #[test]
 fn one_image_text_step_reproduces_transformers_loss_and_gradients() {
     check_against_fixture("image", true);
-}
-
-fn toy_examples(n: usize) -> Vec<Example> {
-    (0..n)
-        .map(|i| {
-            let prompt: Vec<u32> = (0..(6 + i % 5)).map(|k| ((i * 31 + k * 7) % 2000) as u32).collect();
-            let target: Vec<u32> = (0..(4 + i % 3)).map(|k| ((i * 17 + k * 3) % 2000) as u32).collect();
-            Example { prompt, target, image: None }
-        })
-        .collect()
 }
 
 fn weights(p: &Policy) -> Vec<(String, Vec<f32>)> {

@@ -159,7 +159,7 @@ fn bench(b: &BenchArgs) -> anyhow::Result<sgvlm_train::bench::BenchResult> {
             Policy::from_tensors(cfg, w, freeze, &dev)?
         }
     };
-    Ok(sgvlm_train::bench::bench_sft(&policy, b.batch, b.len, b.answer, b.steps, 1)?)
+    Ok(sgvlm_train::bench::bench_sft(&policy, b.dtype.parse()?, b.batch, b.len, b.answer, b.steps, 1)?)
 }
 
 pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
@@ -213,8 +213,7 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
                 None => Vec::new(),
             };
             eprintln!("{} training and {} validation prompts", train.len(), val.len());
-            let frozen = Policy::from_tensors(policy.config.clone(), policy.snapshot()?, Freeze::default(), &dev)?;
-            let reference = sgvlm_train::demo::inference_model(&frozen)?;
+            let reference = policy.frozen_model(cfg.grpo.compute_dtype.dtype())?;
             let mut sampler = CachedSampler { model: sgvlm_train::demo::inference_model(&policy)?, max_batch: 64 };
             let stop_seq = enc.tokenizer.encode("</answer>")?;
             let im_end = enc.im_end;

@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
 use crate::error::Result;
-use crate::ops::{compute_dtype, rms_norm_1p, sigmoid, softmax_last, Linear};
+use crate::ops::{compute_dtype, matmul, rms_norm_1p, sigmoid, softmax_last, Linear};
 use crate::rope::TextRope;
 
 /// Per-sequence keys and values seen so far: `[B, H_kv, T_past, d_h]` each.
@@ -100,7 +100,7 @@ impl FullAttention {
         };
         let (k, v) = (expand(&k)?, expand(&v)?);
         let scale = (self.d_h as f64).powf(-0.5);
-        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+        let scores = (matmul(&q.contiguous()?, &k.t()?.contiguous()?)? * scale)?;
         let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
         let scores = if t > 1 {
             scores.broadcast_add(&causal_mask(t, past, scores.device())?.to_dtype(scores.dtype())?)?
@@ -112,7 +112,7 @@ impl FullAttention {
             None => scores,
         };
         let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
+        let out = matmul(&probs, &v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
         let out = out.mul(&sigmoid(&gate)?)?;
         self.o_proj.forward(&out)
     }

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
 use crate::error::{Error, Result};
-use crate::ops::{rms_norm, sigmoid, softplus, Linear};
+use crate::ops::{compute_dtype, rms_norm, sigmoid, softplus, Linear};
 use crate::text::delta_rule;
 
 /// Chunk length of the parallel delta rule (the value transformers uses).
@@ -86,7 +86,11 @@ impl GatedDeltaNet {
         let z = self.in_proj_z.forward(x)?.reshape((b, t, self.n_v, self.d_v))?;
         let beta = sigmoid(&self.in_proj_b.forward(x)?)?;
         let a = self.in_proj_a.forward(x)?;
-        let g = softplus(&a.broadcast_add(&self.dt_bias)?)?.broadcast_mul(&self.a_log.exp()?.neg()?)?;
+        // The decay in f32 under bf16 weights too, as transformers computes it:
+        // `-A_log.float().exp() * softplus(a.float() + dt_bias)`.
+        let dt = compute_dtype(a.dtype());
+        let g = softplus(&a.to_dtype(dt)?.broadcast_add(&self.dt_bias.to_dtype(dt)?)?)?
+            .broadcast_mul(&self.a_log.to_dtype(dt)?.exp()?.neg()?)?;
 
         let prev = state.as_ref().and_then(|s| s.as_ref());
         if let Some(p) = prev {

@@ -14,7 +14,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::VisionConfig;
 use crate::error::{Error, Result};
-use crate::ops::{layer_norm, softmax_last, Linear};
+use crate::ops::{layer_norm, matmul, softmax_last, Linear};
 use crate::rope::{apply_vision_rope, vision_rope};
 
 const LN_EPS: f64 = 1e-6;
@@ -151,7 +151,7 @@ impl VisionModel {
         if grids.iter().any(|g| g[1] % merge != 0 || g[2] % merge != 0 || g[0] == 0) {
             return Err(Error::Input(format!("image grids {grids:?} are not multiples of the merge size {merge}")));
         }
-        let mut x = pixel_values.to_dtype(self.patch_weight.dtype())?.broadcast_matmul(&self.patch_weight.t()?)?;
+        let mut x = matmul(&pixel_values.to_dtype(self.patch_weight.dtype())?, &self.patch_weight.t()?)?;
         x = x.broadcast_add(&self.patch_bias)?;
         x = (x + self.position_embeddings(grids, device)?)?;
         let coords: Vec<(usize, usize)> =
@@ -186,8 +186,8 @@ impl VisionModel {
         for &len in segments {
             let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?) };
             let (qs, ks, vs) = (part(&q)?, part(&k)?, part(&v)?); // [heads, L, hd]
-            let probs = softmax_last(&(qs.matmul(&ks.t()?.contiguous()?)? * scale)?)?;
-            outs.push(probs.matmul(&vs)?.transpose(0, 1)?.reshape((len, heads * hd))?);
+            let probs = softmax_last(&(matmul(&qs, &ks.t()?.contiguous()?)? * scale)?)?;
+            outs.push(matmul(&probs, &vs)?.transpose(0, 1)?.reshape((len, heads * hd))?);
             start += len;
         }
         let out = Tensor::cat(&outs, 0)?;
