@@ -96,8 +96,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let warm = (steps as f64 * r.warmup_ratio).ceil() as u64;
     for step in 0..=steps {
         if step % every == 0 || step == steps {
-            let own = eval_loss(&policy, &val, 16, 4096)?.unwrap_or(f64::NAN);
-            let other = eval_loss(&policy, &rotated, 16, 4096)?.unwrap_or(f64::NAN);
+            let own = eval_loss(&policy, &model, &val, 16, 4096)?.unwrap_or(f64::NAN);
+            let other = eval_loss(&policy, &model, &rotated, 16, 4096)?.unwrap_or(f64::NAN);
             println!(
                 "{}",
                 serde_json::json!({"step": step, "val_loss": own, "rotated_images_loss": other, "gap": other - own,
