@@ -113,6 +113,16 @@ pub fn group_by_length(lengths: &[usize], batch: usize, seed: u64) -> Vec<Vec<us
     out
 }
 
+/// Plain shuffled batches: a seeded permutation cut into batches. Where the answer's length follows the image
+/// content (a scene graph's length grows with its object count), group-by-length batches hold one count each and
+/// sweep from long to short within a mega-batch, so every step pushes the count the same way whatever the images
+/// show; shuffled batches keep that contrast inside each step.
+pub fn shuffled_batches(n: usize, batch: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, seed);
+    order.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+}
+
 /// Fisher–Yates with SplitMix64 (a fixed generator, so an order is reproducible across versions of `rand`).
 pub fn shuffle<T>(v: &mut [T], seed: u64) {
     let mut rng = sgvlm_data::synth::Rng::for_item(seed, 0x5eed, 0);
@@ -125,6 +135,17 @@ pub fn shuffle<T>(v: &mut [T], seed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuffled_batches_cover_every_example_once_in_a_seeded_order() {
+        let b = shuffled_batches(10, 4, 1);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let mut all: Vec<usize> = b.concat();
+        assert_ne!(all, (0..10).collect::<Vec<_>>(), "shuffled");
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(shuffled_batches(10, 4, 1), b);
+    }
 
     #[test]
     fn group_by_length_covers_every_example_once_and_sorts_within_megabatches() {

@@ -540,6 +540,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         adamw: r.adamw,
         delta_chunk: Some(r.delta_chunk),
         vision_lr_scale: r.vision_lr_scale,
+        group_by_length: false,
         grad_accum: 1,
         max_grad_norm: 1.0,
         eval_every: 0,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use candle_core::DType;
 use serde_json::json;
 
-use crate::batch::{collate, group_by_length, target_hidden, Example};
+use crate::batch::{collate, group_by_length, shuffled_batches, target_hidden, Example};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
@@ -53,8 +53,11 @@ pub struct SftOptions {
     pub delta_chunk: Option<usize>,
     /// Learning-rate multiplier of the vision tower and merger (`model.visual.*`) against the decoder's. A model
     /// trained from random weights learns the answer's format and the prior over scenes through the decoder long
-    /// before the vision side carries information; a larger rate there shortens that phase (the demo's).
+    /// before the vision side carries information; a different rate there changes that phase.
     pub vision_lr_scale: f64,
+    /// Batches of similar length (transformers' `group_by_length`, the recipes') or plain shuffled batches
+    /// ([`shuffled_batches`], the demo's).
+    pub group_by_length: bool,
     /// The dtype of the forward and backward pass; the weights, gradients and optimizer state stay f32
     /// ([`crate::precision`]).
     pub compute_dtype: ComputeDtype,
@@ -77,6 +80,7 @@ impl Default for SftOptions {
             stop_after: None,
             delta_chunk: None,
             vision_lr_scale: 1.0,
+            group_by_length: true,
             compute_dtype: ComputeDtype::F32,
         }
     }
@@ -124,7 +128,13 @@ fn micro_batches(
     let epoch = step / spe;
     let first = (step % spe) * accum;
     if cache.as_ref().map(|c| c.0) != Some(epoch) {
-        *cache = Some((epoch, group_by_length(lengths, o.batch_size, o.seed.wrapping_add(epoch))));
+        let seed = o.seed.wrapping_add(epoch);
+        let batches = if o.group_by_length {
+            group_by_length(lengths, o.batch_size, seed)
+        } else {
+            shuffled_batches(lengths.len(), o.batch_size, seed)
+        };
+        *cache = Some((epoch, batches));
     }
     let batches = &cache.as_ref().map(|c| &c.1).cloned().unwrap_or_default();
     (first..(first + accum).min(per_epoch_batches)).map(|i| batches[i as usize].clone()).collect()
