@@ -301,6 +301,21 @@ pub fn parse_completion(raw: &str, schema: Schema, cfg: &StrictConfig) -> Lenien
     parse_answer_text(answer::reward_answer_text(raw), schema, cfg)
 }
 
+/// [`parse_completion`] through the gate's one-pass scan when that scan accepts the text and its answer is the
+/// first `<answer>` (then [`Gated::graph`] equals `parse_completion(raw)`), else `parse_completion` itself: what
+/// the reward reads from a solution. Solutions are usually well-formed answers, for which the scan reads every
+/// row once instead of the general parser's line splitting, header search and per-field conversions.
+pub fn parse_solution(raw: &str, schema: Schema, cfg: &StrictConfig) -> LenientGraph {
+    let fast = match schema {
+        Schema::Triplet => parse_gated_triplet(raw, cfg),
+        Schema::Ag => parse_gated_ag_fast(raw, cfg),
+    };
+    match fast {
+        Some(g) if g.is_first_answer => g.graph,
+        _ => parse_completion(raw, schema, cfg),
+    }
+}
+
 /// A completion that passed the strict gate, with the lenient parse of its answer built from the gate's parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gated {
