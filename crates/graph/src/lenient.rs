@@ -93,7 +93,8 @@ fn find_header(text: &str, key: &str) -> Option<(u64, usize)> {
             continue;
         }
         // The lazy `\{.*?\}:` takes the first `}:`; if there is none, no later occurrence has one either.
-        return text[i + 2..].find("}:").map(|q| (n, i + 2 + q + 2));
+        // A byte loop, not `str::find`: the two-way searcher's setup costs more than the search over a header.
+        return b[i + 2..].windows(2).position(|w| w == b"}:").map(|q| (n, i + 2 + q + 2));
     }
     None
 }
@@ -189,13 +190,15 @@ fn lenient_list<'a>(raw: &'a str, max: usize, out: &mut Vec<&'a str>) -> Option<
 }
 
 /// `"<kind>__<label>"` with the label lowercased (what [`crate::types::atomic_predicate`] gives for the lowercased
-/// label), built in one allocation.
+/// label), built in one allocation. The label is copied whole and lowercased in place (ASCII letters only, as
+/// `char::to_ascii_lowercase` per character would): a per-character push cost more than the rest of the row.
 fn atomic_lower(kind: RelKind, label: &str) -> String {
     let k = kind.as_str();
     let mut s = String::with_capacity(k.len() + 2 + label.len());
     s.push_str(k);
     s.push_str("__");
-    s.extend(label.chars().map(|c| c.to_ascii_lowercase()));
+    s.push_str(label);
+    s[k.len() + 2..].make_ascii_lowercase();
     s
 }
 
@@ -337,29 +340,34 @@ pub struct Gated {
 /// canonical predicate, lowercased), with no rejected lines. The oracle and property tests compare both.
 pub fn parse_gated_triplet(raw: &str, cfg: &StrictConfig) -> Option<Gated> {
     let body = answer::exact_answer_body(answer::prepare_for_strict(raw))?;
-    let g = crate::strict::fast_triplet_body(body, cfg)?;
+    let mut graph = LenientGraph::default();
+    crate::strict::fast_triplet_body(body, cfg, &mut graph)?;
     // The gated frame starts `"<answer>\n".len()` bytes before the body.
     let is_first_answer = is_first_answer(raw, body)?;
-    let meta = LenientMeta {
-        declared_objects: Some(g.objects.len() as u64),
-        declared_relations: Some(g.relations.len() as u64),
-        relation_lines: g.relations.len(),
+    graph.meta = LenientMeta {
+        declared_objects: Some(graph.objects.len() as u64),
+        declared_relations: Some(graph.relations.len() as u64),
+        relation_lines: graph.relations.len(),
         ..LenientMeta::default()
     };
-    let graph = LenientGraph {
-        objects: g
-            .objects
-            .into_iter()
-            .map(|o| LObject { id: o.id as i64, name: o.name, bbox: [o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2] })
-            .collect(),
-        relations: g
-            .relations
-            .into_iter()
-            .map(|r| LRelation { subj: r.subj as i64, pred: r.pred, obj: r.obj as i64 })
-            .collect(),
-        meta,
-    };
     Some(Gated { graph, is_first_answer })
+}
+
+/// Builds the lenient graph from the gate's single-pass triplet scan: what the strict graph holds (names as
+/// written, predicates lowercased), without building that graph first.
+impl<'a> crate::strict::TripletSink<'a> for LenientGraph {
+    fn reserve(&mut self, objects: usize, relations: usize) {
+        self.objects.reserve(objects);
+        self.relations.reserve(relations);
+    }
+
+    fn object(&mut self, id: u32, name: &'a str, bbox: [i64; 4]) {
+        self.objects.push(LObject { id: id as i64, name: name.to_string(), bbox });
+    }
+
+    fn relation(&mut self, subj: u32, pred: &'a str, obj: u32) {
+        self.relations.push(LRelation { subj: subj as i64, pred: pred.to_ascii_lowercase(), obj: obj as i64 });
+    }
 }
 
 /// Whether the gated answer frame (which starts `"<answer>\n".len()` bytes before `body`) holds the first
