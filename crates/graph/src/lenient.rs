@@ -12,13 +12,17 @@ use crate::label;
 use crate::pytext;
 use crate::strict::{AgDecline, StrictConfig};
 use crate::types::{RelKind, Schema};
+use compact_str::CompactString;
 
 /// An object row as the lenient parser reads it.
+///
+/// Names and predicates are [`CompactString`]s: labels are short, so they live inline (up to 24 bytes) and
+/// parsing a completion no longer costs a malloc/free pair per row (the rewards parse every completion anew).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LObject {
     pub id: i64,
     /// The name field, stripped but not otherwise normalised.
-    pub name: String,
+    pub name: CompactString,
     pub bbox: [i64; 4],
 }
 
@@ -26,7 +30,7 @@ pub struct LObject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LRelation {
     pub subj: i64,
-    pub pred: String,
+    pub pred: CompactString,
     pub obj: i64,
 }
 
@@ -159,7 +163,7 @@ fn parse_objects(text: &str, schema: Schema, out: &mut LenientGraph) {
         ) else {
             continue;
         };
-        out.objects.push(LObject { id, name: pytext::strip(f[1]).to_string(), bbox: [x1, y1, x2, y2] });
+        out.objects.push(LObject { id, name: pytext::strip(f[1]).into(), bbox: [x1, y1, x2, y2] });
     }
 }
 
@@ -192,13 +196,20 @@ fn lenient_list<'a>(raw: &'a str, max: usize, out: &mut Vec<&'a str>) -> Option<
 /// `"<kind>__<label>"` with the label lowercased (what [`crate::types::atomic_predicate`] gives for the lowercased
 /// label), built in one allocation. The label is copied whole and lowercased in place (ASCII letters only, as
 /// `char::to_ascii_lowercase` per character would): a per-character push cost more than the rest of the row.
-fn atomic_lower(kind: RelKind, label: &str) -> String {
+fn atomic_lower(kind: RelKind, label: &str) -> CompactString {
     let k = kind.as_str();
-    let mut s = String::with_capacity(k.len() + 2 + label.len());
+    let mut s = CompactString::with_capacity(k.len() + 2 + label.len());
     s.push_str(k);
     s.push_str("__");
     s.push_str(label);
-    s[k.len() + 2..].make_ascii_lowercase();
+    s.as_mut_str()[k.len() + 2..].make_ascii_lowercase();
+    s
+}
+
+/// The label lowercased (ASCII letters only, as `str::to_ascii_lowercase`).
+fn lower(label: &str) -> CompactString {
+    let mut s = CompactString::from(label);
+    s.as_mut_str().make_ascii_lowercase();
     s
 }
 
@@ -282,7 +293,7 @@ pub fn parse_answer_text(text: &str, schema: Schema, cfg: &StrictConfig) -> Leni
 }
 
 /// The strict relation-row grammar `\s*(\d+)\s*,\s*LABEL\s*,\s*(\d+)\s*`, with the predicate lowercased.
-fn triplet_row(line: &str) -> Option<(u64, String, u64)> {
+fn triplet_row(line: &str) -> Option<(u64, CompactString, u64)> {
     let mut it = pytext::split_commas(line);
     let (fs, fp, fo) = (it.next()?, it.next()?, it.next()?);
     if it.next().is_some() {
@@ -296,7 +307,7 @@ fn triplet_row(line: &str) -> Option<(u64, String, u64)> {
     if !label::is_canonical(Schema::Triplet, p) {
         return None;
     }
-    Some((digits(fs)?, p.to_ascii_lowercase(), digits(fo)?))
+    Some((digits(fs)?, lower(p), digits(fo)?))
 }
 
 /// Extracts the answer text of a raw completion or solution the way the reward does, then parses it.
@@ -362,11 +373,11 @@ impl<'a> crate::strict::TripletSink<'a> for LenientGraph {
     }
 
     fn object(&mut self, id: u32, name: &'a str, bbox: [i64; 4]) {
-        self.objects.push(LObject { id: id as i64, name: name.to_string(), bbox });
+        self.objects.push(LObject { id: id as i64, name: name.into(), bbox });
     }
 
     fn relation(&mut self, subj: u32, pred: &'a str, obj: u32) {
-        self.relations.push(LRelation { subj: subj as i64, pred: pred.to_ascii_lowercase(), obj: obj as i64 });
+        self.relations.push(LRelation { subj: subj as i64, pred: lower(pred), obj: obj as i64 });
     }
 }
 
@@ -431,7 +442,7 @@ fn is_printable_body(body: &str) -> bool {
 /// Builds the lenient graph from the gate's single-scan AG path.
 impl<'a> crate::strict::AgSink<'a> for LenientGraph {
     fn object(&mut self, id: u32, name: &'a str, bbox: [i64; 4]) {
-        self.objects.push(LObject { id: id as i64, name: name.to_string(), bbox });
+        self.objects.push(LObject { id: id as i64, name: name.into(), bbox });
     }
 
     fn atomic(&mut self, subj: u32, kind: RelKind, label: &'a str, obj: u32) {
@@ -479,7 +490,7 @@ fn ag_gated(raw: &str, g: crate::types::AgGraph) -> Option<Gated> {
     let objects = g
         .objects
         .into_iter()
-        .map(|o| LObject { id: o.id as i64, name: o.name, bbox: [o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2] })
+        .map(|o| LObject { id: o.id as i64, name: o.name.into(), bbox: [o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2] })
         .collect();
     Some(Gated { graph: LenientGraph { objects, relations, meta }, is_first_answer })
 }
