@@ -8,7 +8,7 @@
 
 use super::RewardConfig;
 use crate::assign;
-use crate::geometry::{giou, iou, l1_normalised};
+use crate::geometry::{giou_boxes, iou, l1_normalised, GeoBox};
 use crate::Protocol;
 use sgvlm_graph::lenient::LenientGraph;
 use sgvlm_graph::{label, pytext, Schema};
@@ -214,6 +214,7 @@ pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec
 #[derive(Default)]
 struct Scratch {
     cost: Vec<f64>,
+    gt_boxes: Vec<GeoBox>,
     pairs: Vec<(usize, usize)>,
     candidates: assign::FlatCandidates,
     here: Vec<(usize, f64)>,
@@ -233,15 +234,19 @@ fn assign_objects_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut
     }
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
     s.cost.clear();
+    // The GT boxes' per-box GIoU work once, not once per pair.
+    s.gt_boxes.clear();
+    s.gt_boxes.extend(g.iter().map(|o| GeoBox::new(o.bbox)));
     for (pi, po) in p.iter().enumerate() {
         // `same_name` with the row's side read once.
         let (ph, pk) = (pred.name_hash[pi], pred.name_key(pi));
-        for (gi, go) in g.iter().enumerate() {
+        let pb = GeoBox::new(po.bbox);
+        for (gi, gb) in s.gt_boxes.iter().enumerate() {
             let same = if ph != 0 && ph == gt.name_hash[gi] && gt.name_key(gi) == pk { 1.0 } else { 0.0 };
             s.cost.push(
                 cfg.sem_weight * (1.0 - same)
-                    + cfg.iou_weight * (1.0 - giou(po.bbox, go.bbox))
-                    + cfg.box_l1_weight * l1_normalised(po.bbox, go.bbox, w, h),
+                    + cfg.iou_weight * (1.0 - giou_boxes(&pb, gb))
+                    + cfg.box_l1_weight * l1_normalised(po.bbox, gb.b, w, h),
             );
         }
     }
