@@ -49,6 +49,10 @@ fn check(file: &str, schema: Schema) -> Tally {
             t.rejected += 1;
         }
         let g = lenient::parse_completion(completion, schema, &cfg);
+        for text in [completion, row["solution"].as_str().expect("solution")] {
+            let general = lenient::parse_completion(text, schema, &cfg);
+            assert_eq!(lenient::parse_solution(text, schema, &cfg), general, "{id}: parse_solution differs");
+        }
         {
             // The combined verdict agrees with the gate and with the one-pass parse.
             let expected = match lenient::parse_gated(completion, schema, &cfg) {

@@ -107,10 +107,11 @@ fn lenient_json(g: &lenient::LenientGraph, schema: Schema) -> serde_json::Value 
         .iter()
         .map(|o| {
             let [x1, y1, x2, y2] = o.bbox;
-            json!({"id": o.id, "name": o.name, "bbox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}})
+            json!({"id": o.id, "name": o.name.as_str(), "bbox": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}})
         })
         .collect();
-    let relations: Vec<_> = g.relations.iter().map(|r| json!({"subj": r.subj, "pred": r.pred, "obj": r.obj})).collect();
+    let relations: Vec<_> =
+        g.relations.iter().map(|r| json!({"subj": r.subj, "pred": r.pred.as_str(), "obj": r.obj})).collect();
     let m = &g.meta;
     json!({
         "schema": schema.as_str(),

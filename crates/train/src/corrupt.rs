@@ -175,14 +175,14 @@ pub fn corrupt_prompt(user: &str, cfg: &CorruptConfig, index: u64) -> String {
             .iter()
             .map(|o| Object {
                 id: o.id.max(0) as u32,
-                name: o.name.clone(),
+                name: o.name.to_string(),
                 bbox: BBox::new(o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3]),
             })
             .collect(),
         relations: parsed
             .relations
             .iter()
-            .map(|r| Relation { subj: r.subj.max(0) as u32, pred: r.pred.clone(), obj: r.obj.max(0) as u32 })
+            .map(|r| Relation { subj: r.subj.max(0) as u32, pred: r.pred.to_string(), obj: r.obj.max(0) as u32 })
             .collect(),
     };
     let text = sgvlm_data::prompts::pvsg_prev_text(&corrupt(&g, cfg, index));

@@ -69,9 +69,7 @@ pub type Scores = [f64; 13];
 
 /// Scores one completion against its solution.
 pub fn score(completion: &str, solution: &str, schema: Schema, cfg: &RewardConfig) -> Scores {
-    score_with(completion, schema, cfg, || {
-        Prepared::new(lenient::parse_completion(solution, schema, &cfg.gate), schema)
-    })
+    score_with(completion, schema, cfg, || Prepared::new(lenient::parse_solution(solution, schema, &cfg.gate), schema))
 }
 
 /// Scores one completion against an already parsed solution (see [`Scorer`] for caching).
@@ -212,7 +210,7 @@ impl Scorer {
             self.cache.clear();
         }
         let p = std::sync::Arc::new(Prepared::new(
-            lenient::parse_completion(solution, self.schema, &self.cfg.gate),
+            lenient::parse_solution(solution, self.schema, &self.cfg.gate),
             self.schema,
         ));
         self.cache.insert(solution.to_string(), p.clone());
@@ -263,7 +261,7 @@ pub fn score_batch_with<C: AsRef<str> + Sync, S: AsRef<str> + Sync>(
     let mut order: Vec<(&str, usize)> = distinct.into_iter().collect();
     order.sort_by_key(|&(_, i)| i);
     let prepared: Vec<Prepared> =
-        order.par_iter().map(|(s, _)| Prepared::new(lenient::parse_completion(s, schema, &cfg.gate), schema)).collect();
+        order.par_iter().map(|(s, _)| Prepared::new(lenient::parse_solution(s, schema, &cfg.gate), schema)).collect();
     completions
         .par_iter()
         .zip(idx.par_iter())

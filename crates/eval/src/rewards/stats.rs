@@ -8,7 +8,7 @@
 
 use super::RewardConfig;
 use crate::assign;
-use crate::geometry::{giou, iou, l1_normalised};
+use crate::geometry::{giou_boxes, iou, l1_normalised, GeoBox};
 use crate::Protocol;
 use sgvlm_graph::lenient::LenientGraph;
 use sgvlm_graph::{label, pytext, Schema};
@@ -38,6 +38,25 @@ impl Key {
         }
     }
 
+    /// The key and its [`key_hash`]. The usual label (canonical, lowercase, so nothing to strip or lowercase) is
+    /// its own key, hashed in the same pass that looks for capitals; anything else takes [`Key::of`].
+    fn with_hash(schema: Schema, s: &str) -> (Key, u64) {
+        let b = s.as_bytes();
+        if let (false, Ok(len)) = (b.is_empty(), u32::try_from(b.len())) {
+            let (mut h, mut upper) = (FNV_OFFSET, false);
+            for &c in b {
+                upper |= c.is_ascii_uppercase();
+                h = (h ^ c as u64).wrapping_mul(FNV_PRIME);
+            }
+            if !upper && label::is_canonical(schema, s) {
+                return (Key::Range(0, len), h | 1);
+            }
+        }
+        let k = Key::of(schema, s);
+        let h = key_hash(k.get(s));
+        (k, h)
+    }
+
     /// The key text, given the label it was computed from.
     #[inline]
     fn get<'a>(&'a self, source: &'a str) -> &'a str {
@@ -55,12 +74,15 @@ fn key_hash(k: &str) -> u64 {
     if k.is_empty() {
         return 0;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     for &b in k.as_bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        h = (h ^ b as u64).wrapping_mul(FNV_PRIME);
     }
     h | 1
 }
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// A GT relation an edge can match: relation index, subject and object rows (the last row of each id).
 #[derive(Debug, Clone, Copy)]
@@ -110,8 +132,8 @@ impl Prepared {
     }
 
     fn without_usable(graph: LenientGraph, schema: Schema) -> Self {
-        let name_keys = graph.objects.iter().map(|o| Key::of(schema, &o.name)).collect();
-        let pred_keys = graph.relations.iter().map(|r| Key::of(schema, &r.pred)).collect();
+        let (name_keys, name_hash) = keys_and_hashes(schema, graph.objects.iter().map(|o| o.name.as_str()));
+        let (pred_keys, pred_hash) = keys_and_hashes(schema, graph.relations.iter().map(|r| r.pred.as_str()));
         let mut last_of_id: Vec<(i64, usize)> = graph.objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
         // Stable sort keeps row order within an id; the last entry of each run is the last row.
         last_of_id.sort_by_key(|&(id, _)| id);
@@ -123,18 +145,7 @@ impl Prepared {
                 false
             }
         });
-        let mut p = Prepared {
-            graph,
-            name_keys,
-            pred_keys,
-            name_hash: Vec::new(),
-            pred_hash: Vec::new(),
-            last_of_id,
-            usable: Vec::new(),
-        };
-        p.name_hash = (0..p.graph.objects.len()).map(|i| key_hash(p.name_key(i))).collect();
-        p.pred_hash = (0..p.graph.relations.len()).map(|i| key_hash(p.pred_key(i))).collect();
-        p
+        Prepared { graph, name_keys, pred_keys, name_hash, pred_hash, last_of_id, usable: Vec::new() }
     }
 
     /// Whether objects `i` (here) and `j` (of `other`) have the same non-empty category key (the reward's `sem`).
@@ -160,6 +171,17 @@ impl Prepared {
     fn index_of(&self, id: i64) -> Option<usize> {
         self.last_of_id.binary_search_by_key(&id, |&(i, _)| i).ok().map(|k| self.last_of_id[k].1)
     }
+}
+
+/// [`Key::with_hash`] of each label, into two vectors allocated once (`unzip` grows them step by step).
+fn keys_and_hashes<'a>(schema: Schema, labels: impl ExactSizeIterator<Item = &'a str>) -> (Vec<Key>, Vec<u64>) {
+    let (mut keys, mut hashes) = (Vec::with_capacity(labels.len()), Vec::with_capacity(labels.len()));
+    for l in labels {
+        let (k, h) = Key::with_hash(schema, l);
+        keys.push(k);
+        hashes.push(h);
+    }
+    (keys, hashes)
 }
 
 /// What the scored rewards need.
@@ -192,6 +214,7 @@ pub fn assign_objects(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> Vec
 #[derive(Default)]
 struct Scratch {
     cost: Vec<f64>,
+    gt_boxes: Vec<GeoBox>,
     pairs: Vec<(usize, usize)>,
     candidates: assign::FlatCandidates,
     here: Vec<(usize, f64)>,
@@ -211,13 +234,19 @@ fn assign_objects_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut
     }
     let (w, h) = (cfg.gate.canvas.width, cfg.gate.canvas.height);
     s.cost.clear();
+    // The GT boxes' per-box GIoU work once, not once per pair.
+    s.gt_boxes.clear();
+    s.gt_boxes.extend(g.iter().map(|o| GeoBox::new(o.bbox)));
     for (pi, po) in p.iter().enumerate() {
-        for (gi, go) in g.iter().enumerate() {
-            let same = if pred.same_name(pi, gt, gi) { 1.0 } else { 0.0 };
+        // `same_name` with the row's side read once.
+        let (ph, pk) = (pred.name_hash[pi], pred.name_key(pi));
+        let pb = GeoBox::new(po.bbox);
+        for (gi, gb) in s.gt_boxes.iter().enumerate() {
+            let same = if ph != 0 && ph == gt.name_hash[gi] && gt.name_key(gi) == pk { 1.0 } else { 0.0 };
             s.cost.push(
                 cfg.sem_weight * (1.0 - same)
-                    + cfg.iou_weight * (1.0 - giou(po.bbox, go.bbox))
-                    + cfg.box_l1_weight * l1_normalised(po.bbox, go.bbox, w, h),
+                    + cfg.iou_weight * (1.0 - giou_boxes(&pb, gb))
+                    + cfg.box_l1_weight * l1_normalised(po.bbox, gb.b, w, h),
             );
         }
     }
@@ -338,6 +367,9 @@ mod tests {
             for schema in [Schema::Triplet, Schema::Ag] {
                 let key = Key::of(schema, &s);
                 prop_assert_eq!(key.get(&s), label::category_key(schema, &s));
+                let (key, hash) = Key::with_hash(schema, &s);
+                prop_assert_eq!(key.get(&s), label::category_key(schema, &s));
+                prop_assert_eq!(hash, key_hash(&label::category_key(schema, &s)));
             }
         }
     }

@@ -109,17 +109,47 @@ impl<'a> Scan<'a> {
 /// The fast path for a triplet answer body (the text between `<answer>\n` and `\n</answer>`).
 pub(super) fn triplet(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
     let mut g = TripletGraph { objects: Vec::new(), relations: Vec::new() };
-    scan_triplet(body, cfg, Some(&mut g))?;
+    scan_triplet(body, cfg, &mut g)?;
     Some(g)
 }
 
 /// Whether the fast path accepts the body (then the general path accepts it too), without building the graph.
 pub(super) fn triplet_accepts(body: &str, cfg: &StrictConfig) -> bool {
-    scan_triplet(body, cfg, None).is_some()
+    scan_triplet(body, cfg, &mut ()).is_some()
 }
 
-/// The single pass behind [`triplet`] and [`triplet_accepts`]: fills `out` when given.
-fn scan_triplet(body: &str, cfg: &StrictConfig, mut out: Option<&mut TripletGraph>) -> Option<()> {
+/// What the triplet scan reports for each object row and relation of a body it accepts, in text order (names and
+/// predicates as written: label tokens, hence ASCII). Rows come before the scan has decided; when it returns
+/// `None` what the sink got must be discarded.
+pub(crate) trait TripletSink<'a> {
+    /// Called before each block's rows with its declared count (the other count 0).
+    fn reserve(&mut self, _objects: usize, _relations: usize) {}
+    fn object(&mut self, id: u32, name: &'a str, bbox: [i64; 4]);
+    fn relation(&mut self, subj: u32, pred: &'a str, obj: u32);
+}
+
+/// Acceptance only.
+impl<'a> TripletSink<'a> for () {
+    fn object(&mut self, _: u32, _: &'a str, _: [i64; 4]) {}
+    fn relation(&mut self, _: u32, _: &'a str, _: u32) {}
+}
+
+/// The strict graph: names as written, predicates lowercased.
+impl<'a> TripletSink<'a> for TripletGraph {
+    fn reserve(&mut self, objects: usize, relations: usize) {
+        self.objects.reserve(objects);
+        self.relations.reserve(relations);
+    }
+    fn object(&mut self, id: u32, name: &'a str, [x1, y1, x2, y2]: [i64; 4]) {
+        self.objects.push(Object { id, name: name.to_string(), bbox: BBox::new(x1, y1, x2, y2) });
+    }
+    fn relation(&mut self, subj: u32, pred: &'a str, obj: u32) {
+        self.relations.push(Relation { subj, pred: pred.to_ascii_lowercase(), obj });
+    }
+}
+
+/// The single pass behind [`triplet`] and [`triplet_accepts`]: feeds `out` the rows as it reads them.
+pub(crate) fn scan_triplet<'a>(body: &'a str, cfg: &StrictConfig, out: &mut impl TripletSink<'a>) -> Option<()> {
     let mut sc = Scan { s: body, b: body.as_bytes(), i: 0 };
     let n = sc.header(b"obj[", b"]{id,name,x1,y1,x2,y2}:")?;
     if n == 0 || n as usize > cfg.max_objects {
@@ -127,11 +157,15 @@ fn scan_triplet(body: &str, cfg: &StrictConfig, mut out: Option<&mut TripletGrap
     }
     let n = n as usize;
     sc.line_end(false)?;
-    let mut seen = vec![false; n + 1];
-    if let Some(g) = out.as_deref_mut() {
-        g.objects.reserve(n);
-        g.relations.clear();
-    }
+    // Ids seen so far: on the stack for the usual handful of objects.
+    let (mut few, mut many) = ([false; 64], Vec::new());
+    let seen: &mut [bool] = if n < few.len() {
+        &mut few[..=n]
+    } else {
+        many.resize(n + 1, false);
+        &mut many
+    };
+    out.reserve(n, 0);
     let (w, h) = (cfg.canvas.width as i64, cfg.canvas.height as i64);
     for _ in 0..n {
         sc.ws();
@@ -154,15 +188,14 @@ fn scan_triplet(body: &str, cfg: &StrictConfig, mut out: Option<&mut TripletGrap
             return None;
         }
         seen[id as usize] = true;
-        if let Some(g) = out.as_deref_mut() {
-            g.objects.push(Object { id: id as u32, name: name.to_string(), bbox: BBox::new(x1, y1, x2, y2) });
-        }
+        out.object(id as u32, name, [x1, y1, x2, y2]);
     }
     let m = sc.header(b"rel[", b"]{subj,pred,obj}:")?;
     if m as usize > cfg.max_relations {
         return None;
     }
     let m = m as usize;
+    out.reserve(0, m);
     sc.line_end(m == 0)?;
     // Predicates as written (labels, hence ASCII): compared case-insensitively, as their lowercase forms are.
     let mut preds: Vec<&str> = Vec::with_capacity(m);
@@ -180,9 +213,7 @@ fn scan_triplet(body: &str, cfg: &StrictConfig, mut out: Option<&mut TripletGrap
         }
         pair_keys.push(((s << 32) | o, k as u32));
         preds.push(pred);
-        if let Some(g) = out.as_deref_mut() {
-            g.relations.push(Relation { subj: s as u32, pred: pred.to_ascii_lowercase(), obj: o as u32 });
-        }
+        out.relation(s as u32, pred, o as u32);
     }
     if sc.i != sc.b.len() {
         return None;

@@ -20,7 +20,7 @@ mod fast;
 mod rows;
 
 pub use error::{StrictError, StrictErrorKind};
-pub(crate) use fast::{AgSink, Decline as AgDecline};
+pub(crate) use fast::{AgSink, Decline as AgDecline, TripletSink};
 pub(crate) use rows::pair_row;
 pub use rows::{object_header, relation_header};
 
@@ -64,10 +64,11 @@ pub fn parse_triplet(text: &str, cfg: &StrictConfig) -> Result<TripletGraph, Str
     parse_triplet_general(text, cfg)
 }
 
-/// The single-pass fast path alone on an answer body (the text between `<answer>\n` and `\n</answer>`): the graph
-/// when it accepts (the general path would then return the same graph), `None` when it cannot decide.
-pub(crate) fn fast_triplet_body(body: &str, cfg: &StrictConfig) -> Option<TripletGraph> {
-    fast::triplet(body, cfg)
+/// The single-pass fast path alone on an answer body (the text between `<answer>\n` and `\n</answer>`): `Some`
+/// after feeding `sink` the rows when it accepts (the general path would then return the same graph), `None` when
+/// it cannot decide (what the sink got must then be discarded).
+pub(crate) fn fast_triplet_body<'a>(body: &'a str, cfg: &StrictConfig, sink: &mut impl TripletSink<'a>) -> Option<()> {
+    fast::scan_triplet(body, cfg, sink)
 }
 
 /// The single-pass AG scan alone on an answer body: `Ok((N, M))` after feeding `sink` the objects and atomic
