@@ -1,10 +1,14 @@
-//! Scratch diagnosis: gradient norm per parameter group for one SFT batch of the demo (init or a checkpoint).
+//! Diagnosis: gradient norm, weight norm and their ratio per parameter group (vision blocks, merger, each decoder
+//! layer's attention/MLP/norms, embeddings) for one SFT batch of 8 demo scenes, at the demo's initialisation or for
+//! a checkpoint. A vision tower whose ratio falls to ~1e-7 after training is cut off from the loss
+//! (crates/train/results/demo_image_reading.md).
+//! `cargo run --release -p sgvlm-train --example grad_groups [CHECKPOINT_DIR]`
 use candle_core::Device;
-use std::collections::BTreeMap;
 use sgvlm_train::batch::{collate, target_hidden};
 use sgvlm_train::demo::{demo_encoder, init_policy, model_config, scene, user_prompt, DemoRecipe};
 use sgvlm_train::loss::logprob_surrogate;
 use sgvlm_train::policy::{Freeze, Policy};
+use std::collections::BTreeMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = match std::env::args().nth(1) {

@@ -72,7 +72,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // simplest possible image-dependent task (a broken image path cannot learn it).
     let solid = |stream: u64, n: usize, shift: usize| -> Result<Vec<Example>, Box<dyn std::error::Error>> {
         let (names, _) = sgvlm_train::demo::vocabulary();
-        let colours = [[220u8, 40, 40], [40, 200, 40], [40, 40, 220], [230, 200, 40], [200, 40, 200], [40, 200, 200], [30, 30, 30]];
+        let colours = [
+            [220u8, 40, 40],
+            [40, 200, 40],
+            [40, 40, 220],
+            [230, 200, 40],
+            [200, 40, 200],
+            [40, 200, 200],
+            [30, 30, 30],
+        ];
         let pick = |i: usize| ((i as u64 * 2654435761 + stream * 97) >> 7) as usize % colours.len();
         (0..n)
             .map(|i| {

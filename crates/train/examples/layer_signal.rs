@@ -1,5 +1,8 @@
-//! Scratch diagnosis: per-layer relative difference of the hidden state at the last prompt position between two
-//! scenes, for a checkpoint (or the demo init when no directory is given).
+//! Diagnosis: how much of the image reaches the decoder. Prints the norms of the merger's parameters and the
+//! position table, the merger output of two scenes (its norm and its spread over positions: a huge norm with a small
+//! spread is a constant that drowns the image content), and, per decoder layer, the relative difference of the
+//! hidden state at the last prompt position between the two scenes. For a checkpoint, or the demo's initialisation.
+//! `cargo run --release -p sgvlm-train --example layer_signal [CHECKPOINT_DIR]`
 use candle_core::Device;
 use sgvlm_model::ImageInput;
 use sgvlm_train::batch::collate;
@@ -32,8 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mean = feats.mean(0)?;
         let spread = feats.broadcast_sub(&mean)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
         let norm = feats.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        println!("scene {i}: merger output |f| {norm:.3}, spread over positions {spread:.3}, first row {:?}",
-            &feats.get(0)?.to_vec1::<f32>()?[..4]);
+        println!(
+            "scene {i}: merger output |f| {norm:.3}, spread over positions {spread:.3}, first row {:?}",
+            &feats.get(0)?.to_vec1::<f32>()?[..4]
+        );
         let embeds = model.embed(&b.ids, images)?;
         let (pos, _) = sgvlm_model::positions::rope_index(&model.config, &b.ids.to_vec2::<u32>()?, &b.grids)?;
         let out = model.text.forward(&embeds, &pos, None, true)?;
