@@ -5,16 +5,13 @@
 //! `cargo run --release -p sgvlm-train --example grad_groups [CHECKPOINT_DIR]`
 use candle_core::Device;
 use sgvlm_train::batch::{collate, target_hidden};
-use sgvlm_train::demo::{demo_encoder, init_policy, model_config, scene, user_prompt, DemoRecipe};
+use sgvlm_train::demo::{checkpoint_or_init, demo_encoder, scene, user_prompt};
 use sgvlm_train::loss::logprob_surrogate;
-use sgvlm_train::policy::{Freeze, Policy};
 use std::collections::BTreeMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let policy = match std::env::args().nth(1) {
-        Some(d) => Policy::load(std::path::Path::new(&d), Freeze { vit: false, aligner: false }, &Device::Cpu)?,
-        None => init_policy(&model_config(false), &DemoRecipe::default(), 0, &Device::Cpu)?,
-    };
+    let dir = std::env::args().nth(1).map(std::path::PathBuf::from);
+    let policy = checkpoint_or_init(dir.as_deref(), &Device::Cpu)?;
     let model = policy.model()?;
     let enc = demo_encoder(&policy.config, 128 * 96)?;
     let exs: Vec<_> = (0..8u64)

@@ -6,24 +6,19 @@
 use candle_core::{Device, Tensor};
 use sgvlm_model::checkpoint;
 use sgvlm_train::batch::{collate, hidden_states};
-use sgvlm_train::demo::{demo_encoder, model_config, scene, sincos_2d, user_prompt};
+use sgvlm_train::demo::{demo_encoder, init_policy, model_config, scene, user_prompt, DemoRecipe};
 use sgvlm_train::policy::{Freeze, Policy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = model_config(false);
-    let mut weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu)?;
-    let v = &cfg.vision_config;
-    let side = (v.num_position_embeddings as f64).sqrt() as usize;
     // Argument: scale of the sine/cosine position embeddings (default 1, the demo's; 0 keeps the random init).
     let scale: f32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);
-    if scale > 0.0 {
-        let pe: Vec<f32> = sincos_2d(side, v.hidden_size).into_iter().map(|x| x * scale).collect();
-        weights.insert(
-            "model.visual.pos_embed.weight".into(),
-            Tensor::from_vec(pe, (side * side, v.hidden_size), &Device::Cpu)?,
-        );
-    }
-    let policy = Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &Device::Cpu)?;
+    let policy = if scale > 0.0 {
+        init_policy(&cfg, &DemoRecipe { sincos_scale: scale, ..DemoRecipe::default() }, 0, &Device::Cpu)?
+    } else {
+        let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu)?;
+        Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &Device::Cpu)?
+    };
     let model = policy.model()?;
     let enc = demo_encoder(&cfg, 128 * 96)?;
     let exs: Vec<_> = (0..2)

@@ -6,14 +6,11 @@
 use candle_core::Device;
 use sgvlm_model::ImageInput;
 use sgvlm_train::batch::collate;
-use sgvlm_train::demo::{demo_encoder, init_policy, model_config, scene, user_prompt, DemoRecipe};
-use sgvlm_train::policy::{Freeze, Policy};
+use sgvlm_train::demo::{checkpoint_or_init, demo_encoder, scene, user_prompt};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let policy = match std::env::args().nth(1) {
-        Some(d) => Policy::load(std::path::Path::new(&d), Freeze::default(), &Device::Cpu)?,
-        None => init_policy(&model_config(false), &DemoRecipe::default(), 0, &Device::Cpu)?,
-    };
+    let dir = std::env::args().nth(1).map(std::path::PathBuf::from);
+    let policy = checkpoint_or_init(dir.as_deref(), &Device::Cpu)?;
     let model = policy.model()?;
     let mut names: Vec<_> = policy.tensors().into_iter().collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));

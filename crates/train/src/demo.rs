@@ -489,6 +489,15 @@ pub fn init_policy(cfg: &Config, r: &DemoRecipe, seed: u64, device: &Device) -> 
     Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, device)
 }
 
+/// A demo checkpoint (everything trainable) or, without a folder, the demo model at initialisation with the
+/// default recipe: what the diagnosis examples inspect.
+pub fn checkpoint_or_init(dir: Option<&std::path::Path>, device: &Device) -> Result<Policy> {
+    match dir {
+        Some(d) => Policy::load(d, Freeze { vit: false, aligner: false }, device),
+        None => init_policy(&model_config(false), &DemoRecipe::default(), 0, device),
+    }
+}
+
 /// Runs the demo with the default recipe. `reporter` sees both training phases.
 pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
     run_with(o, &DemoRecipe::default(), reporter)
