@@ -286,6 +286,9 @@ pub struct DemoArgs {
     /// GRPO rollouts with free decoding instead of the TOON constraint (the evaluation reports both decodings).
     #[arg(long)]
     pub free_rollouts: bool,
+    /// SFT threads, each running forward and backward on a shard of every batch (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

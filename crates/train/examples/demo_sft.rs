@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
-//! [--out DIR]`
+//! [--threads 0] [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};
@@ -52,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         device: Device::Cpu,
         out: get("--out").map(Into::into),
         free_rollouts: false,
+        threads: num("--threads", 0.0) as usize,
     };
     eprintln!("recipe {}", serde_json::to_string(&r)?);
     let res = run_with(&o, &r, &Quiet)?;

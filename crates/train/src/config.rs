@@ -105,6 +105,8 @@ pub struct SftSection {
     pub vision_lr_scale: f64,
     /// `"f32"` or `"bf16"`: the dtype of the forward and backward pass (weights and optimizer stay f32).
     pub compute_dtype: ComputeDtype,
+    /// CPU threads per batch, each running forward and backward on a shard (0: one per core; GPU: always 1).
+    pub threads: usize,
 }
 
 impl Default for SftSection {
@@ -125,6 +127,7 @@ impl Default for SftSection {
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
             vision_lr_scale: 1.0,
             compute_dtype: ComputeDtype::F32,
+            threads: 0,
         }
     }
 }
@@ -176,6 +179,7 @@ impl RunConfig {
             vocab_chunk: s.vocab_chunk,
             vision_lr_scale: s.vision_lr_scale,
             compute_dtype: s.compute_dtype,
+            threads: s.threads,
             ..SftOptions::default()
         };
         let spe = crate::sft::steps_per_epoch(n_train, &o);

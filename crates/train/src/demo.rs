@@ -187,6 +187,8 @@ pub struct DemoOptions {
     pub out: Option<std::path::PathBuf>,
     /// GRPO rollouts without the constraint (evaluation always reports both decodings).
     pub free_rollouts: bool,
+    /// SFT threads ([`SftOptions::threads`]); 0: one per available core.
+    pub threads: usize,
 }
 
 /// The SFT recipe of the demo: what `sgvlm demo` trains with ([`DemoRecipe::default`]); experiments vary it
@@ -559,6 +561,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         save_every: 0,
         seed: o.seed,
         vocab_chunk: 4096,
+        threads: o.threads,
         ..SftOptions::default()
     };
     let out = Output {

@@ -61,6 +61,11 @@ pub struct SftOptions {
     /// The dtype of the forward and backward pass; the weights, gradients and optimizer state stay f32
     /// ([`crate::precision`]).
     pub compute_dtype: ComputeDtype,
+    /// Threads per micro-batch: each takes a shard of it (forward and backward), and the gradients are summed in
+    /// shard order. On a CPU a small model keeps about one core busy per pass, so this is how SFT uses the others;
+    /// the sum is over the same tokens, so only rounding differs from one thread. 0: one per available core. On a
+    /// GPU the passes run one after the other whatever this says.
+    pub threads: usize,
 }
 
 impl Default for SftOptions {
@@ -82,6 +87,7 @@ impl Default for SftOptions {
             vision_lr_scale: 1.0,
             group_by_length: true,
             compute_dtype: ComputeDtype::F32,
+            threads: 1,
         }
     }
 }
@@ -188,22 +194,79 @@ pub fn sft_step(
     let coeff = -1.0 / total as f32;
     let mut acc = GradAccumulator::new(opt);
     let mut loss = 0f64;
+    let pad = pad_of(policy);
     for idx in micro {
-        let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
-        let batch = collate(&refs, pad_of(policy), &policy.device)?;
-        if batch.targets.is_empty() {
-            continue;
+        // Shards of one micro-batch run on their own threads (a model this small keeps one core busy per
+        // forward/backward); their gradients are added in shard order, so the step is deterministic.
+        let threads = match (&policy.device, o.threads) {
+            (candle_core::Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            (candle_core::Device::Cpu, n) => n,
+            _ => 1,
+        };
+        let shards = shard(idx, examples, threads);
+        let results: Vec<Result<Option<(f64, candle_core::backprop::GradStore)>>> = if shards.len() == 1 {
+            vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = shards
+                    .iter()
+                    .map(|sh| {
+                        let device = &policy.device;
+                        s.spawn(move || shard_pass(model, examples, sh, pad, device, o.vocab_chunk, coeff))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(TrainError::Input("a training thread panicked".into()))))
+                    .collect()
+            })
+        };
+        for r in results {
+            if let Some((logp_sum, grads)) = r? {
+                loss -= logp_sum / total as f64;
+                acc.add(opt, &grads)?;
+            }
         }
-        let h = target_hidden(model, &batch)?;
-        let head =
-            logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| vec![coeff; lp.len()])?;
-        loss -= head.logp.iter().map(|&x| x as f64).sum::<f64>() / total as f64;
-        acc.add(opt, &head.surrogate.backward()?)?;
     }
     let mut grads = acc.finish(opt)?;
     let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
     opt.update(&grads, lr)?;
     Ok((loss, norm, total))
+}
+
+/// Splits a micro-batch into at most `threads` shards of consecutive examples by length (longest first), so each
+/// shard pads little.
+fn shard(idx: &[usize], examples: &[Example], threads: usize) -> Vec<Vec<usize>> {
+    let n = threads.clamp(1, idx.len().max(1));
+    if n == 1 {
+        return vec![idx.to_vec()];
+    }
+    let mut sorted = idx.to_vec();
+    sorted.sort_by_key(|&i| std::cmp::Reverse(examples[i].len()));
+    let per = sorted.len().div_ceil(n);
+    sorted.chunks(per).map(<[usize]>::to_vec).collect()
+}
+
+/// Forward and backward of one shard: the sum of its target log-probabilities and the gradients of
+/// `coeff · Σ logp` (`None` when the shard has no target tokens).
+fn shard_pass(
+    model: &sgvlm_model::Qwen35,
+    examples: &[Example],
+    idx: &[usize],
+    pad: u32,
+    device: &candle_core::Device,
+    vocab_chunk: usize,
+    coeff: f32,
+) -> Result<Option<(f64, candle_core::backprop::GradStore)>> {
+    let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
+    let batch = collate(&refs, pad, device)?;
+    if batch.targets.is_empty() {
+        return Ok(None);
+    }
+    let h = target_hidden(model, &batch)?;
+    let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, vocab_chunk, |lp| vec![coeff; lp.len()])?;
+    let logp_sum = head.logp.iter().map(|&x| x as f64).sum::<f64>();
+    Ok(Some((logp_sum, head.surrogate.backward()?)))
 }
 
 /// Trains `policy` on `train`; validates on `val`. With `resume`, continues from a checkpoint this function wrote

@@ -44,6 +44,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         device: super::train::device(&a.device)?,
         out: Some(a.out.clone()),
         free_rollouts: a.free_rollouts,
+        threads: a.threads,
     };
     let bar = super::train::Bar::new();
     let r = sgvlm_train::demo::run(&o, &bar)?;
