@@ -3,7 +3,8 @@
 //!
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
-//! [--threads 0] [--out DIR]`
+//! [--threads 0]
+//! [--digit-weight 1] [--digit-hold 0.4] [--digit-until 0.6] [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};
@@ -38,6 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.delta_chunk = num("--chunk", r.delta_chunk as f64) as usize;
     r.sincos_scale = num("--sincos-scale", r.sincos_scale as f64) as f32;
     r.vision_lr_scale = num("--vision-lr", r.vision_lr_scale);
+    r.digit_weight = num("--digit-weight", r.digit_weight as f64) as f32;
+    r.digit_hold = num("--digit-hold", r.digit_hold);
+    r.digit_until = num("--digit-until", r.digit_until);
     let size = get("--size").unwrap_or_else(|| "128x96".into());
     let (w, h) = size.split_once('x').ok_or("--size WxH")?;
     let o = DemoOptions {

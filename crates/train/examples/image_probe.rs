@@ -3,7 +3,8 @@
 //! rotated by one scene: when the model uses the image the second is higher ("gap"). A tool, not a test.
 //!
 //! `cargo run --release -p sgvlm-train --example image_probe -- [--steps 200] [--batch 8] [--lr 4e-3]
-//! [--vision-lr 1] [--sincos-scale 1] [--short] [--layers LFLF] [--image-scale 1] [--hint] [--solid] [--train 2000] [--val 32] [--every 25] [--seed 0]`
+//! [--vision-lr 1] [--sincos-scale 1] [--short] [--layers LFLF] [--image-scale 1] [--hint] [--solid] [--train 2000] [--val 32] [--every 25] [--seed 0]
+//! [--threads 1] [--digit-weight W --digit-hold 0.4 --digit-until 0.6]`
 //! `--short` trains on the answer's head only (count and first object's name), which no prior can guess.
 use candle_core::Device;
 use sgvlm_train::batch::Example;
@@ -95,7 +96,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train = build(0, num("--train", 2000.0) as usize, 0)?;
     let n_val = num("--val", 32.0) as usize;
     let (val, rotated) = (build(1, n_val, 0)?, build(1, n_val, 1)?);
-    let o = SftOptions { delta_chunk: Some(r.delta_chunk), vocab_chunk: 4096, ..SftOptions::default() };
+    // `--digit-weight W [--digit-hold H --digit-until U]`: the number-token curriculum (crate::curriculum).
+    let token_weight = get("--digit-weight").and_then(|w| w.parse::<f32>().ok()).map(|w| {
+        sgvlm_train::curriculum::TokenWeight::digits(
+            &enc.tokenizer,
+            w,
+            num("--digit-hold", 0.4),
+            num("--digit-until", 0.6),
+        )
+    });
+    let o = SftOptions {
+        delta_chunk: Some(r.delta_chunk),
+        vocab_chunk: 4096,
+        threads: num("--threads", 1.0) as usize,
+        token_weight,
+        ..SftOptions::default()
+    };
     let mut model = policy.model()?;
     model.text.chunk = r.delta_chunk;
     let mut opt = AdamW::new(policy.trainable(), r.adamw)?;
@@ -118,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lr = sgvlm_train::optim::lr_at(step, r.lr, warm, steps);
         let first = (step as usize * r.batch_size) % train.len();
         let idx: Vec<usize> = (first..first + r.batch_size).map(|i| i % train.len()).collect();
-        sft_step(&policy, &model, &mut opt, &train, &[idx], lr, &o)?;
+        sft_step(&policy, &model, &mut opt, &train, &[idx], lr, step as f64 / steps as f64, &o)?;
     }
     Ok(())
 }

@@ -66,7 +66,7 @@ pub fn bench_sft(
     for i in 0..warmup + steps {
         let t = Instant::now();
         // The step reads its loss and gradient norm back, which waits for the device.
-        sft_step(policy, model.for_step(policy)?, &mut opt, &examples, &micro, 1e-6, &o)?;
+        sft_step(policy, model.for_step(policy)?, &mut opt, &examples, &micro, 1e-6, 0.0, &o)?;
         if i >= warmup {
             times.push(t.elapsed().as_secs_f64());
         }

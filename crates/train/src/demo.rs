@@ -213,6 +213,11 @@ pub struct DemoRecipe {
     pub sincos_scale: f32,
     /// Learning-rate multiplier of the vision tower and merger ([`SftOptions::vision_lr_scale`]).
     pub vision_lr_scale: f64,
+    /// Loss weight of the number tokens at the start of SFT ([`crate::curriculum`]; 1: plain cross-entropy), held
+    /// until `digit_hold` of the SFT time and back to 1 at `digit_until`.
+    pub digit_weight: f32,
+    pub digit_hold: f64,
+    pub digit_until: f64,
 }
 
 impl Default for DemoRecipe {
@@ -231,6 +236,9 @@ impl Default for DemoRecipe {
             delta_chunk: 16,
             sincos_scale: 1.0,
             vision_lr_scale: 1.0,
+            digit_weight: 1.0,
+            digit_hold: 0.4,
+            digit_until: 0.6,
         }
     }
 }
@@ -562,6 +570,9 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         seed: o.seed,
         vocab_chunk: 4096,
         threads: o.threads,
+        token_weight: (r.digit_weight != 1.0).then(|| {
+            crate::curriculum::TokenWeight::digits(&encoder.tokenizer, r.digit_weight, r.digit_hold, r.digit_until)
+        }),
         ..SftOptions::default()
     };
     let out = Output {

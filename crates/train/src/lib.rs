@@ -9,6 +9,7 @@
 //!   rollouts come through the small [`rollout::Rollout`] trait (the built-in sampler, or the native engine with
 //!   constrained decoding: [`engine_rollout`]);
 //! - the corruption of previous-frame graphs in video prompts ([`corrupt`]);
+//! - a loss-weight curriculum on number tokens ([`curriculum`]);
 //! - TOML run configs ([`config`]) and the synthetic end-to-end demo ([`demo`]).
 //!
 //! Loops report through [`report::Reporter`]; only the binary draws progress bars.
@@ -17,6 +18,7 @@ pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod corrupt;
+pub mod curriculum;
 pub mod demo;
 pub mod encode;
 pub mod engine_rollout;

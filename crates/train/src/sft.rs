@@ -14,6 +14,7 @@ use candle_core::DType;
 use serde_json::json;
 
 use crate::batch::{collate, group_by_length, shuffled_batches, target_hidden, Example};
+use crate::curriculum::TokenWeight;
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
@@ -66,6 +67,8 @@ pub struct SftOptions {
     /// the sum is over the same tokens, so only rounding differs from one thread. 0: one per available core. On a
     /// GPU the passes run one after the other whatever this says.
     pub threads: usize,
+    /// A loss-weight curriculum on a token class ([`crate::curriculum`]); `None`: plain cross-entropy.
+    pub token_weight: Option<TokenWeight>,
 }
 
 impl Default for SftOptions {
@@ -88,6 +91,7 @@ impl Default for SftOptions {
             group_by_length: true,
             compute_dtype: ComputeDtype::F32,
             threads: 1,
+            token_weight: None,
         }
     }
 }
@@ -185,13 +189,25 @@ pub fn sft_step(
     examples: &[Example],
     micro: &[Vec<usize>],
     lr: f64,
+    progress: f64,
     o: &SftOptions,
 ) -> Result<(f64, f64, usize)> {
     let total: usize = micro.iter().flat_map(|b| b.iter()).map(|&i| examples[i].target.len()).sum();
     if total == 0 {
         return Err(TrainError::Input("a step without target tokens".into()));
     }
-    let coeff = -1.0 / total as f32;
+    // The objective is the weighted mean over the step's target tokens (the plain mean without a curriculum);
+    // the loss reported stays the plain mean, comparable across recipes.
+    let weighting = o.token_weight.as_ref().map(|c| (c, c.at(progress)));
+    let weight_sum: f64 = match weighting {
+        Some((c, w)) => micro
+            .iter()
+            .flatten()
+            .map(|&i| c.weights(&examples[i].target, w).iter().map(|&x| x as f64).sum::<f64>())
+            .sum(),
+        None => total as f64,
+    };
+    let coeff = -1.0 / weight_sum as f32;
     let mut acc = GradAccumulator::new(opt);
     let mut loss = 0f64;
     let pad = pad_of(policy);
@@ -205,14 +221,14 @@ pub fn sft_step(
         };
         let shards = shard(idx, examples, threads);
         let results: Vec<Result<Option<(f64, candle_core::backprop::GradStore)>>> = if shards.len() == 1 {
-            vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff)]
+            vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff, weighting)]
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = shards
                     .iter()
                     .map(|sh| {
                         let device = &policy.device;
-                        s.spawn(move || shard_pass(model, examples, sh, pad, device, o.vocab_chunk, coeff))
+                        s.spawn(move || shard_pass(model, examples, sh, pad, device, o.vocab_chunk, coeff, weighting))
                     })
                     .collect();
                 handles
@@ -248,7 +264,8 @@ fn shard(idx: &[usize], examples: &[Example], threads: usize) -> Vec<Vec<usize>>
 }
 
 /// Forward and backward of one shard: the sum of its target log-probabilities and the gradients of
-/// `coeff · Σ logp` (`None` when the shard has no target tokens).
+/// `coeff · Σ w·logp` (`w` from the curriculum, 1 without; `None` when the shard has no target tokens).
+#[allow(clippy::too_many_arguments)]
 fn shard_pass(
     model: &sgvlm_model::Qwen35,
     examples: &[Example],
@@ -257,6 +274,7 @@ fn shard_pass(
     device: &candle_core::Device,
     vocab_chunk: usize,
     coeff: f32,
+    weighting: Option<(&TokenWeight, f32)>,
 ) -> Result<Option<(f64, candle_core::backprop::GradStore)>> {
     let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
     let batch = collate(&refs, pad, device)?;
@@ -264,7 +282,11 @@ fn shard_pass(
         return Ok(None);
     }
     let h = target_hidden(model, &batch)?;
-    let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, vocab_chunk, |lp| vec![coeff; lp.len()])?;
+    let coeffs = match weighting {
+        Some((c, w)) => c.weights(&batch.targets, w).into_iter().map(|x| x * coeff).collect(),
+        None => vec![coeff; batch.targets.len()],
+    };
+    let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, vocab_chunk, |_| coeffs)?;
     let logp_sum = head.logp.iter().map(|&x| x as f64).sum::<f64>();
     Ok(Some((logp_sum, head.surrogate.backward()?)))
 }
@@ -309,6 +331,10 @@ pub fn run(
     let mut tokens = 0u64;
     loop {
         let elapsed = started.elapsed().as_secs_f64();
+        let progress = match budget {
+            Some(b) => elapsed / b,
+            None => step as f64 / total_steps.max(1) as f64,
+        };
         let lr = match (o.schedule, budget) {
             (_, Some(b)) => {
                 if elapsed >= b {
@@ -330,7 +356,7 @@ pub fn run(
             }
         };
         let micro = micro_batches(&lengths, o, step, &mut cache);
-        let (loss, norm, n) = sft_step(policy, model.for_step(policy)?, &mut opt, train, &micro, lr, o)?;
+        let (loss, norm, n) = sft_step(policy, model.for_step(policy)?, &mut opt, train, &micro, lr, progress, o)?;
         step += 1;
         tokens += n as u64;
         summary.first_loss.get_or_insert(loss);

@@ -154,8 +154,8 @@ fn threaded_shards_give_the_single_thread_step_up_to_rounding_and_are_determinis
     };
     let run = |threads: usize| {
         let p = init();
-        let s = sft::run(&p, &data, &[], &SftOptions { threads, ..o.clone() }, &Output::default(), None, &Silent)
-            .unwrap();
+        let s =
+            sft::run(&p, &data, &[], &SftOptions { threads, ..o.clone() }, &Output::default(), None, &Silent).unwrap();
         (s.last_loss.unwrap(), weights(&p))
     };
     let (one, w1) = run(1);
