@@ -4,7 +4,7 @@
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0]
-//! [--digit-weight 1] [--digit-hold 0.4] [--digit-until 0.6] [--out DIR]`
+//! [--head-share 0] [--by-kind] [--digit-weight 1] [--digit-hold 0.4] [--digit-until 0.6] [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};
@@ -42,6 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.digit_weight = num("--digit-weight", r.digit_weight as f64) as f32;
     r.digit_hold = num("--digit-hold", r.digit_hold);
     r.digit_until = num("--digit-until", r.digit_until);
+    r.head_share = num("--head-share", r.head_share);
+    if args.iter().any(|a| a == "--by-kind") {
+        r.order = sgvlm_train::demo::ObjectOrder::ByKind;
+    }
     let size = get("--size").unwrap_or_else(|| "128x96".into());
     let (w, h) = size.split_once('x').ok_or("--size WxH")?;
     let o = DemoOptions {
@@ -69,6 +73,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "strict_failure": st.strict_failure_rate,
                 "distinct": st.distinct_predictions})
         );
+    }
+    if let Some(h) = &res.sft_head {
+        println!("{}", serde_json::json!({"sft_head": h}));
     }
     println!("{}", serde_json::to_string(&res.sft)?);
     Ok(())

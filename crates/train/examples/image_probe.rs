@@ -4,33 +4,28 @@
 //!
 //! `cargo run --release -p sgvlm-train --example image_probe -- [--steps 200] [--batch 8] [--lr 4e-3]
 //! [--vision-lr 1] [--sincos-scale 1] [--short] [--layers LFLF] [--image-scale 1] [--hint] [--solid] [--train 2000] [--val 32] [--every 25] [--seed 0]
-//! [--threads 1] [--digit-weight W --digit-hold 0.4 --digit-until 0.6]`
+//! [--by-kind] [--fan-in-init] [--threads 1] [--digit-weight W --digit-hold 0.4 --digit-until 0.6]`
 //! `--short` trains on the answer's head only (count and first object's name), which no prior can guess.
 use candle_core::Device;
 use sgvlm_train::batch::Example;
-use sgvlm_train::demo::{demo_encoder, init_policy, model_config, scene, user_prompt, DemoRecipe};
+use sgvlm_train::demo::{answer_head, demo_encoder, init_policy, model_config, scene_ordered, user_prompt, DemoRecipe, ObjectOrder};
 use sgvlm_train::optim::AdamW;
 use sgvlm_train::sft::{eval_loss, sft_step, SftOptions};
-
-/// `<answer>\nobj[N]{…}:\n1,NAME,` — the part of the answer fixed by the count and the leftmost object.
-fn head(answer: &str) -> String {
-    let mut lines = answer.lines();
-    let (a, b, c) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""), lines.next().unwrap_or(""));
-    let name: Vec<&str> = c.splitn(3, ',').take(2).collect();
-    format!("{a}\n{b}\n{},", name.join(","))
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let get = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
     let num = |k: &str, d: f64| get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(d);
     let short = args.iter().any(|a| a == "--short");
+    // `--by-kind`: objects listed by kind, then left to right (demo::ObjectOrder::ByKind).
+    let order = if args.iter().any(|a| a == "--by-kind") { ObjectOrder::ByKind } else { ObjectOrder::LeftToRight };
     let hint = args.iter().any(|a| a == "--hint");
     let mut r = DemoRecipe::default();
     r.lr = num("--lr", r.lr);
     r.batch_size = num("--batch", r.batch_size as f64) as usize;
     r.sincos_scale = num("--sincos-scale", r.sincos_scale as f64) as f32;
     r.vision_lr_scale = num("--vision-lr", r.vision_lr_scale);
+    r.fan_in_init = r.fan_in_init || args.iter().any(|a| a == "--fan-in-init");
     let (steps, every, seed) = (num("--steps", 200.0) as u64, num("--every", 25.0) as u64, num("--seed", 0.0) as u64);
     let mut cfg = model_config(false);
     // `--layers FLFL`: decoder layer types (F full attention, L Gated DeltaNet), one letter per layer.
@@ -51,12 +46,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let enc = demo_encoder(&cfg, 128 * 96)?;
     let make = |stream: u64, n: usize, shift: usize| -> Result<Vec<Example>, Box<dyn std::error::Error>> {
-        let scenes: Vec<_> = (0..n as u64).map(|i| scene(seed, stream, i, (128, 96))).collect();
+        let scenes: Vec<_> = (0..n as u64).map(|i| scene_ordered(seed, stream, i, (128, 96), order)).collect();
         let mut out = Vec::new();
         for (i, s) in scenes.iter().enumerate() {
             let other = &scenes[(i + shift) % n];
             let img = &other.small;
-            let answer = if short { head(&s.answer) } else { s.answer.clone() };
+            let answer = if short { answer_head(&s.answer) } else { s.answer.clone() };
             // `--hint`: the prompt also states the count and the leftmost object (of the scene whose image it
             // shows), a text route to the same facts: checks that the decoder can move content to the answer.
             let user = if hint {

@@ -64,8 +64,23 @@ pub fn user_prompt() -> String {
     "Scene graph of this 640x480 image as TOON.".to_string()
 }
 
-/// Scene `i` of stream `stream` (640×480, PSG names), shown to the model at `size`.
+/// The order in which an answer lists the objects (and so numbers them). Both follow from the image alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum ObjectOrder {
+    /// Left to right, then top to bottom.
+    #[default]
+    LeftToRight,
+    /// By kind (the order of [`vocabulary`]), then left to right within a kind.
+    ByKind,
+}
+
+/// Scene `i` of stream `stream` (640×480, PSG names), shown to the model at `size`, objects left to right.
 pub fn scene(seed: u64, stream: u64, i: u64, size: (u32, u32)) -> Scene {
+    scene_ordered(seed, stream, i, size, ObjectOrder::LeftToRight)
+}
+
+/// [`scene`] with the objects listed in `order`.
+pub fn scene_ordered(seed: u64, stream: u64, i: u64, size: (u32, u32), order: ObjectOrder) -> Scene {
     let mut rng = Rng::for_item(seed, 0xDE30 + stream, i);
     let s = synth::generate(&mut rng, 640, 480, false, false);
     let canvas = synth::render::render(&s);
@@ -74,7 +89,10 @@ pub fn scene(seed: u64, stream: u64, i: u64, size: (u32, u32)) -> Scene {
     // Objects are listed left to right (then top to bottom), so the order of the answer follows from the image;
     // the generator's own order (by a few pixels of foot height) would be noise the model cannot read.
     let mut shown: Vec<(usize, [i64; 4])> = (0..s.items.len()).filter_map(|k| visible(k).map(|b| (k, b))).collect();
-    shown.sort_by_key(|&(k, b)| (b, k));
+    match order {
+        ObjectOrder::LeftToRight => shown.sort_by_key(|&(k, b)| (b, k)),
+        ObjectOrder::ByKind => shown.sort_by_key(|&(k, b)| (s.items[k].kind as u8, b, k)),
+    }
     let mut ids = vec![0u32; s.items.len()];
     let mut objects = Vec::new();
     for (k, b) in shown {
@@ -96,6 +114,15 @@ pub fn scene(seed: u64, stream: u64, i: u64, size: (u32, u32)) -> Scene {
     let small = image::imageops::resize(&canvas.image, size.0, size.1, FilterType::Triangle);
     let (w, h) = small.dimensions();
     Scene { rgb640: canvas.image, small: (small.into_raw(), h as usize, w as usize), graph, answer }
+}
+
+/// The head of a paper-layout answer, `<answer>\nobj[N]{…}:\n1,NAME,`: the part fixed by the object count and the
+/// first object's name, which no prior can guess.
+pub fn answer_head(answer: &str) -> String {
+    let mut lines = answer.lines();
+    let (a, b, c) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let name: Vec<&str> = c.splitn(3, ',').take(2).collect();
+    format!("{a}\n{b}\n{},", name.join(","))
 }
 
 /// The tiny tokenizer and an image processor for the demo model's vision layout, resizing images to at most
@@ -218,6 +245,11 @@ pub struct DemoRecipe {
     pub digit_weight: f32,
     pub digit_hold: f64,
     pub digit_until: f64,
+    /// Share of the SFT time spent first on the answers' heads only ([`answer_head`]: the object count and the
+    /// first object's name), before the full answers. 0: full answers throughout.
+    pub head_share: f64,
+    /// How answers list the objects.
+    pub order: ObjectOrder,
 }
 
 impl Default for DemoRecipe {
@@ -239,6 +271,8 @@ impl Default for DemoRecipe {
             digit_weight: 1.0,
             digit_hold: 0.4,
             digit_until: 0.6,
+            head_share: 0.0,
+            order: ObjectOrder::LeftToRight,
         }
     }
 }
@@ -314,6 +348,8 @@ pub struct DemoResult {
     pub train_scenes: usize,
     pub test_scenes: usize,
     pub sft: sft::SftSummary,
+    /// The first SFT phase, on answer heads ([`DemoRecipe::head_share`]).
+    pub sft_head: Option<sft::SftSummary>,
     pub grpo: Option<grpo::GrpoSummary>,
     pub stages: Vec<StageResult>,
     pub seconds: f64,
@@ -524,7 +560,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     let stop_seq = encoder.tokenizer.encode("</answer>")?;
     let user = user_prompt();
     let build = |stream: u64, n: usize| -> Result<(Vec<Scene>, Vec<Example>)> {
-        let scenes: Vec<Scene> = (0..n as u64).map(|i| scene(o.seed, stream, i, o.image_size)).collect();
+        let scenes: Vec<Scene> =
+            (0..n as u64).map(|i| scene_ordered(o.seed, stream, i, o.image_size, r.order)).collect();
         let ex = scenes
             .iter()
             .map(|s| encoder.example(&user, &s.answer, Some((&s.small.0, s.small.1, s.small.2))))
@@ -535,7 +572,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         "generating {} train, {} validation, {} test scenes",
         o.train_scenes, o.val_scenes, o.test_scenes
     ));
-    let (_, train) = build(0, o.train_scenes)?;
+    let (train_scenes, train) = build(0, o.train_scenes)?;
     let (val_scenes, val) = build(1, o.val_scenes)?;
     let (test, test_ex) = build(2, o.test_scenes)?;
     let to_prompts = |scenes: &[Scene], ex: &[Example]| -> Vec<GrpoPrompt> {
@@ -580,7 +617,28 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         pixels: (1024, (o.image_size.0 * o.image_size.1) as usize),
         tokenizer_from: None,
     };
-    let sft_summary = sft::run(&policy, &train, &val[..val.len().min(16)], &so, &out, None, reporter)?;
+    let val = &val[..val.len().min(16)];
+    let head_seconds = sft_seconds * r.head_share.clamp(0.0, 0.9);
+    let sft_head = if head_seconds > 0.0 {
+        // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below.
+        let heads = |scenes: &[Scene], ex: &[Example]| -> Result<Vec<Example>> {
+            scenes
+                .iter()
+                .zip(ex)
+                .map(|(s, e)| {
+                    Ok(Example { target: encoder.tokenizer.encode(&answer_head(&s.answer))?, ..e.clone() })
+                })
+                .collect()
+        };
+        let (head_train, head_val) = (heads(&train_scenes, &train)?, heads(&val_scenes, val)?);
+        let ho = SftOptions { schedule: Schedule::Seconds(head_seconds), token_weight: None, ..so.clone() };
+        let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
+        Some(sft::run(&policy, &head_train, &head_val, &ho, &hout, None, reporter)?)
+    } else {
+        None
+    };
+    let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
+    let sft_summary = sft::run(&policy, &train, val, &so, &out, None, reporter)?;
     stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
 
@@ -652,6 +710,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         train_scenes: o.train_scenes,
         test_scenes: o.test_scenes,
         sft: sft_summary,
+        sft_head,
         grpo: grpo_summary,
         stages,
         seconds: started.elapsed().as_secs_f64(),
