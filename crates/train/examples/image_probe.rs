@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p sgvlm-train --example image_probe -- [--steps 200] [--batch 8] [--lr 4e-3]
 //! [--vision-lr 1] [--sincos-scale 1] [--short] [--layers LFLF] [--image-scale 1] [--hint] [--solid] [--train 2000] [--val 32] [--every 25] [--seed 0]
-//! [--by-kind] [--fan-in-init] [--threads 1] [--digit-weight W --digit-hold 0.4 --digit-until 0.6]`
+//! [--system TEXT] [--by-kind] [--fan-in-init] [--threads 1] [--digit-weight W --digit-hold 0.4 --digit-until 0.6]`
 //! `--short` trains on the answer's head only (count and first object's name), which no prior can guess.
 use candle_core::Device;
 use sgvlm_train::batch::Example;
@@ -44,7 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             var.set(&(var.as_tensor() * scale)?)?;
         }
     }
-    let enc = demo_encoder(&cfg, 128 * 96)?;
+    let mut enc = demo_encoder(&cfg, 128 * 96)?;
+    // `--system TEXT`: a system turn before the image (tokens an attention sink can form on, other than the image's).
+    enc.system = get("--system");
     let make = |stream: u64, n: usize, shift: usize| -> Result<Vec<Example>, Box<dyn std::error::Error>> {
         let scenes: Vec<_> = (0..n as u64).map(|i| scene_ordered(seed, stream, i, (128, 96), order)).collect();
         let mut out = Vec::new();
