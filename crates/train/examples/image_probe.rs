@@ -8,7 +8,9 @@
 //! `--short` trains on the answer's head only (count and first object's name), which no prior can guess.
 use candle_core::Device;
 use sgvlm_train::batch::Example;
-use sgvlm_train::demo::{answer_head, demo_encoder, init_policy, model_config, scene_ordered, user_prompt, DemoRecipe, ObjectOrder};
+use sgvlm_train::demo::{
+    answer_head, demo_encoder, init_policy, model_config, scene_ordered, user_prompt, DemoRecipe, ObjectOrder,
+};
 use sgvlm_train::optim::AdamW;
 use sgvlm_train::sft::{eval_loss, sft_step, SftOptions};
 

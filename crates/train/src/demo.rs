@@ -626,9 +626,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             scenes
                 .iter()
                 .zip(ex)
-                .map(|(s, e)| {
-                    Ok(Example { target: encoder.tokenizer.encode(&answer_head(&s.answer))?, ..e.clone() })
-                })
+                .map(|(s, e)| Ok(Example { target: encoder.tokenizer.encode(&answer_head(&s.answer))?, ..e.clone() }))
                 .collect()
         };
         let (head_train, head_val) = (heads(&train_scenes, &train)?, heads(&val_scenes, val)?);
@@ -740,6 +738,59 @@ mod tests {
             assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
         }
         assert_ne!(scene(3, 0, 0, (128, 96)).answer, scene(3, 1, 0, (128, 96)).answer);
+    }
+
+    #[test]
+    fn answer_heads_and_kind_order_follow_the_scene() {
+        let s = scene(5, 0, 2, (128, 96));
+        let head = answer_head(&s.answer);
+        let first = &s.graph.objects[0];
+        assert_eq!(
+            head,
+            format!("<answer>\nobj[{}]{{id,name,x1,y1,x2,y2}}:\n1,{},", s.graph.objects.len(), first.name)
+        );
+        assert!(s.answer.starts_with(&head));
+        let k = scene_ordered(5, 0, 2, (128, 96), ObjectOrder::ByKind);
+        let (names, _) = vocabulary();
+        let rank: Vec<usize> =
+            k.graph.objects.iter().map(|o| names.iter().position(|n| *n == o.name).unwrap()).collect();
+        assert!(rank.windows(2).all(|w| w[0] <= w[1]), "{rank:?}");
+        // The same objects, relations renumbered with them.
+        let mut a: Vec<_> = s.graph.objects.iter().map(|o| (o.name.clone(), o.bbox)).collect();
+        let mut b: Vec<_> = k.graph.objects.iter().map(|o| (o.name.clone(), o.bbox)).collect();
+        a.sort_by_key(|x| (x.1.x1, x.1.y1, x.1.x2, x.1.y2));
+        b.sort_by_key(|x| (x.1.x1, x.1.y1, x.1.x2, x.1.y2));
+        assert_eq!(a, b);
+        assert_eq!(s.graph.relations.len(), k.graph.relations.len());
+    }
+
+    #[test]
+    fn a_short_demo_runs_both_sft_phases_and_evaluates_every_stage() {
+        let o = DemoOptions {
+            minutes: 0.6,
+            train_scenes: 24,
+            val_scenes: 2,
+            test_scenes: 2,
+            image_size: (64, 48),
+            large: false,
+            seed: 1,
+            sft_share: 0.6,
+            device: Device::Cpu,
+            out: None,
+            free_rollouts: false,
+            threads: 2,
+        };
+        let r = run(&o, &crate::report::Silent).unwrap();
+        let head = r.sft_head.as_ref().expect("the head phase ran");
+        assert!(head.steps > 0 && r.sft.steps > 0, "head {} full {}", head.steps, r.sft.steps);
+        // The heads are short: their mean target is far below the full answers'.
+        assert!(head.tokens / head.steps < r.sft.tokens / r.sft.steps);
+        let stages: Vec<(&str, &str)> = r.stages.iter().map(|s| (s.stage.as_str(), s.decoding.as_str())).collect();
+        assert_eq!(
+            &stages[..4],
+            &[("random init", "free"), ("random init", "constrained"), ("SFT", "free"), ("SFT", "constrained")]
+        );
+        assert_eq!(r.test.len(), 2);
     }
 
     #[test]
