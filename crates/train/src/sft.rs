@@ -180,8 +180,10 @@ fn pad_of(p: &Policy) -> u32 {
     p.config.text_config.extra.get("pad_token_id").and_then(|v| v.as_u64()).unwrap_or(0) as u32
 }
 
-/// One optimizer step over `micro` batches: the loss is the mean over all their target tokens. Returns
-/// (loss, grad norm before clipping, tokens).
+/// One optimizer step over `micro` batches: the objective is the mean over all their target tokens, weighted by
+/// the curriculum (`o.token_weight`) at `progress` (0–1 through the run) if there is one. Returns (plain mean
+/// loss, grad norm before clipping, tokens).
+#[allow(clippy::too_many_arguments)]
 pub fn sft_step(
     policy: &Policy,
     model: &sgvlm_model::Qwen35,
