@@ -88,18 +88,15 @@ fn weights(p: &Policy) -> Vec<(String, Vec<f32>)> {
     v
 }
 
+fn random_policy(cfg: &Config, seed: u64) -> Policy {
+    let weights = checkpoint::random_weights(cfg, seed, &Device::Cpu).unwrap();
+    Policy::from_tensors(cfg.clone(), weights, Freeze::default(), &Device::Cpu).unwrap()
+}
+
 #[test]
 fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let cfg = Config::tiny();
-    let init = || {
-        Policy::from_tensors(
-            cfg.clone(),
-            checkpoint::random_weights(&cfg, 7, &Device::Cpu).unwrap(),
-            Freeze::default(),
-            &Device::Cpu,
-        )
-        .unwrap()
-    };
+    let init = || random_policy(&cfg, 7);
     let data = toy_examples(10);
     let o = SftOptions {
         lr: 1e-3,
@@ -133,15 +130,7 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
 #[test]
 fn threaded_shards_give_the_single_thread_step_up_to_rounding_and_are_deterministic() {
     let cfg = Config::tiny();
-    let init = || {
-        Policy::from_tensors(
-            cfg.clone(),
-            checkpoint::random_weights(&cfg, 11, &Device::Cpu).unwrap(),
-            Freeze::default(),
-            &Device::Cpu,
-        )
-        .unwrap()
-    };
+    let init = || random_policy(&cfg, 11);
     let data = toy_examples(6);
     let o = SftOptions {
         lr: 1e-3,
