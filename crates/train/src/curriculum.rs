@@ -45,9 +45,18 @@ impl TokenWeight {
         }
     }
 
+    fn contains(&self, t: u32) -> bool {
+        self.tokens.binary_search(&t).is_ok()
+    }
+
     /// Per-token weights of `targets` when the class weight is `w`.
     pub fn weights(&self, targets: &[u32], w: f32) -> Vec<f32> {
-        targets.iter().map(|t| if self.tokens.binary_search(t).is_ok() { w } else { 1.0 }).collect()
+        targets.iter().map(|&t| if self.contains(t) { w } else { 1.0 }).collect()
+    }
+
+    /// How many of `targets` are in the class.
+    pub fn count(&self, targets: &[u32]) -> usize {
+        targets.iter().filter(|&&t| self.contains(t)).count()
     }
 }
 
@@ -67,6 +76,7 @@ mod tests {
             assert_eq!(*w, if digit { 0.1 } else { 1.0 }, "token {t:?}");
         }
         assert!(w.contains(&0.1) && w.contains(&1.0));
+        assert_eq!(c.count(&ids), w.iter().filter(|&&x| x == 0.1).count());
         assert_eq!(c.at(0.0), 0.1);
         assert_eq!(c.at(0.4), 0.1);
         assert!((c.at(0.5) - 0.55).abs() < 1e-6);

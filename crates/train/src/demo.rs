@@ -86,8 +86,8 @@ pub fn scene_ordered(seed: u64, stream: u64, i: u64, size: (u32, u32), order: Ob
     let canvas = synth::render::render(&s);
     let boxes = synth::write::visible_boxes(&canvas.mask, 640);
     let visible = |k: usize| u8::try_from(k + 1).ok().and_then(|id| boxes.get(&id)).copied();
-    // Objects are listed left to right (then top to bottom), so the order of the answer follows from the image;
-    // the generator's own order (by a few pixels of foot height) would be noise the model cannot read.
+    // Either order follows from the image; the generator's own order (by a few pixels of foot height) would be
+    // noise the model cannot read.
     let mut shown: Vec<(usize, [i64; 4])> = (0..s.items.len()).filter_map(|k| visible(k).map(|b| (k, b))).collect();
     match order {
         ObjectOrder::LeftToRight => shown.sort_by_key(|&(k, b)| (b, k)),
@@ -573,8 +573,16 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         "generating {} train, {} validation, {} test scenes",
         o.train_scenes, o.val_scenes, o.test_scenes
     ));
-    let (train_scenes, train) = build(0, o.train_scenes)?;
-    let (val_scenes, val) = build(1, o.val_scenes)?;
+    // The answers' heads for the first SFT phase ([`DemoRecipe::head_share`]), taken before the 640×480 renderings
+    // of the training scenes are dropped.
+    let heads = |scenes: &[Scene]| -> Result<Vec<Vec<u32>>> {
+        scenes.iter().map(|s| Ok(encoder.tokenizer.encode(&answer_head(&s.answer))?)).collect()
+    };
+    let with_heads = r.head_share > 0.0;
+    let (train_scenes, mut train) = build(0, o.train_scenes)?;
+    let train_heads = if with_heads { heads(&train_scenes)? } else { Vec::new() };
+    drop(train_scenes);
+    let (val_scenes, mut val) = build(1, o.val_scenes)?;
     let (test, test_ex) = build(2, o.test_scenes)?;
     let to_prompts = |scenes: &[Scene], ex: &[Example]| -> Vec<GrpoPrompt> {
         scenes
@@ -618,26 +626,28 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         pixels: (1024, (o.image_size.0 * o.image_size.1) as usize),
         tokenizer_from: None,
     };
-    let val = &val[..val.len().min(16)];
+    val.truncate(16);
     let head_seconds = sft_seconds * r.head_share.clamp(0.0, 0.9);
-    let sft_head = if head_seconds > 0.0 {
-        // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below.
-        let heads = |scenes: &[Scene], ex: &[Example]| -> Result<Vec<Example>> {
-            scenes
-                .iter()
-                .zip(ex)
-                .map(|(s, e)| Ok(Example { target: encoder.tokenizer.encode(&answer_head(&s.answer))?, ..e.clone() }))
-                .collect()
+    let sft_head = if with_heads && head_seconds > 0.0 {
+        // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below. The
+        // targets are swapped in place and back, so the preprocessed images are not copied.
+        let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
+            ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
         };
-        let (head_train, head_val) = (heads(&train_scenes, &train)?, heads(&val_scenes, val)?);
+        let full_train = swap(&mut train, train_heads);
+        let n_val = val.len();
+        let full_val = swap(&mut val, heads(&val_scenes[..n_val])?);
         let ho = SftOptions { schedule: Schedule::Seconds(head_seconds), token_weight: None, ..so.clone() };
         let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
-        Some(sft::run(&policy, &head_train, &head_val, &ho, &hout, None, reporter)?)
+        let summary = sft::run(&policy, &train, &val, &ho, &hout, None, reporter);
+        swap(&mut train, full_train);
+        swap(&mut val, full_val);
+        Some(summary?)
     } else {
         None
     };
     let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
-    let sft_summary = sft::run(&policy, &train, val, &so, &out, None, reporter)?;
+    let sft_summary = sft::run(&policy, &train, &val, &so, &out, None, reporter)?;
     stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
 

@@ -202,11 +202,10 @@ pub fn sft_step(
     // the loss reported stays the plain mean, comparable across recipes.
     let weighting = o.token_weight.as_ref().map(|c| (c, c.at(progress)));
     let weight_sum: f64 = match weighting {
-        Some((c, w)) => micro
-            .iter()
-            .flatten()
-            .map(|&i| c.weights(&examples[i].target, w).iter().map(|&x| x as f64).sum::<f64>())
-            .sum(),
+        Some((c, w)) => {
+            let in_class: usize = micro.iter().flatten().map(|&i| c.count(&examples[i].target)).sum();
+            total as f64 + (w as f64 - 1.0) * in_class as f64
+        }
         None => total as f64,
     };
     let coeff = -1.0 / weight_sum as f32;
