@@ -19,7 +19,8 @@ pub enum Command {
     /// weights with SFT then GRPO, and evaluate random init, SFT and SFT+GRPO on held-out scenes.
     ///
     /// SFT first trains on the answers' heads (object count and first name: 30 % of its time, which keeps the model
-    /// reading the image), then on the full answers. Writes OUT/results.json, OUT/results.md (the table),
+    /// reading the image), then on the full answers with the object count and names weighted ×4 in the loss for
+    /// the first half of that phase. Writes OUT/results.json, OUT/results.md (the table),
     /// OUT/report/<stage>/ (evaluation reports with rendered examples) and the training metrics
     /// (OUT/sft_head/metrics.jsonl, OUT/sft/metrics.jsonl, OUT/grpo/metrics.jsonl). The results JSON also
     /// goes to stdout. `--examples` instead validates and pretty-prints the bundled model outputs (no training).

@@ -4,7 +4,7 @@
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0]
-//! [--head-share 0] [--by-kind] [--digit-weight 1] [--digit-hold 0.4] [--digit-until 0.6] [--out DIR]`
+//! [--head-share 0] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};
@@ -39,10 +39,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.delta_chunk = num("--chunk", r.delta_chunk as f64) as usize;
     r.sincos_scale = num("--sincos-scale", r.sincos_scale as f64) as f32;
     r.vision_lr_scale = num("--vision-lr", r.vision_lr_scale);
-    r.digit_weight = num("--digit-weight", r.digit_weight as f64) as f32;
-    r.digit_hold = num("--digit-hold", r.digit_hold);
-    r.digit_until = num("--digit-until", r.digit_until);
+    r.class_weight = num("--class-weight", r.class_weight as f64) as f32;
+    r.class_hold = num("--class-hold", r.class_hold);
+    r.class_until = num("--class-until", r.class_until);
     r.head_share = num("--head-share", r.head_share);
+    r.weighted = match get("--weighted").as_deref() {
+        None => r.weighted,
+        Some("digits") => sgvlm_train::demo::Weighted::Digits,
+        Some("units") => sgvlm_train::demo::Weighted::BoxUnits,
+        Some("names") => sgvlm_train::demo::Weighted::Names,
+        Some(w) => return Err(format!("--weighted digits|units|names, not {w}").into()),
+    };
+    r.patch_size = num("--patch", r.patch_size as f64) as usize;
+    if let (Some(h), Some(i)) = (get("--hidden"), get("--inter")) {
+        r.text_width = Some((h.parse()?, i.parse()?));
+    }
     if args.iter().any(|a| a == "--by-kind") {
         r.order = sgvlm_train::demo::ObjectOrder::ByKind;
     }
