@@ -161,20 +161,21 @@ mod tests {
         assert_eq!(c.at(1.0), 1.0);
     }
 
+    /// An answer with a two-digit count and id, a one-digit and a two-digit coordinate; its token ids and the
+    /// tokens `c` marks, space-separated.
+    fn sample_marks(tok: &Tokenizer, c: &TokenWeight) -> (Vec<u32>, String) {
+        let text = "<answer>\nobj[12]{id,name,x1,y1,x2,y2}:\n1,cup,291,290,318,5\n12,dining-table,0,30,607,418\n\
+                    rel[1]{subj,pred,obj}:\n1,on,12\n</answer><|im_end|>";
+        let ids = tok.encode(text).unwrap();
+        let marked = ids.iter().zip(c.mask(&ids)).filter(|(_, m)| *m).map(|(&i, _)| tok.decode(&[i], false).unwrap());
+        (ids.clone(), marked.collect::<Vec<_>>().join(" "))
+    }
+
     #[test]
     fn box_units_are_the_last_digit_of_each_coordinate() {
         let tok = Tokenizer::tiny();
         let c = TokenWeight::box_units(&tok, 0.2, 1.0, 1.0);
-        let text = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,cup,291,290,318,5\n12,dining-table,0,30,607,418\n\
-                    rel[1]{subj,pred,obj}:\n1,on,12\n</answer><|im_end|>";
-        let ids = tok.encode(text).unwrap();
-        let marked: String = ids
-            .iter()
-            .zip(c.mask(&ids))
-            .filter(|(_, m)| *m)
-            .map(|(&i, _)| tok.decode(&[i], false).unwrap())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let (ids, marked) = sample_marks(&tok, &c);
         // Single-digit tokens: the units of 291 290 318 5 and of 0 30 607 418; not the ids, the count, or the
         // relation rows.
         assert_eq!(marked, "1 0 8 5 0 0 7 8");
@@ -190,12 +191,8 @@ mod tests {
     fn names_are_the_count_and_the_name_fields() {
         let tok = Tokenizer::tiny();
         let c = TokenWeight::names(&tok, 4.0, 1.0, 1.0);
-        let text = "<answer>\nobj[12]{id,name,x1,y1,x2,y2}:\n1,cup,291,290,318,5\n12,dining-table,0,30,607,418\n\
-                    rel[1]{subj,pred,obj}:\n1,on,12\n</answer><|im_end|>";
-        let ids = tok.encode(text).unwrap();
-        let marked: String =
-            ids.iter().zip(c.mask(&ids)).filter(|(_, m)| *m).map(|(&i, _)| tok.decode(&[i], false).unwrap()).collect();
-        assert_eq!(marked, "12cupdining-table");
+        let (ids, marked) = sample_marks(&tok, &c);
+        assert_eq!(marked.replace(' ', ""), "12cupdining-table");
         assert_eq!(c.weights(&ids, 4.0).iter().filter(|&&x| x == 4.0).count(), c.count(&ids));
     }
 }
