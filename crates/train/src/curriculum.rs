@@ -54,13 +54,13 @@ impl TokenWeight {
 
     /// The curriculum on the units digits of box coordinates ([`TokenClass::BoxUnits`]).
     pub fn box_units(tokenizer: &Tokenizer, weight: f32, hold: f64, until: f64) -> Self {
-        let bytes = tokenizer.token_bytes().into_iter().map(|t| if t.special { Vec::new() } else { t.bytes }).collect();
+        let bytes = plain_token_bytes(tokenizer);
         Self { class: TokenClass::BoxUnits(bytes), weight, hold, until: until.max(hold) }
     }
 
     /// The curriculum on the object count and names ([`TokenClass::Names`]); a weight above 1 stresses them.
     pub fn names(tokenizer: &Tokenizer, weight: f32, hold: f64, until: f64) -> Self {
-        let bytes = tokenizer.token_bytes().into_iter().map(|t| if t.special { Vec::new() } else { t.bytes }).collect();
+        let bytes = plain_token_bytes(tokenizer);
         Self { class: TokenClass::Names(bytes), weight, hold, until: until.max(hold) }
     }
 
@@ -94,6 +94,11 @@ impl TokenWeight {
     pub fn count(&self, targets: &[u32]) -> usize {
         self.mask(targets).into_iter().filter(|&m| m).count()
     }
+}
+
+/// The bytes of every token id; special tokens stand for none (they never hold a field's text).
+fn plain_token_bytes(tokenizer: &Tokenizer) -> Vec<Vec<u8>> {
+    tokenizer.token_bytes().into_iter().map(|t| if t.special { Vec::new() } else { t.bytes }).collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -167,14 +167,18 @@ pub fn model_config(large: bool) -> Config {
             })
             .collect();
     t.full_attention_interval = Some(2);
-    // M-RoPE sections must cover the rotary half (head_dim × partial factor / 2), or the saved config.json fails
-    // validation when a checkpoint is loaded back.
-    let half = (t.head_dim as f64 * t.rope_parameters.partial_rotary_factor) as usize / 2;
-    t.rope_parameters.mrope_section = vec![half - 2 * (half / 3), half / 3, half / 3];
+    fit_mrope_sections(t);
     v.patch_size = 8;
     v.out_hidden_size = t.hidden_size;
     v.num_position_embeddings = 256;
     c
+}
+
+/// M-RoPE sections that cover the rotary half (head_dim × partial factor / 2), or the saved config.json fails
+/// validation when a checkpoint is loaded back.
+fn fit_mrope_sections(t: &mut sgvlm_model::config::TextConfig) {
+    let half = (t.head_dim as f64 * t.rope_parameters.partial_rotary_factor) as usize / 2;
+    t.rope_parameters.mrope_section = vec![half - 2 * (half / 3), half / 3, half / 3];
 }
 
 /// [`model_config`] with the recipe's patch size and text width.
@@ -184,8 +188,7 @@ pub fn recipe_config(large: bool, r: &DemoRecipe) -> Config {
     if let Some((hidden, inter)) = r.text_width {
         let t = &mut cfg.text_config;
         (t.hidden_size, t.intermediate_size, t.head_dim) = (hidden, inter, hidden / t.num_attention_heads);
-        let half = (t.head_dim as f64 * t.rope_parameters.partial_rotary_factor) as usize / 2;
-        t.rope_parameters.mrope_section = vec![half - 2 * (half / 3), half / 3, half / 3];
+        fit_mrope_sections(t);
         cfg.vision_config.out_hidden_size = hidden;
     }
     cfg
