@@ -4,6 +4,7 @@
 //! and for every token does `S ← exp(g)·S`, `S ← S + k·(β·(v − Sᵀk))ᵀ`, `o = Sᵀq`.
 //!
 //! * [`recurrent`] runs that loop token by token (one-token decode; also the test oracle).
+//! * [`fused_cpu`] runs the loop as one CPU graph node with a hand-written backward (training on the CPU).
 //! * [`chunked`] processes `chunk`-token blocks with matrix products (prefill and training): inside a chunk the
 //!   delta updates are condensed by the UT transform `(I + L)⁻¹`, a unit lower-triangular inverse computed by
 //!   block recursion (`unit_lower_inverse`), and only the chunk-to-chunk state pass is sequential.
@@ -91,6 +92,15 @@ pub fn recurrent(
     }
     let out = Tensor::cat(&outs, 2)?.transpose(1, 2)?.contiguous()?.to_dtype(out_dtype)?;
     Ok((out, s))
+}
+
+/// The gated delta rule from a zero state as one CPU graph node with a hand-written backward
+/// ([`super::delta_kernel`]): the training path on the CPU. Same inputs and output as [`chunked`] without a state.
+pub fn fused_cpu(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
+    let out_dtype = v.dtype();
+    let [q, k, v, g, beta] = prepare(q, k, v, g, beta)?;
+    let out = super::delta_kernel::gated_delta_rule(&q, &k, &v, &g, &beta)?;
+    Ok(out.transpose(1, 2)?.contiguous()?.to_dtype(out_dtype)?)
 }
 
 /// Inverse of the unit lower-triangular matrix `I + strict_lower(a)` for `a: [..., n, n]`, by the block rule
@@ -233,6 +243,31 @@ mod tests {
             let (o, s) = chunked(&q, &k, &v, &g, &beta, chunk, Some(&init)).unwrap();
             assert!(max_abs_diff(&o, &o_ref) < 1e-5, "chunk {chunk}: {}", max_abs_diff(&o, &o_ref));
             assert!(max_abs_diff(&s, &s_ref) < 1e-5, "chunk {chunk} state");
+        }
+    }
+
+    #[test]
+    fn fused_cpu_kernel_matches_the_chunked_form_and_its_gradients() {
+        // f64 so that the comparison sees the kernel's algebra, not rounding; T = 75 spans three kernel blocks.
+        let f64s = |t: Tensor| t.to_dtype(DType::F64).unwrap();
+        let [q, k, v, g, beta] = random_inputs(2, 75, 3, 8, 5).map(f64s);
+        let vars: Vec<candle_core::Var> =
+            [&q, &k, &v, &g, &beta].iter().map(|t| candle_core::Var::from_tensor(t).unwrap()).collect();
+        let [qv, kv, vv, gv, bv] = [0, 1, 2, 3, 4].map(|i| vars[i].as_tensor().clone());
+        let seed = f64s(Tensor::randn(0f32, 1.0, (2, 75, 3, 5), &Device::Cpu).unwrap());
+        let (o_ref, _) = chunked(&qv, &kv, &vv, &gv, &bv, 16, None).unwrap();
+        let o = fused_cpu(&qv, &kv, &vv, &gv, &bv).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| -> f64 {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        };
+        assert!(diff(&o, &o_ref) < 1e-10, "outputs differ by {}", diff(&o, &o_ref));
+        let ga = (o * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (o_ref * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, x) in ["q", "k", "v", "g", "beta"].iter().zip([&qv, &kv, &vv, &gv, &bv]) {
+            let (a, b) = (ga.get(x).unwrap(), gb.get(x).unwrap());
+            let scale: f64 = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+            assert!(scale > 1e-3, "{name}: the reference gradient is empty");
+            assert!(diff(a, b) < 1e-9 * scale.max(1.0), "{name} gradient differs by {}", diff(a, b));
         }
     }
 

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
 use crate::error::{Error, Result};
-use crate::ops::{compute_dtype, rms_norm, sigmoid, softplus, Linear};
+use crate::ops::{compute_dtype, needs_grad, rms_norm, sigmoid, softplus, Linear};
 use crate::text::delta_rule;
 
 /// Chunk length of the parallel delta rule (the value transformers uses).
@@ -121,6 +121,11 @@ impl GatedDeltaNet {
         let (q, k) = (self.repeat_heads(&q)?, self.repeat_heads(&k)?);
 
         let init = prev.map(|p| &p.recurrent);
+        // Training on the CPU (no state kept, a gradient wanted): the one-node kernel with its own backward.
+        if state.is_none() && x.device().is_cpu() && needs_grad(&[x, &v]) {
+            let core = delta_rule::fused_cpu(&q, &k, &v, &g, &beta)?;
+            return self.finish(&core, &z, b, t);
+        }
         let (core, last) = if t == 1 && prev.is_some() {
             delta_rule::recurrent(&q, &k, &v, &g, &beta, init)?
         } else {
@@ -129,7 +134,12 @@ impl GatedDeltaNet {
         if let Some(slot) = state {
             *slot = Some(DeltaNetState { conv: new_conv_state.detach(), recurrent: last.detach() });
         }
-        let normed = rms_norm(&core, &self.norm_weight, self.eps)?;
+        self.finish(&core, &z, b, t)
+    }
+
+    /// Gated RMSNorm of the delta rule's output and the output projection.
+    fn finish(&self, core: &Tensor, z: &Tensor, b: usize, t: usize) -> Result<Tensor> {
+        let normed = rms_norm(core, &self.norm_weight, self.eps)?;
         let gated = normed.mul(&z.silu()?)?.reshape((b, t, self.n_v * self.d_v))?;
         self.out_proj.forward(&gated)
     }
