@@ -6,12 +6,12 @@
 //! norms and the softmax take candle-nn's fused kernels instead — one pass instead of five or six, same values up to
 //! float rounding (the parity tests run through both paths).
 //!
-//! On the CPU the training path's softmax and RMS/L2 normalisation are single graph nodes with a hand-written
-//! backward ([`GradSoftmax`], [`GradNormalize`]): composed from five or six candle ops each, every intermediate
+//! On the CPU the training path's softmax, RMS/L2 normalisation and weighted RMSNorm are single graph nodes with a
+//! hand-written backward ([`crate::kernels`]): composed from five or six candle ops each, every intermediate
 //! `[B, H, T, T]` or `[B, T, hidden]` tensor became a node whose gradient candle allocates, zero-fills and adds,
 //! which made backward of the demo model about three times its forward. Other devices keep the compositions.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor, D};
+use candle_core::{DType, Module, Tensor, D};
 
 use crate::error::Result;
 
@@ -100,7 +100,7 @@ fn fused_ok(xs: &[&Tensor]) -> bool {
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     let x = x.to_dtype(compute_dtype(x.dtype()))?;
     if x.device().is_cpu() && needs_grad(&[&x]) {
-        return Ok(x.contiguous()?.apply_op1(GradNormalize { eps, mean: true })?);
+        return crate::kernels::normalize(&x, eps, true);
     }
     let var = x.sqr()?.mean_keepdim(D::Minus1)?;
     Ok(x.broadcast_div(&(var + eps)?.sqrt()?)?)
@@ -113,7 +113,11 @@ pub fn rms_norm_1p(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         let wf = (w.to_dtype(xf.dtype())? + 1.0)?;
         return Ok(candle_nn::ops::rms_norm(&xf, &wf, eps as f32)?.to_dtype(x.dtype())?);
     }
-    let y = rms_normalize(x, eps)?;
+    let xf = x.to_dtype(compute_dtype(x.dtype()))?;
+    if crate::kernels::supported(&xf) {
+        return Ok(crate::kernels::rms_norm(&xf, &w.to_dtype(xf.dtype())?, eps, true)?.to_dtype(x.dtype())?);
+    }
+    let y = rms_normalize(&xf, eps)?;
     Ok(y.broadcast_mul(&(w.to_dtype(y.dtype())? + 1.0)?)?.to_dtype(x.dtype())?)
 }
 
@@ -124,7 +128,11 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         let wf = w.to_dtype(xf.dtype())?;
         return Ok(candle_nn::ops::rms_norm(&xf, &wf, eps as f32)?.to_dtype(x.dtype())?);
     }
-    let y = rms_normalize(x, eps)?;
+    let xf = x.to_dtype(compute_dtype(x.dtype()))?;
+    if crate::kernels::supported(&xf) {
+        return Ok(crate::kernels::rms_norm(&xf, &w.to_dtype(xf.dtype())?, eps, false)?.to_dtype(x.dtype())?);
+    }
+    let y = rms_normalize(&xf, eps)?;
     Ok(y.broadcast_mul(&w.to_dtype(y.dtype())?)?.to_dtype(x.dtype())?)
 }
 
@@ -155,8 +163,8 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     if fused_ok(&[x]) {
         return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
     }
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
-        return Ok(x.contiguous()?.apply_op1(GradSoftmax)?);
+    if crate::kernels::supported(x) {
+        return crate::kernels::softmax(x, 1.0, None);
     }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
@@ -177,7 +185,7 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
 /// `x / sqrt(sum(x²) + eps)` over the last dimension (the FLA-style l2norm of Gated DeltaNet).
 pub fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     if x.device().is_cpu() && needs_grad(&[x]) && matches!(x.dtype(), DType::F32 | DType::F64) {
-        return Ok(x.contiguous()?.apply_op1(GradNormalize { eps, mean: false })?);
+        return crate::kernels::normalize(x, eps, false);
     }
     let n = (x.sqr()?.sum_keepdim(D::Minus1)? + eps)?.sqrt()?;
     Ok(x.broadcast_div(&n)?)
@@ -189,151 +197,6 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
     let x2 = x.narrow(D::Minus1, d / 2, d - d / 2)?;
     Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
-}
-
-/// The float types the CPU kernels below run in.
-trait Real: Copy + candle_core::WithDType {
-    fn of(x: f64) -> Self;
-    fn exp_(self) -> Self;
-    fn sqrt_(self) -> Self;
-    fn max_(self, other: Self) -> Self;
-}
-
-impl Real for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    fn exp_(self) -> Self {
-        self.exp()
-    }
-    fn sqrt_(self) -> Self {
-        self.sqrt()
-    }
-    fn max_(self, other: Self) -> Self {
-        self.max(other)
-    }
-}
-
-impl Real for f64 {
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn exp_(self) -> Self {
-        self.exp()
-    }
-    fn sqrt_(self) -> Self {
-        self.sqrt()
-    }
-    fn max_(self, other: Self) -> Self {
-        self.max(other)
-    }
-}
-
-/// Applies `f(src_row, dst_row)` to every last-dimension row of a contiguous f32/f64 tensor.
-fn map_rows(
-    name: &str,
-    storage: &CpuStorage,
-    layout: &Layout,
-    f32_row: impl Fn(&[f32], &mut [f32]),
-    f64_row: impl Fn(&[f64], &mut [f64]),
-) -> candle_core::Result<(CpuStorage, Shape)> {
-    fn run<T: Real>(src: &[T], layout: &Layout, row: impl Fn(&[T], &mut [T])) -> candle_core::Result<CpuStorage> {
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("the input must be contiguous");
-        };
-        let src = &src[a..b];
-        let n = layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut dst = vec![T::of(0.0); src.len()];
-        for (s, d) in src.chunks(n).zip(dst.chunks_mut(n)) {
-            row(s, d);
-        }
-        Ok(T::to_cpu_storage_owned(dst))
-    }
-    let out = match storage {
-        CpuStorage::F32(s) => run(s, layout, f32_row)?,
-        CpuStorage::F64(s) => run(s, layout, f64_row)?,
-        other => {
-            candle_core::bail!("{name}: unsupported dtype {:?}", candle_core::backend::BackendStorage::dtype(other))
-        }
-    };
-    Ok((out, layout.shape().clone()))
-}
-
-fn softmax_row<T: Real>(src: &[T], dst: &mut [T]) {
-    let max = src.iter().fold(T::of(f64::NEG_INFINITY), |m, &x| m.max_(x));
-    let mut sum = T::of(0.0);
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = (x - max).exp_();
-        sum += *d;
-    }
-    for d in dst.iter_mut() {
-        *d /= sum;
-    }
-}
-
-fn normalize_row<T: Real>(src: &[T], dst: &mut [T], eps: f64, mean: bool) {
-    let mut sq = T::of(0.0);
-    for &x in src {
-        sq += x * x;
-    }
-    let scale = if mean { T::of(1.0 / src.len().max(1) as f64) } else { T::of(1.0) };
-    let r = (sq * scale + T::of(eps)).sqrt_();
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = x / r;
-    }
-}
-
-/// Softmax over the last dimension as one graph node: `∂x = p ⊙ (g − Σ p ⊙ g)`.
-struct GradSoftmax;
-
-impl CustomOp1 for GradSoftmax {
-    fn name(&self) -> &'static str {
-        "softmax-last-grad"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        map_rows(self.name(), storage, layout, softmax_row::<f32>, softmax_row::<f64>)
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let p = res.detach();
-        let pg = (grad.detach() * &p)?;
-        let s = pg.sum_keepdim(D::Minus1)?;
-        Ok(Some((pg - p.broadcast_mul(&s)?)?))
-    }
-}
-
-/// `y = x / sqrt(c·Σx² + eps)` over the last dimension (`c = 1/n` for RMS, 1 for L2) as one graph node:
-/// `∂x = (g − y · c·Σ g⊙y) / r`.
-struct GradNormalize {
-    eps: f64,
-    mean: bool,
-}
-
-impl CustomOp1 for GradNormalize {
-    fn name(&self) -> &'static str {
-        "normalize-last-grad"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (eps, mean) = (self.eps, self.mean);
-        map_rows(
-            self.name(),
-            storage,
-            layout,
-            |s, d| normalize_row::<f32>(s, d, eps, mean),
-            |s, d| normalize_row::<f64>(s, d, eps, mean),
-        )
-    }
-
-    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let (x, y, g) = (arg.detach(), res.detach(), grad.detach());
-        let n = x.dim(D::Minus1)? as f64;
-        let c = if self.mean { 1.0 / n } else { 1.0 };
-        let r = ((x.sqr()?.sum_keepdim(D::Minus1)? * c)? + self.eps)?.sqrt()?;
-        let gy = ((&g * &y)?.sum_keepdim(D::Minus1)? * c)?;
-        Ok(Some((g - y.broadcast_mul(&gy)?)?.broadcast_div(&r)?))
-    }
 }
 
 #[cfg(test)]

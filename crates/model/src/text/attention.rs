@@ -9,7 +9,8 @@ use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
 use crate::error::Result;
-use crate::ops::{compute_dtype, matmul, rms_norm_1p, sigmoid, softmax_last, Linear};
+use crate::kernels;
+use crate::ops::{compute_dtype, matmul, needs_grad, rms_norm_1p, sigmoid, softmax_last, Linear};
 use crate::rope::TextRope;
 
 /// Per-sequence keys and values seen so far: `[B, H_kv, T_past, d_h]` each.
@@ -100,7 +101,13 @@ impl FullAttention {
         };
         let (k, v) = (expand(&k)?, expand(&v)?);
         let scale = (self.d_h as f64).powf(-0.5);
-        let scores = (matmul(&q.contiguous()?, &k.t()?.contiguous()?)? * scale)?;
+        let raw = matmul(&q.contiguous()?, &k.t()?.contiguous()?)?;
+        if key_mask.is_none() && t > 1 && needs_grad(&[&raw]) && kernels::supported(&raw) {
+            // Training on the CPU: scale, causal mask and softmax as one node (kernels::softmax).
+            let probs = kernels::softmax(&raw, scale, Some(past))?;
+            return self.finish(&probs, &v, &gate, b, t);
+        }
+        let scores = (raw * scale)?;
         let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
         let scores = if t > 1 {
             scores.broadcast_add(&causal_mask(t, past, scores.device())?.to_dtype(scores.dtype())?)?
@@ -111,9 +118,15 @@ impl FullAttention {
             Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
             None => scores,
         };
-        let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
-        let out = matmul(&probs, &v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
-        let out = out.mul(&sigmoid(&gate)?)?;
+        let probs = softmax_last(&scores)?;
+        self.finish(&probs, &v, &gate, b, t)
+    }
+
+    /// The attention-weighted values, gated by `σ(gate)`, through `o_proj`.
+    fn finish(&self, probs: &Tensor, v: &Tensor, gate: &Tensor, b: usize, t: usize) -> Result<Tensor> {
+        let probs = probs.to_dtype(v.dtype())?;
+        let out = matmul(&probs, v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
+        let out = out.mul(&sigmoid(gate)?)?;
         self.o_proj.forward(&out)
     }
 }

@@ -23,26 +23,10 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 
 use crate::error::Result;
+use crate::kernels::Real as Float;
 
 /// Tokens between the states kept for the backward pass.
 const BLOCK: usize = 32;
-
-/// Float types of the kernel (f64 for the gradient checks).
-pub(crate) trait Float: candle_core::WithDType {
-    fn exp_(self) -> Self;
-}
-
-impl Float for f32 {
-    fn exp_(self) -> Self {
-        self.exp()
-    }
-}
-
-impl Float for f64 {
-    fn exp_(self) -> Self {
-        self.exp()
-    }
-}
 
 /// Sizes of one packed row: `q` and `k` of `dk`, `v` of `dv`, then `g` and `β`.
 #[derive(Debug, Clone, Copy)]
