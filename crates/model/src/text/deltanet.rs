@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::ops::{compute_dtype, needs_grad, rms_norm, sigmoid, softplus, Linear};
 use crate::text::delta_rule;
 
@@ -102,6 +103,13 @@ impl GatedDeltaNet {
                 )));
             }
         }
+        // Training on the CPU (no state kept, a gradient wanted): conv, SiLU and the delta rule as one-node kernels.
+        if state.is_none() && kernels::supported(&mixed) && needs_grad(&[x, &mixed]) {
+            let conv = kernels::conv_silu(&mixed, &self.conv_taps.to_dtype(mixed.dtype())?)?;
+            let (q, k, v) = self.split_heads(&conv, b, t)?;
+            let core = delta_rule::fused_cpu(&q, &k, &v, &g, &beta)?;
+            return self.finish(&core, &z, b, t);
+        }
         // Causal depthwise conv: left context is the previous state (zeros at the sequence start).
         let padded = match prev {
             Some(p) => Tensor::cat(&[&p.conv.to_dtype(mixed.dtype())?, &mixed], 1)?,
@@ -114,18 +122,9 @@ impl GatedDeltaNet {
         let conv = conv.silu()?;
         let new_conv_state = padded.narrow(1, t, self.kernel - 1)?;
 
-        let key_dim = self.n_k * self.d_k;
-        let q = conv.narrow(D::Minus1, 0, key_dim)?.reshape((b, t, self.n_k, self.d_k))?;
-        let k = conv.narrow(D::Minus1, key_dim, key_dim)?.reshape((b, t, self.n_k, self.d_k))?;
-        let v = conv.narrow(D::Minus1, 2 * key_dim, self.n_v * self.d_v)?.reshape((b, t, self.n_v, self.d_v))?;
-        let (q, k) = (self.repeat_heads(&q)?, self.repeat_heads(&k)?);
+        let (q, k, v) = self.split_heads(&conv, b, t)?;
 
         let init = prev.map(|p| &p.recurrent);
-        // Training on the CPU (no state kept, a gradient wanted): the one-node kernel with its own backward.
-        if state.is_none() && x.device().is_cpu() && needs_grad(&[x, &v]) {
-            let core = delta_rule::fused_cpu(&q, &k, &v, &g, &beta)?;
-            return self.finish(&core, &z, b, t);
-        }
         let (core, last) = if t == 1 && prev.is_some() {
             delta_rule::recurrent(&q, &k, &v, &g, &beta, init)?
         } else {
@@ -137,11 +136,24 @@ impl GatedDeltaNet {
         self.finish(&core, &z, b, t)
     }
 
+    /// Queries and keys (repeated to the value-head count) and values of the convolved projection.
+    fn split_heads(&self, conv: &Tensor, b: usize, t: usize) -> Result<(Tensor, Tensor, Tensor)> {
+        let key_dim = self.n_k * self.d_k;
+        let q = conv.narrow(D::Minus1, 0, key_dim)?.reshape((b, t, self.n_k, self.d_k))?;
+        let k = conv.narrow(D::Minus1, key_dim, key_dim)?.reshape((b, t, self.n_k, self.d_k))?;
+        let v = conv.narrow(D::Minus1, 2 * key_dim, self.n_v * self.d_v)?.reshape((b, t, self.n_v, self.d_v))?;
+        Ok((self.repeat_heads(&q)?, self.repeat_heads(&k)?, v))
+    }
+
     /// Gated RMSNorm of the delta rule's output and the output projection.
     fn finish(&self, core: &Tensor, z: &Tensor, b: usize, t: usize) -> Result<Tensor> {
         let normed = rms_norm(core, &self.norm_weight, self.eps)?;
-        let gated = normed.mul(&z.silu()?)?.reshape((b, t, self.n_v * self.d_v))?;
-        self.out_proj.forward(&gated)
+        let gated = if needs_grad(&[&normed, z]) && kernels::supported(&normed) && z.dtype() == normed.dtype() {
+            kernels::silu_mul(z, &normed)?
+        } else {
+            normed.mul(&z.silu()?)?
+        };
+        self.out_proj.forward(&gated.reshape((b, t, self.n_v * self.d_v))?)
     }
 
     /// `[B, T, n_k, d] → [B, T, n_v, d]`, each key head repeated `n_v / n_k` times consecutively.

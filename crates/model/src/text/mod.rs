@@ -66,7 +66,12 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let act = self.gate_proj.forward(x)?.silu()?.mul(&self.up_proj.forward(x)?)?;
+        let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
+        let act = if crate::ops::needs_grad(&[&gate]) && crate::kernels::supported(&gate) {
+            crate::kernels::silu_mul(&gate, &up)? // training on the CPU: one node
+        } else {
+            gate.silu()?.mul(&up)?
+        };
         self.down_proj.forward(&act)
     }
 }
