@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.class_hold = num("--class-hold", r.class_hold);
     r.class_until = num("--class-until", r.class_until);
     r.head_share = num("--head-share", r.head_share);
+    r.units_weight = num("--units-weight", r.units_weight as f64) as f32;
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,
         Some("digits") => sgvlm_train::demo::Weighted::Digits,

@@ -108,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         delta_chunk: Some(r.delta_chunk),
         vocab_chunk: 4096,
         threads: num("--threads", 1.0) as usize,
-        token_weight,
+        token_weights: token_weight.into_iter().collect(),
         ..SftOptions::default()
     };
     let mut model = policy.model()?;

@@ -96,6 +96,20 @@ impl TokenWeight {
     }
 }
 
+/// Per-token weights of `targets` under several curricula at their current weights: the product of the weights of
+/// the classes each token is in (1 for a token in none).
+pub fn combined_weights(weighting: &[(&TokenWeight, f32)], targets: &[u32]) -> Vec<f32> {
+    let mut out = vec![1f32; targets.len()];
+    for (c, w) in weighting {
+        for (o, m) in out.iter_mut().zip(c.mask(targets)) {
+            if m {
+                *o *= w;
+            }
+        }
+    }
+    out
+}
+
 /// The bytes of every token id; special tokens stand for none (they never hold a field's text).
 fn plain_token_bytes(tokenizer: &Tokenizer) -> Vec<Vec<u8>> {
     tokenizer.token_bytes().into_iter().map(|t| if t.special { Vec::new() } else { t.bytes }).collect()
@@ -199,5 +213,30 @@ mod tests {
         let (ids, marked) = sample_marks(&tok, &c);
         assert_eq!(marked.replace(' ', ""), "12cupdining-table");
         assert_eq!(c.weights(&ids, 4.0).iter().filter(|&&x| x == 4.0).count(), c.count(&ids));
+    }
+
+    #[test]
+    fn several_classes_multiply_where_they_overlap() {
+        let tok = Tokenizer::tiny();
+        let (names, units, digits) = (
+            TokenWeight::names(&tok, 4.0, 1.0, 1.0),
+            TokenWeight::box_units(&tok, 0.25, 1.0, 1.0),
+            TokenWeight::digits(&tok, 0.5, 1.0, 1.0),
+        );
+        let (ids, _) = sample_marks(&tok, &names);
+        let w = combined_weights(&[(&names, 4.0), (&units, 0.25), (&digits, 0.5)], &ids);
+        let (n, u, d) = (names.mask(&ids), units.mask(&ids), digits.mask(&ids));
+        for k in 0..ids.len() {
+            let mut want = 1f32;
+            for (m, f) in [(n[k], 4.0), (u[k], 0.25), (d[k], 0.5)] {
+                if m {
+                    want *= f;
+                }
+            }
+            assert_eq!(w[k], want, "token {k}");
+        }
+        // A units digit is a digit too (0.25·0.5), a count digit is a name and a digit (4·0.5).
+        assert!(w.contains(&0.125) && w.contains(&2.0) && w.contains(&4.0) && w.contains(&1.0));
+        assert_eq!(combined_weights(&[], &ids), vec![1.0; ids.len()]);
     }
 }

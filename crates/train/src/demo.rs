@@ -29,6 +29,7 @@ use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::{checkpoint, Config};
 
 use crate::batch::Example;
+use crate::curriculum::TokenWeight;
 use crate::encode::Encoder;
 use crate::engine_rollout::EngineRollout;
 use crate::error::{Result, TrainError};
@@ -276,6 +277,10 @@ pub struct DemoRecipe {
     pub class_until: f64,
     /// Which tokens the class weight applies to.
     pub weighted: Weighted,
+    /// Loss weight of the units digit of every box coordinate for the whole full-answer phase (1: plain). At the
+    /// demo's scale one image pixel is five coordinate units, so that digit is mostly unreadable and its gradient
+    /// mostly noise ([`crate::curriculum::TokenClass::BoxUnits`]).
+    pub units_weight: f32,
     /// Side of the vision patches in pixels of the model-sized image (the demo model's image tokens cover
     /// `2·patch_size` pixels each).
     pub patch_size: usize,
@@ -312,12 +317,31 @@ impl Default for DemoRecipe {
             class_hold: 0.5,
             class_until: 0.8,
             weighted: Weighted::Names,
+            units_weight: 1.0,
             patch_size: 8,
             text_width: None,
             head_share: 0.3,
             order: ObjectOrder::LeftToRight,
         }
     }
+}
+
+/// The token-class weights of the recipe's full-answer phase: the scheduled class weight, and the units digits of
+/// the box coordinates at `units_weight` throughout (each only when it is not 1).
+pub fn recipe_weights(r: &DemoRecipe, tokenizer: &Tokenizer) -> Vec<TokenWeight> {
+    let mut out = Vec::new();
+    if r.class_weight != 1.0 {
+        let class = match r.weighted {
+            Weighted::Digits => TokenWeight::digits,
+            Weighted::BoxUnits => TokenWeight::box_units,
+            Weighted::Names => TokenWeight::names,
+        };
+        out.push(class(tokenizer, r.class_weight, r.class_hold, r.class_until));
+    }
+    if r.units_weight != 1.0 {
+        out.push(TokenWeight::box_units(tokenizer, r.units_weight, 1.0, 1.0));
+    }
+    out
 }
 
 /// Rescales the normal-initialised linear weights of `weights` to `N(0, 1/fan_in)`; the projections that write
@@ -658,14 +682,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         seed: o.seed,
         vocab_chunk: 4096,
         threads: o.threads,
-        token_weight: (r.class_weight != 1.0).then(|| {
-            let class = match r.weighted {
-                Weighted::Digits => crate::curriculum::TokenWeight::digits,
-                Weighted::BoxUnits => crate::curriculum::TokenWeight::box_units,
-                Weighted::Names => crate::curriculum::TokenWeight::names,
-            };
-            class(&encoder.tokenizer, r.class_weight, r.class_hold, r.class_until)
-        }),
+        token_weights: recipe_weights(r, &encoder.tokenizer),
         ..SftOptions::default()
     };
     let out = Output {
@@ -684,7 +701,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         let full_train = swap(&mut train, train_heads);
         let n_val = val.len();
         let full_val = swap(&mut val, heads(&val_scenes[..n_val])?);
-        let ho = SftOptions { schedule: Schedule::Seconds(head_seconds), token_weight: None, ..so.clone() };
+        let ho = SftOptions { schedule: Schedule::Seconds(head_seconds), token_weights: Vec::new(), ..so.clone() };
         let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
         let summary = sft::run(&policy, &train, &val, &ho, &hout, None, reporter);
         swap(&mut train, full_train);

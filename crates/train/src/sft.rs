@@ -14,7 +14,7 @@ use candle_core::DType;
 use serde_json::json;
 
 use crate::batch::{collate, group_by_length, shuffled_batches, target_hidden, Example};
-use crate::curriculum::TokenWeight;
+use crate::curriculum::{combined_weights, TokenWeight};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
@@ -67,8 +67,9 @@ pub struct SftOptions {
     /// the sum is over the same tokens, so only rounding differs from one thread. 0: one per available core. On a
     /// GPU the passes run one after the other whatever this says.
     pub threads: usize,
-    /// A loss-weight curriculum on a token class ([`crate::curriculum`]); `None`: plain cross-entropy.
-    pub token_weight: Option<TokenWeight>,
+    /// Loss-weight curricula on token classes ([`crate::curriculum`]); a token in several classes gets the product
+    /// of their weights. Empty: plain cross-entropy.
+    pub token_weights: Vec<TokenWeight>,
 }
 
 impl Default for SftOptions {
@@ -91,7 +92,7 @@ impl Default for SftOptions {
             group_by_length: true,
             compute_dtype: ComputeDtype::F32,
             threads: 1,
-            token_weight: None,
+            token_weights: Vec::new(),
         }
     }
 }
@@ -181,7 +182,7 @@ fn pad_of(p: &Policy) -> u32 {
 }
 
 /// One optimizer step over `micro` batches: the objective is the mean over all their target tokens, weighted by
-/// the curriculum (`o.token_weight`) at `progress` (0–1 through the run) if there is one. Returns (plain mean
+/// the curricula (`o.token_weights`) at `progress` (0–1 through the run) if there is one. Returns (plain mean
 /// loss, grad norm before clipping, tokens).
 #[allow(clippy::too_many_arguments)]
 pub fn sft_step(
@@ -200,13 +201,14 @@ pub fn sft_step(
     }
     // The objective is the weighted mean over the step's target tokens (the plain mean without a curriculum);
     // the loss reported stays the plain mean, comparable across recipes.
-    let weighting = o.token_weight.as_ref().map(|c| (c, c.at(progress)));
-    let weight_sum: f64 = match weighting {
-        Some((c, w)) => {
-            let in_class: usize = micro.iter().flatten().map(|&i| c.count(&examples[i].target)).sum();
-            total as f64 + (w as f64 - 1.0) * in_class as f64
-        }
-        None => total as f64,
+    let weighting: Vec<(&TokenWeight, f32)> = o.token_weights.iter().map(|c| (c, c.at(progress))).collect();
+    let weighting = &weighting[..];
+    let weight_sum: f64 = if weighting.is_empty() {
+        total as f64
+    } else {
+        let per_example =
+            |i: usize| -> f64 { combined_weights(weighting, &examples[i].target).iter().map(|&w| w as f64).sum() };
+        micro.iter().flatten().map(|&i| per_example(i)).sum()
     };
     let coeff = -1.0 / weight_sum as f32;
     let mut acc = GradAccumulator::new(opt);
@@ -275,7 +277,7 @@ fn shard_pass(
     device: &candle_core::Device,
     vocab_chunk: usize,
     coeff: f32,
-    weighting: Option<(&TokenWeight, f32)>,
+    weighting: &[(&TokenWeight, f32)],
 ) -> Result<Option<(f64, candle_core::backprop::GradStore)>> {
     let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
     let batch = collate(&refs, pad, device)?;
@@ -283,10 +285,7 @@ fn shard_pass(
         return Ok(None);
     }
     let h = target_hidden(model, &batch)?;
-    let coeffs = match weighting {
-        Some((c, w)) => c.weights(&batch.targets, w).into_iter().map(|x| x * coeff).collect(),
-        None => vec![coeff; batch.targets.len()],
-    };
+    let coeffs = combined_weights(weighting, &batch.targets).into_iter().map(|x| x * coeff).collect::<Vec<f32>>();
     let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, vocab_chunk, |_| coeffs)?;
     let logp_sum = head.logp.iter().map(|&x| x as f64).sum::<f64>();
     Ok(Some((logp_sum, head.surrogate.backward()?)))

@@ -95,11 +95,11 @@ pub fn recurrent(
 }
 
 /// The gated delta rule from a zero state as one CPU graph node with a hand-written backward
-/// ([`super::delta_kernel`]): the training path on the CPU. Same inputs and output as [`chunked`] without a state.
+/// ([`crate::kernels::delta_rule`]): the training path on the CPU. Same inputs and output as [`chunked`] without a state.
 pub fn fused_cpu(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
     let out_dtype = v.dtype();
     let [q, k, v, g, beta] = prepare(q, k, v, g, beta)?;
-    let out = super::delta_kernel::gated_delta_rule(&q, &k, &v, &g, &beta)?;
+    let out = crate::kernels::gated_delta_rule(&q, &k, &v, &g, &beta)?;
     Ok(out.transpose(1, 2)?.contiguous()?.to_dtype(out_dtype)?)
 }
 

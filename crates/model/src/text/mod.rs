@@ -6,7 +6,6 @@
 //! is passed to [`TextModel::forward`]; the model itself is immutable and can be shared.
 
 pub mod attention;
-pub mod delta_kernel;
 pub mod delta_rule;
 pub mod deltanet;
 

@@ -1,6 +1,6 @@
 //! The gated delta rule as one CPU graph node with a hand-written backward pass (training on the CPU).
 //!
-//! [`delta_rule::chunked`](super::delta_rule::chunked) builds the recurrence from candle ops, which is what a GPU
+//! [`delta_rule::chunked`](crate::text::delta_rule::chunked) builds the recurrence from candle ops, which is what a GPU
 //! wants; on the CPU at the demo's size (heads of 16, a few hundred tokens) its hundreds of small ops per layer, and
 //! the zero-filled gradient buffer candle adds into for every one of them, cost far more than the arithmetic. Here
 //! the recurrence runs token by token over plain slices (per head `S ← exp(g)·S`, `u = β·(v − Sᵀk)`, `S ← S + k·uᵀ`,
@@ -22,8 +22,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 
+use super::Real as Float;
 use crate::error::Result;
-use crate::kernels::Real as Float;
 
 /// Tokens between the states kept for the backward pass.
 const BLOCK: usize = 32;

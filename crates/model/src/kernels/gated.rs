@@ -1,0 +1,214 @@
+//! `silu(a)·b` and Gated DeltaNet's causal depthwise convolution with its SiLU.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+
+use super::{contiguous, host, Real};
+use crate::error::Result;
+
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (T::zero() - x).exp_())
+}
+
+/// `silu'(x) = σ(x)·(1 + x·(1 − σ(x)))`.
+fn silu_grad<T: Real>(x: T) -> T {
+    let s = sigmoid(x);
+    s * (T::one() + x * (T::one() - s))
+}
+
+fn same_storage<'a, T>(a: &'a [T], la: &Layout, b: &'a [T], lb: &Layout) -> candle_core::Result<(&'a [T], &'a [T])> {
+    if la.dims() != lb.dims() {
+        candle_core::bail!("kernel operands differ in shape: {:?} and {:?}", la.dims(), lb.dims());
+    }
+    Ok((contiguous(a, la)?, contiguous(b, lb)?))
+}
+
+struct SiluMul;
+
+impl SiluMul {
+    fn fwd<T: Real>(a: &[T], b: &[T]) -> Vec<T> {
+        a.iter().zip(b).map(|(&a, &b)| a * sigmoid(a) * b).collect()
+    }
+
+    fn bwd<T: Real>(a: &Tensor, b: &Tensor, g: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (av, bv, gv) = (host::<T>(a)?, host::<T>(b)?, host::<T>(g)?);
+        let da: Vec<T> = av.iter().zip(&bv).zip(&gv).map(|((&a, &b), &g)| g * b * silu_grad(a)).collect();
+        let db: Vec<T> = av.iter().zip(&gv).map(|(&a, &g)| g * a * sigmoid(a)).collect();
+        Ok((Tensor::from_vec(da, a.shape(), a.device())?, Tensor::from_vec(db, b.shape(), b.device())?))
+    }
+}
+
+impl CustomOp2 for SiluMul {
+    fn name(&self) -> &'static str {
+        "silu-mul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                let (a, b) = same_storage(a, l1, b, l2)?;
+                CpuStorage::F32(Self::fwd(a, b))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                let (a, b) = same_storage(a, l1, b, l2)?;
+                CpuStorage::F64(Self::fwd(a, b))
+            }
+            _ => candle_core::bail!("silu-mul: operands must both be f32 or both f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (da, db) = match a.dtype() {
+            DType::F32 => Self::bwd::<f32>(a, b, grad)?,
+            DType::F64 => Self::bwd::<f64>(a, b, grad)?,
+            other => candle_core::bail!("silu-mul backward: unsupported dtype {other:?}"),
+        };
+        Ok((Some(da), Some(db)))
+    }
+}
+
+/// `silu(a) ⊙ b` (SwiGLU's gate; Gated DeltaNet's output gate), one graph node; `a` and `b` of one shape and dtype.
+pub fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok(a.contiguous()?.apply_op2(&b.contiguous()?, SiluMul)?)
+}
+
+/// Causal depthwise convolution over time followed by SiLU: `x: [B, T, C]`, `taps: [K, C]`,
+/// `y[b, t, c] = silu(Σ_j taps[j, c] · x[b, t + j − (K − 1), c])` with zeros before the sequence start.
+struct ConvSilu;
+
+impl ConvSilu {
+    /// Pre-activations `[B, T, C]`.
+    fn pre<T: Real>(x: &[T], taps: &[T], (b, t, c): (usize, usize, usize), k: usize) -> Vec<T> {
+        let mut out = vec![T::zero(); b * t * c];
+        for bi in 0..b {
+            for ti in 0..t {
+                let o = &mut out[(bi * t + ti) * c..(bi * t + ti + 1) * c];
+                for j in 0..k {
+                    let Some(src_t) = (ti + j).checked_sub(k - 1) else { continue };
+                    let src = &x[(bi * t + src_t) * c..(bi * t + src_t + 1) * c];
+                    for ((o, &v), &w) in o.iter_mut().zip(src).zip(&taps[j * c..(j + 1) * c]) {
+                        *o += v * w;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn bwd<T: Real>(x: &Tensor, taps: &Tensor, g: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (b, t, c) = x.dims3()?;
+        let k = taps.dim(0)?;
+        let (xv, wv, gv) = (host::<T>(x)?, host::<T>(taps)?, host::<T>(g)?);
+        let pre = Self::pre(&xv, &wv, (b, t, c), k);
+        let dpre: Vec<T> = pre.iter().zip(&gv).map(|(&p, &g)| g * silu_grad(p)).collect();
+        let mut dx = vec![T::zero(); xv.len()];
+        let mut dw = vec![T::zero(); wv.len()];
+        for bi in 0..b {
+            for ti in 0..t {
+                let d = &dpre[(bi * t + ti) * c..(bi * t + ti + 1) * c];
+                for j in 0..k {
+                    let Some(src_t) = (ti + j).checked_sub(k - 1) else { continue };
+                    let row = (bi * t + src_t) * c;
+                    for ci in 0..c {
+                        dx[row + ci] += wv[j * c + ci] * d[ci];
+                        dw[j * c + ci] += xv[row + ci] * d[ci];
+                    }
+                }
+            }
+        }
+        Ok((Tensor::from_vec(dx, x.shape(), x.device())?, Tensor::from_vec(dw, taps.shape(), taps.device())?))
+    }
+}
+
+impl CustomOp2 for ConvSilu {
+    fn name(&self) -> &'static str {
+        "causal-conv-silu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (xd, wd) = (l1.dims(), l2.dims());
+        if xd.len() != 3 || wd.len() != 2 || wd[1] != xd[2] || wd[0] == 0 {
+            candle_core::bail!("causal conv: input {xd:?} and taps {wd:?} do not fit ([B, T, C] and [K, C])");
+        }
+        let (dims, k) = ((xd[0], xd[1], xd[2]), wd[0]);
+        fn act<T: Real>(pre: Vec<T>) -> Vec<T> {
+            pre.into_iter().map(|p| p * sigmoid(p)).collect()
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
+                CpuStorage::F32(act(Self::pre(contiguous(x, l1)?, contiguous(w, l2)?, dims, k)))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => {
+                CpuStorage::F64(act(Self::pre(contiguous(x, l1)?, contiguous(w, l2)?, dims, k)))
+            }
+            _ => candle_core::bail!("causal conv: input and taps must both be f32 or both f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        taps: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = match x.dtype() {
+            DType::F32 => Self::bwd::<f32>(x, taps, grad)?,
+            DType::F64 => Self::bwd::<f64>(x, taps, grad)?,
+            other => candle_core::bail!("causal conv backward: unsupported dtype {other:?}"),
+        };
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// Causal depthwise convolution of `x: [B, T, C]` with `taps: [K, C]` (zeros before the start), then SiLU; one
+/// graph node with gradients for both.
+pub fn conv_silu(x: &Tensor, taps: &Tensor) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op2(&taps.contiguous()?, ConvSilu)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f64_randn, same};
+    use super::*;
+    use candle_core::Var;
+
+    #[test]
+    fn silu_mul_and_causal_conv_match_their_compositions() {
+        let a = Var::from_tensor(&f64_randn(&[2, 5, 6], 2.0)).unwrap();
+        let b = Var::from_tensor(&f64_randn(&[2, 5, 6], 1.0)).unwrap();
+        let composed = a.as_tensor().silu().unwrap().mul(b.as_tensor()).unwrap();
+        same("silu_mul", &[&a, &b], silu_mul(a.as_tensor(), b.as_tensor()).unwrap(), composed);
+
+        let (t, k) = (7, 4);
+        let x = Var::from_tensor(&f64_randn(&[2, t, 6], 1.0)).unwrap();
+        let taps = Var::from_tensor(&f64_randn(&[k, 6], 0.5)).unwrap();
+        let padded = x.as_tensor().pad_with_zeros(1, k - 1, 0).unwrap();
+        let mut conv = padded.narrow(1, 0, t).unwrap().broadcast_mul(&taps.as_tensor().get(0).unwrap()).unwrap();
+        for j in 1..k {
+            let term = padded.narrow(1, j, t).unwrap().broadcast_mul(&taps.as_tensor().get(j).unwrap()).unwrap();
+            conv = (conv + term).unwrap();
+        }
+        let composed = conv.silu().unwrap();
+        same("conv_silu", &[&x, &taps], conv_silu(x.as_tensor(), taps.as_tensor()).unwrap(), composed);
+    }
+}

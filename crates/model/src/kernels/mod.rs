@@ -1,0 +1,165 @@
+//! CPU training kernels: each is one graph node with a hand-written backward pass.
+//!
+//! candle's autograd gives every op of a composition its own node, and for every node it allocates, zero-fills and
+//! adds a gradient buffer for each operand — constants included (a causal mask, RoPE tables). At the demo's width
+//! (a hidden size of 96, a few thousand tokens per batch) that bookkeeping, not the arithmetic, is most of a
+//! training step. These kernels replace the compositions on the CPU when a gradient is wanted; the values are the
+//! compositions' up to rounding, and the tests below check values and gradients against them in f64.
+//!
+//! * [`normalize`]: `x / sqrt(c·Σx² + eps)` over the last dimension (RMS with `c = 1/n`, L2 with `c = 1`);
+//! * [`rms_norm`]: RMS normalisation times a weight (`w` or Gemma's `1 + w`), gradient for both;
+//! * [`softmax`]: `softmax(scale·x)` over the last dimension, optionally with the causal mask of a `[.., T, past+T]`
+//!   score block applied inside (masked entries are exactly 0, as with an additive `−∞`);
+//! * [`rope`]: rotary embedding of the first `rot` features of `[B, H, T, D]` with `[B|1, T, rot]` tables;
+//! * [`silu_mul`]: `silu(a)⊙b`, and [`conv_silu`]: Gated DeltaNet's causal depthwise convolution and its SiLU;
+//! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token.
+//!
+//! No crate offers these for candle's CPU backend (candle-nn's fused kernels have no backward); the loops are ours.
+
+use candle_core::{CpuStorage, DType, Layout, Tensor};
+
+pub mod delta_rule;
+mod gated;
+mod norm;
+mod rope;
+mod softmax;
+
+pub use delta_rule::gated_delta_rule;
+pub use gated::{conv_silu, silu_mul};
+pub use norm::{normalize, rms_norm};
+pub use rope::rope;
+pub use softmax::softmax;
+
+/// The float types the kernels run in (f64 for the gradient checks).
+pub(crate) trait Real: candle_core::WithDType {
+    fn of(x: f64) -> Self;
+    fn exp_(self) -> Self;
+    fn sqrt_(self) -> Self;
+    fn max_(self, other: Self) -> Self;
+}
+
+impl Real for f32 {
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn exp_(self) -> Self {
+        self.exp()
+    }
+    fn sqrt_(self) -> Self {
+        self.sqrt()
+    }
+    fn max_(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+impl Real for f64 {
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn exp_(self) -> Self {
+        self.exp()
+    }
+    fn sqrt_(self) -> Self {
+        self.sqrt()
+    }
+    fn max_(self, other: Self) -> Self {
+        self.max(other)
+    }
+}
+
+/// Whether [`softmax`], [`normalize`], [`rms_norm`] and [`rope`] run on `x`: a CPU f32/f64 tensor.
+pub fn supported(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+fn contiguous<'a, T>(s: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => candle_core::bail!("kernel input must be contiguous"),
+    }
+}
+
+/// The data of `t` (detached, contiguous) as a vector of `T`.
+fn host<T: Real>(t: &Tensor) -> candle_core::Result<Vec<T>> {
+    t.detach().to_dtype(T::DTYPE)?.flatten_all()?.to_vec1()
+}
+
+/// Runs `f32`/`f64` on a storage's data, wrapping the result as storage of the same dtype.
+fn by_dtype(
+    name: &str,
+    storage: &CpuStorage,
+    f32: impl FnOnce(&[f32]) -> candle_core::Result<Vec<f32>>,
+    f64: impl FnOnce(&[f64]) -> candle_core::Result<Vec<f64>>,
+) -> candle_core::Result<CpuStorage> {
+    Ok(match storage {
+        CpuStorage::F32(s) => CpuStorage::F32(f32(s)?),
+        CpuStorage::F64(s) => CpuStorage::F64(f64(s)?),
+        other => {
+            candle_core::bail!("{name}: unsupported dtype {:?}", candle_core::backend::BackendStorage::dtype(other))
+        }
+    })
+}
+
+/// Runs `f32`/`f64` for a tensor's dtype in a backward pass.
+fn bwd_by_dtype(
+    like: &Tensor,
+    f32: impl FnOnce() -> candle_core::Result<Tensor>,
+    f64: impl FnOnce() -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    match like.dtype() {
+        DType::F32 => f32(),
+        DType::F64 => f64(),
+        other => candle_core::bail!("kernel backward: unsupported dtype {other:?}"),
+    }
+}
+
+fn last_dim(layout: &Layout) -> usize {
+    layout.dims().last().copied().unwrap_or(1).max(1)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::{Device, Tensor, Var};
+
+    pub(crate) fn f64_randn(shape: &[usize], std: f64) -> Tensor {
+        Tensor::randn(0f64, std, shape, &Device::Cpu).unwrap()
+    }
+
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// Values and gradients (for every variable) of `fused` and `composed` agree to 1e-10 in f64.
+    pub(crate) fn same(name: &str, vars: &[&Var], fused: Tensor, composed: Tensor) {
+        assert!(max_diff(&fused, &composed) < 1e-10, "{name}: values differ by {}", max_diff(&fused, &composed));
+        let seed = f64_randn(fused.dims(), 1.0);
+        let ga = (fused * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (composed * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+        for (i, v) in vars.iter().enumerate() {
+            let (a, b) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+            let scale: f64 = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+            assert!(scale > 1e-6, "{name}: the reference gradient of input {i} is empty");
+            assert!(max_diff(a, b) < 1e-10 * scale.max(1.0), "{name}: gradient {i} differs by {}", max_diff(a, b));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::f64_randn;
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn kernels_reject_what_they_cannot_run() {
+        let x = f64_randn(&[2, 1, 3, 4], 1.0);
+        let bad = f64_randn(&[2, 5, 4], 1.0);
+        assert!(rope(&x, &bad, &bad).is_err());
+        assert!(rms_norm(&x, &f64_randn(&[3], 1.0), 1e-6, false).is_err());
+        let mixed = Tensor::ones(4, DType::F32, &Device::Cpu).unwrap();
+        assert!(rms_norm(&x, &mixed, 1e-6, false).is_err());
+        assert!(silu_mul(&x, &f64_randn(&[2, 1, 3, 5], 1.0)).is_err());
+        assert!(conv_silu(&f64_randn(&[2, 3, 4], 1.0), &f64_randn(&[2, 5], 1.0)).is_err());
+    }
+}

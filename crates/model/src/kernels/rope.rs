@@ -1,0 +1,122 @@
+//! Rotary position embedding of the leading features of each head.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use super::{bwd_by_dtype, by_dtype, contiguous, host, Real};
+use crate::error::Result;
+
+struct Rope {
+    /// `[Bc, T, rot]` tables, `Bc` 1 or the batch.
+    cos: Vec<f64>,
+    sin: Vec<f64>,
+    table_batch: usize,
+    rot: usize,
+}
+
+impl Rope {
+    /// Applies the rotation to `[B, H, T, D]` data, or its transpose (the backward pass) when `transpose`.
+    /// Forward, per half-pair `j`: `y₁ = x₁·c₁ − x₂·s₁`, `y₂ = x₂·c₂ + x₁·s₂`; transposed: `x₁·c₁ + x₂·s₂`,
+    /// `x₂·c₂ − x₁·s₁`.
+    fn rotate<T: Real>(&self, x: &[T], dims: &[usize], transpose: bool) -> Vec<T> {
+        let (b, h, t, d) = (dims[0], dims[1], dims[2], dims[3]);
+        let (rot, half) = (self.rot, self.rot / 2);
+        let mut out = x.to_vec();
+        for bi in 0..b {
+            let tb = if self.table_batch == 1 { 0 } else { bi };
+            for hi in 0..h {
+                for ti in 0..t {
+                    let row = ((bi * h + hi) * t + ti) * d;
+                    let tab = (tb * t + ti) * rot;
+                    let (src, dst) = (&x[row..row + rot], &mut out[row..row + rot]);
+                    for j in 0..half {
+                        let (c1, s1) = (T::of(self.cos[tab + j]), T::of(self.sin[tab + j]));
+                        let (c2, s2) = (T::of(self.cos[tab + j + half]), T::of(self.sin[tab + j + half]));
+                        let (x1, x2) = (src[j], src[j + half]);
+                        if transpose {
+                            dst[j] = x1 * c1 + x2 * s2;
+                            dst[j + half] = x2 * c2 - x1 * s1;
+                        } else {
+                            dst[j] = x1 * c1 - x2 * s1;
+                            dst[j + half] = x2 * c2 + x1 * s2;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "rope"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = layout.dims().to_vec();
+        let out = by_dtype(
+            self.name(),
+            storage,
+            |s| Ok(self.rotate(contiguous(s, layout)?, &dims, false)),
+            |s| Ok(self.rotate(contiguous(s, layout)?, &dims, false)),
+        )?;
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dims = arg.dims().to_vec();
+        let back = |g: &Tensor| -> candle_core::Result<Tensor> {
+            bwd_by_dtype(
+                arg,
+                || Tensor::from_vec(self.rotate(&host::<f32>(g)?, &dims, true), arg.shape(), arg.device()),
+                || Tensor::from_vec(self.rotate(&host::<f64>(g)?, &dims, true), arg.shape(), arg.device()),
+            )
+        };
+        back(grad).map(Some)
+    }
+}
+
+/// Rotates the first `rot` features of `x: [B, H, T, D]` by the tables `cos, sin: [B|1, T, rot]` (the halves
+/// rotate against each other, as `x·cos + rotate_half(x)·sin`), one graph node.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, _, t, d) = x.dims4()?;
+    let (tb, tt, rot) = cos.dims3()?;
+    if tt != t || rot > d || rot % 2 != 0 || (tb != 1 && tb != b) {
+        return Err(crate::error::Error::Input(format!(
+            "rope tables {:?} do not fit input {:?}",
+            cos.dims(),
+            x.dims()
+        )));
+    }
+    let op = Rope { cos: host::<f64>(cos)?, sin: host::<f64>(sin)?, table_batch: tb, rot };
+    Ok(x.contiguous()?.apply_op1(op)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f64_randn, same};
+    use super::*;
+    use candle_core::{Var, D};
+
+    #[test]
+    fn rope_matches_cos_sin_and_rotate_half_with_a_pass_through_tail() {
+        let (b, h, t, d, rot) = (2, 3, 4, 10, 6);
+        let x = Var::from_tensor(&f64_randn(&[b, h, t, d], 1.0)).unwrap();
+        let cos = f64_randn(&[b, t, rot], 1.0);
+        let sin = f64_randn(&[b, t, rot], 1.0);
+        let xt = x.as_tensor();
+        let x_rot = xt.narrow(D::Minus1, 0, rot).unwrap();
+        let rotated = (x_rot.broadcast_mul(&cos.unsqueeze(1).unwrap()).unwrap()
+            + crate::ops::rotate_half(&x_rot).unwrap().broadcast_mul(&sin.unsqueeze(1).unwrap()).unwrap())
+        .unwrap();
+        let composed = Tensor::cat(&[&rotated, &xt.narrow(D::Minus1, rot, d - rot).unwrap()], D::Minus1).unwrap();
+        same("rope", &[&x], rope(xt, &cos, &sin).unwrap(), composed);
+        // One table for the whole batch.
+        let (c1, s1) = (cos.narrow(0, 0, 1).unwrap(), sin.narrow(0, 0, 1).unwrap());
+        let rotated = (x_rot.broadcast_mul(&c1.unsqueeze(1).unwrap()).unwrap()
+            + crate::ops::rotate_half(&x_rot).unwrap().broadcast_mul(&s1.unsqueeze(1).unwrap()).unwrap())
+        .unwrap();
+        let composed = Tensor::cat(&[&rotated, &xt.narrow(D::Minus1, rot, d - rot).unwrap()], D::Minus1).unwrap();
+        same("rope, shared table", &[&x], rope(xt, &c1, &s1).unwrap(), composed);
+    }
+}
