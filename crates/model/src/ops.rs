@@ -99,7 +99,7 @@ fn fused_ok(xs: &[&Tensor]) -> bool {
 /// `x / sqrt(mean(x²) + eps)` over the last dimension, computed in f32 (or f64).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     let x = x.to_dtype(compute_dtype(x.dtype()))?;
-    if x.device().is_cpu() && needs_grad(&[&x]) {
+    if crate::kernels::supported(&x) && needs_grad(&[&x]) {
         return crate::kernels::normalize(&x, eps, true);
     }
     let var = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -184,7 +184,7 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
 
 /// `x / sqrt(sum(x²) + eps)` over the last dimension (the FLA-style l2norm of Gated DeltaNet).
 pub fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    if x.device().is_cpu() && needs_grad(&[x]) && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if crate::kernels::supported(x) && needs_grad(&[x]) {
         return crate::kernels::normalize(x, eps, false);
     }
     let n = (x.sqr()?.sum_keepdim(D::Minus1)? + eps)?.sqrt()?;

@@ -4,7 +4,7 @@
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0]
-//! [--head-share 0] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
+//! [--head-share 0.2] [--head-lr 5e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};
@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.class_hold = num("--class-hold", r.class_hold);
     r.class_until = num("--class-until", r.class_until);
     r.head_share = num("--head-share", r.head_share);
+    r.head_lr = num("--head-lr", r.head_lr);
     r.units_weight = num("--units-weight", r.units_weight as f64) as f32;
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,

@@ -290,6 +290,8 @@ pub struct DemoRecipe {
     /// Share of the SFT time spent first on the answers' heads only ([`answer_head`]: the object count and the
     /// first object's name), before the full answers. 0: full answers throughout.
     pub head_share: f64,
+    /// Peak learning rate of the answer-head phase (the full answers use `lr`).
+    pub head_lr: f64,
     /// How answers list the objects.
     pub order: ObjectOrder,
 }
@@ -303,7 +305,10 @@ impl Default for DemoRecipe {
         // the answers' heads first keeps the image path open (30 minutes: 32 distinct graphs for 32 scenes, name
         // F1 0.58, SGG 0.042). The object count and names weighted ×4 for the first half of the full-answer phase
         // (back to 1 at 80 %) then raised name F1 to 0.87, box F1 to 0.23 and SGG to 0.125 in the same 30 minutes
-        // (results/demo_image_reading.md, seventh session).
+        // (results/demo_image_reading.md, seventh session). With the CPU training kernels (twice the steps) the
+        // answer-head phase at lr 1e-3 left the image path closed in two 30-minute runs and one of two head probes;
+        // at lr 5e-4 both probes opened it, earlier and wider (eighth session), so the heads now train at 5e-4
+        // over 20 % of the time (~1,450 steps on two cores, the probes' length).
         Self {
             lr: 1e-3,
             warmup_ratio: 0.05,
@@ -320,7 +325,8 @@ impl Default for DemoRecipe {
             units_weight: 1.0,
             patch_size: 8,
             text_width: None,
-            head_share: 0.3,
+            head_share: 0.2,
+            head_lr: 5e-4,
             order: ObjectOrder::LeftToRight,
         }
     }
@@ -419,9 +425,36 @@ pub struct DemoResult {
     pub sft_head: Option<sft::SftSummary>,
     pub grpo: Option<grpo::GrpoSummary>,
     pub stages: Vec<StageResult>,
+    /// Whether the model reads the image, after each SFT phase ([`image_use`]).
+    pub image_use: Vec<ImageUse>,
     pub seconds: f64,
     #[serde(skip)]
     pub test: Vec<Scene>,
+}
+
+/// The validation loss of a model with each scene's own image and with the images rotated by one scene (every
+/// answer scored against another scene's picture). `gap` = rotated − own: clearly positive when the model reads the
+/// image, ~0 (±1e-6) when the image path is closed and the answers come from the prior alone
+/// (`results/demo_image_reading.md`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageUse {
+    pub after: String,
+    pub own_images_loss: f64,
+    pub rotated_images_loss: f64,
+    pub gap: f64,
+}
+
+/// Measures [`ImageUse`] of `policy` on `val` (at least two examples with images).
+pub fn image_use(policy: &Policy, val: &[Example], after: &str) -> Result<ImageUse> {
+    let model = policy.model()?;
+    let own = sft::eval_loss(policy, &model, val, 16, 4096)?.unwrap_or(f64::NAN);
+    let mut rotated = val.to_vec();
+    let images: Vec<_> = val.iter().map(|e| e.image.clone()).collect();
+    for (i, e) in rotated.iter_mut().enumerate() {
+        e.image = images[(i + 1) % images.len().max(1)].clone();
+    }
+    let other = sft::eval_loss(policy, &model, &rotated, 16, 4096)?.unwrap_or(f64::NAN);
+    Ok(ImageUse { after: after.to_string(), own_images_loss: own, rotated_images_loss: other, gap: other - own })
 }
 
 fn f1(matched: usize, pred: usize, gt: usize) -> f64 {
@@ -692,6 +725,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     };
     val.truncate(16);
     let head_seconds = sft_seconds * r.head_share.clamp(0.0, 0.9);
+    let mut uses = Vec::new();
     let sft_head = if with_heads && head_seconds > 0.0 {
         // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below. The
         // targets are swapped in place and back, so the preprocessed images are not copied.
@@ -701,9 +735,19 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         let full_train = swap(&mut train, train_heads);
         let n_val = val.len();
         let full_val = swap(&mut val, heads(&val_scenes[..n_val])?);
-        let ho = SftOptions { schedule: Schedule::Seconds(head_seconds), token_weights: Vec::new(), ..so.clone() };
+        let ho = SftOptions {
+            lr: r.head_lr,
+            schedule: Schedule::Seconds(head_seconds),
+            token_weights: Vec::new(),
+            ..so.clone()
+        };
         let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
         let summary = sft::run(&policy, &train, &val, &ho, &hout, None, reporter);
+        if summary.is_ok() {
+            let u = image_use(&policy, &val, "answer heads")?;
+            reporter.message(&format!("image use after the answer heads: gap {:.2e} (~0: closed)", u.gap));
+            uses.push(u);
+        }
         swap(&mut train, full_train);
         swap(&mut val, full_val);
         Some(summary?)
@@ -712,6 +756,9 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     };
     let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
     let sft_summary = sft::run(&policy, &train, &val, &so, &out, None, reporter)?;
+    let u = image_use(&policy, &val, "SFT")?;
+    reporter.message(&format!("image use after SFT: gap {:.2e} (~0: closed)", u.gap));
+    uses.push(u);
     stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
 
@@ -786,6 +833,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         sft_head,
         grpo: grpo_summary,
         stages,
+        image_use: uses,
         seconds: started.elapsed().as_secs_f64(),
         test,
     })
@@ -865,6 +913,13 @@ mod tests {
             &[("random init", "free"), ("random init", "constrained"), ("SFT", "free"), ("SFT", "constrained")]
         );
         assert_eq!(r.test.len(), 2);
+        let after: Vec<&str> = r.image_use.iter().map(|u| u.after.as_str()).collect();
+        assert_eq!(after, ["answer heads", "SFT"]);
+        for u in &r.image_use {
+            assert!(
+                u.own_images_loss.is_finite() && (u.gap - (u.rotated_images_loss - u.own_images_loss)).abs() < 1e-12
+            );
+        }
     }
 
     #[test]

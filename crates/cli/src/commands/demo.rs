@@ -125,6 +125,13 @@ fn results_table(r: &DemoResult) -> String {
         r.sft.last_loss.unwrap_or(f64::NAN),
         r.sft.val_loss.unwrap_or(f64::NAN)
     ));
+    for u in &r.image_use {
+        t.push_str(&format!(
+            "\nImage use after {}: validation loss {:.4} with each scene's image, {:.4} with another scene's (gap {:.2e}; \
+             ~0 means the model ignores the image)",
+            u.after, u.own_images_loss, u.rotated_images_loss, u.gap
+        ));
+    }
     if let Some(g) = &r.grpo {
         t.push_str(&format!(
             "\nGRPO: {} steps, rollout reward {:.3} → {:.3}, best validation reward {:.3} at step {}",

@@ -68,9 +68,20 @@ impl Real for f64 {
     }
 }
 
-/// Whether [`softmax`], [`normalize`], [`rms_norm`] and [`rope`] run on `x`: a CPU f32/f64 tensor.
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the kernels off (the model then trains through the candle compositions, as on other devices) or back on,
+/// for the whole process: a switch for comparisons and benchmarks.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the model's training path uses the kernels for `x`: they are enabled ([`set_enabled`]) and `x` is a CPU
+/// f32/f64 tensor.
 pub fn supported(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+        && x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 fn contiguous<'a, T>(s: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
