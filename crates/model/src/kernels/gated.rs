@@ -1,8 +1,8 @@
 //! `silu(a)·b` and Gated DeltaNet's causal depthwise convolution with its SiLU.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
-use super::{contiguous, host, Real};
+use super::{binary_bwd, binary_fwd, host, Real};
 use crate::error::Result;
 
 fn sigmoid<T: Real>(x: T) -> T {
@@ -13,13 +13,6 @@ fn sigmoid<T: Real>(x: T) -> T {
 fn silu_grad<T: Real>(x: T) -> T {
     let s = sigmoid(x);
     s * (T::one() + x * (T::one() - s))
-}
-
-fn same_storage<'a, T>(a: &'a [T], la: &Layout, b: &'a [T], lb: &Layout) -> candle_core::Result<(&'a [T], &'a [T])> {
-    if la.dims() != lb.dims() {
-        candle_core::bail!("kernel operands differ in shape: {:?} and {:?}", la.dims(), lb.dims());
-    }
-    Ok((contiguous(a, la)?, contiguous(b, lb)?))
 }
 
 struct SiluMul;
@@ -49,18 +42,10 @@ impl CustomOp2 for SiluMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let (a, b) = same_storage(a, l1, b, l2)?;
-                CpuStorage::F32(Self::fwd(a, b))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let (a, b) = same_storage(a, l1, b, l2)?;
-                CpuStorage::F64(Self::fwd(a, b))
-            }
-            _ => candle_core::bail!("silu-mul: operands must both be f32 or both f64"),
-        };
-        Ok((out, l1.shape().clone()))
+        if l1.dims() != l2.dims() {
+            candle_core::bail!("silu-mul: operands differ in shape: {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        binary_fwd(self.name(), (s1, l1), (s2, l2), Self::fwd, Self::fwd)
     }
 
     fn bwd(
@@ -70,12 +55,7 @@ impl CustomOp2 for SiluMul {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (da, db) = match a.dtype() {
-            DType::F32 => Self::bwd::<f32>(a, b, grad)?,
-            DType::F64 => Self::bwd::<f64>(a, b, grad)?,
-            other => candle_core::bail!("silu-mul backward: unsupported dtype {other:?}"),
-        };
-        Ok((Some(da), Some(db)))
+        binary_bwd(a, || Self::bwd::<f32>(a, b, grad), || Self::bwd::<f64>(a, b, grad))
     }
 }
 
@@ -152,16 +132,13 @@ impl CustomOp2 for ConvSilu {
         fn act<T: Real>(pre: Vec<T>) -> Vec<T> {
             pre.into_iter().map(|p| p * sigmoid(p)).collect()
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
-                CpuStorage::F32(act(Self::pre(contiguous(x, l1)?, contiguous(w, l2)?, dims, k)))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => {
-                CpuStorage::F64(act(Self::pre(contiguous(x, l1)?, contiguous(w, l2)?, dims, k)))
-            }
-            _ => candle_core::bail!("causal conv: input and taps must both be f32 or both f64"),
-        };
-        Ok((out, l1.shape().clone()))
+        binary_fwd(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            |x, w| act(Self::pre(x, w, dims, k)),
+            |x, w| act(Self::pre(x, w, dims, k)),
+        )
     }
 
     fn bwd(
@@ -171,12 +148,7 @@ impl CustomOp2 for ConvSilu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = match x.dtype() {
-            DType::F32 => Self::bwd::<f32>(x, taps, grad)?,
-            DType::F64 => Self::bwd::<f64>(x, taps, grad)?,
-            other => candle_core::bail!("causal conv backward: unsupported dtype {other:?}"),
-        };
-        Ok((Some(dx), Some(dw)))
+        binary_bwd(x, || Self::bwd::<f32>(x, taps, grad), || Self::bwd::<f64>(x, taps, grad))
     }
 }
 

@@ -16,7 +16,7 @@
 //!
 //! No crate offers these for candle's CPU backend (candle-nn's fused kernels have no backward); the loops are ours.
 
-use candle_core::{CpuStorage, DType, Layout, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
 pub mod delta_rule;
 mod gated;
@@ -123,6 +123,51 @@ fn bwd_by_dtype(
         DType::F64 => f64(),
         other => candle_core::bail!("kernel backward: unsupported dtype {other:?}"),
     }
+}
+
+/// A one-operand kernel's forward: `f32`/`f64` over the contiguous data and its last-dimension length, the output
+/// of the input's shape.
+fn unary_fwd(
+    name: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    f32: impl FnOnce(&[f32], usize) -> Vec<f32>,
+    f64: impl FnOnce(&[f64], usize) -> Vec<f64>,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let n = last_dim(layout);
+    let out = by_dtype(name, storage, |s| Ok(f32(contiguous(s, layout)?, n)), |s| Ok(f64(contiguous(s, layout)?, n)))?;
+    Ok((out, layout.shape().clone()))
+}
+
+/// A two-operand kernel's forward: `f32`/`f64` over both operands' contiguous data (one dtype for both), the output
+/// of the first operand's shape.
+fn binary_fwd(
+    name: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    f32: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
+    f64: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let out = match (s1, s2) {
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(f32(contiguous(a, l1)?, contiguous(b, l2)?)),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(f64(contiguous(a, l1)?, contiguous(b, l2)?)),
+        _ => candle_core::bail!("{name}: the operands must both be f32 or both f64"),
+    };
+    Ok((out, l1.shape().clone()))
+}
+
+/// A two-operand kernel's backward: both input gradients, computed in `like`'s dtype.
+fn binary_bwd(
+    like: &Tensor,
+    f32: impl FnOnce() -> candle_core::Result<(Tensor, Tensor)>,
+    f64: impl FnOnce() -> candle_core::Result<(Tensor, Tensor)>,
+) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    let (a, b) = match like.dtype() {
+        DType::F32 => f32()?,
+        DType::F64 => f64()?,
+        other => candle_core::bail!("kernel backward: unsupported dtype {other:?}"),
+    };
+    Ok((Some(a), Some(b)))
 }
 
 fn last_dim(layout: &Layout) -> usize {

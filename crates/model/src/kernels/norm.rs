@@ -1,8 +1,8 @@
 //! Normalisation over the last dimension: plain (RMS or L2) and RMSNorm with its weight.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-use super::{bwd_by_dtype, by_dtype, contiguous, host, last_dim, Real};
+use super::{binary_bwd, binary_fwd, bwd_by_dtype, host, last_dim, unary_fwd, Real};
 use crate::error::Result;
 
 /// `1 / sqrt(c·Σx² + eps)` of one row.
@@ -52,14 +52,7 @@ impl CustomOp1 for Normalize {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let n = last_dim(layout);
-        let out = by_dtype(
-            self.name(),
-            storage,
-            |s| Ok(self.fwd(contiguous(s, layout)?, n)),
-            |s| Ok(self.fwd(contiguous(s, layout)?, n)),
-        )?;
-        Ok((out, layout.shape().clone()))
+        unary_fwd(self.name(), storage, layout, |x, n| self.fwd(x, n), |x, n| self.fwd(x, n))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -138,16 +131,7 @@ impl CustomOp2 for RmsNorm {
         if l2.dims().len() != 1 || l2.dims()[0] != last_dim(l1) {
             candle_core::bail!("rms norm: weight {:?} does not match input {:?}", l2.dims(), l1.dims());
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
-                CpuStorage::F32(self.fwd(contiguous(x, l1)?, contiguous(w, l2)?))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w)) => {
-                CpuStorage::F64(self.fwd(contiguous(x, l1)?, contiguous(w, l2)?))
-            }
-            _ => candle_core::bail!("rms norm: input and weight must both be f32 or both f64"),
-        };
-        Ok((out, l1.shape().clone()))
+        binary_fwd(self.name(), (s1, l1), (s2, l2), |x, w| self.fwd(x, w), |x, w| self.fwd(x, w))
     }
 
     fn bwd(
@@ -157,12 +141,7 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = match x.dtype() {
-            DType::F32 => self.bwd::<f32>(x, w, grad)?,
-            DType::F64 => self.bwd::<f64>(x, w, grad)?,
-            other => candle_core::bail!("rms norm backward: unsupported dtype {other:?}"),
-        };
-        Ok((Some(dx), Some(dw)))
+        binary_bwd(x, || self.bwd::<f32>(x, w, grad), || self.bwd::<f64>(x, w, grad))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{bwd_by_dtype, by_dtype, contiguous, host, Real};
+use super::{bwd_by_dtype, host, unary_fwd, Real};
 use crate::error::Result;
 
 struct Rope {
@@ -53,14 +53,8 @@ impl CustomOp1 for Rope {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = layout.dims().to_vec();
-        let out = by_dtype(
-            self.name(),
-            storage,
-            |s| Ok(self.rotate(contiguous(s, layout)?, &dims, false)),
-            |s| Ok(self.rotate(contiguous(s, layout)?, &dims, false)),
-        )?;
-        Ok((out, layout.shape().clone()))
+        let dims = layout.dims();
+        unary_fwd(self.name(), storage, layout, |x, _| self.rotate(x, dims, false), |x, _| self.rotate(x, dims, false))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{bwd_by_dtype, by_dtype, contiguous, host, last_dim, Real};
+use super::{bwd_by_dtype, host, unary_fwd, Real};
 use crate::error::Result;
 
 struct Softmax {
@@ -63,14 +63,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let n = last_dim(layout);
-        let out = by_dtype(
-            self.name(),
-            storage,
-            |s| Ok(self.fwd(contiguous(s, layout)?, n)),
-            |s| Ok(self.fwd(contiguous(s, layout)?, n)),
-        )?;
-        Ok((out, layout.shape().clone()))
+        unary_fwd(self.name(), storage, layout, |x, n| self.fwd(x, n), |x, n| self.fwd(x, n))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {

@@ -1,0 +1,251 @@
+//! The demo's model shape and training recipe: the tiny Qwen3.5-architecture configuration, its initialisation
+//! (fixed sine/cosine vision positions, optional fan-in scaling) and [`DemoRecipe`], the SFT settings `sgvlm demo`
+//! trains with, each default traced to the measurement that chose it (`crates/train/results/`).
+
+use candle_core::{Device, Tensor};
+use sgvlm_model::tokenizer::Tokenizer;
+use sgvlm_model::{checkpoint, Config};
+
+use super::ObjectOrder;
+use crate::curriculum::TokenWeight;
+use crate::error::Result;
+use crate::policy::{Freeze, Policy};
+
+/// The demo model: Qwen3.5's architecture at a tiny size over the 2,112-token tiny vocabulary.
+pub fn model_config(large: bool) -> Config {
+    let mut c = Config::tiny();
+    let t = &mut c.text_config;
+    let v = &mut c.vision_config;
+    if large {
+        (t.hidden_size, t.intermediate_size, t.num_hidden_layers) = (256, 768, 8);
+        (t.num_attention_heads, t.num_key_value_heads, t.head_dim) = (4, 2, 64);
+        (t.linear_key_head_dim, t.linear_value_head_dim, t.linear_num_key_heads, t.linear_num_value_heads) =
+            (32, 32, 4, 8);
+        (v.hidden_size, v.intermediate_size, v.depth, v.num_heads) = (128, 512, 4, 4);
+    } else {
+        (t.hidden_size, t.intermediate_size) = (96, 256);
+        (t.num_attention_heads, t.head_dim) = (2, 48);
+        (v.hidden_size, v.intermediate_size, v.depth, v.num_heads) = (64, 128, 2, 2);
+    }
+    t.layer_types =
+        (0..t.num_hidden_layers)
+            .map(|i| {
+                if i % 2 == 1 {
+                    sgvlm_model::LayerType::FullAttention
+                } else {
+                    sgvlm_model::LayerType::LinearAttention
+                }
+            })
+            .collect();
+    t.full_attention_interval = Some(2);
+    fit_mrope_sections(t);
+    v.patch_size = 8;
+    v.out_hidden_size = t.hidden_size;
+    v.num_position_embeddings = 256;
+    c
+}
+
+/// M-RoPE sections that cover the rotary half (head_dim × partial factor / 2), or the saved config.json fails
+/// validation when a checkpoint is loaded back.
+fn fit_mrope_sections(t: &mut sgvlm_model::config::TextConfig) {
+    let half = (t.head_dim as f64 * t.rope_parameters.partial_rotary_factor) as usize / 2;
+    t.rope_parameters.mrope_section = vec![half - 2 * (half / 3), half / 3, half / 3];
+}
+
+/// [`model_config`] with the recipe's patch size and text width.
+pub fn recipe_config(large: bool, r: &DemoRecipe) -> Config {
+    let mut cfg = model_config(large);
+    cfg.vision_config.patch_size = r.patch_size;
+    if let Some((hidden, inter)) = r.text_width {
+        let t = &mut cfg.text_config;
+        (t.hidden_size, t.intermediate_size, t.head_dim) = (hidden, inter, hidden / t.num_attention_heads);
+        fit_mrope_sections(t);
+        cfg.vision_config.out_hidden_size = hidden;
+    }
+    cfg
+}
+
+/// Fixed 2-D sine/cosine position embeddings `[side², dim]`: the first half of the channels encodes the row, the
+/// second the column, each as sin/cos pairs at geometric frequencies (as MAE's).
+pub fn sincos_2d(side: usize, dim: usize) -> Vec<f32> {
+    let quarter = dim / 4;
+    let mut out = vec![0f32; side * side * dim];
+    for r in 0..side {
+        for c in 0..side {
+            let row = &mut out[(r * side + c) * dim..(r * side + c + 1) * dim];
+            for (half, pos) in [(0, r), (1, c)] {
+                for i in 0..quarter {
+                    let freq = 1.0 / 10_000f64.powf(i as f64 / quarter.max(1) as f64);
+                    let a = pos as f64 * freq;
+                    row[half * 2 * quarter + i] = a.sin() as f32;
+                    row[half * 2 * quarter + quarter + i] = a.cos() as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The token class of [`DemoRecipe::class_weight`] ([`crate::curriculum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Weighted {
+    /// Every number token.
+    Digits,
+    /// The units digit of each box coordinate.
+    BoxUnits,
+    /// The object count and the object names.
+    #[default]
+    Names,
+}
+
+/// The SFT recipe of the demo: what `sgvlm demo` trains with ([`DemoRecipe::default`]); experiments vary it
+/// through [`run_with`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DemoRecipe {
+    /// Peak learning rate of the time-based warmup + cosine schedule.
+    pub lr: f64,
+    /// Share of the SFT time spent warming up.
+    pub warmup_ratio: f64,
+    pub batch_size: usize,
+    pub adamw: crate::optim::AdamWConfig,
+    /// Linear layers start from `N(0, 1/fan_in)` (output projections further scaled by `1/sqrt(2·layers)`)
+    /// instead of the checkpoint default `N(0, 0.02)`, which at this width leaves each layer's output at a fifth of
+    /// its input.
+    pub fan_in_init: bool,
+    /// Delta-rule chunk length while training ([`SftOptions::delta_chunk`]).
+    pub delta_chunk: usize,
+    /// Amplitude of the fixed sine/cosine vision position embeddings. At 1 they are ~4.5× the scene-to-scene
+    /// variation of the image tokens at initialisation (`examples/image_signal.rs`: image rows of two scenes differ
+    /// by 12 % of their norm with 1, 36 % with 0.1, 39 % with the random table).
+    pub sincos_scale: f32,
+    /// Learning-rate multiplier of the vision tower and merger ([`SftOptions::vision_lr_scale`]).
+    pub vision_lr_scale: f64,
+    /// Loss weight of a class of answer tokens ([`DemoRecipe::weighted`], [`crate::curriculum`]) in the full-answer
+    /// phase of SFT (1: plain cross-entropy), held until `class_hold` of that phase and back to 1 at `class_until`.
+    pub class_weight: f32,
+    pub class_hold: f64,
+    pub class_until: f64,
+    /// Which tokens the class weight applies to.
+    pub weighted: Weighted,
+    /// Loss weight of the units digit of every box coordinate for the whole full-answer phase (1: plain). At the
+    /// demo's scale one image pixel is five coordinate units, so that digit is mostly unreadable and its gradient
+    /// mostly noise ([`crate::curriculum::TokenClass::BoxUnits`]).
+    pub units_weight: f32,
+    /// Side of the vision patches in pixels of the model-sized image (the demo model's image tokens cover
+    /// `2·patch_size` pixels each).
+    pub patch_size: usize,
+    /// The text model's hidden and MLP sizes instead of those of [`model_config`] (heads keep their count; the
+    /// head size follows the width).
+    pub text_width: Option<(usize, usize)>,
+    /// Share of the SFT time spent first on the answers' heads only ([`answer_head`]: the object count and the
+    /// first object's name), before the full answers. 0: full answers throughout.
+    pub head_share: f64,
+    /// Peak learning rate of the answer-head phase (the full answers use `lr`).
+    pub head_lr: f64,
+    /// How answers list the objects.
+    pub order: ObjectOrder,
+}
+
+impl Default for DemoRecipe {
+    fn default() -> Self {
+        // lr 1e-3 at batch 16 (with shuffled batches): the only setting of the probes in
+        // crates/train/results/demo_image_reading.md under which the model starts to read the image on the
+        // answer's head; at lr 4e-3 or batch 8 the image-token path collapses into a constant. Trained on full
+        // answers from the start, it still collapses (30 minutes: one graph for every image); 30 % of the SFT time on
+        // the answers' heads first keeps the image path open (30 minutes: 32 distinct graphs for 32 scenes, name
+        // F1 0.58, SGG 0.042). The object count and names weighted ×4 for the first half of the full-answer phase
+        // (back to 1 at 80 %) then raised name F1 to 0.87, box F1 to 0.23 and SGG to 0.125 in the same 30 minutes
+        // (results/demo_image_reading.md, seventh session). With the CPU training kernels (twice the steps) the
+        // answer-head phase at lr 1e-3 left the image path closed in two 30-minute runs and one of two head probes;
+        // at lr 5e-4 both probes opened it, earlier and wider (eighth session), so the heads now train at 5e-4
+        // over 20 % of the time (~1,450 steps on two cores, the probes' length).
+        Self {
+            lr: 1e-3,
+            warmup_ratio: 0.05,
+            batch_size: 16,
+            adamw: crate::optim::AdamWConfig { beta2: 0.95, ..crate::optim::AdamWConfig::default() },
+            fan_in_init: false,
+            delta_chunk: 16,
+            sincos_scale: 1.0,
+            vision_lr_scale: 1.0,
+            class_weight: 4.0,
+            class_hold: 0.5,
+            class_until: 0.8,
+            weighted: Weighted::Names,
+            units_weight: 1.0,
+            patch_size: 8,
+            text_width: None,
+            head_share: 0.2,
+            head_lr: 5e-4,
+            order: ObjectOrder::LeftToRight,
+        }
+    }
+}
+
+/// The token-class weights of the recipe's full-answer phase: the scheduled class weight, and the units digits of
+/// the box coordinates at `units_weight` throughout (each only when it is not 1).
+pub fn recipe_weights(r: &DemoRecipe, tokenizer: &Tokenizer) -> Vec<TokenWeight> {
+    let mut out = Vec::new();
+    if r.class_weight != 1.0 {
+        let class = match r.weighted {
+            Weighted::Digits => TokenWeight::digits,
+            Weighted::BoxUnits => TokenWeight::box_units,
+            Weighted::Names => TokenWeight::names,
+        };
+        out.push(class(tokenizer, r.class_weight, r.class_hold, r.class_until));
+    }
+    if r.units_weight != 1.0 {
+        out.push(TokenWeight::box_units(tokenizer, r.units_weight, 1.0, 1.0));
+    }
+    out
+}
+
+/// Rescales the normal-initialised linear weights of `weights` to `N(0, 1/fan_in)`; the projections that write
+/// into the residual stream (`o_proj`, `out_proj`, `down_proj`, the vision blocks' `proj`/`linear_fc2`) are scaled
+/// by a further `1/sqrt(2·layers)` so the stream does not grow with depth. Embeddings, position tables, norms and
+/// the delta-rule parameters keep their values.
+pub fn fan_in_init(weights: &mut std::collections::HashMap<String, Tensor>, cfg: &Config) -> Result<()> {
+    let text_layers = cfg.text_config.num_hidden_layers.max(1) as f64;
+    let vision_layers = cfg.vision_config.depth.max(1) as f64;
+    for (name, t) in weights.iter_mut() {
+        let linear = name.ends_with(".weight")
+            && (t.rank() == 2 || name.contains("patch_embed"))
+            && !name.contains("embed_tokens")
+            && !name.contains("pos_embed")
+            && !name.contains("norm");
+        if !linear {
+            continue;
+        }
+        let fan_in: usize = t.dims()[1..].iter().product();
+        let residual =
+            ["o_proj", "out_proj", "down_proj", "attn.proj", "mlp.linear_fc2"].iter().any(|k| name.contains(k));
+        let depth = if name.starts_with("model.visual.") { vision_layers } else { text_layers };
+        let mut std = 1.0 / (fan_in.max(1) as f64).sqrt();
+        if residual && !name.contains("merger") {
+            std /= (2.0 * depth).sqrt();
+        }
+        // The stored weights are N(0, 0.02): rescaling keeps the seeded draw.
+        *t = (&*t * (std / 0.02))?;
+    }
+    Ok(())
+}
+
+/// The demo model at initialisation: seeded random weights (rescaled with [`fan_in_init`] if the recipe says so)
+/// and the fixed sine/cosine vision position table, everything trainable.
+pub fn init_policy(cfg: &Config, r: &DemoRecipe, seed: u64, device: &Device) -> Result<Policy> {
+    let mut weights = checkpoint::random_weights(cfg, seed, &Device::Cpu)?;
+    if r.fan_in_init {
+        fan_in_init(&mut weights, cfg)?;
+    }
+    let v = &cfg.vision_config;
+    let side = (v.num_position_embeddings as f64).sqrt() as usize;
+    weights.insert(
+        "model.visual.pos_embed.weight".into(),
+        Tensor::from_vec(
+            sincos_2d(side, v.hidden_size).into_iter().map(|x| x * r.sincos_scale).collect::<Vec<_>>(),
+            (side * side, v.hidden_size),
+            &Device::Cpu,
+        )?,
+    );
+    Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, device)
+}
