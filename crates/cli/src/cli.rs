@@ -18,9 +18,11 @@ pub enum Command {
     /// The end-to-end proof on synthetic data: render scenes, train a tiny Qwen3.5-architecture model from random
     /// weights with SFT then GRPO, and evaluate random init, SFT and SFT+GRPO on held-out scenes.
     ///
-    /// SFT first trains on the answers' heads (object count and first name: 30 % of its time, which keeps the model
-    /// reading the image), then on the full answers with the object count and names weighted ×4 in the loss for
-    /// the first half of that phase. Writes OUT/results.json, OUT/results.md (the table),
+    /// SFT first trains on the answers' heads (object count and first name: 20 % of its time at half the learning
+    /// rate, which opens the model's image path), then on the full answers with the object count and names weighted
+    /// ×4 in the loss for the first half of that phase; after each phase it reports how much the model uses the
+    /// image (validation loss with the scenes' own images against other scenes' images). Writes OUT/results.json,
+    /// OUT/results.md (the table),
     /// OUT/report/<stage>/ (evaluation reports with rendered examples) and the training metrics
     /// (OUT/sft_head/metrics.jsonl, OUT/sft/metrics.jsonl, OUT/grpo/metrics.jsonl). The results JSON also
     /// goes to stdout. `--examples` instead validates and pretty-prints the bundled model outputs (no training).
