@@ -1,5 +1,6 @@
-//! Benchmark (not a test): the chunked gated delta rule alone, forward and forward+backward, at the demo shape
-//! (B 16, T 256, 8 heads of 16) and the 0.8B shape (B 1, T 1007, 16 heads of 128).
+//! Benchmark (not a test): the chunked gated delta rule alone (chunk 16, the demo's training chunk), forward and
+//! forward+backward, at one shard of the demo's step (B 8, T 355, 4 heads of 16), an older demo shape (B 16, T 256,
+//! 8 heads of 16) and the 0.8B shape (B 1, T 1007, 16 heads of 128).
 //!
 //! ```sh
 //! cargo run --release -p sgvlm-model --example bench_delta_rule
