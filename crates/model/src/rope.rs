@@ -89,9 +89,8 @@ impl TextRope {
     /// Rotates the first `rotary_dim` features of `x` `[B, H, T, D]`, leaving the rest unchanged.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         if crate::ops::needs_grad(&[x]) && crate::kernels::supported(x) {
-            // Training on the CPU: one node with its own backward (the tables are constants).
-            let (cos, sin) = (self.cos.to_dtype(x.dtype())?, self.sin.to_dtype(x.dtype())?);
-            return crate::kernels::rope(x, &cos, &sin);
+            // Training on the CPU: one node with its own backward (the tables are constants, read as f64).
+            return crate::kernels::rope(x, &self.cos, &self.sin);
         }
         let rot = self.cos.dim(D::Minus1)?;
         let d = x.dim(D::Minus1)?;

@@ -38,35 +38,26 @@ pub(crate) trait Real: candle_core::WithDType {
     fn max_(self, other: Self) -> Self;
 }
 
-impl Real for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    fn exp_(self) -> Self {
-        self.exp()
-    }
-    fn sqrt_(self) -> Self {
-        self.sqrt()
-    }
-    fn max_(self, other: Self) -> Self {
-        self.max(other)
-    }
+macro_rules! impl_real {
+    ($($t:ty),*) => {$(
+        impl Real for $t {
+            fn of(x: f64) -> Self {
+                x as $t
+            }
+            fn exp_(self) -> Self {
+                self.exp()
+            }
+            fn sqrt_(self) -> Self {
+                self.sqrt()
+            }
+            fn max_(self, other: Self) -> Self {
+                self.max(other)
+            }
+        }
+    )*};
 }
 
-impl Real for f64 {
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn exp_(self) -> Self {
-        self.exp()
-    }
-    fn sqrt_(self) -> Self {
-        self.sqrt()
-    }
-    fn max_(self, other: Self) -> Self {
-        self.max(other)
-    }
-}
+impl_real!(f32, f64);
 
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
