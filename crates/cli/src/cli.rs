@@ -294,6 +294,10 @@ pub struct DemoArgs {
     /// SFT threads, each running forward and backward on a shard of every batch (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Skip SFT: start from the `sft` folder an earlier demo wrote (e.g. `sgvlm-demo/sft`), evaluate it and run
+    /// GRPO. Use the same --seed, --test and --image-size to evaluate on the same test scenes.
+    #[arg(long, value_name = "DIR")]
+    pub from_sft: Option<PathBuf>,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

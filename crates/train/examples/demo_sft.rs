@@ -3,7 +3,8 @@
 //!
 //! `cargo run -p sgvlm-train --example demo_sft -- --minutes 6 [--lr 2e-3] [--batch 8] [--warmup 0.05]
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
-//! [--threads 0]
+//! [--threads 0] [--sft-share 1 (below 1: GRPO after SFT)] [--from-sft DIR (a finished `sft` folder: GRPO only)]
+//! [--grpo-lr 2e-6] [--grpo-temperature 0.7] [--grpo-group 8] [--grpo-prompts 4] [--grpo-eval-every 20]
 //! [--head-share 0.2] [--head-lr 5e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
@@ -45,6 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.head_share = num("--head-share", r.head_share);
     r.head_lr = num("--head-lr", r.head_lr);
     r.units_weight = num("--units-weight", r.units_weight as f64) as f32;
+    r.grpo_lr = num("--grpo-lr", r.grpo_lr);
+    r.grpo_temperature = num("--grpo-temperature", r.grpo_temperature as f64) as f32;
+    r.grpo_eval_every = num("--grpo-eval-every", r.grpo_eval_every as f64) as u64;
+    r.grpo_group = num("--grpo-group", r.grpo_group as f64) as usize;
+    r.grpo_prompts = num("--grpo-prompts", r.grpo_prompts as f64) as usize;
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,
         Some("digits") => sgvlm_train::demo::Weighted::Digits,
@@ -69,11 +75,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         image_size: (w.parse()?, h.parse()?),
         large: args.iter().any(|a| a == "--large"),
         seed: num("--seed", 0.0) as u64,
-        sft_share: 1.0,
+        sft_share: num("--sft-share", 1.0),
         device: Device::Cpu,
         out: get("--out").map(Into::into),
         free_rollouts: false,
         threads: num("--threads", 0.0) as usize,
+        from_sft: get("--from-sft").map(Into::into),
     };
     eprintln!("recipe {}", serde_json::to_string(&r)?);
     let res = run_with(&o, &r, &Quiet)?;
@@ -82,7 +89,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{}",
             serde_json::json!({"stage": st.stage, "decoding": st.decoding, "sgg": m.sgg_strict,
-                "obj_f1": m.obj_f1_strict, "rel_f1": m.rel_f1_strict, "name_f1": st.name_f1, "box_f1": st.box_f1,
+                "obj_f1": m.obj_f1_strict, "rel_f1": m.rel_f1_strict, "rel_p": m.rel_p_strict, "rel_r": m.rel_r_strict,
+                "name_f1": st.name_f1, "box_f1": st.box_f1, "reward": st.mean_reward,
+                "obj_halluc": st.reward_term("sgg_obj_hallucination_penalty"),
+                "rel_halluc": st.reward_term("sgg_edge_hallucination_penalty"),
                 "strict_failure": st.strict_failure_rate,
                 "distinct": st.distinct_predictions})
         );
@@ -91,5 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", serde_json::json!({"sft_head": h}));
     }
     println!("{}", serde_json::to_string(&res.sft)?);
+    if let Some(g) = &res.grpo {
+        println!("{}", serde_json::json!({"grpo": g}));
+    }
     Ok(())
 }

@@ -124,6 +124,20 @@ impl Policy {
         Ok(Qwen35::from_tensors(&self.config, copies, dtype, &self.device)?)
     }
 
+    /// Sets every variable to its value in the checkpoint at `dir` (one written by [`Policy::save`] for this
+    /// configuration): how a run goes back to its best checkpoint. A variable missing there is an error.
+    pub fn restore(&self, dir: &Path) -> Result<()> {
+        let saved = checkpoint::load_varmap(dir, &self.config, &self.device)?;
+        let saved = saved.data().lock().unwrap_or_else(|e| e.into_inner());
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in data.iter() {
+            let t =
+                saved.get(k).ok_or_else(|| TrainError::Input(format!("`{}` has no tensor `{k}`", dir.display())))?;
+            v.set(&t.as_tensor().to_dtype(v.dtype())?)?;
+        }
+        Ok(())
+    }
+
     /// Writes a Hugging Face model directory: `config.json`, `model.safetensors` in `dtype` (f32 keeps resume
     /// exact), `generation_config.json`, `preprocessor_config.json`, and the tokenizer files of `tokenizer_from`.
     pub fn save(&self, dir: &Path, dtype: DType, pixels: (usize, usize), tokenizer_from: Option<&Path>) -> Result<()> {
@@ -162,5 +176,32 @@ mod tests {
         let names: Vec<String> = p.trainable().into_iter().map(|(n, _)| n).collect();
         assert!(names.iter().all(|n| !n.starts_with("model.visual.")));
         assert!(names.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn restore_brings_back_every_saved_value() {
+        let cfg = Config::tiny();
+        let p = Policy::from_tensors(
+            cfg.clone(),
+            checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap(),
+            Freeze::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        p.save(dir.path(), DType::F32, (1024, 4096), None).unwrap();
+        // Deep copies: the variables are updated in place, and `tensors` shares their storage.
+        let before: HashMap<String, Tensor> = p.tensors().into_iter().map(|(k, t)| (k, t.copy().unwrap())).collect();
+        for (_, v) in p.trainable() {
+            v.set(&(v.as_tensor() + 1.0).unwrap()).unwrap();
+        }
+        let key = "model.language_model.norm.weight";
+        assert_ne!(p.tensors()[key].to_vec1::<f32>().unwrap(), before[key].to_vec1::<f32>().unwrap());
+        p.restore(dir.path()).unwrap();
+        for (k, t) in p.tensors() {
+            let diff = (t - &before[&k]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{k}");
+        }
+        assert!(p.restore(&dir.path().join("missing")).is_err());
     }
 }

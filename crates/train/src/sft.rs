@@ -108,7 +108,7 @@ pub struct Output {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SftSummary {
     pub steps: u64,
     pub first_loss: Option<f64>,

@@ -45,6 +45,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         out: Some(a.out.clone()),
         free_rollouts: a.free_rollouts,
         threads: a.threads,
+        from_sft: a.from_sft.clone(),
     };
     let bar = super::train::Bar::new();
     let r = sgvlm_train::demo::run(&o, &bar)?;
@@ -93,8 +94,8 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
 fn results_table(r: &DemoResult) -> String {
     let mut t = format!(
         "Synthetic demo: {} parameters, {} training scenes, {} test scenes, {:.1} min\n\n\
-         | stage | decoding | SGG | obj F1 | rel P | rel R | rel F1 | name F1 | box F1 | failure (eval) | strict-gate failure | mean reward |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | stage | decoding | SGG | obj F1 | rel P | rel R | rel F1 | name F1 | box F1 | failure (eval) | strict-gate failure | mean reward | object hallucination | relation hallucination |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         r.parameters,
         r.train_scenes,
         r.test_scenes,
@@ -103,7 +104,7 @@ fn results_table(r: &DemoResult) -> String {
     for s in &r.stages {
         let m = &s.summary;
         t.push_str(&format!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.2} |\n",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.2} | {:.3} | {:.3} |\n",
             s.stage,
             s.decoding,
             m.sgg_strict,
@@ -115,7 +116,9 @@ fn results_table(r: &DemoResult) -> String {
             s.box_f1,
             m.invalid_rate_pct,
             100.0 * s.strict_failure_rate,
-            s.mean_reward
+            s.mean_reward,
+            s.reward_term("sgg_obj_hallucination_penalty"),
+            s.reward_term("sgg_edge_hallucination_penalty")
         ));
     }
     t.push_str(&format!(
@@ -142,7 +145,10 @@ fn results_table(r: &DemoResult) -> String {
             g.best_step.unwrap_or(0)
         ));
     }
-    t.push('\n');
+    t.push_str(
+        "\nThe hallucination columns are the mean GRPO penalties on the test scenes (0 is best, -1 worst; an invalid \
+         answer scores 0, so read them with the failure columns).\n",
+    );
     t
 }
 

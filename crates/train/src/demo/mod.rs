@@ -163,6 +163,11 @@ pub struct DemoOptions {
     pub free_rollouts: bool,
     /// SFT threads ([`SftOptions::threads`]); 0: one per available core.
     pub threads: usize,
+    /// Start from a finished SFT run instead of training one: the `sft` folder a demo wrote (its `best`
+    /// checkpoint and `summary.json`; a sibling `sft_head/summary.json` is read when present). The random-init
+    /// stage is not evaluated; SFT and GRPO are, on the same test scenes as the run that wrote the folder when
+    /// the seed and scene counts match.
+    pub from_sft: Option<std::path::PathBuf>,
 }
 
 /// The constraint of the synthetic task: triplet TOON on the 640×480 canvas, closed vocabularies.
@@ -191,12 +196,21 @@ pub struct StageResult {
     pub name_f1: f64,
     pub box_f1: f64,
     pub mean_reward: f64,
+    /// The mean of each reward function over the test scenes (the hallucination penalties among them).
+    pub reward_terms: serde_json::Map<String, serde_json::Value>,
     /// Distinct predictions among the test scenes: 1 means the model writes the same graph whatever the image.
     pub distinct_predictions: usize,
     #[serde(skip)]
     pub predictions: Vec<String>,
     #[serde(skip)]
     pub rows: Vec<TripletMetrics>,
+}
+
+impl StageResult {
+    /// The mean of one reward function over the test scenes (NaN when absent).
+    pub fn reward_term(&self, name: &str) -> f64 {
+        self.reward_terms.get(name).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+    }
 }
 
 /// What the demo did.
@@ -372,7 +386,7 @@ fn evaluate(
     }
     let k = test.len().max(1) as f64;
     let sols: Vec<&str> = test.iter().map(|s| s.answer.as_str()).collect();
-    let (totals, _) = grpo::score(&texts, &sols, Schema::Triplet, &RewardConfig::default());
+    let (totals, reward_terms) = grpo::score(&texts, &sols, Schema::Triplet, &RewardConfig::default());
     Ok(StageResult {
         stage: stage.to_string(),
         decoding: if constrained { "constrained" } else { "free" }.to_string(),
@@ -382,6 +396,7 @@ fn evaluate(
         name_f1: nf / k,
         box_f1: bf / k,
         mean_reward: totals.iter().sum::<f64>() / k,
+        reward_terms,
         distinct_predictions: texts.iter().collect::<std::collections::HashSet<_>>().len(),
         predictions: texts,
         rows,
@@ -392,6 +407,13 @@ fn evaluate(
 fn decode(enc: &Encoder, ids: &[u32]) -> String {
     let ids: Vec<u32> = ids.iter().copied().filter(|&t| t != enc.im_end).collect();
     enc.tokenizer.decode(&ids, false).unwrap_or_default()
+}
+
+/// The `summary.json` an SFT run wrote.
+fn read_summary(path: &std::path::Path) -> Result<sft::SftSummary> {
+    let text = std::fs::read_to_string(path).map_err(crate::error::TrainError::io(path))?;
+    serde_json::from_str(&text)
+        .map_err(|e| crate::error::TrainError::Input(format!("`{}` is not an SFT summary: {e}", path.display())))
 }
 
 /// A model over detached views of the policy's weights (sees updates, builds no graph).
@@ -418,8 +440,19 @@ pub fn run(o: &DemoOptions, reporter: &dyn Reporter) -> Result<DemoResult> {
 pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Result<DemoResult> {
     let started = Instant::now();
     let budget = o.minutes * 60.0;
-    let cfg = recipe_config(o.large, r);
-    let policy = init_policy(&cfg, r, o.seed, &o.device)?;
+    let (policy, cfg) = match &o.from_sft {
+        Some(dir) => {
+            let best = dir.join("best");
+            let weights = if best.join("config.json").is_file() { best } else { dir.clone() };
+            let p = Policy::load(&weights, Freeze { vit: false, aligner: false }, &o.device)?;
+            let cfg = p.config.clone();
+            (p, cfg)
+        }
+        None => {
+            let cfg = recipe_config(o.large, r);
+            (init_policy(&cfg, r, o.seed, &o.device)?, cfg)
+        }
+    };
     let parameters = policy.tensors().values().map(|t| t.elem_count()).sum();
     let encoder = demo_encoder(&cfg, (o.image_size.0 * o.image_size.1) as usize)?;
     let stop_seq = encoder.tokenizer.encode("</answer>")?;
@@ -443,7 +476,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         scenes.iter().map(|s| Ok(encoder.tokenizer.encode(&answer_head(&s.answer))?)).collect()
     };
     let with_heads = r.head_share > 0.0;
-    let (train_scenes, mut train) = build(0, o.train_scenes)?;
+    // Starting from a finished SFT run needs no training scenes (GRPO builds its own prompts below).
+    let (train_scenes, mut train) = build(0, if o.from_sft.is_some() { 0 } else { o.train_scenes })?;
     let train_heads = if with_heads { heads(&train_scenes)? } else { Vec::new() };
     drop(train_scenes);
     let (val_scenes, mut val) = build(1, o.val_scenes)?;
@@ -459,8 +493,11 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     let val_prompts = to_prompts(&val_scenes, &val);
     let max_new = test_ex.iter().map(|e| e.target.len()).max().unwrap_or(200) + 64;
     let ctx = Ctx { encoder: &encoder, stop_seq: stop_seq.clone() };
-    let mut stages = evaluate_both(&ctx, &policy, "random init", &test, &test_prompts, max_new.min(128))?;
-    reporter.message(&format!("random init evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
+    let mut stages = Vec::new();
+    if o.from_sft.is_none() {
+        stages = evaluate_both(&ctx, &policy, "random init", &test, &test_prompts, max_new.min(128))?;
+        reporter.message(&format!("random init evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
+    }
 
     // The evaluation of two stages and GRPO's validation take part of the budget; SFT gets its share first.
     let sft_seconds = (budget * o.sft_share - started.elapsed().as_secs_f64()).max(10.0);
@@ -491,36 +528,42 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     val.truncate(16);
     let head_seconds = sft_seconds * r.head_share.clamp(0.0, 0.9);
     let mut uses = Vec::new();
-    let sft_head = if with_heads && head_seconds > 0.0 {
-        // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below. The
-        // targets are swapped in place and back, so the preprocessed images are not copied.
-        let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
-            ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
-        };
-        let full_train = swap(&mut train, train_heads);
-        let n_val = val.len();
-        let full_val = swap(&mut val, heads(&val_scenes[..n_val])?);
-        let ho = SftOptions {
-            lr: r.head_lr,
-            schedule: Schedule::Seconds(head_seconds),
-            token_weights: Vec::new(),
-            ..so.clone()
-        };
-        let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
-        let summary = sft::run(&policy, &train, &val, &ho, &hout, None, reporter);
-        if summary.is_ok() {
-            let u = image_use(&policy, &val, "answer heads")?;
-            reporter.message(&format!("image use after the answer heads: gap {:.2e} (~0: closed)", u.gap));
-            uses.push(u);
-        }
-        swap(&mut train, full_train);
-        swap(&mut val, full_val);
-        Some(summary?)
+    let (sft_head, sft_summary) = if let Some(dir) = &o.from_sft {
+        let head = dir.parent().map(|p| p.join("sft_head").join("summary.json")).filter(|p| p.is_file());
+        (head.map(|p| read_summary(&p)).transpose()?, read_summary(&dir.join("summary.json"))?)
     } else {
-        None
+        let sft_head = if with_heads && head_seconds > 0.0 {
+            // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below. The
+            // targets are swapped in place and back, so the preprocessed images are not copied.
+            let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
+                ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
+            };
+            let full_train = swap(&mut train, train_heads);
+            let n_val = val.len();
+            let full_val = swap(&mut val, heads(&val_scenes[..n_val])?);
+            let ho = SftOptions {
+                lr: r.head_lr,
+                schedule: Schedule::Seconds(head_seconds),
+                token_weights: Vec::new(),
+                ..so.clone()
+            };
+            let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
+            let summary = sft::run(&policy, &train, &val, &ho, &hout, None, reporter);
+            if summary.is_ok() {
+                let u = image_use(&policy, &val, "answer heads")?;
+                reporter.message(&format!("image use after the answer heads: gap {:.2e} (~0: closed)", u.gap));
+                uses.push(u);
+            }
+            swap(&mut train, full_train);
+            swap(&mut val, full_val);
+            Some(summary?)
+        } else {
+            None
+        };
+        let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
+        let sft_summary = sft::run(&policy, &train, &val, &so, &out, None, reporter)?;
+        (sft_head, sft_summary)
     };
-    let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
-    let sft_summary = sft::run(&policy, &train, &val, &so, &out, None, reporter)?;
     let u = image_use(&policy, &val, "SFT")?;
     reporter.message(&format!("image use after SFT: gap {:.2e} (~0: closed)", u.gap));
     uses.push(u);
@@ -554,20 +597,20 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             pad: encoder.pad,
         };
         let go = GrpoOptions {
-            group: 8,
-            prompts_per_step: 2,
-            temperature: 0.9,
+            group: r.grpo_group,
+            prompts_per_step: r.grpo_prompts,
+            temperature: r.grpo_temperature,
             max_new_tokens: max_new,
-            lr: 2e-5,
+            lr: r.grpo_lr,
             steps: u64::MAX,
             max_seconds: Some(grpo_seconds),
-            eval_every: 0,
+            eval_every: r.grpo_eval_every,
             micro_batch: 16,
             seed: o.seed,
             vocab_chunk: 4096,
             ..GrpoOptions::default()
         };
-        let save = |_: &Policy, _: &std::path::Path| Ok(());
+        let save = |p: &Policy, dir: &std::path::Path| p.save(dir, candle_core::DType::F32, out.pixels, None);
         let vp = &val_prompts[..val_prompts.len().min(16)];
         grpo_summary = Some(grpo::run(
             &rl,
@@ -579,6 +622,15 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             &save,
             reporter,
         )?);
+        // The test scenes see the checkpoint the validation scenes chose (kept only with an output folder).
+        if let Some(g) = &grpo_summary {
+            if let (Some(best), Some(step)) = (&g.best_checkpoint, g.best_step) {
+                if step != g.steps {
+                    rl.restore(best)?;
+                    reporter.message(&format!("GRPO: evaluating the best checkpoint (step {step} of {})", g.steps));
+                }
+            }
+        }
         if sampler.failed > 0 {
             reporter.message(&format!(
                 "{} GRPO rollouts failed in the engine and scored as invalid (first: {})",
@@ -653,6 +705,7 @@ mod tests {
 
     #[test]
     fn a_short_demo_runs_both_sft_phases_and_evaluates_every_stage() {
+        let dir = tempfile::tempdir().unwrap();
         let o = DemoOptions {
             minutes: 0.6,
             train_scenes: 24,
@@ -663,9 +716,10 @@ mod tests {
             seed: 1,
             sft_share: 0.6,
             device: Device::Cpu,
-            out: None,
+            out: Some(dir.path().to_path_buf()),
             free_rollouts: false,
             threads: 2,
+            from_sft: None,
         };
         let r = run(&o, &crate::report::Silent).unwrap();
         let head = r.sft_head.as_ref().expect("the head phase ran");
@@ -685,6 +739,20 @@ mod tests {
                 u.own_images_loss.is_finite() && (u.gap - (u.rotated_images_loss - u.own_images_loss)).abs() < 1e-12
             );
         }
+
+        // Starting again from the SFT folder it wrote: no training, the same SFT model (the same greedy graphs on
+        // the same test scenes) and the same summaries.
+        let again = DemoOptions { minutes: 0.2, from_sft: Some(dir.path().join("sft")), out: None, ..o };
+        let r2 = run(&again, &crate::report::Silent).unwrap();
+        assert_eq!(r2.sft.steps, r.sft.steps);
+        assert_eq!(r2.sft_head.as_ref().map(|h| h.steps), Some(head.steps));
+        let sft = |r: &DemoResult| -> Vec<(String, Vec<String>)> {
+            r.stages.iter().filter(|s| s.stage == "SFT").map(|s| (s.decoding.clone(), s.predictions.clone())).collect()
+        };
+        assert_eq!(r2.stages[0].stage, "SFT");
+        assert_eq!(sft(&r2), sft(&r));
+        let missing = DemoOptions { from_sft: Some(dir.path().join("nothing")), ..again };
+        assert!(run(&missing, &crate::report::Silent).is_err());
     }
 
     #[test]
