@@ -193,7 +193,8 @@ impl Default for DemoRecipe {
             // 0.25); at 2e-6 with 4 prompts per step it held and rose. At the paper's temperature 0.9 the rollouts
             // score ~1.2–2 against 3.6 for greedy decoding, so their advantages say little about the greedy answer;
             // at 0.7 the best validation checkpoint raised test relation precision, recall and SGG and lowered both
-            // hallucination penalties; at 0.5 no checkpoint beat the start.
+            // hallucination penalties; at 0.5 no checkpoint beat the start. In two whole demos (seeds 0 and 1) it
+            // helped once and hurt once (results/demo_grpo.md): the selection on 16 validation scenes is noisy.
             grpo_lr: 2e-6,
             grpo_temperature: 0.7,
             grpo_group: 8,
