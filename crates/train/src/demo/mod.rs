@@ -611,7 +611,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             ..GrpoOptions::default()
         };
         let save = |p: &Policy, dir: &std::path::Path| p.save(dir, candle_core::DType::F32, out.pixels, None);
-        let vp = &val_prompts[..val_prompts.len().min(16)];
+        // Every validation scene (32 by default): the choice of the tested checkpoint rests on them.
+        let vp = &val_prompts[..];
         grpo_summary = Some(grpo::run(
             &rl,
             &mut parts,
