@@ -93,20 +93,10 @@ pub fn bench_sft(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Freeze;
-    use candle_core::Device;
-    use sgvlm_model::{checkpoint, Config};
 
     #[test]
     fn bench_runs_and_reports_consistent_figures() {
-        let cfg = Config::tiny();
-        let p = Policy::from_tensors(
-            cfg.clone(),
-            checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap(),
-            Freeze::default(),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let p = crate::policy::tiny_random();
         for dtype in [ComputeDtype::F32, ComputeDtype::Bf16] {
             let r = bench_sft(&p, dtype, 2, 16, 4, 1, 0).unwrap();
             assert_eq!((r.batch, r.len, r.answer, r.steps, r.dtype), (2, 16, 4, 1, dtype));

@@ -155,6 +155,14 @@ impl Policy {
     }
 }
 
+/// The tiny preset at random weights with the default freezing (tests).
+#[cfg(test)]
+pub(crate) fn tiny_random() -> Policy {
+    let cfg = Config::tiny();
+    let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).expect("random weights");
+    Policy::from_tensors(cfg, weights, Freeze::default(), &Device::Cpu).expect("tiny policy")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,14 +173,7 @@ mod tests {
         assert!(f.is_frozen("model.visual.blocks.0.attn.qkv.weight"));
         assert!(!f.is_frozen("model.visual.merger.linear_fc1.weight"));
         assert!(!f.is_frozen("model.language_model.norm.weight"));
-        let cfg = Config::tiny();
-        let p = Policy::from_tensors(
-            cfg.clone(),
-            checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap(),
-            Freeze::default(),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let p = tiny_random();
         let names: Vec<String> = p.trainable().into_iter().map(|(n, _)| n).collect();
         assert!(names.iter().all(|n| !n.starts_with("model.visual.")));
         assert!(names.windows(2).all(|w| w[0] < w[1]));
@@ -180,14 +181,7 @@ mod tests {
 
     #[test]
     fn restore_brings_back_every_saved_value() {
-        let cfg = Config::tiny();
-        let p = Policy::from_tensors(
-            cfg.clone(),
-            checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap(),
-            Freeze::default(),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let p = tiny_random();
         let dir = tempfile::tempdir().unwrap();
         p.save(dir.path(), DType::F32, (1024, 4096), None).unwrap();
         // Deep copies: the variables are updated in place, and `tensors` shares their storage.
