@@ -409,6 +409,50 @@ fn decode(enc: &Encoder, ids: &[u32]) -> String {
     enc.tokenizer.decode(&ids, false).unwrap_or_default()
 }
 
+/// The first SFT phase: the answers' heads as targets ([`DemoRecipe::head_share`]).
+struct HeadPhase {
+    train: Vec<Vec<u32>>,
+    val: Vec<Vec<u32>>,
+    options: SftOptions,
+    out: Output,
+}
+
+/// SFT on `train`: the answers' heads first when `head` is given (no `<|im_end|>`: the answer goes on), then the
+/// full answers. The head targets are swapped into the examples in place and back, so the preprocessed images are
+/// not copied. The image use after each phase goes to `uses`.
+#[allow(clippy::too_many_arguments)]
+fn train_sft(
+    policy: &Policy,
+    train: &mut [Example],
+    val: &mut [Example],
+    head: Option<HeadPhase>,
+    full: &SftOptions,
+    out: &Output,
+    uses: &mut Vec<ImageUse>,
+    reporter: &dyn Reporter,
+) -> Result<(Option<sft::SftSummary>, sft::SftSummary)> {
+    let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
+        ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
+    };
+    let head_summary = match head {
+        Some(h) => {
+            let full_train = swap(train, h.train);
+            let full_val = swap(val, h.val);
+            let summary = sft::run(policy, train, val, &h.options, &h.out, None, reporter);
+            if summary.is_ok() {
+                let u = image_use(policy, val, "answer heads")?;
+                reporter.message(&format!("image use after the answer heads: gap {:.2e} (~0: closed)", u.gap));
+                uses.push(u);
+            }
+            swap(train, full_train);
+            swap(val, full_val);
+            Some(summary?)
+        }
+        None => None,
+    };
+    Ok((head_summary, sft::run(policy, train, val, full, out, None, reporter)?))
+}
+
 /// The `summary.json` an SFT run wrote.
 fn read_summary(path: &std::path::Path) -> Result<sft::SftSummary> {
     let text = std::fs::read_to_string(path).map_err(crate::error::TrainError::io(path))?;
@@ -528,41 +572,27 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     val.truncate(16);
     let head_seconds = sft_seconds * r.head_share.clamp(0.0, 0.9);
     let mut uses = Vec::new();
-    let (sft_head, sft_summary) = if let Some(dir) = &o.from_sft {
-        let head = dir.parent().map(|p| p.join("sft_head").join("summary.json")).filter(|p| p.is_file());
-        (head.map(|p| read_summary(&p)).transpose()?, read_summary(&dir.join("summary.json"))?)
-    } else {
-        let sft_head = if with_heads && head_seconds > 0.0 {
-            // Phase 1: the answers' heads (no `<|im_end|>`: the answer goes on), then the full answers below. The
-            // targets are swapped in place and back, so the preprocessed images are not copied.
-            let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
-                ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
+    let (sft_head, sft_summary) = match &o.from_sft {
+        Some(dir) => {
+            let head = dir.parent().map(|p| p.join("sft_head").join("summary.json")).filter(|p| p.is_file());
+            (head.map(|p| read_summary(&p)).transpose()?, read_summary(&dir.join("summary.json"))?)
+        }
+        None => {
+            let head = if with_heads && head_seconds > 0.0 {
+                let options = SftOptions {
+                    lr: r.head_lr,
+                    schedule: Schedule::Seconds(head_seconds),
+                    token_weights: Vec::new(),
+                    ..so.clone()
+                };
+                let out = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
+                Some(HeadPhase { train: train_heads, val: heads(&val_scenes[..val.len()])?, options, out })
+            } else {
+                None
             };
-            let full_train = swap(&mut train, train_heads);
-            let n_val = val.len();
-            let full_val = swap(&mut val, heads(&val_scenes[..n_val])?);
-            let ho = SftOptions {
-                lr: r.head_lr,
-                schedule: Schedule::Seconds(head_seconds),
-                token_weights: Vec::new(),
-                ..so.clone()
-            };
-            let hout = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
-            let summary = sft::run(&policy, &train, &val, &ho, &hout, None, reporter);
-            if summary.is_ok() {
-                let u = image_use(&policy, &val, "answer heads")?;
-                reporter.message(&format!("image use after the answer heads: gap {:.2e} (~0: closed)", u.gap));
-                uses.push(u);
-            }
-            swap(&mut train, full_train);
-            swap(&mut val, full_val);
-            Some(summary?)
-        } else {
-            None
-        };
-        let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
-        let sft_summary = sft::run(&policy, &train, &val, &so, &out, None, reporter)?;
-        (sft_head, sft_summary)
+            let so = SftOptions { schedule: Schedule::Seconds(sft_seconds - head_seconds), ..so };
+            train_sft(&policy, &mut train, &mut val, head, &so, &out, &mut uses, reporter)?
+        }
     };
     let u = image_use(&policy, &val, "SFT")?;
     reporter.message(&format!("image use after SFT: gap {:.2e} (~0: closed)", u.gap));
