@@ -277,9 +277,12 @@ pub struct DemoArgs {
     /// Training scenes.
     #[arg(long, default_value_t = 2000)]
     pub train: usize,
-    /// Held-out test scenes (validation uses as many more, never these).
+    /// Held-out test scenes.
     #[arg(long, default_value_t = 32)]
     pub test: usize,
+    /// Validation scenes, never the test scenes: GRPO tests the checkpoint they choose (default: as many as --test).
+    #[arg(long)]
+    pub val: Option<usize>,
     /// A larger tiny model (8 layers, hidden 256; for a GPU).
     #[arg(long)]
     pub large: bool,

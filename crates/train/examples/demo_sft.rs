@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.grpo_eval_every = num("--grpo-eval-every", r.grpo_eval_every as f64) as u64;
     r.grpo_group = num("--grpo-group", r.grpo_group as f64) as usize;
     r.grpo_prompts = num("--grpo-prompts", r.grpo_prompts as f64) as usize;
+    r.grpo_select_margin = num("--grpo-margin", r.grpo_select_margin);
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,
         Some("digits") => sgvlm_train::demo::Weighted::Digits,
@@ -70,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = DemoOptions {
         minutes: num("--minutes", 6.0),
         train_scenes: num("--train", 1000.0) as usize,
-        val_scenes: num("--test", 16.0) as usize,
+        val_scenes: num("--val", num("--test", 16.0)) as usize,
         test_scenes: num("--test", 16.0) as usize,
         image_size: (w.parse()?, h.parse()?),
         large: args.iter().any(|a| a == "--large"),

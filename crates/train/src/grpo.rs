@@ -4,6 +4,10 @@
 //! clipped ratio objective with the asymmetric range `[1 − 0.2, 1 + 0.28]`, and a KL penalty to the frozen
 //! initial policy with `β = 0.04` through the k3 estimator `exp(ref − logp) − (ref − logp) − 1`.
 //!
+//! Token log-probabilities (policy and reference) are those of the distribution the rollouts were sampled from:
+//! the logits divided by the rollout temperature ([`sampling_hidden`]), as TRL's `GRPOTrainer` (which MS-SWIFT
+//! runs) computes them. Without it, rollouts drawn at temperature 0.9 would be scored as if drawn at 1.
+//!
 //! The loss of a step is the mean over completions of each completion's mean token loss (the original GRPO
 //! normalisation). With one optimisation pass per generation (`num_iterations 1`), the old policy equals the
 //! current one, so the ratio is 1 in value while its gradient is the policy gradient; the clipping matters only
@@ -49,6 +53,10 @@ pub struct GrpoOptions {
     pub max_seconds: Option<f64>,
     /// Validation (greedy decoding, mean total reward) every this many steps; 0: at the end only.
     pub eval_every: u64,
+    /// How far a checkpoint must beat the starting policy on the validation prompts to be selected, in standard
+    /// errors of the paired per-prompt reward difference ([`paired_gain`]). 0 (the paper's rule): the best mean
+    /// validation reward wins, however slim its lead over the start.
+    pub select_margin: f64,
     /// Completions per backward pass (memory bound).
     pub micro_batch: usize,
     pub seed: u64,
@@ -74,6 +82,7 @@ impl Default for GrpoOptions {
             steps: 100,
             max_seconds: None,
             eval_every: 0,
+            select_margin: 0.0,
             micro_batch: 8,
             seed: 42,
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
@@ -169,6 +178,17 @@ pub struct GrpoParts<'a> {
     pub pad: u32,
 }
 
+/// The hidden states at the target positions divided by the sampling temperature, so that the LM head gives
+/// `logits / temperature` (the log-probabilities of what was sampled; greedy or `temperature ≤ 0`: unscaled).
+pub fn sampling_hidden(model: &Qwen35, batch: &crate::batch::Batch, temperature: f32) -> Result<candle_core::Tensor> {
+    let h = target_hidden(model, batch)?;
+    if temperature > 0.0 && temperature != 1.0 {
+        Ok(h.affine(1.0 / temperature as f64, 0.0)?)
+    } else {
+        Ok(h)
+    }
+}
+
 /// One GRPO step on `prompts`: rollouts, rewards, advantages, the clipped + KL loss, one optimizer update.
 pub fn grpo_step(
     model: &Qwen35,
@@ -207,9 +227,9 @@ pub fn grpo_step(
     for chunk in order.chunks(o.micro_batch.max(1)) {
         let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
         let batch = collate(&refs, parts.pad, model.text.embed_tokens.device())?;
-        let ref_h = target_hidden(parts.reference, &batch)?;
+        let ref_h = sampling_hidden(parts.reference, &batch, o.temperature)?;
         let ref_lp = token_logprobs(&ref_h, &parts.reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
-        let h = target_hidden(model, &batch)?;
+        let h = sampling_hidden(model, &batch, o.temperature)?;
         let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
         let mut chunk_loss = 0f64;
         let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
@@ -247,10 +267,36 @@ pub fn grpo_step(
     })
 }
 
-/// Greedy completions of `prompts` and their mean total reward (validation for best-checkpoint selection).
-pub fn validate(parts: &mut GrpoParts, prompts: &[GrpoPrompt], max_new_tokens: usize) -> Result<(f64, Vec<String>)> {
+/// A checkpoint's validation reward against the starting policy's on the same prompts: the mean of the per-prompt
+/// differences and its standard error (sample standard deviation over √n; 0 with fewer than two prompts).
+pub fn paired_gain(candidate: &[f64], start: &[f64]) -> (f64, f64) {
+    let d: Vec<f64> = candidate.iter().zip(start).map(|(c, s)| c - s).collect();
+    let n = d.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mean = d.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, 0.0);
+    }
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (mean, (var / n as f64).sqrt())
+}
+
+/// Whether a paired validation gain over the starting policy counts ([`GrpoOptions::select_margin`]): it must be
+/// positive and exceed `margin` standard errors.
+pub fn clears_margin(gain: f64, se: f64, margin: f64) -> bool {
+    gain > 0.0 && gain > margin * se
+}
+
+/// Greedy completions of `prompts` and the total reward of each (validation for best-checkpoint selection).
+pub fn validate(
+    parts: &mut GrpoParts,
+    prompts: &[GrpoPrompt],
+    max_new_tokens: usize,
+) -> Result<(Vec<f64>, Vec<String>)> {
     if prompts.is_empty() {
-        return Ok((0.0, Vec::new()));
+        return Ok((Vec::new(), Vec::new()));
     }
     let s = Sampling {
         temperature: 0.0,
@@ -264,7 +310,7 @@ pub fn validate(parts: &mut GrpoParts, prompts: &[GrpoPrompt], max_new_tokens: u
     let texts: Vec<String> = out.iter().map(|c| (parts.decode)(c)).collect();
     let sols: Vec<&str> = prompts.iter().map(|p| p.solution.as_str()).collect();
     let (totals, _) = score(&texts, &sols, parts.schema, &parts.rewards);
-    Ok((totals.iter().sum::<f64>() / totals.len() as f64, texts))
+    Ok((totals, texts))
 }
 
 /// What a GRPO run did.
@@ -304,12 +350,19 @@ pub fn run(
     reporter.start("grpo", o.steps);
     let mut summary = GrpoSummary::default();
     let mut cursor = 0usize;
-    let consider_best = |step: u64, parts: &mut GrpoParts, summary: &mut GrpoSummary| -> Result<()> {
-        let (v, _) = validate(parts, val, o.max_new_tokens)?;
-        let rec = json!({"kind": "val", "step": step, "val_reward": v});
+    // The starting policy's per-prompt validation rewards, for the paired selection margin.
+    let mut start: Vec<f64> = Vec::new();
+    let mut consider_best = |step: u64, parts: &mut GrpoParts, summary: &mut GrpoSummary| -> Result<()> {
+        let (totals, _) = validate(parts, val, o.max_new_tokens)?;
+        let v = if totals.is_empty() { 0.0 } else { totals.iter().sum::<f64>() / totals.len() as f64 };
+        if step == 0 {
+            start = totals.clone();
+        }
+        let (gain, se) = paired_gain(&totals, &start);
+        let rec = json!({"kind": "val", "step": step, "val_reward": v, "gain": gain, "gain_se": se});
         metrics.write(&rec)?;
-        reporter.message(&format!("step {step}: validation reward {v:.3}"));
-        if summary.best_val_reward.is_none_or(|b| v > b) {
+        reporter.message(&format!("step {step}: validation reward {v:.3} (vs start {gain:+.3} ± {se:.3})"));
+        if (step == 0 || clears_margin(gain, se, o.select_margin)) && summary.best_val_reward.is_none_or(|b| v > b) {
             summary.best_val_reward = Some(v);
             summary.best_step = Some(step);
             if let Some(d) = out_dir {
@@ -361,6 +414,51 @@ mod tests {
         let a = advantages(&[1.0, 3.0, 5.0, 0.0, 0.0, 9.0], 3);
         assert_eq!(a, vec![-2.0, 0.0, 2.0, -3.0, -3.0, 6.0]);
         assert_eq!(advantages(&[4.0, 4.0], 2), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn sampling_log_probabilities_are_those_of_the_tempered_logits() {
+        let policy = crate::policy::tiny_random();
+        let model = policy.model().unwrap();
+        let ex = Example { prompt: vec![5, 9, 2, 7], target: vec![11, 3, 8], image: None };
+        let batch = crate::batch::collate(&[&ex], 0, &candle_core::Device::Cpu).unwrap();
+        let w = &model.lm_head.weight;
+        let logits = target_hidden(&model, &batch).unwrap().matmul(&w.t().unwrap()).unwrap();
+        for t in [0.7f32, 1.0, 0.0] {
+            let lp = token_logprobs(&sampling_hidden(&model, &batch, t).unwrap(), w, &batch.targets, 7).unwrap();
+            let scale = if t > 0.0 { 1.0 / t as f64 } else { 1.0 };
+            let z = candle_nn::ops::log_softmax(&logits.affine(scale, 0.0).unwrap(), 1).unwrap();
+            let z: Vec<Vec<f32>> = z.to_vec2().unwrap();
+            for (i, &y) in batch.targets.iter().enumerate() {
+                assert!((lp[i] - z[i][y as usize]).abs() < 1e-4, "T={t} token {i}: {} vs {}", lp[i], z[i][y as usize]);
+            }
+        }
+        // At 0.7 the sampled distribution is sharper than at 1: the two must differ.
+        let a = token_logprobs(&sampling_hidden(&model, &batch, 0.7).unwrap(), w, &batch.targets, 7).unwrap();
+        let b = token_logprobs(&sampling_hidden(&model, &batch, 1.0).unwrap(), w, &batch.targets, 7).unwrap();
+        assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3));
+    }
+
+    #[test]
+    fn paired_gain_is_the_mean_difference_and_its_standard_error() {
+        // Differences 1, 2, 3: mean 2, sample sd 1, se 1/√3.
+        let (g, se) = paired_gain(&[2.0, 4.0, 6.0], &[1.0, 2.0, 3.0]);
+        assert!((g - 2.0).abs() < 1e-12 && (se - 1.0 / 3f64.sqrt()).abs() < 1e-12, "{g} {se}");
+        // The same lead with no spread is certain; one prompt gives no spread to measure.
+        assert_eq!(paired_gain(&[3.0, 3.0], &[1.0, 1.0]), (2.0, 0.0));
+        assert_eq!(paired_gain(&[3.0], &[1.0]), (2.0, 0.0));
+        assert_eq!(paired_gain(&[], &[]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_margin_rejects_gains_within_the_noise() {
+        // The paper's rule (margin 0): any gain counts, no loss does.
+        assert!(clears_margin(0.002, 0.05, 0.0));
+        assert!(!clears_margin(-0.001, 0.0, 0.0));
+        assert!(!clears_margin(0.0, 0.0, 0.0));
+        // Two standard errors: a lead of 0.002 ± 0.05 is noise, 0.15 ± 0.05 is not.
+        assert!(!clears_margin(0.002, 0.05, 2.0));
+        assert!(clears_margin(0.15, 0.05, 2.0));
     }
 
     #[test]

@@ -17,6 +17,9 @@ const EXAMPLES: [(&str, Schema, &str); 2] = [
     ("Action Genome model output", Schema::Ag, include_str!("../../../../examples/model_output_ag.txt")),
 ];
 
+/// Test scenes drawn in each stage's report (the summaries and tables cover every test scene).
+const RENDERED: usize = 32;
+
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.examples {
         return examples();
@@ -35,7 +38,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     let o = DemoOptions {
         minutes: a.minutes,
         train_scenes: a.train,
-        val_scenes: a.test,
+        val_scenes: a.val.unwrap_or(a.test),
         test_scenes: a.test,
         image_size: (w, h),
         large: a.large,
@@ -49,11 +52,11 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let bar = super::train::Bar::new();
     let r = sgvlm_train::demo::run(&o, &bar)?;
-    // Test images at 640×480 for the rendered reports.
+    // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");
     std::fs::create_dir_all(&img_dir).with_context(|| format!("Failed to create `{}`", img_dir.display()))?;
     let mut paths = Vec::new();
-    for (i, s) in r.test.iter().enumerate() {
+    for (i, s) in r.test.iter().take(RENDERED).enumerate() {
         let p = img_dir.join(format!("test_{i:04}.png"));
         s.rgb640.save(&p).with_context(|| format!("Failed to write `{}`", p.display()))?;
         paths.push(p);
@@ -64,6 +67,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .zip(&st.predictions)
             .zip(&st.rows)
+            .take(RENDERED)
             .enumerate()
             .map(|(i, ((s, pred), row))| Sample {
                 line: i + 1,

@@ -635,6 +635,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             steps: u64::MAX,
             max_seconds: Some(grpo_seconds),
             eval_every: r.grpo_eval_every,
+            select_margin: r.grpo_select_margin,
             micro_batch: 16,
             seed: o.seed,
             vocab_chunk: 4096,
@@ -658,7 +659,15 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             if let (Some(best), Some(step)) = (&g.best_checkpoint, g.best_step) {
                 if step != g.steps {
                     rl.restore(best)?;
-                    reporter.message(&format!("GRPO: evaluating the best checkpoint (step {step} of {})", g.steps));
+                    reporter.message(&if step == 0 {
+                        format!(
+                            "GRPO: no checkpoint beat the SFT model on validation by {} paired standard errors; \
+                             the SFT weights are tested",
+                            r.grpo_select_margin
+                        )
+                    } else {
+                        format!("GRPO: evaluating the best checkpoint (step {step} of {})", g.steps)
+                    });
                 }
             }
         }

@@ -154,6 +154,9 @@ pub struct DemoRecipe {
     /// GRPO validation (greedy, mean reward on the validation scenes) every this many steps; the best checkpoint
     /// is the one evaluated on the test scenes.
     pub grpo_eval_every: u64,
+    /// [`crate::grpo::GrpoOptions::select_margin`]: a GRPO checkpoint is tested instead of the SFT model only when
+    /// its validation reward beats the SFT model's by this many paired standard errors.
+    pub grpo_select_margin: f64,
 }
 
 impl Default for DemoRecipe {
@@ -200,6 +203,7 @@ impl Default for DemoRecipe {
             grpo_group: 8,
             grpo_prompts: 4,
             grpo_eval_every: 20,
+            grpo_select_margin: 2.0,
         }
     }
 }
