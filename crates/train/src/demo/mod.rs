@@ -810,6 +810,17 @@ mod tests {
         let loss = crate::sft::eval_loss(&policy, model.model(), &[ex], 1, 4096).unwrap().unwrap();
         // Random init over the 2,112-token vocabulary: near ln(2112) = 7.66.
         assert!((loss - 7.66).abs() < 1.0, "loss {loss}");
+        // The larger model of the GPU demo (`--large`), at the recipe's patch 8: 48 image tokens.
+        let r = DemoRecipe::default();
+        let cfg = recipe_config(true, &r);
+        assert_eq!((cfg.text_config.hidden_size, cfg.text_config.num_hidden_layers), (256, 8));
+        let policy = init_policy(&cfg, &r, 0, &Device::Cpu).unwrap();
+        let enc = demo_encoder(&cfg, 128 * 96).unwrap();
+        let ex = enc.example(&user_prompt(), &s.answer, Some((&s.small.0, s.small.1, s.small.2))).unwrap();
+        assert_eq!(ex.prompt.iter().filter(|&&t| t == cfg.image_token_id).count(), 48);
+        let model = crate::precision::TrainModel::new(&policy, Default::default(), Some(16)).unwrap();
+        let loss = crate::sft::eval_loss(&policy, model.model(), &[ex], 1, 4096).unwrap().unwrap();
+        assert!((loss - 7.66).abs() < 1.0, "large model loss {loss}");
     }
 
     #[test]
