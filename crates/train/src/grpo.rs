@@ -317,10 +317,18 @@ pub fn validate(
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct GrpoSummary {
     pub steps: u64,
+    /// The rollouts' mean reward at the first and the last step.
     pub first_reward: Option<f64>,
     pub last_reward: Option<f64>,
+    /// The rollouts' mean reward averaged over the first and the last ten steps (single steps are noisy).
+    pub early_reward: Option<f64>,
+    pub late_reward: Option<f64>,
     pub best_val_reward: Option<f64>,
     pub best_step: Option<u64>,
+    /// The best checkpoint's validation lead over the starting policy and its paired standard error
+    /// ([`paired_gain`]).
+    pub best_gain: Option<f64>,
+    pub best_gain_se: Option<f64>,
     pub best_checkpoint: Option<PathBuf>,
     pub seconds: f64,
 }
@@ -350,6 +358,7 @@ pub fn run(
     reporter.start("grpo", o.steps);
     let mut summary = GrpoSummary::default();
     let mut cursor = 0usize;
+    let mut rewards = Vec::new();
     // The starting policy's per-prompt validation rewards, for the paired selection margin.
     let mut start: Vec<f64> = Vec::new();
     let mut consider_best = |step: u64, parts: &mut GrpoParts, summary: &mut GrpoSummary| -> Result<()> {
@@ -365,6 +374,7 @@ pub fn run(
         if (step == 0 || clears_margin(gain, se, o.select_margin)) && summary.best_val_reward.is_none_or(|b| v > b) {
             summary.best_val_reward = Some(v);
             summary.best_step = Some(step);
+            (summary.best_gain, summary.best_gain_se) = (Some(gain), Some(se));
             if let Some(d) = out_dir {
                 let best = d.join("best");
                 save(policy, &best)?;
@@ -386,6 +396,7 @@ pub fn run(
             grpo_step(model.for_step(policy)?, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
         summary.first_reward.get_or_insert(st.reward_mean);
         summary.last_reward = Some(st.reward_mean);
+        rewards.push(st.reward_mean);
         summary.steps = step + 1;
         let mut rec = json!({"kind": "train", "step": step + 1, "lr": lr, "seconds": started.elapsed().as_secs_f64()});
         if let (Some(obj), Ok(serde_json::Value::Object(s))) = (rec.as_object_mut(), serde_json::to_value(&st)) {
@@ -401,6 +412,9 @@ pub fn run(
         consider_best(summary.steps, parts, &mut summary)?;
     }
     reporter.finish();
+    let mean = |r: &[f64]| (!r.is_empty()).then(|| r.iter().sum::<f64>() / r.len() as f64);
+    summary.early_reward = mean(&rewards[..rewards.len().min(10)]);
+    summary.late_reward = mean(&rewards[rewards.len().saturating_sub(10)..]);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

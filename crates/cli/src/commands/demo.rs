@@ -141,12 +141,15 @@ fn results_table(r: &DemoResult) -> String {
     }
     if let Some(g) = &r.grpo {
         t.push_str(&format!(
-            "\nGRPO: {} steps, rollout reward {:.3} → {:.3}, best validation reward {:.3} at step {}",
+            "\nGRPO: {} steps, rollout reward {:.3} → {:.3} (means of the first and last ten steps), tested: step {} \
+             (validation reward {:.3}, {:+.3} ± {:.3} over the SFT model; step 0 is the SFT model)",
             g.steps,
-            g.first_reward.unwrap_or(f64::NAN),
-            g.last_reward.unwrap_or(f64::NAN),
+            g.early_reward.unwrap_or(f64::NAN),
+            g.late_reward.unwrap_or(f64::NAN),
+            g.best_step.unwrap_or(0),
             g.best_val_reward.unwrap_or(f64::NAN),
-            g.best_step.unwrap_or(0)
+            g.best_gain.unwrap_or(f64::NAN),
+            g.best_gain_se.unwrap_or(f64::NAN),
         ));
     }
     t.push_str(
