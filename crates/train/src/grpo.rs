@@ -317,9 +317,6 @@ pub fn validate(
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct GrpoSummary {
     pub steps: u64,
-    /// The rollouts' mean reward at the first and the last step.
-    pub first_reward: Option<f64>,
-    pub last_reward: Option<f64>,
     /// The rollouts' mean reward averaged over the first and the last ten steps (single steps are noisy).
     pub early_reward: Option<f64>,
     pub late_reward: Option<f64>,
@@ -394,8 +391,6 @@ pub fn run(
         let lr = o.lr;
         let st =
             grpo_step(model.for_step(policy)?, &mut opt, parts, &prompts, lr, o.seed.wrapping_add(step * 7919), o)?;
-        summary.first_reward.get_or_insert(st.reward_mean);
-        summary.last_reward = Some(st.reward_mean);
         rewards.push(st.reward_mean);
         summary.steps = step + 1;
         let mut rec = json!({"kind": "train", "step": step + 1, "lr": lr, "seconds": started.elapsed().as_secs_f64()});
