@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::Tensor;
 use serde::Deserialize;
 use serde_json::json;
 use sgvlm_eval::rewards::{self, RewardConfig, REWARD_NAMES};
@@ -180,7 +181,7 @@ pub struct GrpoParts<'a> {
 
 /// The hidden states at the target positions divided by the sampling temperature, so that the LM head gives
 /// `logits / temperature` (the log-probabilities of what was sampled; greedy or `temperature ≤ 0`: unscaled).
-pub fn sampling_hidden(model: &Qwen35, batch: &crate::batch::Batch, temperature: f32) -> Result<candle_core::Tensor> {
+pub fn sampling_hidden(model: &Qwen35, batch: &crate::batch::Batch, temperature: f32) -> Result<Tensor> {
     let h = target_hidden(model, batch)?;
     if temperature > 0.0 && temperature != 1.0 {
         Ok(h.affine(1.0 / temperature as f64, 0.0)?)
@@ -199,6 +200,22 @@ pub fn grpo_step(
     seed: u64,
     o: &GrpoOptions,
 ) -> Result<StepStats> {
+    let (mut grads, mut stats) = grpo_gradients(model, opt, parts, prompts, seed, o)?;
+    stats.grad_norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
+    opt.update(&grads, lr)?;
+    Ok(stats)
+}
+
+/// The rollouts, rewards and loss of one GRPO step and the loss's gradient for each of `opt`'s parameters (in its
+/// order, unclipped), without updating anything: [`grpo_step`] before its optimizer update (`grad_norm` unset).
+pub fn grpo_gradients(
+    model: &Qwen35,
+    opt: &AdamW,
+    parts: &mut GrpoParts,
+    prompts: &[&GrpoPrompt],
+    seed: u64,
+    o: &GrpoOptions,
+) -> Result<(Vec<Tensor>, StepStats)> {
     let s = Sampling {
         temperature: o.temperature,
         max_new_tokens: o.max_new_tokens,
@@ -251,20 +268,19 @@ pub fn grpo_step(
         loss_sum += chunk_loss;
         acc.add(opt, &head.surrogate.backward()?)?;
     }
-    let mut grads = acc.finish(opt)?;
-    let grad_norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
-    opt.update(&grads, lr)?;
+    let grads = acc.finish(opt)?;
     let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
     let var = totals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / totals.len().max(1) as f64;
-    Ok(StepStats {
+    let stats = StepStats {
         reward_mean: mean,
         reward_std: var.sqrt(),
         functions,
         completion_len: completions.iter().map(|c| c.len() as f64).sum::<f64>() / completions.len().max(1) as f64,
         loss: loss_sum,
         kl: kl_sum / kl_n.max(1) as f64,
-        grad_norm,
-    })
+        grad_norm: 0.0,
+    };
+    Ok((grads, stats))
 }
 
 /// A checkpoint's validation reward against the starting policy's on the same prompts: the mean of the per-prompt

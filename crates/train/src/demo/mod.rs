@@ -404,7 +404,7 @@ fn evaluate(
 }
 
 /// Completion ids to text (stop token dropped).
-fn decode(enc: &Encoder, ids: &[u32]) -> String {
+pub fn decode(enc: &Encoder, ids: &[u32]) -> String {
     let ids: Vec<u32> = ids.iter().copied().filter(|&t| t != enc.im_end).collect();
     enc.tokenizer.decode(&ids, false).unwrap_or_default()
 }
