@@ -199,6 +199,18 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
 }
 
+/// Runs `f` on a thread of rayon's global pool (inline when already on one). candle's CPU kernels parallelise with
+/// rayon; called from a thread outside the pool, every such op hands its work to the pool and sleeps until it is
+/// done (two futex wake-ups per op), which at decode sizes costs more than the op itself. On a pool thread the
+/// ops run in place.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,37 +238,42 @@ pub fn grpo_gradients(
         })
         .collect();
     let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
-    let mut acc = GradAccumulator::new(opt);
-    let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
-    let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
-    for chunk in order.chunks(o.micro_batch.max(1)) {
-        let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-        let batch = collate(&refs, parts.pad, model.text.embed_tokens.device())?;
-        let ref_h = sampling_hidden(parts.reference, &batch, o.temperature)?;
-        let ref_lp = token_logprobs(&ref_h, &parts.reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
-        let h = sampling_hidden(model, &batch, o.temperature)?;
-        let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
-        let mut chunk_loss = 0f64;
-        let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
-            lp.iter()
-                .enumerate()
-                .map(|(t, &l)| {
-                    let b = batch.seq_of[t];
-                    let a = adv[chunk[b]];
-                    let w = 1.0 / (n_seq * seq_len[b]);
-                    let (loss, d) = token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
-                    chunk_loss += w * loss;
-                    let d_ref = ref_lp[t] as f64 - l as f64;
-                    kl_sum += d_ref.exp() - d_ref - 1.0;
-                    kl_n += 1;
-                    (w * d) as f32
-                })
-                .collect()
-        })?;
-        loss_sum += chunk_loss;
-        acc.add(opt, &head.surrogate.backward()?)?;
-    }
-    let grads = acc.finish(opt)?;
+    let (reference, pad) = (parts.reference, parts.pad);
+    // The forward and backward passes on a rayon thread (`sgvlm_model::ops::on_pool`).
+    let (grads, loss_sum, kl_sum, kl_n) = sgvlm_model::ops::on_pool(|| -> Result<_> {
+        let mut acc = GradAccumulator::new(opt);
+        let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
+        let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
+        for chunk in order.chunks(o.micro_batch.max(1)) {
+            let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+            let batch = collate(&refs, pad, model.text.embed_tokens.device())?;
+            let ref_h = sampling_hidden(reference, &batch, o.temperature)?;
+            let ref_lp = token_logprobs(&ref_h, &reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
+            let h = sampling_hidden(model, &batch, o.temperature)?;
+            let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
+            let mut chunk_loss = 0f64;
+            let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
+                lp.iter()
+                    .enumerate()
+                    .map(|(t, &l)| {
+                        let b = batch.seq_of[t];
+                        let a = adv[chunk[b]];
+                        let w = 1.0 / (n_seq * seq_len[b]);
+                        let (loss, d) =
+                            token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
+                        chunk_loss += w * loss;
+                        let d_ref = ref_lp[t] as f64 - l as f64;
+                        kl_sum += d_ref.exp() - d_ref - 1.0;
+                        kl_n += 1;
+                        (w * d) as f32
+                    })
+                    .collect()
+            })?;
+            loss_sum += chunk_loss;
+            acc.add(opt, &head.surrogate.backward()?)?;
+        }
+        Ok((acc.finish(opt)?, loss_sum, kl_sum, kl_n))
+    })?;
     let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
     let var = totals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / totals.len().max(1) as f64;
     let stats = StepStats {

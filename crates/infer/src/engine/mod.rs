@@ -209,8 +209,13 @@ impl Engine {
         self.run_seqs(seqs, t0).0
     }
 
-    /// The continuous-batching loop over sequences built (or refused) in request order.
+    /// The continuous-batching loop over sequences built (or refused) in request order, run on a thread of the
+    /// rayon pool ([`sgvlm_model::ops::on_pool`]).
     fn run_seqs(&self, seqs: Vec<Res<Seq>>, t0: Instant) -> (Vec<Res<Generated>>, Timings) {
+        sgvlm_model::ops::on_pool(|| self.run_seqs_here(seqs, t0))
+    }
+
+    fn run_seqs_here(&self, seqs: Vec<Res<Seq>>, t0: Instant) -> (Vec<Res<Generated>>, Timings) {
         let mut timings = Timings::default();
         let mut results: Vec<Option<Res<Generated>>> = (0..seqs.len()).map(|_| None).collect();
         let mut queue: VecDeque<Seq> = VecDeque::new();
