@@ -91,6 +91,9 @@ impl FullAttention {
         let total = k.dim(2)?;
         let past = total - t;
         let rep = self.n_h / self.n_kv;
+        if t == 1 && !needs_grad(&[&q, &k, &v]) {
+            return self.decode_one(&q, &k, &v, &gate, b, key_mask);
+        }
         let expand = |x: &Tensor| -> Result<Tensor> {
             if rep == 1 {
                 return Ok(x.contiguous()?);
@@ -120,6 +123,33 @@ impl FullAttention {
         };
         let probs = softmax_last(&scores)?;
         self.finish(&probs, &v, &gate, b, t)
+    }
+
+    /// One new token per sequence (decoding, no gradient): the `rep` query heads that share a key/value head are
+    /// stacked as rows against that head's keys, so the cache is read in place — no copy of it repeated per query
+    /// head, none transposed — and no causal mask is needed (the one query sees every key).
+    fn decode_one(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        gate: &Tensor,
+        b: usize,
+        key_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let rep = self.n_h / self.n_kv;
+        // [B, H, 1, d] → [B, H_kv, rep, d]: head h reads key/value head h / rep.
+        let q = q.contiguous()?.reshape((b, self.n_kv, rep, self.d_h))?;
+        let scores = (matmul(&q, &k.t()?)? * (self.d_h as f64).powf(-0.5))?;
+        let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
+        let scores = match key_mask {
+            Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
+            None => scores,
+        };
+        let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
+        // [B, H_kv, rep, d] is [B, H, d] in memory: the heads' outputs side by side, as `o_proj` reads them.
+        let out = matmul(&probs, v)?.reshape((b, 1, self.n_h * self.d_h))?;
+        self.o_proj.forward(&out.mul(&sigmoid(gate)?)?)
     }
 
     /// The attention-weighted values, gated by `σ(gate)`, through `o_proj`.
