@@ -13,7 +13,18 @@ use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::{checkpoint, Config, Qwen35};
 
 fn engine(max_batch: usize) -> Engine {
-    let cfg = Config::tiny();
+    engine_of(Config::tiny(), max_batch)
+}
+
+/// The tiny preset with four query heads over two key/value heads (the tiny preset has one key/value head, which
+/// hides how a batched cache's layout reaches the grouped-query decode step).
+fn two_kv_heads() -> Config {
+    let mut cfg = Config::tiny();
+    (cfg.text_config.num_attention_heads, cfg.text_config.num_key_value_heads) = (4, 2);
+    cfg
+}
+
+fn engine_of(cfg: Config, max_batch: usize) -> Engine {
     let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
     let model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
     let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
@@ -43,17 +54,19 @@ fn ok(v: Vec<Result<Generated, sgvlm_infer::BackendError>>) -> Vec<Generated> {
 fn batched_greedy_equals_unbatched_token_for_token() {
     let params = GenParams { max_new_tokens: 12, stop: vec![], ..GenParams::default() };
     let reqs = mixed_requests(&params);
-    let one = ok(engine(1).generate(&reqs));
-    let all = ok(engine(8).generate(&reqs));
-    // Two slots for five requests: finished sequences leave, queued ones join the running batch.
-    let joined = ok(engine(2).generate(&reqs));
-    for ((a, b), c) in one.iter().zip(&all).zip(&joined) {
-        assert_eq!(a.tokens, b.tokens);
-        assert_eq!(a.tokens, c.tokens);
-        assert_eq!(a.text, b.text);
-        assert!(a.text.starts_with("<think>\n\n</think>\n\n"));
+    for cfg in [Config::tiny(), two_kv_heads()] {
+        let one = ok(engine_of(cfg.clone(), 1).generate(&reqs));
+        let all = ok(engine_of(cfg.clone(), 8).generate(&reqs));
+        // Two slots for five requests: finished sequences leave, queued ones join the running batch.
+        let joined = ok(engine_of(cfg, 2).generate(&reqs));
+        for ((a, b), c) in one.iter().zip(&all).zip(&joined) {
+            assert_eq!(a.tokens, b.tokens);
+            assert_eq!(a.tokens, c.tokens);
+            assert_eq!(a.text, b.text);
+            assert!(a.text.starts_with("<think>\n\n</think>\n\n"));
+        }
+        assert!(one[0].pixel_values.is_some() && one[0].grids.len() == 1 && one[1].grids.is_empty());
     }
-    assert!(one[0].pixel_values.is_some() && one[0].grids.len() == 1 && one[1].grids.is_empty());
 }
 
 #[test]

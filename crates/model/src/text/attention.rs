@@ -79,8 +79,14 @@ impl FullAttention {
 
         let (k, v) = match state {
             Some(slot) => {
+                // Kept contiguous: candle concatenates contiguous operands into a contiguous result, but anything
+                // else (the new keys' transposed view, a cache the engine trimmed) through transposed copies whose
+                // layout the decode step's matmul cannot read.
                 let (k, v) = match slot.as_ref() {
-                    Some(prev) => (Tensor::cat(&[&prev.k, &k], 2)?, Tensor::cat(&[&prev.v, &v], 2)?),
+                    Some(prev) => (
+                        Tensor::cat(&[&prev.k.contiguous()?, &k.contiguous()?], 2)?,
+                        Tensor::cat(&[&prev.v.contiguous()?, &v.contiguous()?], 2)?,
+                    ),
                     None => (k.contiguous()?, v.contiguous()?),
                 };
                 *slot = Some(KvState { k: k.detach(), v: v.detach() });
@@ -140,6 +146,7 @@ impl FullAttention {
         let rep = self.n_h / self.n_kv;
         // [B, H, 1, d] → [B, H_kv, rep, d]: head h reads key/value head h / rep.
         let q = q.contiguous()?.reshape((b, self.n_kv, rep, self.d_h))?;
+        let (k, v) = (k.contiguous()?, v.contiguous()?); // no copy for the cache kept above
         let scores = (matmul(&q, &k.t()?)? * (self.d_h as f64).powf(-0.5))?;
         let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
         let scores = match key_mask {
@@ -148,7 +155,7 @@ impl FullAttention {
         };
         let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
         // [B, H_kv, rep, d] is [B, H, d] in memory: the heads' outputs side by side, as `o_proj` reads them.
-        let out = matmul(&probs, v)?.reshape((b, 1, self.n_h * self.d_h))?;
+        let out = matmul(&probs, &v)?.reshape((b, 1, self.n_h * self.d_h))?;
         self.o_proj.forward(&out.mul(&sigmoid(gate)?)?)
     }
 
