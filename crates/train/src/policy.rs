@@ -129,11 +129,20 @@ impl Policy {
     pub fn restore(&self, dir: &Path) -> Result<()> {
         let saved = checkpoint::load_varmap(dir, &self.config, &self.device)?;
         let saved = saved.data().lock().unwrap_or_else(|e| e.into_inner());
+        let tensors: HashMap<String, Tensor> = saved.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        self.assign(&tensors).map_err(|e| match e {
+            TrainError::Input(m) => TrainError::Input(format!("`{}`: {m}", dir.display())),
+            other => other,
+        })
+    }
+
+    /// Sets every variable to its tensor in `tensors` (in place: models and engines over the variables see the new
+    /// values). A variable without a tensor there is an error.
+    pub fn assign(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
         for (k, v) in data.iter() {
-            let t =
-                saved.get(k).ok_or_else(|| TrainError::Input(format!("`{}` has no tensor `{k}`", dir.display())))?;
-            v.set(&t.as_tensor().to_dtype(v.dtype())?)?;
+            let t = tensors.get(k).ok_or_else(|| TrainError::Input(format!("no tensor `{k}`")))?;
+            v.set(&t.to_dtype(v.dtype())?.to_device(v.device())?)?;
         }
         Ok(())
     }

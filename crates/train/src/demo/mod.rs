@@ -410,16 +410,22 @@ pub fn decode(enc: &Encoder, ids: &[u32]) -> String {
 }
 
 /// The first SFT phase: the answers' heads as targets ([`DemoRecipe::head_share`]).
-struct HeadPhase {
+struct HeadPhase<'a> {
     train: Vec<Vec<u32>>,
     val: Vec<Vec<u32>>,
     options: SftOptions,
     out: Output,
+    /// Fresh starts allowed when the phase ends with the image path closed ([`DemoRecipe::head_retries`]).
+    retries: u32,
+    closed_gap: f64,
+    /// Re-initialises the policy for fresh start `k` (1, 2, …).
+    reinit: &'a dyn Fn(u32) -> Result<()>,
 }
 
 /// SFT on `train`: the answers' heads first when `head` is given (no `<|im_end|>`: the answer goes on), then the
 /// full answers. The head targets are swapped into the examples in place and back, so the preprocessed images are
-/// not copied. The image use after each phase goes to `uses`.
+/// not copied. The image use after each phase goes to `uses`. A head phase that leaves the image path closed starts
+/// again from a fresh initialisation (up to `head.retries` times); the full answers give up the time it takes.
 #[allow(clippy::too_many_arguments)]
 fn train_sft(
     policy: &Policy,
@@ -434,15 +440,40 @@ fn train_sft(
     let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
         ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
     };
+    let mut full = full.clone();
     let head_summary = match head {
         Some(h) => {
             let full_train = swap(train, h.train);
             let full_val = swap(val, h.val);
-            let summary = sft::run(policy, train, val, &h.options, &h.out, None, reporter);
-            if summary.is_ok() {
-                let u = image_use(policy, val, "answer heads")?;
-                reporter.message(&format!("image use after the answer heads: gap {:.2e} (~0: closed)", u.gap));
+            let mut fresh = 0;
+            let mut first_end = None;
+            let summary = loop {
+                let summary = sft::run(policy, train, val, &h.options, &h.out, None, reporter);
+                first_end.get_or_insert_with(Instant::now);
+                if summary.is_err() {
+                    break summary;
+                }
+                let after =
+                    if fresh == 0 { "answer heads".to_string() } else { format!("answer heads (fresh start {fresh})") };
+                let u = image_use(policy, val, &after)?;
+                reporter.message(&format!("image use after the {after}: gap {:.2e} (~0: closed)", u.gap));
+                let closed = u.gap < h.closed_gap;
                 uses.push(u);
+                if !closed || fresh >= h.retries {
+                    break summary;
+                }
+                fresh += 1;
+                reporter.message(&format!(
+                    "the image path is closed: training the answer heads again from a fresh initialisation \
+                     (fresh start {fresh} of {})",
+                    h.retries
+                ));
+                (h.reinit)(fresh)?;
+            };
+            // The fresh starts' time comes out of the full answers' budget.
+            let extra = first_end.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            if let (true, Schedule::Seconds(s)) = (fresh > 0, full.schedule) {
+                full.schedule = Schedule::Seconds((s - extra).max(10.0));
             }
             swap(train, full_train);
             swap(val, full_val);
@@ -450,7 +481,7 @@ fn train_sft(
         }
         None => None,
     };
-    Ok((head_summary, sft::run(policy, train, val, full, out, None, reporter)?))
+    Ok((head_summary, sft::run(policy, train, val, &full, out, None, reporter)?))
 }
 
 /// The `summary.json` an SFT run wrote.
@@ -578,6 +609,10 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             (head.map(|p| read_summary(&p)).transpose()?, read_summary(&dir.join("summary.json"))?)
         }
         None => {
+            let reinit = |fresh: u32| -> Result<()> {
+                let seed = o.seed.wrapping_add(0x5EED_0000 * fresh as u64);
+                policy.assign(&init_policy(&cfg, r, seed, &o.device)?.tensors())
+            };
             let head = if with_heads && head_seconds > 0.0 {
                 let options = SftOptions {
                     lr: r.head_lr,
@@ -586,7 +621,15 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
                     ..so.clone()
                 };
                 let out = Output { dir: o.out.as_ref().map(|d| d.join("sft_head")), ..out.clone() };
-                Some(HeadPhase { train: train_heads, val: heads(&val_scenes[..val.len()])?, options, out })
+                Some(HeadPhase {
+                    train: train_heads,
+                    val: heads(&val_scenes[..val.len()])?,
+                    options,
+                    out,
+                    retries: if head_seconds >= r.head_retry_min_seconds { r.head_retries } else { 0 },
+                    closed_gap: r.closed_gap,
+                    reinit: &reinit,
+                })
             } else {
                 None
             };
@@ -793,6 +836,41 @@ mod tests {
         assert_eq!(sft(&r2), sft(&r));
         let missing = DemoOptions { from_sft: Some(dir.path().join("nothing")), ..again };
         assert!(run(&missing, &crate::report::Silent).is_err());
+    }
+
+    #[test]
+    fn a_closed_image_path_trains_the_answer_heads_again_from_a_fresh_start() {
+        // Every gap counts as closed here, so the head phase runs twice (one fresh start allowed) and no more.
+        let r = DemoRecipe {
+            head_retries: 1,
+            head_retry_min_seconds: 0.0,
+            closed_gap: f64::INFINITY,
+            ..DemoRecipe::default()
+        };
+        let o = DemoOptions {
+            minutes: 0.3,
+            train_scenes: 16,
+            val_scenes: 2,
+            test_scenes: 2,
+            image_size: (64, 48),
+            large: false,
+            seed: 3,
+            sft_share: 1.0,
+            device: Device::Cpu,
+            out: None,
+            free_rollouts: false,
+            threads: 1,
+            from_sft: None,
+        };
+        let res = run_with(&o, &r, &crate::report::Silent).unwrap();
+        let after: Vec<&str> = res.image_use.iter().map(|u| u.after.as_str()).collect();
+        assert_eq!(after, ["answer heads", "answer heads (fresh start 1)", "SFT"]);
+        // The fresh start began from other weights: the two head phases end at different validation losses.
+        assert_ne!(res.image_use[0].own_images_loss, res.image_use[1].own_images_loss);
+        assert!(res.sft.steps > 0);
+        // Without the margin for a retry the phase runs once.
+        let once = run_with(&o, &DemoRecipe { head_retry_min_seconds: 1e9, ..r }, &crate::report::Silent).unwrap();
+        assert_eq!(once.image_use.len(), 2);
     }
 
     #[test]
