@@ -5,7 +5,7 @@
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0] [--sft-share 1 (below 1: GRPO after SFT)] [--from-sft DIR (a finished `sft` folder: GRPO only)]
 //! [--grpo-lr 2e-6] [--grpo-temperature 0.7] [--grpo-group 8] [--grpo-prompts 4] [--grpo-eval-every 20]
-//! [--head-share 0.2] [--head-lr 5e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
+//! [--head-share 0.2] [--head-lr 3e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
 use sgvlm_train::demo::{run_with, DemoOptions, DemoRecipe};

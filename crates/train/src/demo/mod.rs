@@ -420,6 +420,8 @@ struct HeadPhase<'a> {
     closed_gap: f64,
     /// Re-initialises the policy for fresh start `k` (1, 2, …).
     reinit: &'a dyn Fn(u32) -> Result<()>,
+    /// The head learning rate of a fresh start relative to the first attempt's.
+    retry_lr_scale: f64,
 }
 
 /// SFT on `train`: the answers' heads first when `head` is given (no `<|im_end|>`: the answer goes on), then the
@@ -447,8 +449,9 @@ fn train_sft(
             let full_val = swap(val, h.val);
             let mut fresh = 0;
             let mut first_end = None;
+            let mut options = h.options.clone();
             let summary = loop {
-                let summary = sft::run(policy, train, val, &h.options, &h.out, None, reporter);
+                let summary = sft::run(policy, train, val, &options, &h.out, None, reporter);
                 first_end.get_or_insert_with(Instant::now);
                 if summary.is_err() {
                     break summary;
@@ -456,17 +459,19 @@ fn train_sft(
                 let after =
                     if fresh == 0 { "answer heads".to_string() } else { format!("answer heads (fresh start {fresh})") };
                 let u = image_use(policy, val, &after)?;
-                reporter.message(&format!("image use after the {after}: gap {:.2e} (~0: closed)", u.gap));
                 let closed = u.gap < h.closed_gap;
+                let state = if closed { "closed: the answers ignore the image" } else { "open" };
+                reporter.message(&format!("image use after the {after}: gap {:.2e} ({state})", u.gap));
                 uses.push(u);
                 if !closed || fresh >= h.retries {
                     break summary;
                 }
                 fresh += 1;
+                options.lr *= h.retry_lr_scale;
                 reporter.message(&format!(
-                    "the image path is closed: training the answer heads again from a fresh initialisation \
-                     (fresh start {fresh} of {})",
-                    h.retries
+                    "training the answer heads again from a fresh initialisation at lr {:.1e} (fresh start {fresh} of \
+                     {})",
+                    options.lr, h.retries
                 ));
                 (h.reinit)(fresh)?;
             };
@@ -629,6 +634,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
                     retries: if head_seconds >= r.head_retry_min_seconds { r.head_retries } else { 0 },
                     closed_gap: r.closed_gap,
                     reinit: &reinit,
+                    retry_lr_scale: r.head_retry_lr_scale,
                 })
             } else {
                 None
@@ -638,7 +644,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         }
     };
     let u = image_use(&policy, &val, "SFT")?;
-    reporter.message(&format!("image use after SFT: gap {:.2e} (~0: closed)", u.gap));
+    reporter.message(&format!("image use after SFT: gap {:.2e} (~0: the answers ignore the image)", u.gap));
     uses.push(u);
     stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
