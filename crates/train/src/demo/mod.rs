@@ -39,9 +39,12 @@ use crate::rollout::{Prompt, Rollout, Sampling};
 use crate::sft::{self, Output, Schedule, SftOptions};
 
 mod recipe;
+mod sft_phases;
 pub use recipe::{
     fan_in_init, init_policy, model_config, recipe_config, recipe_weights, sincos_2d, DemoRecipe, Weighted,
 };
+pub use sft_phases::{image_use, ImageUse};
+use sft_phases::{read_summary, train_sft, HeadPhase};
 
 /// One synthetic sample: the 640×480 rendering, the model-sized RGB, and the ground-truth answer.
 #[derive(Debug, Clone)]
@@ -231,31 +234,6 @@ pub struct DemoResult {
     pub test: Vec<Scene>,
 }
 
-/// The validation loss of a model with each scene's own image and with the images rotated by one scene (every
-/// answer scored against another scene's picture). `gap` = rotated − own: clearly positive when the model reads the
-/// image, ~0 (±1e-6) when the image path is closed and the answers come from the prior alone
-/// (`results/demo_image_reading.md`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ImageUse {
-    pub after: String,
-    pub own_images_loss: f64,
-    pub rotated_images_loss: f64,
-    pub gap: f64,
-}
-
-/// Measures [`ImageUse`] of `policy` on `val` (at least two examples with images).
-pub fn image_use(policy: &Policy, val: &[Example], after: &str) -> Result<ImageUse> {
-    let model = policy.model()?;
-    let own = sft::eval_loss(policy, &model, val, 16, 4096)?.unwrap_or(f64::NAN);
-    let mut rotated = val.to_vec();
-    let images: Vec<_> = val.iter().map(|e| e.image.clone()).collect();
-    for (i, e) in rotated.iter_mut().enumerate() {
-        e.image = images[(i + 1) % images.len().max(1)].clone();
-    }
-    let other = sft::eval_loss(policy, &model, &rotated, 16, 4096)?.unwrap_or(f64::NAN);
-    Ok(ImageUse { after: after.to_string(), own_images_loss: own, rotated_images_loss: other, gap: other - own })
-}
-
 fn f1(matched: usize, pred: usize, gt: usize) -> f64 {
     let p = if pred == 0 { 0.0 } else { matched as f64 / pred as f64 };
     let r = if gt == 0 { 0.0 } else { matched as f64 / gt as f64 };
@@ -407,93 +385,6 @@ fn evaluate(
 pub fn decode(enc: &Encoder, ids: &[u32]) -> String {
     let ids: Vec<u32> = ids.iter().copied().filter(|&t| t != enc.im_end).collect();
     enc.tokenizer.decode(&ids, false).unwrap_or_default()
-}
-
-/// The first SFT phase: the answers' heads as targets ([`DemoRecipe::head_share`]).
-struct HeadPhase<'a> {
-    train: Vec<Vec<u32>>,
-    val: Vec<Vec<u32>>,
-    options: SftOptions,
-    out: Output,
-    /// Fresh starts allowed when the phase ends with the image path closed ([`DemoRecipe::head_retries`]).
-    retries: u32,
-    closed_gap: f64,
-    /// Re-initialises the policy for fresh start `k` (1, 2, …).
-    reinit: &'a dyn Fn(u32) -> Result<()>,
-    /// The head learning rate of a fresh start relative to the first attempt's.
-    retry_lr_scale: f64,
-}
-
-/// SFT on `train`: the answers' heads first when `head` is given (no `<|im_end|>`: the answer goes on), then the
-/// full answers. The head targets are swapped into the examples in place and back, so the preprocessed images are
-/// not copied. The image use after each phase goes to `uses`. A head phase that leaves the image path closed starts
-/// again from a fresh initialisation (up to `head.retries` times); the full answers give up the time it takes.
-#[allow(clippy::too_many_arguments)]
-fn train_sft(
-    policy: &Policy,
-    train: &mut [Example],
-    val: &mut [Example],
-    head: Option<HeadPhase>,
-    full: &SftOptions,
-    out: &Output,
-    uses: &mut Vec<ImageUse>,
-    reporter: &dyn Reporter,
-) -> Result<(Option<sft::SftSummary>, sft::SftSummary)> {
-    let swap = |ex: &mut [Example], targets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
-        ex.iter_mut().zip(targets).map(|(e, t)| std::mem::replace(&mut e.target, t)).collect()
-    };
-    let mut full = full.clone();
-    let head_summary = match head {
-        Some(h) => {
-            let full_train = swap(train, h.train);
-            let full_val = swap(val, h.val);
-            let mut fresh = 0;
-            let mut first_end = None;
-            let mut options = h.options.clone();
-            let summary = loop {
-                let summary = sft::run(policy, train, val, &options, &h.out, None, reporter);
-                first_end.get_or_insert_with(Instant::now);
-                if summary.is_err() {
-                    break summary;
-                }
-                let after =
-                    if fresh == 0 { "answer heads".to_string() } else { format!("answer heads (fresh start {fresh})") };
-                let u = image_use(policy, val, &after)?;
-                let closed = u.gap < h.closed_gap;
-                let state = if closed { "closed: the answers ignore the image" } else { "open" };
-                reporter.message(&format!("image use after the {after}: gap {:.2e} ({state})", u.gap));
-                uses.push(u);
-                if !closed || fresh >= h.retries {
-                    break summary;
-                }
-                fresh += 1;
-                options.lr *= h.retry_lr_scale;
-                reporter.message(&format!(
-                    "training the answer heads again from a fresh initialisation at lr {:.1e} (fresh start {fresh} of \
-                     {})",
-                    options.lr, h.retries
-                ));
-                (h.reinit)(fresh)?;
-            };
-            // The fresh starts' time comes out of the full answers' budget.
-            let extra = first_end.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            if let (true, Schedule::Seconds(s)) = (fresh > 0, full.schedule) {
-                full.schedule = Schedule::Seconds((s - extra).max(10.0));
-            }
-            swap(train, full_train);
-            swap(val, full_val);
-            Some(summary?)
-        }
-        None => None,
-    };
-    Ok((head_summary, sft::run(policy, train, val, &full, out, None, reporter)?))
-}
-
-/// The `summary.json` an SFT run wrote.
-fn read_summary(path: &std::path::Path) -> Result<sft::SftSummary> {
-    let text = std::fs::read_to_string(path).map_err(crate::error::TrainError::io(path))?;
-    serde_json::from_str(&text)
-        .map_err(|e| crate::error::TrainError::Input(format!("`{}` is not an SFT summary: {e}", path.display())))
 }
 
 /// A model over detached views of the policy's weights (sees updates, builds no graph).
