@@ -196,82 +196,70 @@ pub fn sft_step(
     o: &SftOptions,
 ) -> Result<(f64, f64, usize)> {
     // On a rayon thread, so the optimizer's and the loss's ops run in place too (`ops::on_pool`).
-    sgvlm_model::ops::on_pool(|| step_here(policy, model, opt, examples, micro, lr, progress, o))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn step_here(
-    policy: &Policy,
-    model: &sgvlm_model::Qwen35,
-    opt: &mut AdamW,
-    examples: &[Example],
-    micro: &[Vec<usize>],
-    lr: f64,
-    progress: f64,
-    o: &SftOptions,
-) -> Result<(f64, f64, usize)> {
-    let total: usize = micro.iter().flat_map(|b| b.iter()).map(|&i| examples[i].target.len()).sum();
-    if total == 0 {
-        return Err(TrainError::Input("a step without target tokens".into()));
-    }
-    // The objective is the weighted mean over the step's target tokens (the plain mean without a curriculum);
-    // the loss reported stays the plain mean, comparable across recipes.
-    let weighting: Vec<(&TokenWeight, f32)> = o.token_weights.iter().map(|c| (c, c.at(progress))).collect();
-    let weighting = &weighting[..];
-    let weight_sum: f64 = if weighting.is_empty() {
-        total as f64
-    } else {
-        let per_example =
-            |i: usize| -> f64 { combined_weights(weighting, &examples[i].target).iter().map(|&w| w as f64).sum() };
-        micro.iter().flatten().map(|&i| per_example(i)).sum()
-    };
-    let coeff = -1.0 / weight_sum as f32;
-    let mut acc = GradAccumulator::new(opt);
-    let mut loss = 0f64;
-    let pad = pad_of(policy);
-    for idx in micro {
-        // Shards of one micro-batch run on their own threads (a model this small keeps one core busy per
-        // forward/backward); their gradients are added in shard order, so the step is deterministic. The threads
-        // are rayon's: candle's CPU kernels parallelise with rayon, and from a thread outside its pool every such
-        // op would be handed to the pool and waited for (`sgvlm_model::ops::on_pool`).
-        let threads = match (&policy.device, o.threads) {
-            (candle_core::Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            (candle_core::Device::Cpu, n) => n,
-            _ => 1,
-        };
-        let shards = shard(idx, examples, threads);
-        let results: Vec<Result<Option<(f64, candle_core::backprop::GradStore)>>> = if shards.len() == 1 {
-            vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff, weighting)]
+    sgvlm_model::ops::on_pool(|| {
+        let total: usize = micro.iter().flat_map(|b| b.iter()).map(|&i| examples[i].target.len()).sum();
+        if total == 0 {
+            return Err(TrainError::Input("a step without target tokens".into()));
+        }
+        // The objective is the weighted mean over the step's target tokens (the plain mean without a curriculum);
+        // the loss reported stays the plain mean, comparable across recipes.
+        let weighting: Vec<(&TokenWeight, f32)> = o.token_weights.iter().map(|c| (c, c.at(progress))).collect();
+        let weighting = &weighting[..];
+        let weight_sum: f64 = if weighting.is_empty() {
+            total as f64
         } else {
-            let mut slots: Vec<Option<Result<_>>> = shards.iter().map(|_| None).collect();
-            rayon::scope(|s| {
-                for (slot, sh) in slots.iter_mut().zip(&shards) {
-                    let device = &policy.device;
-                    s.spawn(move |_| {
-                        let pass = || shard_pass(model, examples, sh, pad, device, o.vocab_chunk, coeff, weighting);
-                        *slot = Some(
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(pass))
-                                .unwrap_or_else(|_| Err(TrainError::Input("a training thread panicked".into()))),
-                        );
-                    });
-                }
-            });
-            slots
-                .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(TrainError::Input("a shard did not run".into()))))
-                .collect()
+            let per_example =
+                |i: usize| -> f64 { combined_weights(weighting, &examples[i].target).iter().map(|&w| w as f64).sum() };
+            micro.iter().flatten().map(|&i| per_example(i)).sum()
         };
-        for r in results {
-            if let Some((logp_sum, grads)) = r? {
-                loss -= logp_sum / total as f64;
-                acc.add(opt, &grads)?;
+        let coeff = -1.0 / weight_sum as f32;
+        let mut acc = GradAccumulator::new(opt);
+        let mut loss = 0f64;
+        let pad = pad_of(policy);
+        for idx in micro {
+            // Shards of one micro-batch run on their own threads (a model this small keeps one core busy per
+            // forward/backward); their gradients are added in shard order, so the step is deterministic. The threads
+            // are rayon's: candle's CPU kernels parallelise with rayon, and from a thread outside its pool every such
+            // op would be handed to the pool and waited for (`sgvlm_model::ops::on_pool`).
+            let threads = match (&policy.device, o.threads) {
+                (candle_core::Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                (candle_core::Device::Cpu, n) => n,
+                _ => 1,
+            };
+            let shards = shard(idx, examples, threads);
+            let results: Vec<Result<Option<(f64, candle_core::backprop::GradStore)>>> = if shards.len() == 1 {
+                vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff, weighting)]
+            } else {
+                let mut slots: Vec<Option<Result<_>>> = shards.iter().map(|_| None).collect();
+                rayon::scope(|s| {
+                    for (slot, sh) in slots.iter_mut().zip(&shards) {
+                        let device = &policy.device;
+                        s.spawn(move |_| {
+                            let pass = || shard_pass(model, examples, sh, pad, device, o.vocab_chunk, coeff, weighting);
+                            *slot = Some(
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(pass))
+                                    .unwrap_or_else(|_| Err(TrainError::Input("a training thread panicked".into()))),
+                            );
+                        });
+                    }
+                });
+                slots
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(TrainError::Input("a shard did not run".into()))))
+                    .collect()
+            };
+            for r in results {
+                if let Some((logp_sum, grads)) = r? {
+                    loss -= logp_sum / total as f64;
+                    acc.add(opt, &grads)?;
+                }
             }
         }
-    }
-    let mut grads = acc.finish(opt)?;
-    let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
-    opt.update(&grads, lr)?;
-    Ok((loss, norm, total))
+        let mut grads = acc.finish(opt)?;
+        let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
+        opt.update(&grads, lr)?;
+        Ok((loss, norm, total))
+    })
 }
 
 /// Splits a micro-batch into at most `threads` shards of consecutive examples by length (longest first), so each
