@@ -30,9 +30,9 @@ const BLOCK: usize = 32;
 
 /// Sizes of one packed row: `q` and `k` of `dk`, `v` of `dv`, then `g` and `β`.
 #[derive(Debug, Clone, Copy)]
-struct Dims {
-    dk: usize,
-    dv: usize,
+pub(super) struct Dims {
+    pub(super) dk: usize,
+    pub(super) dv: usize,
 }
 
 impl Dims {
@@ -42,12 +42,12 @@ impl Dims {
 }
 
 /// One token's inputs, borrowed from a packed row.
-struct Token<'a, T> {
-    q: &'a [T],
-    k: &'a [T],
-    v: &'a [T],
-    g: T,
-    beta: T,
+pub(super) struct Token<'a, T> {
+    pub(super) q: &'a [T],
+    pub(super) k: &'a [T],
+    pub(super) v: &'a [T],
+    pub(super) g: T,
+    pub(super) beta: T,
 }
 
 fn token<T: Float>(row: &[T], d: Dims) -> Token<'_, T> {
@@ -58,7 +58,7 @@ fn token<T: Float>(row: &[T], d: Dims) -> Token<'_, T> {
 }
 
 /// Advances `s` (`dk × dv`, row-major) by one token and writes `u = β·(v − m)` and `m = Pᵀk` (after the decay).
-fn step<T: Float>(s: &mut [T], x: &Token<T>, d: Dims, u: &mut [T], m: &mut [T]) {
+pub(super) fn step<T: Float>(s: &mut [T], x: &Token<T>, d: Dims, u: &mut [T], m: &mut [T]) {
     let a = x.g.exp_();
     for e in s.iter_mut() {
         *e *= a;
@@ -80,7 +80,7 @@ fn step<T: Float>(s: &mut [T], x: &Token<T>, d: Dims, u: &mut [T], m: &mut [T]) 
 }
 
 /// `o = Sᵀq`.
-fn read<T: Float>(s: &[T], q: &[T], d: Dims, o: &mut [T]) {
+pub(super) fn read<T: Float>(s: &[T], q: &[T], d: Dims, o: &mut [T]) {
     o.fill(T::zero());
     for (i, &qi) in q.iter().enumerate() {
         for (oj, &sij) in o.iter_mut().zip(&s[i * d.dv..(i + 1) * d.dv]) {

@@ -10,24 +10,30 @@
 //! * [`rms_norm`]: RMS normalisation times a weight (`w` or Gemma's `1 + w`), gradient for both;
 //! * [`softmax`]: `softmax(scale·x)` over the last dimension, optionally with the causal mask of a `[.., T, past+T]`
 //!   score block applied inside (masked entries are exactly 0, as with an additive `−∞`);
-//! * [`rope`]: rotary embedding of the first `rot` features of `[B, H, T, D]` with `[B|1, T, rot]` tables;
+//! * [`rope`]: rotary embedding of the first `rot` features of `[B, H, T, D]` with `[B|1, T, rot]` tables (used
+//!   at inference on the CPU too, with the tables kept on the host once per forward: [`RopeTables`]);
 //! * [`silu_mul`]: `silu(a)⊙b`, and [`conv_silu`]: Gated DeltaNet's causal depthwise convolution and its SiLU;
 //! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token.
+//!
+//! One kernel serves decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
+//! decoding step after the projections (conv window, decay, q/k norms, state update and read-out).
 //!
 //! No crate offers these for candle's CPU backend (candle-nn's fused kernels have no backward); the loops are ours.
 
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
+mod delta_decode;
 pub mod delta_rule;
 mod gated;
 mod norm;
 mod rope;
 mod softmax;
 
+pub use delta_decode::{delta_decode, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads};
 pub use delta_rule::gated_delta_rule;
 pub use gated::{conv_silu, silu_mul};
 pub use norm::{normalize, rms_norm};
-pub use rope::rope;
+pub use rope::{rope, rope_tables, RopeTables};
 pub use softmax::softmax;
 
 /// The float types the kernels run in (f64 for the gradient checks).
@@ -36,6 +42,8 @@ pub(crate) trait Real: candle_core::WithDType {
     fn exp_(self) -> Self;
     fn sqrt_(self) -> Self;
     fn max_(self, other: Self) -> Self;
+    fn ln_(self) -> Self;
+    fn abs_(self) -> Self;
 }
 
 macro_rules! impl_real {
@@ -52,6 +60,12 @@ macro_rules! impl_real {
             }
             fn max_(self, other: Self) -> Self {
                 self.max(other)
+            }
+            fn ln_(self) -> Self {
+                self.ln()
+            }
+            fn abs_(self) -> Self {
+                self.abs()
             }
         }
     )*};

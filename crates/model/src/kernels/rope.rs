@@ -1,16 +1,44 @@
 //! Rotary position embedding of the leading features of each head.
 
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use super::{bwd_by_dtype, host, unary_fwd, Real};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Rotary tables on the host, `[Bc, T, rot]` with `Bc` 1 or the batch, shared by every layer of a forward pass
+/// (cloning is cheap).
+#[derive(Debug, Clone)]
+pub struct RopeTables {
+    cos: Arc<Vec<f64>>,
+    sin: Arc<Vec<f64>>,
+    table_batch: usize,
+    t: usize,
+    rot: usize,
+}
+
+impl RopeTables {
+    /// Tables from row-major `[table_batch, t, rot]` data.
+    pub fn new(cos: Vec<f64>, sin: Vec<f64>, (table_batch, t, rot): (usize, usize, usize)) -> Result<Self> {
+        if cos.len() != table_batch * t * rot || sin.len() != cos.len() || rot % 2 != 0 {
+            return Err(Error::Input(format!(
+                "rope tables of {} and {} values do not fit [{table_batch}, {t}, {rot}] with an even rotary width",
+                cos.len(),
+                sin.len()
+            )));
+        }
+        Ok(Self { cos: Arc::new(cos), sin: Arc::new(sin), table_batch, t, rot })
+    }
+
+    /// Tables read from `cos, sin: [B|1, T, rot]` tensors.
+    pub fn from_tensors(cos: &Tensor, sin: &Tensor) -> Result<Self> {
+        Self::new(host::<f64>(cos)?, host::<f64>(sin)?, cos.dims3()?)
+    }
+}
 
 struct Rope {
-    /// `[Bc, T, rot]` tables, `Bc` 1 or the batch.
-    cos: Vec<f64>,
-    sin: Vec<f64>,
-    table_batch: usize,
-    rot: usize,
+    tables: RopeTables,
 }
 
 impl Rope {
@@ -19,18 +47,19 @@ impl Rope {
     /// `x₂·c₂ − x₁·s₁`.
     fn rotate<T: Real>(&self, x: &[T], dims: &[usize], transpose: bool) -> Vec<T> {
         let (b, h, t, d) = (dims[0], dims[1], dims[2], dims[3]);
-        let (rot, half) = (self.rot, self.rot / 2);
+        let tab_data = &self.tables;
+        let (rot, half) = (tab_data.rot, tab_data.rot / 2);
         let mut out = x.to_vec();
         for bi in 0..b {
-            let tb = if self.table_batch == 1 { 0 } else { bi };
+            let tb = if tab_data.table_batch == 1 { 0 } else { bi };
             for hi in 0..h {
                 for ti in 0..t {
                     let row = ((bi * h + hi) * t + ti) * d;
                     let tab = (tb * t + ti) * rot;
                     let (src, dst) = (&x[row..row + rot], &mut out[row..row + rot]);
                     for j in 0..half {
-                        let (c1, s1) = (T::of(self.cos[tab + j]), T::of(self.sin[tab + j]));
-                        let (c2, s2) = (T::of(self.cos[tab + j + half]), T::of(self.sin[tab + j + half]));
+                        let (c1, s1) = (T::of(tab_data.cos[tab + j]), T::of(tab_data.sin[tab + j]));
+                        let (c2, s2) = (T::of(tab_data.cos[tab + j + half]), T::of(tab_data.sin[tab + j + half]));
                         let (x1, x2) = (src[j], src[j + half]);
                         if transpose {
                             dst[j] = x1 * c1 + x2 * s2;
@@ -73,17 +102,17 @@ impl CustomOp1 for Rope {
 /// Rotates the first `rot` features of `x: [B, H, T, D]` by the tables `cos, sin: [B|1, T, rot]` (the halves
 /// rotate against each other, as `x·cos + rotate_half(x)·sin`), one graph node.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    rope_tables(x, &RopeTables::from_tensors(cos, sin)?)
+}
+
+/// [`rope`] with tables already on the host.
+pub fn rope_tables(x: &Tensor, tables: &RopeTables) -> Result<Tensor> {
     let (b, _, t, d) = x.dims4()?;
-    let (tb, tt, rot) = cos.dims3()?;
-    if tt != t || rot > d || rot % 2 != 0 || (tb != 1 && tb != b) {
-        return Err(crate::error::Error::Input(format!(
-            "rope tables {:?} do not fit input {:?}",
-            cos.dims(),
-            x.dims()
-        )));
+    let RopeTables { table_batch: tb, t: tt, rot, .. } = *tables;
+    if tt != t || rot > d || (tb != 1 && tb != b) {
+        return Err(Error::Input(format!("rope tables [{tb}, {tt}, {rot}] do not fit input {:?}", x.dims())));
     }
-    let op = Rope { cos: host::<f64>(cos)?, sin: host::<f64>(sin)?, table_batch: tb, rot };
-    Ok(x.contiguous()?.apply_op1(op)?)
+    Ok(x.contiguous()?.apply_op1(Rope { tables: tables.clone() })?)
 }
 
 #[cfg(test)]

@@ -85,6 +85,15 @@ impl GatedDeltaNet {
         let (b, t, _) = x.dims3()?;
         let mixed = self.in_proj_qkv.forward(x)?; // [B,T,conv_dim]
         let z = self.in_proj_z.forward(x)?.reshape((b, t, self.n_v, self.d_v))?;
+        let state = match state {
+            // Decoding on the CPU: the step after the projections is one kernel (kernels::delta_decode).
+            Some(slot)
+                if t == 1 && slot.is_some() && kernels::delta_decode_supported(&mixed) && !needs_grad(&[x, &mixed]) =>
+            {
+                return self.decode_step(x, &mixed, &z, slot);
+            }
+            other => other,
+        };
         let beta = sigmoid(&self.in_proj_b.forward(x)?)?;
         let a = self.in_proj_a.forward(x)?;
         // The decay in f32 under bf16 weights too, as transformers computes it:
@@ -136,6 +145,27 @@ impl GatedDeltaNet {
         self.finish(&core, &z, b, t)
     }
 
+    /// One token after a cached state, through [`kernels::delta_decode`]; equal to the composed recurrent step.
+    fn decode_step(&self, x: &Tensor, mixed: &Tensor, z: &Tensor, slot: &mut Option<DeltaNetState>) -> Result<Tensor> {
+        let prev = slot.as_ref().ok_or_else(|| Error::Input("delta decode step without a state".into()))?;
+        let (a, beta_in) = (self.in_proj_a.forward(x)?, self.in_proj_b.forward(x)?);
+        let taps = self.conv_taps.t()?; // [conv_dim, K], the loaded layout
+        let inputs = kernels::DeltaDecodeInputs {
+            mixed,
+            a: &a,
+            b: &beta_in,
+            conv: &prev.conv,
+            state: &prev.recurrent,
+            taps: &taps,
+            dt_bias: &self.dt_bias,
+            a_log: &self.a_log,
+        };
+        let heads = kernels::DeltaHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
+        let step = kernels::delta_decode(inputs, heads)?;
+        *slot = Some(DeltaNetState { conv: step.conv, recurrent: step.state });
+        self.finish(&step.out, z, mixed.dim(0)?, 1)
+    }
+
     /// Queries and keys (repeated to the value-head count) and values of the convolved projection.
     fn split_heads(&self, conv: &Tensor, b: usize, t: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let key_dim = self.n_k * self.d_k;
@@ -164,5 +194,89 @@ impl GatedDeltaNet {
         }
         let (b, t, n, d) = x.dims4()?;
         Ok(x.unsqueeze(3)?.broadcast_as((b, t, n, r, d))?.reshape((b, t, n * r, d))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::VarBuilder;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// A layer of the tiny config's widths with two value heads per key head (the repeat the kernel must follow),
+    /// random f64 weights.
+    fn layer() -> (GatedDeltaNet, usize) {
+        let mut cfg = Config::tiny().text_config;
+        cfg.linear_num_value_heads = 2 * cfg.linear_num_key_heads;
+        let (h, nk, nv, dk, dv, kern) = (
+            cfg.hidden_size,
+            cfg.linear_num_key_heads,
+            cfg.linear_num_value_heads,
+            cfg.linear_key_head_dim,
+            cfg.linear_value_head_dim,
+            cfg.linear_conv_kernel_dim,
+        );
+        let conv_dim = 2 * nk * dk + nv * dv;
+        let dev = Device::Cpu;
+        let r = |shape: &[usize], std: f64| Tensor::randn(0f64, std, shape, &dev).unwrap();
+        let ws: HashMap<String, Tensor> = [
+            ("in_proj_qkv.weight", r(&[conv_dim, h], 0.3)),
+            ("in_proj_z.weight", r(&[nv * dv, h], 0.3)),
+            ("in_proj_b.weight", r(&[nv, h], 0.3)),
+            ("in_proj_a.weight", r(&[nv, h], 0.3)),
+            ("conv1d.weight", r(&[conv_dim, 1, kern], 0.5)),
+            ("dt_bias", r(&[nv], 0.5)),
+            ("A_log", r(&[nv], 0.5)),
+            ("norm.weight", r(&[dv], 0.2)),
+            ("out_proj.weight", r(&[h, nv * dv], 0.3)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let vb = VarBuilder::from_tensors(ws, DType::F64, &dev);
+        (GatedDeltaNet::load(&cfg, vb).unwrap(), h)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn one_kernel_decode_steps_equal_the_whole_sequence_at_once() {
+        let (layer, hidden) = layer();
+        let (b, prefill, steps) = (3, 7, 3);
+        let x = Tensor::randn(0f64, 1.0, (b, prefill + steps, hidden), &Device::Cpu).unwrap();
+        let whole = layer.forward(&x, None, DEFAULT_CHUNK).unwrap();
+        let mut state = None;
+        let head = layer.forward(&x.narrow(1, 0, prefill).unwrap(), Some(&mut state), 4).unwrap();
+        assert!(max_diff(&head, &whole.narrow(1, 0, prefill).unwrap()) < 1e-10);
+        for i in prefill..prefill + steps {
+            assert!(kernels::delta_decode_supported(&x));
+            let out = layer.forward(&x.narrow(1, i, 1).unwrap(), Some(&mut state), 4).unwrap();
+            let want = whole.narrow(1, i, 1).unwrap();
+            let scale: f64 = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+            assert!(scale > 1e-3, "the layer's output is degenerate");
+            let d = max_diff(&out, &want);
+            assert!(d < 1e-10 * scale.max(1.0), "decode step {i} differs by {d}");
+        }
+        let s = state.unwrap();
+        assert_eq!(s.conv.dims(), [b, 3, layer.conv_dim()]);
+        assert_eq!(s.conv.dtype(), DType::F64);
+    }
+
+    #[test]
+    fn the_decode_kernel_rejects_a_state_of_the_wrong_shape() {
+        let (layer, hidden) = layer();
+        let x = Tensor::randn(0f64, 1.0, (2, 1, hidden), &Device::Cpu).unwrap();
+        let mut state = Some(DeltaNetState {
+            conv: Tensor::zeros((2, layer.kernel - 1, layer.conv_dim()), DType::F64, &Device::Cpu).unwrap(),
+            recurrent: Tensor::zeros((2, layer.n_v, layer.d_k + 1, layer.d_v), DType::F64, &Device::Cpu).unwrap(),
+        });
+        let err = layer.forward(&x, Some(&mut state), 4).unwrap_err().to_string();
+        assert!(err.contains("state has shape"), "{err}");
     }
 }

@@ -535,7 +535,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         }
     };
     let u = image_use(&policy, &val, "SFT")?;
-    reporter.message(&format!("image use after SFT: gap {:.2e} (~0: the answers ignore the image)", u.gap));
+    reporter
+        .message(&format!("image use after SFT: gap {:.2e} (near 0 would mean the answers ignore the image)", u.gap));
     uses.push(u);
     stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
