@@ -6,6 +6,7 @@
 #   1. cuda_check      tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients (relative error)
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
+#                      (engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0, the kernels' effect)
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
 #   5. train, train_bf16, hf_train
 #                      sgvlm train bench (f32, then bf16 compute if the binary has --dtype) and hf_train_baseline.py,
@@ -115,6 +116,9 @@ for b in 1; do
     run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
         --new-tokens 256 --device cuda
 done
+# The same with the Gated DeltaNet decode step as composed candle ops (its CUDA kernels off), for their effect.
+run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 1 \
+    --text-tokens 700 --new-tokens 256 --device cuda
 
 # 4. transformers, same GPU, same shapes.
 if [ -n "$HF_BENCH" ]; then

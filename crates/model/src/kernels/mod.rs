@@ -23,6 +23,8 @@
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
 mod delta_decode;
+#[cfg(feature = "cuda")]
+mod delta_decode_cuda;
 pub mod delta_rule;
 mod gated;
 mod norm;
@@ -81,12 +83,15 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether the kernels are enabled ([`set_enabled`]).
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether the model's training path uses the kernels for `x`: they are enabled ([`set_enabled`]) and `x` is a CPU
 /// f32/f64 tensor.
 pub fn supported(x: &Tensor) -> bool {
-    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
-        && x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
+    enabled() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 fn contiguous<'a, T>(s: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
