@@ -122,27 +122,29 @@ pub fn delta_decode(x: DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<Delta
     let ins = [x.mixed, x.a, x.b, x.conv, x.state, x.taps, x.dt_bias, x.a_log].map(prep);
     let ins: Vec<Tensor> = ins.into_iter().collect::<Result<_>>()?;
     let (out, conv, state) = match work {
-        DType::F64 => {
-            let (o, cv, s) = with_slices::<f64>(&ins, |s| run(s, b, kernel, heads))?;
-            (
-                Tensor::from_vec(o, (b, 1, heads.n_v, heads.d_v), &dev)?,
-                Tensor::from_vec(cv, (b, kernel - 1, c), &dev)?,
-                Tensor::from_vec(s, (b, heads.n_v, heads.d_k, heads.d_v), &dev)?,
-            )
-        }
-        _ => {
-            let (o, cv, s) = with_slices::<f32>(&ins, |s| run(s, b, kernel, heads))?;
-            (
-                Tensor::from_vec(o, (b, 1, heads.n_v, heads.d_v), &dev)?,
-                Tensor::from_vec(cv, (b, kernel - 1, c), &dev)?,
-                Tensor::from_vec(s, (b, heads.n_v, heads.d_k, heads.d_v), &dev)?,
-            )
-        }
+        DType::F64 => step_tensors::<f64>(&ins, b, kernel, heads, &dev)?,
+        _ => step_tensors::<f32>(&ins, b, kernel, heads, &dev)?,
     };
     Ok(DeltaDecodeOutput { out: out.to_dtype(out_dtype)?, conv: conv.to_dtype(out_dtype)?, state })
 }
 
 type Vecs<T> = (Vec<T>, Vec<T>, Vec<T>);
+
+/// [`run`] over the prepared inputs' data, its results as `(out, conv window, state)` tensors on `dev`.
+fn step_tensors<T: Real>(
+    ins: &[Tensor],
+    b: usize,
+    kernel: usize,
+    h: DeltaHeads,
+    dev: &candle_core::Device,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (o, cv, s) = with_slices::<T>(ins, |s| run(s, b, kernel, h))?;
+    Ok((
+        Tensor::from_vec(o, (b, 1, h.n_v, h.d_v), dev)?,
+        Tensor::from_vec(cv, (b, kernel - 1, h.conv_dim()), dev)?,
+        Tensor::from_vec(s, (b, h.n_v, h.d_k, h.d_v), dev)?,
+    ))
+}
 
 /// Calls `f` with the data of each (contiguous, CPU, `T`-typed) tensor of `ts`, borrowed in place.
 fn with_slices<T: Real>(ts: &[Tensor], f: impl FnOnce(&[&[T]]) -> Vecs<T>) -> Result<Vecs<T>> {
