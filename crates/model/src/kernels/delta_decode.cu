@@ -9,7 +9,7 @@
 //                        row-major): m_j = sum_i k_i exp(g) S_ij, u_j = beta (v_j - m_j), S'_ij = exp(g) S_ij + k_i u_j,
 //                        o_j = sum_i q_i S'_ij. Columns are independent, so no reduction is needed there.
 
-#define QK_NORM_EPS 1e-6f
+#define QK_NORM_EPS 1e-6f  // text/delta_rule.rs QK_NORM_EPS
 
 extern "C" __global__ void delta_conv_silu_f32(
     const float* mixed,   // [B, C]

@@ -13,16 +13,14 @@
 //! composed path's up to rounding (tested against it). The in/out projections and the gated RMSNorm stay candle
 //! ops. With the `cuda` feature the same step runs on CUDA as two kernels of our own (`delta_decode.cu`,
 //! `delta_decode_cuda.rs`): there every candle op is a kernel launch of ~5 µs, and the composed step's ~75 of them
-//! per layer were most of a batch-1 decode step's time.
+//! per layer are most of a decode step's launches (the GPU effect is not measured yet).
 
 use candle_core::{DType, Storage, Tensor};
 
 use super::delta_rule::{read, step, Dims, Token};
 use super::Real;
 use crate::error::{Error, Result};
-
-/// q/k L2-norm epsilon (the value of the composed path, `delta_rule::QK_NORM_EPS`).
-const QK_NORM_EPS: f64 = 1e-6;
+use crate::text::delta_rule::QK_NORM_EPS;
 
 /// Head layout of a Gated DeltaNet layer.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +34,7 @@ pub struct DeltaHeads {
 }
 
 impl DeltaHeads {
-    fn conv_dim(self) -> usize {
+    pub(super) fn conv_dim(self) -> usize {
         2 * self.n_k * self.d_k + self.n_v * self.d_v
     }
 }

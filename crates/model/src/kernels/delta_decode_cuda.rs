@@ -25,7 +25,7 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
         return Err(Error::Input("delta decode (CUDA): the inputs are not on a CUDA device".into()));
     };
     let b = x.mixed.dim(0)?;
-    let c = 2 * h.n_k * h.d_k + h.n_v * h.d_v;
+    let c = h.conv_dim();
     let w = kernel - 1;
     let prep = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(DType::F32)?.contiguous()?) };
     let ins = [x.mixed, x.conv, x.taps, x.a, x.b, x.dt_bias, x.a_log, x.state].map(prep);

@@ -18,7 +18,8 @@ use candle_core::{DType, Tensor, D};
 use crate::error::{Error, Result};
 use crate::ops::{compute_dtype, l2_normalize};
 
-const QK_NORM_EPS: f64 = 1e-6;
+/// Epsilon of the q/k L2 norms (also read by the decode kernels, `kernels::delta_decode`).
+pub(crate) const QK_NORM_EPS: f64 = 1e-6;
 
 /// Batched matmul over any number of batch dims: candle's CPU matmul rejects rank-5 operands (it reads one batch
 /// stride), so batch dims are flattened into one.
