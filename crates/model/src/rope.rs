@@ -146,21 +146,13 @@ impl TextRope {
 
     /// `[B, T, rot/2]` cos/sin in `dtype`, cached for the first dtype asked for.
     fn half_tables(&self, dtype: candle_core::DType) -> Result<(Tensor, Tensor)> {
-        let make = || -> Result<(candle_core::DType, Tensor, Tensor)> {
-            let half = self.cos.dim(D::Minus1)? / 2;
-            let take =
-                |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(D::Minus1, 0, half)?.to_dtype(dtype)?.contiguous()?) };
-            Ok((dtype, take(&self.cos)?, take(&self.sin)?))
-        };
-        if let Some((dt, c, s)) = self.half.get() {
-            if *dt == dtype {
-                return Ok((c.clone(), s.clone()));
-            }
-            let (_, c, s) = make()?;
-            return Ok((c, s));
+        if let Some((_, c, s)) = self.half.get().filter(|(dt, ..)| *dt == dtype) {
+            return Ok((c.clone(), s.clone()));
         }
-        let (dt, c, s) = make()?;
-        let _ = self.half.set((dt, c.clone(), s.clone()));
+        let half = self.cos.dim(D::Minus1)? / 2;
+        let take = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(D::Minus1, 0, half)?.to_dtype(dtype)?.contiguous()?) };
+        let (c, s) = (take(&self.cos)?, take(&self.sin)?);
+        let _ = self.half.set((dtype, c.clone(), s.clone())); // kept only when it is the first dtype asked for
         Ok((c, s))
     }
 }

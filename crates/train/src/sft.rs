@@ -216,16 +216,16 @@ pub fn sft_step(
         let mut acc = GradAccumulator::new(opt);
         let mut loss = 0f64;
         let pad = pad_of(policy);
+        // Shards of one micro-batch run on their own threads (a model this small keeps one core busy per
+        // forward/backward); their gradients are added in shard order, so the step is deterministic. The threads are
+        // rayon's: candle's CPU kernels parallelise with rayon, and from a thread outside its pool every such op
+        // would be handed to the pool and waited for (`sgvlm_model::ops::on_pool`).
+        let threads = match (&policy.device, o.threads) {
+            (candle_core::Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            (candle_core::Device::Cpu, n) => n,
+            _ => 1,
+        };
         for idx in micro {
-            // Shards of one micro-batch run on their own threads (a model this small keeps one core busy per
-            // forward/backward); their gradients are added in shard order, so the step is deterministic. The threads
-            // are rayon's: candle's CPU kernels parallelise with rayon, and from a thread outside its pool every such
-            // op would be handed to the pool and waited for (`sgvlm_model::ops::on_pool`).
-            let threads = match (&policy.device, o.threads) {
-                (candle_core::Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                (candle_core::Device::Cpu, n) => n,
-                _ => 1,
-            };
             let shards = shard(idx, examples, threads);
             let results: Vec<Result<Option<(f64, candle_core::backprop::GradStore)>>> = if shards.len() == 1 {
                 vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff, weighting)]

@@ -152,11 +152,7 @@ fn with_slices<T: Real>(ts: &[Tensor], f: impl FnOnce(&[&[T]]) -> Vecs<T>) -> Re
         let Storage::Cpu(cpu) = &**storage else {
             return Err(Error::Input("delta decode runs on the CPU only".into()));
         };
-        let data = T::cpu_storage_as_slice(cpu)?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            return Err(Error::Input("delta decode: input is not contiguous".into()));
-        };
-        slices.push(&data[start..end]);
+        slices.push(super::contiguous(T::cpu_storage_as_slice(cpu)?, layout)?);
     }
     Ok(f(&slices))
 }

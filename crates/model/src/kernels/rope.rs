@@ -47,19 +47,19 @@ impl Rope {
     /// `x₂·c₂ − x₁·s₁`.
     fn rotate<T: Real>(&self, x: &[T], dims: &[usize], transpose: bool) -> Vec<T> {
         let (b, h, t, d) = (dims[0], dims[1], dims[2], dims[3]);
-        let tab_data = &self.tables;
-        let (rot, half) = (tab_data.rot, tab_data.rot / 2);
+        let tables = &self.tables;
+        let (rot, half) = (tables.rot, tables.rot / 2);
         let mut out = x.to_vec();
         for bi in 0..b {
-            let tb = if tab_data.table_batch == 1 { 0 } else { bi };
+            let tb = if tables.table_batch == 1 { 0 } else { bi };
             for hi in 0..h {
                 for ti in 0..t {
                     let row = ((bi * h + hi) * t + ti) * d;
                     let tab = (tb * t + ti) * rot;
                     let (src, dst) = (&x[row..row + rot], &mut out[row..row + rot]);
                     for j in 0..half {
-                        let (c1, s1) = (T::of(tab_data.cos[tab + j]), T::of(tab_data.sin[tab + j]));
-                        let (c2, s2) = (T::of(tab_data.cos[tab + j + half]), T::of(tab_data.sin[tab + j + half]));
+                        let (c1, s1) = (T::of(tables.cos[tab + j]), T::of(tables.sin[tab + j]));
+                        let (c2, s2) = (T::of(tables.cos[tab + j + half]), T::of(tables.sin[tab + j + half]));
                         let (x1, x2) = (src[j], src[j + half]);
                         if transpose {
                             dst[j] = x1 * c1 + x2 * s2;

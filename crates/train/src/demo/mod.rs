@@ -684,23 +684,37 @@ mod tests {
         assert_eq!(s.graph.relations.len(), k.graph.relations.len());
     }
 
+    /// A demo small enough for a test: 16 training scenes at 64×48, two validation and two test scenes, 18 s of
+    /// SFT on one thread, no output folder.
+    fn small_demo() -> DemoOptions {
+        DemoOptions {
+            minutes: 0.3,
+            train_scenes: 16,
+            val_scenes: 2,
+            test_scenes: 2,
+            image_size: (64, 48),
+            large: false,
+            seed: 3,
+            sft_share: 1.0,
+            device: Device::Cpu,
+            out: None,
+            free_rollouts: false,
+            threads: 1,
+            from_sft: None,
+        }
+    }
+
     #[test]
     fn a_short_demo_runs_both_sft_phases_and_evaluates_every_stage() {
         let dir = tempfile::tempdir().unwrap();
         let o = DemoOptions {
             minutes: 0.6,
             train_scenes: 24,
-            val_scenes: 2,
-            test_scenes: 2,
-            image_size: (64, 48),
-            large: false,
             seed: 1,
             sft_share: 0.6,
-            device: Device::Cpu,
             out: Some(dir.path().to_path_buf()),
-            free_rollouts: false,
             threads: 2,
-            from_sft: None,
+            ..small_demo()
         };
         let r = run(&o, &crate::report::Silent).unwrap();
         let head = r.sft_head.as_ref().expect("the head phase ran");
@@ -745,21 +759,7 @@ mod tests {
             closed_gap: f64::INFINITY,
             ..DemoRecipe::default()
         };
-        let o = DemoOptions {
-            minutes: 0.3,
-            train_scenes: 16,
-            val_scenes: 2,
-            test_scenes: 2,
-            image_size: (64, 48),
-            large: false,
-            seed: 3,
-            sft_share: 1.0,
-            device: Device::Cpu,
-            out: None,
-            free_rollouts: false,
-            threads: 1,
-            from_sft: None,
-        };
+        let o = small_demo();
         let res = run_with(&o, &r, &crate::report::Silent).unwrap();
         let after: Vec<&str> = res.image_use.iter().map(|u| u.after.as_str()).collect();
         assert_eq!(after, ["answer heads", "answer heads (fresh start 1)", "SFT"]);
