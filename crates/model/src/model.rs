@@ -44,7 +44,7 @@ pub struct ModelOutput {
 }
 
 /// Decoding state of a batch: the text cache plus each sequence's M-RoPE delta.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Cache {
     pub text: TextCache,
     pub rope_deltas: Vec<i64>,

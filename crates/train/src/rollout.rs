@@ -103,6 +103,7 @@ impl CachedSampler {
         let (pos, deltas) = rope_index(&model.config, &ids.to_vec2::<u32>()?, &grids)?;
         cache.rope_deltas = deltas;
         let out = model.text.forward(&embeds, &pos, Some(&mut cache.text), false)?;
+        cache.text.reserve(s.max_new_tokens)?;
         let mut last = out.last_hidden.narrow(1, t - 1, 1)?;
         let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); b];
         let mut done = vec![false; b];

@@ -5,7 +5,8 @@
 //! (left-padded with zeros) so that one-token decode steps append at the same slot for everyone; an additive key
 //! mask hides each row's `left_pad[b]` leading slots. Gated DeltaNet state has no time axis and is simply stacked.
 //! Sequences that finish are dropped with one `index_select` per state tensor, and padding every remaining row
-//! shares is trimmed.
+//! shares is trimmed. The KV buffers are allocated with room for the tokens the rows may still generate
+//! ([`KvState`]), so decode steps write into them in place; merging and dropping rows rebuild them.
 
 use candle_core::{DType, Device, Tensor};
 use sgvlm_model::text::attention::KvState;
@@ -19,7 +20,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Stacked state of the running sequences.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Batch {
     pub cache: Option<TextCache>,
     /// Leading padding slots of each row's KV cache.
@@ -37,9 +38,12 @@ impl Batch {
         self.left_pad.len()
     }
 
-    /// Appends `rows` sequences prefilled together into `cache` (KV length `len`, no padding).
-    pub fn merge(&mut self, cache: TextCache, len: usize, rows: usize) -> Result<()> {
+    /// Appends `rows` sequences prefilled together into `cache` (KV length `len`, no padding). `room`: the most
+    /// tokens any running row may still append, reserved in the KV buffers.
+    pub fn merge(&mut self, cache: TextCache, len: usize, rows: usize, room: usize) -> Result<()> {
         let Some(mine) = self.cache.as_mut() else {
+            let mut cache = cache;
+            cache.reserve(room).map_err(err)?;
             self.cache = Some(cache);
             self.left_pad = vec![0; rows];
             self.kv_len = len;
@@ -50,13 +54,15 @@ impl Batch {
         for (a, b) in mine.layers.iter_mut().zip(cache.layers) {
             match (a, b) {
                 (LayerState::Full(Some(a)), LayerState::Full(Some(b))) => {
-                    let cat = |x: &Tensor, y: &Tensor| -> Result<Tensor> {
-                        let x = if pad_mine > 0 { x.pad_with_zeros(2, pad_mine, 0).map_err(err)? } else { x.clone() };
-                        let y = if pad_new > 0 { y.pad_with_zeros(2, pad_new, 0).map_err(err)? } else { y.clone() };
+                    let cat = |x: Tensor, y: Tensor| -> Result<Tensor> {
+                        let x = if pad_mine > 0 { x.pad_with_zeros(2, pad_mine, 0).map_err(err)? } else { x };
+                        let y = if pad_new > 0 { y.pad_with_zeros(2, pad_new, 0).map_err(err)? } else { y };
                         let y = y.to_dtype(x.dtype()).map_err(err)?;
                         Tensor::cat(&[&x, &y], 0).map_err(err)
                     };
-                    *a = KvState { k: cat(&a.k, &b.k)?, v: cat(&a.v, &b.v)? };
+                    let keys = cat(a.keys().map_err(err)?, b.keys().map_err(err)?)?;
+                    let values = cat(a.values().map_err(err)?, b.values().map_err(err)?)?;
+                    *a = KvState::with_room(&keys, &values, room).map_err(err)?;
                 }
                 (LayerState::Linear(Some(a)), LayerState::Linear(Some(b))) => {
                     let cat = |x: &Tensor, y: &Tensor| -> Result<Tensor> {
@@ -87,20 +93,22 @@ impl Batch {
         let ids: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
         let index = Tensor::new(ids.as_slice(), device).map_err(err)?;
         let kv_len = self.kv_len;
-        let select = |x: &Tensor, time_axis: bool| -> Result<Tensor> {
-            // Cache tensors may be views (an earlier trim narrows the time axis; DeltaNet states can be
-            // transposed), and candle's index_select wants contiguous input.
-            let y = x.contiguous().and_then(|x| x.index_select(&index, 0)).map_err(err)?;
-            if time_axis && trim > 0 {
-                return y.narrow(2, trim, kv_len - trim).map_err(err);
-            }
-            Ok(y)
+        let select = |x: &Tensor| -> Result<Tensor> {
+            // candle's index_select wants contiguous input (DeltaNet states can be transposed views).
+            x.contiguous().and_then(|x| x.index_select(&index, 0)).map_err(err)
         };
         for layer in cache.layers.iter_mut() {
             match layer {
-                LayerState::Full(Some(s)) => *s = KvState { k: select(&s.k, true)?, v: select(&s.v, true)? },
+                LayerState::Full(Some(s)) => {
+                    // The kept rows, without the padding they all share, into buffers with the same free room.
+                    let room = s.capacity() - s.len();
+                    let keep_time = |x: Tensor| x.narrow(2, trim, kv_len - trim).map_err(err);
+                    let keys = keep_time(select(&s.keys().map_err(err)?)?)?;
+                    let values = keep_time(select(&s.values().map_err(err)?)?)?;
+                    *s = KvState::with_room(&keys, &values, room).map_err(err)?;
+                }
                 LayerState::Linear(Some(s)) => {
-                    *s = DeltaNetState { conv: select(&s.conv, false)?, recurrent: select(&s.recurrent, false)? }
+                    *s = DeltaNetState { conv: select(&s.conv)?, recurrent: select(&s.recurrent)? }
                 }
                 _ => {}
             }

@@ -236,7 +236,8 @@ impl Engine {
                 match self.prefill(group) {
                     Ok((mut seqs, cache, len)) => {
                         let rows = seqs.len();
-                        if let Err(e) = batch.merge(cache, len, rows) {
+                        let room = running.iter().chain(seqs.iter()).map(Seq::room).max().unwrap_or(0);
+                        if let Err(e) = batch.merge(cache, len, rows, room) {
                             self.fail_all(&mut running, &mut results, &e);
                             self.fail_all(&mut seqs, &mut results, &e);
                             batch = Batch::new();

@@ -27,6 +27,12 @@ pub struct Seq {
 }
 
 impl Seq {
+    /// The most tokens this sequence may still add to the KV cache (each decode step appends the previous
+    /// step's token).
+    pub fn room(&self) -> usize {
+        self.params.max_new_tokens.saturating_sub(self.tokens.len())
+    }
+
     /// Records `tok` as generated and decides whether the sequence is done. `ignore_end`: bench mode, only the
     /// length limit stops.
     pub fn accept(&mut self, tok: u32, vocab: &Vocab, ignore_end: bool) {

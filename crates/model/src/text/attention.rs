@@ -8,16 +8,87 @@ use candle_core::{Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels;
 use crate::ops::{compute_dtype, matmul, needs_grad, rms_norm_1p, sigmoid, softmax_last, Linear};
 use crate::rope::TextRope;
 
-/// Per-sequence keys and values seen so far: `[B, H_kv, T_past, d_h]` each.
-#[derive(Debug, Clone)]
+/// Keys and values seen so far, in buffers with room to grow: `[B, H_kv, capacity, d_h]` each, the first `len`
+/// time slots filled. Appending writes into the free slots in place (`Tensor::slice_set`), so a decode step costs
+/// one token's keys instead of a copy of the whole cache; a full buffer is replaced by one twice as large.
+///
+/// Because appends write in place, the state is not `Clone`: two states never share a buffer.
+#[derive(Debug)]
 pub struct KvState {
-    pub k: Tensor,
-    pub v: Tensor,
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl KvState {
+    /// A state holding `k` and `v` `[B, H_kv, T, d_h]` (copied, detached) with room for `room` more tokens.
+    pub fn with_room(k: &Tensor, v: &Tensor, room: usize) -> Result<Self> {
+        let len = k.dim(2)?;
+        if v.dims() != k.dims() {
+            return Err(Error::Input(format!("keys {:?} and values {:?} differ in shape", k.dims(), v.dims())));
+        }
+        Ok(Self { k: buffer(k, len + room)?, v: buffer(v, len + room)?, len })
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Tokens the buffers hold before the next append must grow them.
+    pub fn capacity(&self) -> usize {
+        self.k.dims()[2]
+    }
+
+    /// The keys held, `[B, H_kv, len, d_h]` (a view of the buffer: its batch and head strides skip the free slots).
+    pub fn keys(&self) -> Result<Tensor> {
+        Ok(self.k.narrow(2, 0, self.len)?)
+    }
+
+    /// The values held, like [`KvState::keys`].
+    pub fn values(&self) -> Result<Tensor> {
+        Ok(self.v.narrow(2, 0, self.len)?)
+    }
+
+    /// Makes room for at least `room` more tokens without growing on the way.
+    pub fn reserve(&mut self, room: usize) -> Result<()> {
+        if self.len + room > self.capacity() {
+            self.k = buffer(&self.keys()?, self.len + room)?;
+            self.v = buffer(&self.values()?, self.len + room)?;
+        }
+        Ok(())
+    }
+
+    /// Appends `k` and `v` `[B, H_kv, T, d_h]` (detached) after the tokens held.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        let t = k.dim(2)?;
+        if self.len + t > self.capacity() {
+            self.reserve(t.max(self.len))?; // doubling: amortised constant cost per token
+        }
+        self.k.slice_set(&k.detach().contiguous()?.to_dtype(self.k.dtype())?, 2, self.len)?;
+        self.v.slice_set(&v.detach().contiguous()?.to_dtype(self.v.dtype())?, 2, self.len)?;
+        self.len += t;
+        Ok(())
+    }
+}
+
+/// A zeroed `[B, H, capacity, d]` buffer of `x`'s dtype and device with `x` `[B, H, T, d]` in its first slots.
+fn buffer(x: &Tensor, capacity: usize) -> Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    let buf = Tensor::zeros((b, h, capacity, d), x.dtype(), x.device())?;
+    if t > 0 {
+        buf.slice_set(&x.detach().contiguous()?, 2, 0)?;
+    }
+    Ok(buf)
 }
 
 #[derive(Debug, Clone)]
@@ -78,20 +149,27 @@ impl FullAttention {
         let k = rope.apply(&k)?;
 
         let (k, v) = match state {
-            Some(slot) => {
-                // Kept contiguous: candle concatenates contiguous operands into a contiguous result, but anything
-                // else (the new keys' transposed view, a cache the engine trimmed) through transposed copies whose
-                // layout the decode step's matmul cannot read.
-                let (k, v) = match slot.as_ref() {
-                    Some(prev) => (
-                        Tensor::cat(&[&prev.k.contiguous()?, &k.contiguous()?], 2)?,
-                        Tensor::cat(&[&prev.v.contiguous()?, &v.contiguous()?], 2)?,
-                    ),
-                    None => (k.contiguous()?, v.contiguous()?),
-                };
-                *slot = Some(KvState { k: k.detach(), v: v.detach() });
-                (k, v)
-            }
+            Some(slot) => match slot.as_mut() {
+                Some(cache) if needs_grad(&[&k, &v]) => {
+                    // A gradient flows into this step's keys: attend over a copy that carries it, keep the cache
+                    // itself detached.
+                    let (pk, pv) = (cache.keys()?.contiguous()?, cache.values()?.contiguous()?);
+                    cache.append(&k, &v)?;
+                    (Tensor::cat(&[&pk, &k.contiguous()?], 2)?, Tensor::cat(&[&pv, &v.contiguous()?], 2)?)
+                }
+                Some(cache) => {
+                    cache.append(&k, &v)?;
+                    (cache.keys()?, cache.values()?)
+                }
+                None => {
+                    let cache = KvState::with_room(&k, &v, 0)?;
+                    let views = (cache.keys()?, cache.values()?);
+                    *slot = Some(cache);
+                    views
+                }
+            },
+            // One token without a cache: `decode_one` below wants row-major keys, not the transposed view.
+            None if t == 1 => (k.contiguous()?, v.contiguous()?),
             None => (k, v),
         };
         let total = k.dim(2)?;
@@ -146,7 +224,8 @@ impl FullAttention {
         let rep = self.n_h / self.n_kv;
         // [B, H, 1, d] → [B, H_kv, rep, d]: head h reads key/value head h / rep.
         let q = q.contiguous()?.reshape((b, self.n_kv, rep, self.d_h))?;
-        let (k, v) = (k.contiguous()?, v.contiguous()?); // no copy for the cache kept above
+        // `k` and `v` are contiguous or views of the cache's buffers, which matmul reads in place (their batch and
+        // head strides step over the free slots): no copy.
         let scores = (matmul(&q, &k.t()?)? * (self.d_h as f64).powf(-0.5))?;
         let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
         let scores = match key_mask {
@@ -155,7 +234,7 @@ impl FullAttention {
         };
         let probs = softmax_last(&scores)?.to_dtype(v.dtype())?;
         // [B, H_kv, rep, d] is [B, H, d] in memory: the heads' outputs side by side, as `o_proj` reads them.
-        let out = matmul(&probs, &v)?.reshape((b, 1, self.n_h * self.d_h))?;
+        let out = matmul(&probs, v)?.reshape((b, 1, self.n_h * self.d_h))?;
         self.o_proj.forward(&out.mul(&sigmoid(gate)?)?)
     }
 
@@ -174,4 +253,112 @@ fn causal_mask(t: usize, past: usize, device: &candle_core::Device) -> Result<Te
     let data: Vec<f32> =
         (0..t).flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { f32::NEG_INFINITY })).collect();
     Ok(Tensor::from_vec(data, (t, total), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+
+    use super::KvState;
+
+    fn random(b: usize, t: usize, seed: u64) -> Tensor {
+        let n = b * 2 * t * 3;
+        let data: Vec<f32> = (0..n).map(|i| ((i as u64 * 7919 + seed * 104_729) % 1000) as f32 / 1000.0).collect();
+        Tensor::from_vec(data, (b, 2, t, 3), &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn appends_equal_concatenation_and_the_buffer_grows_by_doubling() {
+        let (k0, v0) = (random(2, 5, 1), random(2, 5, 2));
+        let mut kv = KvState::with_room(&k0, &v0, 0).unwrap();
+        assert_eq!((kv.len(), kv.capacity()), (5, 5));
+        let (mut ks, mut vs) = (vec![k0], vec![v0]);
+        let mut capacities = Vec::new();
+        for (i, t) in [1, 1, 3, 1, 7, 1].into_iter().enumerate() {
+            let (k, v) = (random(2, t, 10 + i as u64), random(2, t, 20 + i as u64));
+            kv.append(&k, &v).unwrap();
+            ks.push(k);
+            vs.push(v);
+            capacities.push(kv.capacity());
+        }
+        // 6 tokens grow 5 slots to 10 (5 held + 5), 7 and 10 fit, 11 grows them to 20 (10 + 10), 18 and 19 fit.
+        assert_eq!(capacities, vec![10, 10, 10, 20, 20, 20]);
+        let all_k = Tensor::cat(&ks.iter().collect::<Vec<_>>(), 2).unwrap();
+        let all_v = Tensor::cat(&vs.iter().collect::<Vec<_>>(), 2).unwrap();
+        assert_eq!(kv.keys().unwrap().dims(), &[2, 2, 19, 3]);
+        assert_eq!(max_diff(&kv.keys().unwrap(), &all_k), 0.0);
+        assert_eq!(max_diff(&kv.values().unwrap(), &all_v), 0.0);
+        // The free slots stay zero: nothing was written past the tokens held.
+        let free = kv.k.narrow(2, kv.len(), kv.capacity() - kv.len()).unwrap();
+        assert_eq!(free.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    }
+
+    #[test]
+    fn reserved_room_is_used_without_growing_and_views_read_in_place() {
+        let mut kv = KvState::with_room(&random(1, 4, 3), &random(1, 4, 4), 0).unwrap();
+        kv.reserve(3).unwrap();
+        assert_eq!(kv.capacity(), 7);
+        let keys_before = kv.keys().unwrap().contiguous().unwrap();
+        for i in 0..3 {
+            kv.append(&random(1, 1, 30 + i), &random(1, 1, 40 + i)).unwrap();
+        }
+        assert_eq!((kv.len(), kv.capacity()), (7, 7));
+        assert_eq!(max_diff(&kv.keys().unwrap().narrow(2, 0, 4).unwrap(), &keys_before), 0.0);
+        // A one-query attention over the view equals the same over a contiguous copy.
+        let q = random(1, 1, 50);
+        let view = kv.keys().unwrap();
+        let scores_view = q.matmul(&view.t().unwrap()).unwrap();
+        let scores_copy = q.matmul(&view.contiguous().unwrap().t().unwrap()).unwrap();
+        assert_eq!(max_diff(&scores_view, &scores_copy), 0.0);
+    }
+
+    /// One token at a time through the cache (and a lone first token without one) gives the rows of the whole
+    /// sequence at once: the decode path reads the buffers' views, the prefill path the full keys.
+    #[test]
+    fn token_by_token_through_the_cache_equals_the_whole_sequence() {
+        use candle_nn::VarBuilder;
+
+        use super::FullAttention;
+        use crate::config::Config;
+        use crate::rope::{MropePositions, TextRope};
+
+        let cfg = Config::tiny();
+        let tc = &cfg.text_config;
+        let weights = crate::checkpoint::random_weights(&cfg, 3, &Device::Cpu).unwrap();
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        let layer = tc.layer_types.iter().position(|t| *t == crate::config::LayerType::FullAttention).unwrap();
+        let vb = vb.pp("model").pp("language_model").pp("layers").pp(layer.to_string()).pp("self_attn");
+        let attn = FullAttention::load(tc, vb).unwrap();
+        let (b, t) = (2, 6);
+        let x = (random(b, t * tc.hidden_size / 6, 9).reshape((b, t, tc.hidden_size)).unwrap() - 0.5).unwrap();
+        let rope = |len: usize, offset: i64| TextRope::new(&cfg, &MropePositions::text(b, len, offset), &Device::Cpu);
+        let whole = attn.forward(&x, &rope(t, 0).unwrap(), None).unwrap();
+
+        let lone = attn.forward(&x.narrow(1, 0, 1).unwrap(), &rope(1, 0).unwrap(), None).unwrap();
+        assert!(max_diff(&lone, &whole.narrow(1, 0, 1).unwrap()) < 1e-5);
+
+        let mut state = None;
+        let first = attn.forward(&x.narrow(1, 0, 2).unwrap(), &rope(2, 0).unwrap(), Some(&mut state)).unwrap();
+        assert!(max_diff(&first, &whole.narrow(1, 0, 2).unwrap()) < 1e-5);
+        state.as_mut().unwrap().reserve(2).unwrap(); // two steps in reserved room, then two that grow it
+        for i in 2..t {
+            let step = attn.forward(&x.narrow(1, i, 1).unwrap(), &rope(1, i as i64).unwrap(), Some(&mut state));
+            let diff = max_diff(&step.unwrap(), &whole.narrow(1, i, 1).unwrap());
+            assert!(diff < 1e-5, "token {i}: {diff}");
+        }
+        let cache = state.unwrap();
+        assert_eq!((cache.len(), cache.capacity()), (6, 8));
+    }
+
+    #[test]
+    fn mismatched_keys_and_values_are_an_error() {
+        let err = KvState::with_room(&random(1, 4, 1), &random(1, 3, 2), 2).unwrap_err();
+        assert!(err.to_string().contains("differ in shape"), "{err}");
+        let kv = KvState::with_room(&random(1, 2, 1).to_dtype(DType::F64).unwrap(), &random(1, 2, 2), 0);
+        assert!(kv.is_ok(), "values are stored in their own buffer");
+    }
 }

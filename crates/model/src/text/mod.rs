@@ -20,14 +20,14 @@ use attention::{FullAttention, KvState};
 use deltanet::{DeltaNetState, GatedDeltaNet, DEFAULT_CHUNK};
 
 /// One layer's decoding state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum LayerState {
     Full(Option<KvState>),
     Linear(Option<DeltaNetState>),
 }
 
 /// Decoding state of a batch of sequences: one entry per layer, plus how many tokens it has seen.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TextCache {
     pub layers: Vec<LayerState>,
     pub seen: usize,
@@ -44,6 +44,17 @@ impl TextCache {
             })
             .collect();
         Self { layers, seen: 0 }
+    }
+
+    /// Makes room in every full-attention layer's KV buffers for `room` more tokens (after a prefill, the most
+    /// tokens the sequences may still generate), so decoding never grows them.
+    pub fn reserve(&mut self, room: usize) -> Result<()> {
+        for layer in self.layers.iter_mut() {
+            if let LayerState::Full(Some(kv)) = layer {
+                kv.reserve(room)?;
+            }
+        }
+        Ok(())
     }
 }
 
