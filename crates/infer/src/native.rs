@@ -28,21 +28,27 @@ pub struct NativeOptions {
     pub dtype: DType,
     /// Most sequences decoding together.
     pub max_batch: usize,
+    /// CPU only: keep the text decoder's projection weights and the LM head in bf16 while activations stay f32
+    /// (`Qwen35::keep_bf16`): decoding reads half the weight bytes. Lossless for checkpoints stored in bf16.
+    pub bf16_weights: bool,
 }
 
 impl Default for NativeOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, dtype: DType::F32, max_batch: 16 }
+        Self { device: Device::Cpu, dtype: DType::F32, max_batch: 16, bf16_weights: false }
     }
 }
 
 impl NativeOptions {
-    /// CPU in f32, or CUDA device 0 in bf16 (needs the `cuda` feature).
+    /// CPU in f32, CPU with bf16 weights (`cpu-bf16`), or CUDA device 0 in bf16 (needs the `cuda` feature).
     pub fn for_device(name: &str) -> Result<Self, BackendError> {
         match name {
             "cpu" => Ok(Self::default()),
+            "cpu-bf16" => Ok(Self { bf16_weights: true, ..Self::default() }),
             "cuda" => Ok(Self { device: cuda_device()?, dtype: DType::BF16, ..Self::default() }),
-            other => Err(BackendError::BadRequest(format!("unknown device `{other}` (expected cpu or cuda)"))),
+            other => {
+                Err(BackendError::BadRequest(format!("unknown device `{other}` (expected cpu, cpu-bf16 or cuda)")))
+            }
         }
     }
 }
@@ -72,8 +78,18 @@ pub struct NativeBackend {
 impl NativeBackend {
     /// Loads a model directory (see the module docs).
     pub fn from_dir(dir: &Path, opts: NativeOptions) -> Result<Self, BackendError> {
-        let model = Qwen35::from_dir(dir, opts.dtype, &opts.device)
+        if opts.bf16_weights && (!opts.device.is_cpu() || opts.dtype != DType::F32) {
+            return Err(BackendError::BadRequest(
+                "bf16 weights with f32 activations are a CPU mode for an f32 model; other devices run the whole model \
+                 in bf16"
+                    .into(),
+            ));
+        }
+        let mut model = Qwen35::from_dir(dir, opts.dtype, &opts.device)
             .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
+        if opts.bf16_weights {
+            model.keep_bf16().map_err(|e| BackendError::Engine(format!("failed to keep the weights in bf16: {e}")))?;
+        }
         let tok_path = dir.join("tokenizer.json");
         let tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| BackendError::Engine(format!("failed to load the tokenizer {}: {e}", tok_path.display())))?;
@@ -175,4 +191,21 @@ pub fn load_processor(path: &Path) -> Result<ImageProcessor, BackendError> {
         return Err(bad("image_std must be non-zero and min_pixels ≤ max_pixels"));
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_bf16_keeps_f32_activations_and_refuses_a_bf16_model_before_loading() {
+        let o = NativeOptions::for_device("cpu-bf16").unwrap();
+        assert!(o.bf16_weights && o.device.is_cpu() && o.dtype == DType::F32);
+        assert!(!NativeOptions::for_device("cpu").unwrap().bf16_weights);
+        let bf16_model = NativeOptions { dtype: DType::BF16, ..o };
+        let err = NativeBackend::from_dir(Path::new("/nonexistent/model"), bf16_model).unwrap_err();
+        assert!(err.to_string().contains("CPU mode"), "{err}");
+        let err = NativeOptions::for_device("tpu").unwrap_err();
+        assert!(err.to_string().contains("cpu-bf16"), "{err}");
+    }
 }

@@ -34,6 +34,9 @@ impl Linear {
     /// weight in place (transposed by strides). `broadcast_matmul` would instead materialise a transposed copy of
     /// the weight for every batch entry — on the CPU that copy cost more than the product itself.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.weight.dtype() == DType::BF16 && x.dtype() == DType::F32 && x.device().is_cpu() {
+            return self.forward_bf16_weight(x);
+        }
         let dims = x.dims();
         let y = if dims.len() == 2 {
             // CUDA's gemm needs unit-stride rows packed at the row length; a row selection such as the last
@@ -55,6 +58,29 @@ impl Linear {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+}
+
+impl Linear {
+    /// f32 activations through weights kept in bf16 on the CPU ([`Linear::keep_bf16`]): f32 out.
+    fn forward_bf16_weight(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let y = crate::kernels::matmul_bf16_weight(&x.reshape((rows, in_dim))?, &self.weight)?;
+        let mut out_dims = dims[..dims.len() - 1].to_vec();
+        out_dims.push(self.weight.dim(0)?);
+        let y = y.reshape(out_dims)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(&b.to_dtype(DType::F32)?)?,
+            None => y,
+        })
+    }
+
+    /// The same layer with its weight stored in bf16 (the bias, if any, stays as it is): on the CPU, f32
+    /// activations then read half the bytes per product, at the weight's bf16 rounding. For inference only.
+    pub fn keep_bf16(&self) -> Result<Self> {
+        Ok(Self { weight: self.weight.to_dtype(DType::BF16)?, bias: self.bias.clone() })
     }
 }
 

@@ -28,6 +28,9 @@ pub enum DatasetArg {
 pub enum DeviceArg {
     /// f32 on the CPU.
     Cpu,
+    /// The CPU with the decoder's weights kept in bf16 and f32 activations: about twice the decoding speed of
+    /// `cpu` for models of Qwen3.5-0.8B's size (weights rounded to bf16: lossless for bf16 checkpoints).
+    CpuBf16,
     /// bf16 on CUDA device 0 (binaries built with `--features cuda`).
     Cuda,
 }
@@ -36,6 +39,7 @@ impl DeviceArg {
     pub fn options(self, max_batch: usize) -> anyhow::Result<NativeOptions> {
         let name = match self {
             DeviceArg::Cpu => "cpu",
+            DeviceArg::CpuBf16 => "cpu-bf16",
             DeviceArg::Cuda => "cuda",
         };
         let mut o = NativeOptions::for_device(name)?;

@@ -15,13 +15,15 @@
 //! * [`silu_mul`]: `silu(a)⊙b`, and [`conv_silu`]: Gated DeltaNet's causal depthwise convolution and its SiLU;
 //! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token.
 //!
-//! One kernel serves decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
-//! decoding step after the projections (conv window, decay, q/k norms, state update and read-out).
+//! Two kernels serve decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
+//! decoding step after the projections (conv window, decay, q/k norms, state update and read-out), and
+//! [`matmul_bf16_weight`], a projection with f32 activations and weights kept in bf16.
 //!
 //! No crate offers these for candle's CPU backend (candle-nn's fused kernels have no backward); the loops are ours.
 
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
+mod bf16_matmul;
 mod delta_decode;
 #[cfg(feature = "cuda")]
 mod delta_decode_cuda;
@@ -31,6 +33,7 @@ mod norm;
 mod rope;
 mod softmax;
 
+pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
 pub use delta_decode::{delta_decode, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads};
 pub use delta_rule::gated_delta_rule;
 pub use gated::{conv_silu, silu_mul};

@@ -122,6 +122,14 @@ impl FullAttention {
         })
     }
 
+    /// Keeps the four projections' weights in bf16 ([`Linear::keep_bf16`]).
+    pub fn keep_bf16(&mut self) -> Result<()> {
+        for p in [&mut self.q_proj, &mut self.k_proj, &mut self.v_proj, &mut self.o_proj] {
+            *p = p.keep_bf16()?;
+        }
+        Ok(())
+    }
+
     /// Attends `x` `[B, T, hidden]` causally over the cached keys (if any) and itself; appends to `state`.
     pub fn forward(&self, x: &Tensor, rope: &TextRope, state: Option<&mut Option<KvState>>) -> Result<Tensor> {
         self.forward_masked(x, rope, state, None)

@@ -75,6 +75,16 @@ impl GatedDeltaNet {
         })
     }
 
+    /// Keeps the five projections' weights in bf16 ([`Linear::keep_bf16`]).
+    pub fn keep_bf16(&mut self) -> Result<()> {
+        for p in
+            [&mut self.in_proj_qkv, &mut self.in_proj_z, &mut self.in_proj_b, &mut self.in_proj_a, &mut self.out_proj]
+        {
+            *p = p.keep_bf16()?;
+        }
+        Ok(())
+    }
+
     fn conv_dim(&self) -> usize {
         2 * self.n_k * self.d_k + self.n_v * self.d_v
     }

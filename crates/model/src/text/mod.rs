@@ -75,6 +75,13 @@ impl Mlp {
         })
     }
 
+    fn keep_bf16(&mut self) -> Result<()> {
+        for p in [&mut self.gate_proj, &mut self.up_proj, &mut self.down_proj] {
+            *p = p.keep_bf16()?;
+        }
+        Ok(())
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
         let act = if crate::ops::needs_grad(&[&gate]) && crate::kernels::supported(&gate) {
@@ -175,6 +182,19 @@ impl TextModel {
             cfg: cfg.clone(),
             chunk: DEFAULT_CHUNK,
         })
+    }
+
+    /// Keeps every decoder layer's projection weights in bf16 ([`Linear::keep_bf16`]); the embeddings, norms and
+    /// the Gated DeltaNet's own parameters stay as they are. For CPU inference: the activations stay f32.
+    pub fn keep_bf16(&mut self) -> Result<()> {
+        for layer in self.layers.iter_mut() {
+            match &mut layer.mixer {
+                Mixer::Full(a) => a.keep_bf16()?,
+                Mixer::Linear(d) => d.keep_bf16()?,
+            }
+            layer.mlp.keep_bf16()?;
+        }
+        Ok(())
     }
 
     /// Looks up token embeddings for `ids` `[B, T]` (u32).
