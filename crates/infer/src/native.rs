@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use sgvlm_model::checkpoint::stored_projection_dtype;
 use sgvlm_model::tokenizer::Tokenizer;
 use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::Qwen35;
@@ -29,26 +30,29 @@ pub struct NativeOptions {
     /// Most sequences decoding together.
     pub max_batch: usize,
     /// CPU only: keep the text decoder's projection weights and the LM head in bf16 while activations stay f32
-    /// (`Qwen35::keep_bf16`): decoding reads half the weight bytes. Lossless for checkpoints stored in bf16.
-    pub bf16_weights: bool,
+    /// (`Qwen35::keep_bf16`): decoding reads half the weight bytes. `None` (the default): exactly when the
+    /// checkpoint stores them in bf16, which loses nothing; `Some(true)` rounds f32 weights; `Some(false)` keeps f32.
+    pub bf16_weights: Option<bool>,
 }
 
 impl Default for NativeOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, dtype: DType::F32, max_batch: 16, bf16_weights: false }
+        Self { device: Device::Cpu, dtype: DType::F32, max_batch: 16, bf16_weights: None }
     }
 }
 
 impl NativeOptions {
-    /// CPU in f32, CPU with bf16 weights (`cpu-bf16`), or CUDA device 0 in bf16 (needs the `cuda` feature).
+    /// The CPU with f32 activations (`cpu`: weights as stored, bf16 ones kept in bf16; `cpu-bf16`: weights in
+    /// bf16; `cpu-f32`: weights in f32), or CUDA device 0 in bf16 (needs the `cuda` feature).
     pub fn for_device(name: &str) -> Result<Self, BackendError> {
         match name {
             "cpu" => Ok(Self::default()),
-            "cpu-bf16" => Ok(Self { bf16_weights: true, ..Self::default() }),
+            "cpu-bf16" => Ok(Self { bf16_weights: Some(true), ..Self::default() }),
+            "cpu-f32" => Ok(Self { bf16_weights: Some(false), ..Self::default() }),
             "cuda" => Ok(Self { device: cuda_device()?, dtype: DType::BF16, ..Self::default() }),
-            other => {
-                Err(BackendError::BadRequest(format!("unknown device `{other}` (expected cpu, cpu-bf16 or cuda)")))
-            }
+            other => Err(BackendError::BadRequest(format!(
+                "unknown device `{other}` (expected cpu, cpu-bf16, cpu-f32 or cuda)"
+            ))),
         }
     }
 }
@@ -78,7 +82,8 @@ pub struct NativeBackend {
 impl NativeBackend {
     /// Loads a model directory (see the module docs).
     pub fn from_dir(dir: &Path, opts: NativeOptions) -> Result<Self, BackendError> {
-        if opts.bf16_weights && (!opts.device.is_cpu() || opts.dtype != DType::F32) {
+        let f32_on_cpu = opts.device.is_cpu() && opts.dtype == DType::F32;
+        if opts.bf16_weights == Some(true) && !f32_on_cpu {
             return Err(BackendError::BadRequest(
                 "bf16 weights with f32 activations are a CPU mode for an f32 model; other devices run the whole model \
                  in bf16"
@@ -87,7 +92,11 @@ impl NativeBackend {
         }
         let mut model = Qwen35::from_dir(dir, opts.dtype, &opts.device)
             .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
-        if opts.bf16_weights {
+        let keep_bf16 = match opts.bf16_weights {
+            Some(keep) => keep,
+            None => f32_on_cpu && stored_projection_dtype(dir).is_ok_and(|d| d == DType::BF16),
+        };
+        if keep_bf16 {
             model.keep_bf16().map_err(|e| BackendError::Engine(format!("failed to keep the weights in bf16: {e}")))?;
         }
         let tok_path = dir.join("tokenizer.json");
@@ -200,12 +209,41 @@ mod tests {
     #[test]
     fn cpu_bf16_keeps_f32_activations_and_refuses_a_bf16_model_before_loading() {
         let o = NativeOptions::for_device("cpu-bf16").unwrap();
-        assert!(o.bf16_weights && o.device.is_cpu() && o.dtype == DType::F32);
-        assert!(!NativeOptions::for_device("cpu").unwrap().bf16_weights);
+        assert!(o.bf16_weights == Some(true) && o.device.is_cpu() && o.dtype == DType::F32);
+        assert_eq!(NativeOptions::for_device("cpu").unwrap().bf16_weights, None);
+        assert_eq!(NativeOptions::for_device("cpu-f32").unwrap().bf16_weights, Some(false));
         let bf16_model = NativeOptions { dtype: DType::BF16, ..o };
         let err = NativeBackend::from_dir(Path::new("/nonexistent/model"), bf16_model).unwrap_err();
         assert!(err.to_string().contains("CPU mode"), "{err}");
         let err = NativeOptions::for_device("tpu").unwrap_err();
         assert!(err.to_string().contains("cpu-bf16"), "{err}");
+    }
+
+    /// `cpu` keeps a bf16 checkpoint's projections in bf16 and an f32 checkpoint's in f32; `cpu-f32` and
+    /// `cpu-bf16` override that.
+    #[test]
+    fn cpu_keeps_the_projections_in_the_dtype_the_checkpoint_stores() {
+        use sgvlm_model::{checkpoint, Config};
+        let cfg = Config::tiny();
+        let weights = checkpoint::random_weights(&cfg, 1, &Device::Cpu).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for (stored, device, head) in [
+            (DType::BF16, "cpu", DType::BF16),
+            (DType::BF16, "cpu-f32", DType::F32),
+            (DType::F32, "cpu", DType::F32),
+            (DType::F32, "cpu-bf16", DType::BF16),
+        ] {
+            let dir = root.path().join(format!("{stored:?}"));
+            if !dir.exists() {
+                checkpoint::save(&dir, &cfg, &weights, stored).unwrap();
+                checkpoint::write_companion_files(&dir, &cfg, 4096, 65_536).unwrap();
+                checkpoint::write_tokenizer_files(&dir, sgvlm_model::tokenizer::TINY_TOKENIZER_JSON).unwrap();
+            }
+            assert_eq!(checkpoint::stored_projection_dtype(&dir).unwrap(), stored);
+            let backend = NativeBackend::from_dir(&dir, NativeOptions::for_device(device).unwrap()).unwrap();
+            let model = backend.engine().model();
+            assert_eq!(model.lm_head.weight.dtype(), head, "{stored:?} checkpoint on {device}");
+            assert_eq!(model.text.embed_tokens.dtype(), DType::F32, "activations stay f32");
+        }
     }
 }
