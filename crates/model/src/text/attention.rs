@@ -171,9 +171,10 @@ impl FullAttention {
                 }
                 None => {
                     let cache = KvState::with_room(&k, &v, 0)?;
-                    let views = (cache.keys()?, cache.values()?);
+                    // The buffers are detached copies: attend over the keys themselves when a gradient flows.
+                    let kv = if needs_grad(&[&k, &v]) { (k, v) } else { (cache.keys()?, cache.values()?) };
                     *slot = Some(cache);
-                    views
+                    kv
                 }
             },
             // One token without a cache: `decode_one` below wants row-major keys, not the transposed view.
@@ -275,6 +276,13 @@ mod tests {
         Tensor::from_vec(data, (b, 2, t, 3), &Device::Cpu).unwrap()
     }
 
+    /// A deterministic `[b, t, h]` input centred on zero.
+    fn hidden(b: usize, t: usize, h: usize, seed: u64) -> Tensor {
+        let data: Vec<f32> =
+            (0..b * t * h).map(|i| ((i as u64 * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        Tensor::from_vec(data, (b, t, h), &Device::Cpu).unwrap()
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
@@ -342,7 +350,7 @@ mod tests {
         let vb = vb.pp("model").pp("language_model").pp("layers").pp(layer.to_string()).pp("self_attn");
         let attn = FullAttention::load(tc, vb).unwrap();
         let (b, t) = (2, 6);
-        let x = (random(b, t * tc.hidden_size / 6, 9).reshape((b, t, tc.hidden_size)).unwrap() - 0.5).unwrap();
+        let x = hidden(b, t, tc.hidden_size, 9);
         let rope = |len: usize, offset: i64| TextRope::new(&cfg, &MropePositions::text(b, len, offset), &Device::Cpu);
         let whole = attn.forward(&x, &rope(t, 0).unwrap(), None).unwrap();
 
@@ -360,6 +368,48 @@ mod tests {
         }
         let cache = state.unwrap();
         assert_eq!((cache.len(), cache.capacity()), (6, 8));
+    }
+
+    /// A forward that fills a cache still passes gradients to its input, on the first call (empty cache) and on
+    /// a later one (keys from the cache, which is detached, plus the new ones).
+    #[test]
+    fn gradients_flow_through_a_forward_that_fills_the_cache() {
+        use candle_core::Var;
+        use candle_nn::VarBuilder;
+
+        use super::FullAttention;
+        use crate::config::Config;
+        use crate::rope::{MropePositions, TextRope};
+
+        let cfg = Config::tiny();
+        let tc = &cfg.text_config;
+        let weights = crate::checkpoint::random_weights(&cfg, 4, &Device::Cpu).unwrap();
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        let layer = tc.layer_types.iter().position(|t| *t == crate::config::LayerType::FullAttention).unwrap();
+        let attn = FullAttention::load(tc, vb.pp(format!("model.language_model.layers.{layer}.self_attn"))).unwrap();
+        let rope = |len: usize, offset: i64| TextRope::new(&cfg, &MropePositions::text(1, len, offset), &Device::Cpu);
+        let grad_of = |x: &Var, state: Option<&mut Option<super::KvState>>, offset: i64| {
+            let t = x.as_tensor().dim(1).unwrap();
+            let y = attn.forward(x.as_tensor(), &rope(t, offset).unwrap(), state).unwrap();
+            let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            grads.get(x.as_tensor()).unwrap().clone()
+        };
+        let h = tc.hidden_size;
+        let x = Var::from_tensor(&hidden(1, 3, h, 5)).unwrap();
+        let plain = grad_of(&x, None, 0);
+        let mut state = None;
+        let first = grad_of(&x, Some(&mut state), 0);
+        assert!(max_diff(&plain, &first) < 1e-6, "empty cache: {}", max_diff(&plain, &first));
+        assert!(plain.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        // Two more tokens after the cached three: their gradient equals that of the last two rows of a five-token
+        // forward with the first three held constant.
+        let y = Var::from_tensor(&hidden(1, 2, h, 6)).unwrap();
+        let later = grad_of(&y, Some(&mut state), 3);
+        let whole = Tensor::cat(&[&x.as_tensor().detach(), y.as_tensor()], 1).unwrap();
+        let out = attn.forward(&whole, &rope(5, 0).unwrap(), None).unwrap().narrow(1, 3, 2).unwrap();
+        let want = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let want = want.get(y.as_tensor()).unwrap();
+        assert!(max_diff(&later, want) < 1e-5, "cached: {}", max_diff(&later, want));
     }
 
     #[test]
