@@ -30,49 +30,35 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
-    /// Leading dims are flattened into one row dimension so that the product is a single 2-D gemm reading the
-    /// weight in place (transposed by strides). `broadcast_matmul` would instead materialise a transposed copy of
-    /// the weight for every batch entry — on the CPU that copy cost more than the product itself.
+    /// Leading dims are flattened into one row dimension (packed row-major: CUDA's gemm needs unit-stride rows at
+    /// the row length, and a row selection such as the last position of each sequence is strided) so that the
+    /// product is a single 2-D gemm reading the weight in place (transposed by strides). `broadcast_matmul` would
+    /// instead materialise a transposed copy of the weight for every batch entry — on the CPU that copy cost more
+    /// than the product itself. A bf16 weight under f32 activations on the CPU ([`Linear::keep_bf16`]) is read as
+    /// bf16 by [`crate::kernels::matmul_bf16_weight`].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.weight.dtype() == DType::BF16 && x.dtype() == DType::F32 && x.device().is_cpu() {
-            return self.forward_bf16_weight(x);
-        }
         let dims = x.dims();
-        let y = if dims.len() == 2 {
-            // CUDA's gemm needs unit-stride rows packed at the row length; a row selection such as the last
-            // position of each sequence ([B, T, H] → [B, H]) is strided, so pack it first (CPU gemm would not mind).
-            if x.is_contiguous() {
-                matmul(x, &self.weight.t()?)?
-            } else {
-                matmul(&x.contiguous()?, &self.weight.t()?)?
-            }
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = if dims.len() == 2 && x.is_contiguous() {
+            x.clone() // no reshape node in a gradient graph
         } else {
-            let in_dim = dims[dims.len() - 1];
-            let rows = x.elem_count() / in_dim.max(1);
-            let y = matmul(&x.reshape((rows, in_dim))?, &self.weight.t()?)?;
+            x.reshape((rows, in_dim))? // a view when `x` is contiguous, a packed copy otherwise
+        };
+        let y = if self.weight.dtype() == DType::BF16 && x.dtype() == DType::F32 && x.device().is_cpu() {
+            crate::kernels::matmul_bf16_weight(&x2, &self.weight)?
+        } else {
+            matmul(&x2, &self.weight.t()?)?
+        };
+        let y = if dims.len() == 2 {
+            y
+        } else {
             let mut out_dims = dims[..dims.len() - 1].to_vec();
             out_dims.push(self.weight.dim(0)?);
             y.reshape(out_dims)?
         };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
-    }
-}
-
-impl Linear {
-    /// f32 activations through weights kept in bf16 on the CPU ([`Linear::keep_bf16`]): f32 out.
-    fn forward_bf16_weight(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim.max(1);
-        let y = crate::kernels::matmul_bf16_weight(&x.reshape((rows, in_dim))?, &self.weight)?;
-        let mut out_dims = dims[..dims.len() - 1].to_vec();
-        out_dims.push(self.weight.dim(0)?);
-        let y = y.reshape(out_dims)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(&b.to_dtype(DType::F32)?)?,
             None => y,
         })
     }
