@@ -283,6 +283,17 @@ mod tests {
         Tensor::from_vec(data, (b, t, h), &Device::Cpu).unwrap()
     }
 
+    /// The tiny preset's first full-attention layer from seeded random weights.
+    fn tiny_attention(seed: u64) -> (crate::config::Config, super::FullAttention) {
+        let cfg = crate::config::Config::tiny();
+        let tc = &cfg.text_config;
+        let weights = crate::checkpoint::random_weights(&cfg, seed, &Device::Cpu).unwrap();
+        let vb = candle_nn::VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        let layer = tc.layer_types.iter().position(|t| *t == crate::config::LayerType::FullAttention).unwrap();
+        let attn = super::FullAttention::load(tc, vb.pp(format!("model.language_model.layers.{layer}.self_attn")));
+        (cfg, attn.unwrap())
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
@@ -336,19 +347,10 @@ mod tests {
     /// sequence at once: the decode path reads the buffers' views, the prefill path the full keys.
     #[test]
     fn token_by_token_through_the_cache_equals_the_whole_sequence() {
-        use candle_nn::VarBuilder;
-
-        use super::FullAttention;
-        use crate::config::Config;
         use crate::rope::{MropePositions, TextRope};
 
-        let cfg = Config::tiny();
+        let (cfg, attn) = tiny_attention(3);
         let tc = &cfg.text_config;
-        let weights = crate::checkpoint::random_weights(&cfg, 3, &Device::Cpu).unwrap();
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
-        let layer = tc.layer_types.iter().position(|t| *t == crate::config::LayerType::FullAttention).unwrap();
-        let vb = vb.pp("model").pp("language_model").pp("layers").pp(layer.to_string()).pp("self_attn");
-        let attn = FullAttention::load(tc, vb).unwrap();
         let (b, t) = (2, 6);
         let x = hidden(b, t, tc.hidden_size, 9);
         let rope = |len: usize, offset: i64| TextRope::new(&cfg, &MropePositions::text(b, len, offset), &Device::Cpu);
@@ -375,18 +377,11 @@ mod tests {
     #[test]
     fn gradients_flow_through_a_forward_that_fills_the_cache() {
         use candle_core::Var;
-        use candle_nn::VarBuilder;
 
-        use super::FullAttention;
-        use crate::config::Config;
         use crate::rope::{MropePositions, TextRope};
 
-        let cfg = Config::tiny();
+        let (cfg, attn) = tiny_attention(4);
         let tc = &cfg.text_config;
-        let weights = crate::checkpoint::random_weights(&cfg, 4, &Device::Cpu).unwrap();
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
-        let layer = tc.layer_types.iter().position(|t| *t == crate::config::LayerType::FullAttention).unwrap();
-        let attn = FullAttention::load(tc, vb.pp(format!("model.language_model.layers.{layer}.self_attn"))).unwrap();
         let rope = |len: usize, offset: i64| TextRope::new(&cfg, &MropePositions::text(1, len, offset), &Device::Cpu);
         let grad_of = |x: &Var, state: Option<&mut Option<super::KvState>>, offset: i64| {
             let t = x.as_tensor().dim(1).unwrap();
