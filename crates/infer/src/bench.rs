@@ -40,6 +40,29 @@ pub struct BenchRow {
     pub decode_tokens_per_s: f64,
     /// Generated tokens per second over the whole run.
     pub tokens_per_s: f64,
+    /// Peak resident memory of the process so far (Linux `VmHWM`), MiB: on the CPU usually the model's loading
+    /// (the memory-mapped checkpoint beside the converted weights); on a GPU only the host side (the card's memory
+    /// is sampled with nvidia-smi by `scripts/gpu_bench.sh`).
+    pub peak_rss_mib: Option<f64>,
+    /// Resident memory after the run (Linux `VmRSS`), MiB: the loaded model and the engine's buffers.
+    pub rss_mib: Option<f64>,
+}
+
+/// Peak resident memory of this process (Linux `/proc/self/status` `VmHWM`), MiB; None elsewhere.
+pub fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// Resident memory of this process now (`VmRSS`), MiB; None elsewhere.
+pub fn rss_mib() -> Option<f64> {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Runs the benchmark; the engine's config is switched to bench mode (`ignore_end`) and `max_batch` = each batch.
@@ -78,6 +101,8 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             amortised_s_per_graph: total / b as f64,
             decode_tokens_per_s: (generated.saturating_sub(b)) as f64 / timings.decode_s.max(1e-12),
             tokens_per_s: generated as f64 / total.max(1e-12),
+            peak_rss_mib: peak_rss_mib(),
+            rss_mib: rss_mib(),
         });
     }
     Ok(rows)
@@ -129,4 +154,52 @@ pub fn random_png(w: u32, h: u32, seed: u64) -> Result<Vec<u8>, BackendError> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| BackendError::Engine(format!("png: {e}")))?;
     Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use sgvlm_model::tokenizer::Tokenizer;
+    use sgvlm_model::vision::processor::ImageProcessor;
+    use sgvlm_model::{checkpoint, Config, Qwen35};
+
+    use super::*;
+
+    fn tiny_engine() -> Engine {
+        let cfg = Config::tiny();
+        let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
+        let model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+        let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
+        Engine::new(model, Tokenizer::tiny(), processor, EngineConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn one_row_per_batch_with_exactly_the_new_tokens_asked_for() {
+        let mut engine = tiny_engine();
+        let opts = BenchOptions {
+            batches: vec![1, 3],
+            text_tokens: 24,
+            new_tokens: 5,
+            image_size: Some((64, 48)),
+            base_prompt: "Write the scene graph of this image.".into(),
+            warmup: false,
+        };
+        let rows = bench_generate(&mut engine, &opts).unwrap();
+        assert_eq!(rows.iter().map(|r| r.batch).collect::<Vec<_>>(), vec![1, 3]);
+        for r in &rows {
+            assert_eq!(r.new_tokens, 5);
+            assert!(r.prompt_tokens > 24, "the image's tokens come on top of the text: {}", r.prompt_tokens);
+            assert!(r.prefill_s > 0.0 && r.decode_s > 0.0 && r.total_s >= r.prefill_s);
+            assert!((r.amortised_s_per_graph - r.total_s / r.batch as f64).abs() < 1e-12);
+            // 4 decode steps per sequence (the first token comes from the prefill).
+            let expected = (4 * r.batch) as f64 / r.decode_s;
+            assert!((r.decode_tokens_per_s - expected).abs() < 1e-6 * expected);
+            if cfg!(target_os = "linux") {
+                let (peak, now) = (r.peak_rss_mib.unwrap(), r.rss_mib.unwrap());
+                assert!(now > 1.0 && peak >= now, "peak {peak} MiB, now {now} MiB");
+            }
+        }
+        let zero = BenchOptions { batches: vec![0], ..opts };
+        assert!(bench_generate(&mut engine, &zero).unwrap_err().to_string().contains("at least 1"));
+    }
 }

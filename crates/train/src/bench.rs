@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use sgvlm_infer::bench::peak_rss_mib;
+
 use crate::batch::Example;
 use crate::error::Result;
 use crate::optim::AdamW;
@@ -29,13 +31,6 @@ pub struct BenchResult {
     pub tokens_per_s: f64,
     /// Peak resident memory of the process (Linux `VmHWM`), MiB; GPU memory is not measured.
     pub peak_rss_mib: Option<f64>,
-}
-
-fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 /// Times `steps` SFT steps of `batch` sequences of `len` tokens whose last `answer` tokens carry the loss, computing
