@@ -4,8 +4,9 @@
 //! let backend = NativeBackend::from_dir(Path::new("model"), NativeOptions::default())?;
 //! let outputs = backend.generate(&requests);
 //! ```
-//! `from_dir` reads `config.json`, the safetensors weights (in `opts.dtype` on `opts.device`), `tokenizer.json` and
-//! `preprocessor_config.json` (pixel bounds, patch/merge sizes, mean/std; Qwen3.5's defaults when absent).
+//! `from_dir` reads `config.json`, the safetensors weights (in `opts.dtype` on `opts.device`; on the CPU the decoder's
+//! projections stay bf16 when the checkpoint stores them so, see [`NativeOptions::bf16_weights`]), `tokenizer.json`
+//! and `preprocessor_config.json` (pixel bounds, patch/merge sizes, mean/std; Qwen3.5's defaults when absent).
 //! Concurrent `generate` calls are serialised (one engine loop at a time); a caller that wants requests batched
 //! together passes them in one call.
 
