@@ -91,13 +91,18 @@ impl Qwen35 {
         Self::new(cfg, VarBuilder::from_tensors(tensors, dtype, device))
     }
 
-    /// For CPU inference: keeps the text decoder's projection weights and the LM head in bf16 while activations
-    /// stay f32 ([`TextModel::keep_bf16`]). A decode step then reads about half the bytes (lossless for checkpoints
-    /// stored in bf16, as Qwen3.5's are). A tied head gets its own bf16 copy; the embedding table, norms and vision
-    /// tower keep their dtype. Only meaningful for an f32 model on the CPU (other devices multiply in their dtype).
+    /// For CPU inference: keeps the text decoder's projection weights, the embedding table and the LM head in
+    /// bf16 while activations stay f32 ([`TextModel::keep_bf16`]). A decode step then reads about half the bytes
+    /// (lossless for checkpoints stored in bf16, as Qwen3.5's are). A tied head shares the bf16 table; norms and the
+    /// vision tower keep their dtype. Only meaningful for an f32 model on the CPU (other devices multiply in their
+    /// dtype).
     pub fn keep_bf16(&mut self) -> Result<()> {
         self.text.keep_bf16()?;
-        self.lm_head = self.lm_head.keep_bf16()?;
+        self.lm_head = if self.config.tie_word_embeddings {
+            Linear { weight: self.text.embed_tokens.clone(), bias: None }
+        } else {
+            self.lm_head.keep_bf16()?
+        };
         Ok(())
     }
 

@@ -14,9 +14,11 @@ fn round(t: &Tensor) -> Tensor {
     t.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap()
 }
 
-/// The decoder's projections: what `keep_bf16` stores in bf16.
-fn is_projection(name: &str) -> bool {
-    name.contains("language_model.layers.") && (name.ends_with("_proj.weight") || name.contains(".in_proj_"))
+/// What `keep_bf16` stores in bf16: the decoder's projections and the embedding table (the tied head).
+fn kept_bf16(name: &str) -> bool {
+    let projection =
+        name.contains("language_model.layers.") && (name.ends_with("_proj.weight") || name.contains(".in_proj_"));
+    projection || name.ends_with("embed_tokens.weight")
 }
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
@@ -31,16 +33,18 @@ fn bf16_weights_equal_an_f32_model_with_rounded_weights() {
     let cfg = Config::tiny();
     assert!(cfg.tie_word_embeddings, "the head below is the rounded embedding table");
     let weights = random_weights(&cfg, 11, &cpu).unwrap();
-    let projections = weights.keys().filter(|k| is_projection(k)).count();
-    assert!(projections >= 7 * cfg.text_config.layer_types.len() / 2, "{projections} projections found");
+    let kept = weights.keys().filter(|k| kept_bf16(k)).count();
+    assert!(kept > 7 * cfg.text_config.layer_types.len() / 2, "{kept} tensors kept in bf16");
     let rounded: HashMap<String, Tensor> =
-        weights.iter().map(|(k, t)| (k.clone(), if is_projection(k) { round(t) } else { t.clone() })).collect();
+        weights.iter().map(|(k, t)| (k.clone(), if kept_bf16(k) { round(t) } else { t.clone() })).collect();
     let embed = weights.iter().find(|(k, _)| k.ends_with("embed_tokens.weight")).unwrap().1;
     let head = Linear { weight: round(embed), bias: None };
 
     let mut fast = Qwen35::from_tensors(&cfg, weights.clone(), DType::F32, &cpu).unwrap();
     fast.keep_bf16().unwrap();
     assert_eq!(fast.lm_head.weight.dtype(), DType::BF16);
+    assert_eq!(fast.text.embed_tokens.dtype(), DType::BF16, "the tied head is the bf16 table");
+    assert_eq!(fast.text.dtype(), DType::F32);
     let slow = Qwen35::from_tensors(&cfg, rounded, DType::F32, &cpu).unwrap();
     let unrounded = Qwen35::from_tensors(&cfg, weights, DType::F32, &cpu).unwrap();
 

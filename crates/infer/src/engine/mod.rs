@@ -329,7 +329,7 @@ impl Engine {
         let ids = Tensor::from_vec(flat, (seqs.len(), t), &self.device).map_err(c)?;
         let grids: Vec<[usize; 3]> = seqs.iter().flat_map(|s| s.prompt.grids.iter().copied()).collect();
         let pixels: Vec<&Tensor> = seqs.iter().filter_map(|s| s.prompt.pixel_values.as_ref()).collect();
-        let dtype = self.model.text.embed_tokens.dtype();
+        let dtype = self.model.text.dtype();
         let pixel_values = match pixels.len() {
             0 => None,
             _ => Some(Tensor::cat(&pixels, 0).and_then(|p| p.to_dtype(dtype)).map_err(c)?),

@@ -9,7 +9,7 @@ pub mod attention;
 pub mod delta_rule;
 pub mod deltanet;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::{Config, LayerType, TextConfig};
@@ -157,7 +157,10 @@ pub struct TextOutput {
 /// The text decoder (without LM head).
 #[derive(Debug, Clone)]
 pub struct TextModel {
+    /// `[vocab, hidden]`; in bf16 under f32 activations after [`TextModel::keep_bf16`] (lookups are widened).
     pub embed_tokens: Tensor,
+    /// The activations' dtype: the checkpoint's load dtype.
+    dtype: DType,
     layers: Vec<DecoderLayer>,
     norm: Tensor,
     cfg: Config,
@@ -175,8 +178,10 @@ impl TextModel {
             .enumerate()
             .map(|(i, kind)| DecoderLayer::load(t, *kind, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
+        let embed_tokens = vb.pp("embed_tokens").get((t.vocab_size, t.hidden_size), "weight")?;
         Ok(Self {
-            embed_tokens: vb.pp("embed_tokens").get((t.vocab_size, t.hidden_size), "weight")?,
+            dtype: embed_tokens.dtype(),
+            embed_tokens,
             layers,
             norm: vb.pp("norm").get(t.hidden_size, "weight")?,
             cfg: cfg.clone(),
@@ -184,9 +189,16 @@ impl TextModel {
         })
     }
 
-    /// Keeps every decoder layer's projection weights in bf16 ([`Linear::keep_bf16`]); the embeddings, norms and
-    /// the Gated DeltaNet's own parameters stay as they are. For CPU inference: the activations stay f32.
+    /// The activations' dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Keeps the embedding table and every decoder layer's projection weights in bf16 ([`Linear::keep_bf16`]);
+    /// the norms and the Gated DeltaNet's own parameters stay as they are, and so do the activations (embedding
+    /// lookups are widened to them). For CPU inference.
     pub fn keep_bf16(&mut self) -> Result<()> {
+        self.embed_tokens = self.embed_tokens.to_dtype(DType::BF16)?;
         for layer in self.layers.iter_mut() {
             match &mut layer.mixer {
                 Mixer::Full(a) => a.keep_bf16()?,
@@ -201,7 +213,8 @@ impl TextModel {
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?;
-        Ok(self.embed_tokens.index_select(&flat, 0)?.reshape((b, t, self.cfg.text_config.hidden_size))?)
+        let rows = self.embed_tokens.index_select(&flat, 0)?.to_dtype(self.dtype)?; // no copy when already there
+        Ok(rows.reshape((b, t, self.cfg.text_config.hidden_size))?)
     }
 
     /// Runs the decoder on embeddings `[B, T, hidden]` at `positions`. With `cache`, continues each sequence
