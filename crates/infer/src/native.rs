@@ -91,12 +91,15 @@ impl NativeBackend {
                     .into(),
             ));
         }
-        let mut model = Qwen35::from_dir(dir, opts.dtype, &opts.device)
-            .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
-        let keep_bf16 = match opts.bf16_weights {
-            Some(keep) => keep,
-            None => f32_on_cpu && stored_projection_dtype(dir).is_ok_and(|d| d == DType::BF16),
+        let stored_bf16 = f32_on_cpu && stored_projection_dtype(dir).is_ok_and(|d| d == DType::BF16);
+        let keep_bf16 = opts.bf16_weights.unwrap_or(stored_bf16);
+        let loaded = if keep_bf16 && stored_bf16 {
+            Qwen35::from_dir_keeping_bf16(dir) // bf16 tensors read as bf16, not widened and narrowed again
+        } else {
+            Qwen35::from_dir(dir, opts.dtype, &opts.device)
         };
+        let mut model = loaded
+            .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
         if keep_bf16 {
             model.keep_bf16().map_err(|e| BackendError::Engine(format!("failed to keep the weights in bf16: {e}")))?;
         }

@@ -86,6 +86,14 @@ impl Qwen35 {
         Self::new(&cfg, vb)
     }
 
+    /// Loads a model directory on the CPU for bf16 weights with f32 activations: the tensors
+    /// [`checkpoint::kept_in_bf16`] stays bf16 where the checkpoint stores them so (read as such, never widened),
+    /// everything else is f32. [`Qwen35::keep_bf16`] then leaves them as they are.
+    pub fn from_dir_keeping_bf16(dir: &Path) -> Result<Self> {
+        let cfg = Config::from_json_file(&dir.join("config.json"))?;
+        Self::new(&cfg, checkpoint::open_weights_keeping_bf16(dir, &cfg, &Device::Cpu)?)
+    }
+
     /// Builds the model over in-memory tensors (for example [`checkpoint::random_weights`]).
     pub fn from_tensors(cfg: &Config, tensors: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Result<Self> {
         Self::new(cfg, VarBuilder::from_tensors(tensors, dtype, device))

@@ -143,3 +143,42 @@ fn missing_weights_file_names_the_path() {
     let err = Qwen35::from_dir(&dir.0, DType::F32, &Device::Cpu).map(|_| ()).unwrap_err();
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 }
+
+/// A bf16 checkpoint read for bf16 weights with f32 activations gives the model that loading in f32 and narrowing
+/// afterwards gives, to the bit; an f32 checkpoint read the same way stays f32.
+#[test]
+fn bf16_tensors_are_read_as_bf16_without_widening() {
+    let cfg = Config::tiny();
+    let weights = checkpoint::random_weights(&cfg, 21, &Device::Cpu).unwrap();
+    for stored in [DType::BF16, DType::F32] {
+        let dir = TempDir::new(&format!("keep-bf16-{stored:?}"));
+        checkpoint::save(&dir.0, &cfg, &weights, stored).unwrap();
+        let direct = Qwen35::from_dir_keeping_bf16(&dir.0).unwrap();
+        assert_eq!(direct.text.dtype(), DType::F32);
+        assert_eq!(direct.lm_head.weight.dtype(), stored, "the tied head is the table as stored");
+        assert_eq!(direct.text.embed_tokens.dtype(), stored);
+        let mut narrowed = Qwen35::from_dir(&dir.0, DType::F32, &Device::Cpu).unwrap();
+        if stored == DType::BF16 {
+            narrowed.keep_bf16().unwrap();
+        }
+        let (a, b) = (logits(&direct), logits(&narrowed));
+        let d: f32 = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        assert_eq!(d, 0.0, "{stored:?}");
+    }
+    for name in [
+        "model.language_model.layers.3.mlp.down_proj.weight",
+        "model.language_model.layers.0.linear_attn.in_proj_qkv.weight",
+        "model.language_model.layers.3.self_attn.o_proj.weight",
+        "model.language_model.embed_tokens.weight",
+    ] {
+        assert!(checkpoint::kept_in_bf16(name), "{name}");
+    }
+    for name in [
+        "model.language_model.layers.0.linear_attn.conv1d.weight",
+        "model.language_model.layers.0.input_layernorm.weight",
+        "model.visual.blocks.0.mlp.linear_fc1.weight",
+        "model.visual.merger.linear_fc2.weight",
+    ] {
+        assert!(!checkpoint::kept_in_bf16(name), "{name}");
+    }
+}

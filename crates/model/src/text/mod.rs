@@ -159,7 +159,7 @@ pub struct TextOutput {
 pub struct TextModel {
     /// `[vocab, hidden]`; in bf16 under f32 activations after [`TextModel::keep_bf16`] (lookups are widened).
     pub embed_tokens: Tensor,
-    /// The activations' dtype: the checkpoint's load dtype.
+    /// The activations' dtype: the dtype the model was loaded in.
     dtype: DType,
     layers: Vec<DecoderLayer>,
     norm: Tensor,
@@ -178,10 +178,9 @@ impl TextModel {
             .enumerate()
             .map(|(i, kind)| DecoderLayer::load(t, *kind, vb.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let embed_tokens = vb.pp("embed_tokens").get((t.vocab_size, t.hidden_size), "weight")?;
         Ok(Self {
-            dtype: embed_tokens.dtype(),
-            embed_tokens,
+            dtype: vb.dtype(),
+            embed_tokens: vb.pp("embed_tokens").get((t.vocab_size, t.hidden_size), "weight")?,
             layers,
             norm: vb.pp("norm").get(t.hidden_size, "weight")?,
             cfg: cfg.clone(),
