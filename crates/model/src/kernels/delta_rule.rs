@@ -13,7 +13,7 @@
 //! dP = dS + k·dmᵀ             dg  = exp(g)·Σ dP⊙S_{t-1}         dS ← exp(g)·dP
 //! ```
 //!
-//! The backward pass needs every state `S_{t-1}`; it keeps one every [`BLOCK`] tokens from a first forward sweep and
+//! The backward pass needs every state `S_{t-1}`; it keeps one every `BLOCK` tokens from a first forward sweep and
 //! recomputes the states inside a block when it gets there, so memory stays at `T/BLOCK + BLOCK` states per head.
 //! No crate offers this (candle's custom-op trait is the hook; the loop itself is ours).
 //!
