@@ -15,7 +15,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use sgvlm_model::checkpoint::stored_projection_dtype;
 use sgvlm_model::tokenizer::Tokenizer;
 use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::Qwen35;
@@ -91,16 +90,16 @@ impl NativeBackend {
                     .into(),
             ));
         }
-        let stored_bf16 = f32_on_cpu && stored_projection_dtype(dir).is_ok_and(|d| d == DType::BF16);
-        let keep_bf16 = opts.bf16_weights.unwrap_or(stored_bf16);
-        let loaded = if keep_bf16 && stored_bf16 {
-            Qwen35::from_dir_keeping_bf16(dir) // bf16 tensors read as bf16, not widened and narrowed again
+        // f32 on the CPU: the weight tensors stored in bf16 are read as bf16 (per tensor; an f32 checkpoint loads
+        // all in f32), unless `cpu-f32` asks for every weight in f32.
+        let loaded = if f32_on_cpu && opts.bf16_weights != Some(false) {
+            Qwen35::from_dir_keeping_bf16(dir)
         } else {
             Qwen35::from_dir(dir, opts.dtype, &opts.device)
         };
         let mut model = loaded
             .map_err(|e| BackendError::Engine(format!("failed to load the model from {}: {e}", dir.display())))?;
-        if keep_bf16 {
+        if opts.bf16_weights == Some(true) {
             model.keep_bf16().map_err(|e| BackendError::Engine(format!("failed to keep the weights in bf16: {e}")))?;
         }
         let tok_path = dir.join("tokenizer.json");
@@ -243,7 +242,6 @@ mod tests {
                 checkpoint::write_companion_files(&dir, &cfg, 4096, 65_536).unwrap();
                 checkpoint::write_tokenizer_files(&dir, sgvlm_model::tokenizer::TINY_TOKENIZER_JSON).unwrap();
             }
-            assert_eq!(checkpoint::stored_projection_dtype(&dir).unwrap(), stored);
             let backend = NativeBackend::from_dir(&dir, NativeOptions::for_device(device).unwrap()).unwrap();
             let model = backend.engine().model();
             assert_eq!(model.lm_head.weight.dtype(), head, "{stored:?} checkpoint on {device}");

@@ -264,30 +264,6 @@ fn checked_weights(dir: &Path, cfg: &Config) -> Result<MmapedSafetensors> {
     Ok(st)
 }
 
-/// The dtype `dir`'s checkpoint stores the text decoder's projection weights in (read from the first layer's MLP
-/// `down_proj`, which every layer has): bf16 for released Qwen3.5 checkpoints, f32 for the ones training writes.
-pub fn stored_projection_dtype(dir: &Path) -> Result<DType> {
-    let files = safetensors_files(dir)?;
-    let st = mmap_files(&files)?;
-    let name = "model.language_model.layers.0.mlp.down_proj.weight";
-    let view = st.get(name).map_err(|_| Error::MissingTensor {
-        name: name.into(),
-        expected: Vec::new(),
-        location: dir.display().to_string(),
-    })?;
-    use safetensors::Dtype as St;
-    match view.dtype() {
-        St::F32 => Ok(DType::F32),
-        St::BF16 => Ok(DType::BF16),
-        St::F16 => Ok(DType::F16),
-        other => Err(Error::UnsupportedDtype {
-            name: name.into(),
-            dtype: format!("{other:?}"),
-            location: dir.display().to_string(),
-        }),
-    }
-}
-
 /// Memory-maps safetensors files (no copy of the data is made until a tensor is read).
 #[allow(unsafe_code)]
 fn mmap_files(files: &[PathBuf]) -> Result<MmapedSafetensors> {
