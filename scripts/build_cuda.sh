@@ -79,10 +79,14 @@ cargo build --release -p sgvlm-model --features cuda --example cuda_check
 mkdir -p "$ROOT/dist/cuda"
 strip -o "$ROOT/dist/cuda/sgvlm" "$CARGO_TARGET_DIR/release/sgvlm"
 strip -o "$ROOT/dist/cuda/cuda_check" "$CARGO_TARGET_DIR/release/examples/cuda_check"
-SIZE=$(du -cb "$ROOT"/dist/cuda/sgvlm "$ROOT"/dist/cuda/cuda_check | tail -n 1 | cut -f 1)
-log "dist/cuda: $(ls -s --block-size=M "$ROOT"/dist/cuda | tr '\n' ' ')"
-if [ "$SIZE" -gt $((60 * 1048576)) ]; then
-    log "dist/cuda over 60 MiB: the device call carries at most 64 MiB"
+# Gzipped copies for the device call, which carries at most 64 MiB with the working tree: the GPU scripts unpack
+# dist/cuda-gz/*.gz into dist/cuda when the binaries themselves were not carried.
+mkdir -p "$ROOT/dist/cuda-gz"
+for b in sgvlm cuda_check; do gzip -6 -c "$ROOT/dist/cuda/$b" >"$ROOT/dist/cuda-gz/$b.gz"; done
+SIZE=$(du -cb "$ROOT"/dist/cuda-gz/*.gz | tail -n 1 | cut -f 1)
+log "dist/cuda: $(ls -s --block-size=M "$ROOT"/dist/cuda | tr '\n' ' '); gzipped in dist/cuda-gz: $((SIZE / 1048576)) MiB"
+if [ "$SIZE" -gt $((48 * 1048576)) ]; then
+    log "dist/cuda-gz over 48 MiB: with the working tree the device call carries at most 64 MiB"
     exit 1
 fi
 log "needs at run time: $(objdump -p "$ROOT/dist/cuda/sgvlm" | awk '/NEEDED/ {print $2}' | tr '\n' ' ')"

@@ -6,17 +6,19 @@
 #   1. cuda_check      tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients (relative error)
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
-#                      (engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0, the kernels' effect)
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
-#   5. train, train_bf16, hf_train
-#                      sgvlm train bench (f32, then bf16 compute if the binary has --dtype) and hf_train_baseline.py,
-#                      only if `sgvlm train bench` exists
+#   5. engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect)
+#   6. train_bf16, hf_train
+#                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1) and
+#                      hf_train_baseline.py, only if `sgvlm train bench` exists
 # GPU memory is sampled with nvidia-smi during each step (peak MiB used on the card, all processes).
 #
-# dist/ is git-ignored: a tool that copies the working tree to the GPU machine must be told to carry `dist/cuda`.
+# dist/ is git-ignored: a tool that copies the working tree to the GPU machine must be told to carry `dist/cuda`
+# (or the smaller gzipped `dist/cuda-gz`, unpacked here) and `dist/bench`.
 #
 # Usage: scripts/gpu_bench.sh        Env: OUT (logs; default /tmp/sgvlm-gpu-bench), BUDGET_S (default 560),
-#        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found), MODEL_DIR (default /tmp/sgvlm-q08).
+#        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found), MODEL_DIR (default /tmp/sgvlm-q08),
+#        TRAIN_F32=1 (also time the f32 training step).
 # Output: one JSON line per measurement as the steps print them, logs under $OUT, and a summary table last.
 set -u
 
@@ -26,6 +28,12 @@ OUT="${OUT:-/tmp/sgvlm-gpu-bench}"
 MODEL_DIR="${MODEL_DIR:-/tmp/sgvlm-q08}"
 BIN=dist/cuda/sgvlm
 CHECK=dist/cuda/cuda_check
+# The call may carry the gzipped binaries only (dist/cuda-gz, written by scripts/build_cuda.sh): unpack them.
+for b in sgvlm cuda_check; do
+    if [ ! -x "dist/cuda/$b" ] && [ -f "dist/cuda-gz/$b.gz" ]; then
+        mkdir -p dist/cuda && gunzip -c "dist/cuda-gz/$b.gz" >"dist/cuda/$b" && chmod +x "dist/cuda/$b"
+    fi
+done
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.tsv"
 : >"$SUMMARY"
@@ -111,14 +119,11 @@ else
     run_step init 150 "$BIN" model init --preset qwen3.5-0.8b --out "$MODEL_DIR" "${TOK_ARGS[@]}"
 fi
 
-# 3. The engine at batch 1 (batch 64 runs last: the longest step, in its own process for its own memory peak).
-for b in 1; do
+# 3. The engine at batch 1 and 64 (each in its own process for its own memory peak).
+for b in 1 64; do
     run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
         --new-tokens 256 --device cuda
 done
-# The same with the Gated DeltaNet decode step as composed candle ops (its CUDA kernels off), for their effect.
-run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 1 \
-    --text-tokens 700 --new-tokens 256 --device cuda
 
 # 4. transformers, same GPU, same shapes.
 if [ -n "$HF_BENCH" ]; then
@@ -127,10 +132,18 @@ else
     printf 'hf\tnot found\t0\t-\n' >>"$SUMMARY"
 fi
 
-# 5. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
+# 5. Batch 1 again with the Gated DeltaNet decode step as composed candle ops (its CUDA kernels off), for their effect.
+run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 1 \
+    --text-tokens 700 --new-tokens 256 --device cuda
+
+# 6. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
 if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
-    run_step train 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 --device cuda
-    # bf16 compute over f32 master weights (`--dtype`, absent from older binaries: then only the f32 step runs).
+    # The f32 step was measured on 2026-11-26 (2.89 s/step, 114 GB on an H200): only with TRAIN_F32=1.
+    if [ "${TRAIN_F32:-0}" = 1 ]; then
+        run_step train 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 \
+            --device cuda
+    fi
+    # bf16 compute over f32 master weights (`--dtype`; skipped with a binary older than it).
     if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
         run_step train_bf16 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 \
             --device cuda --dtype bf16
@@ -141,11 +154,6 @@ else
     say "sgvlm train bench: not in this binary, skipped"
 fi
 
-# 6. The engine at batch 64.
-for b in 64; do
-    run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
-        --new-tokens 256 --device cuda
-done
 
 # Summary: every step's status, then the figures the benchmark steps printed.
 python3 - "$OUT" <<'EOF' || cat "$SUMMARY"

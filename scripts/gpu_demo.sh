@@ -14,6 +14,12 @@ mkdir -p "$OUT"
 for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
     [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
+# The call may carry the gzipped binaries only (dist/cuda-gz, written by scripts/build_cuda.sh): unpack them.
+for b in sgvlm cuda_check; do
+    if [ ! -x "dist/cuda/$b" ] && [ -f "dist/cuda-gz/$b.gz" ]; then
+        mkdir -p dist/cuda && gunzip -c "dist/cuda-gz/$b.gz" >"dist/cuda/$b" && chmod +x "dist/cuda/$b"
+    fi
+done
 if [ ! -x "$BIN" ]; then
     echo "missing $BIN: build it with scripts/build_cuda.sh first" >&2
     exit 2
