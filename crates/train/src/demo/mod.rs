@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use image::imageops::FilterType;
+use rayon::prelude::*;
 use sgvlm_data::synth::{self, Flavour, Rng};
 use sgvlm_eval::rewards::RewardConfig;
 use sgvlm_eval::strict_eval::{self, Summary, TripletConfig, TripletMetrics};
@@ -46,7 +47,11 @@ pub use recipe::{
 pub use sft_phases::{image_use, ImageUse};
 use sft_phases::{read_summary, train_sft, HeadPhase};
 
-/// One synthetic sample: the 640×480 rendering, the model-sized RGB, and the ground-truth answer.
+/// The stream of the held-out test scenes ([`scene`]; training scenes are stream 0, validation scenes stream 1).
+pub const TEST_STREAM: u64 = 2;
+
+/// One synthetic sample: the 640×480 rendering (empty for the demo's training and validation scenes), the
+/// model-sized RGB, and the ground-truth answer.
 #[derive(Debug, Clone)]
 pub struct Scene {
     pub rgb640: image::RgbImage,
@@ -428,14 +433,22 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     let encoder = demo_encoder(&cfg, (o.image_size.0 * o.image_size.1) as usize)?;
     let stop_seq = encoder.tokenizer.encode("</answer>")?;
     let user = user_prompt();
+    // Scenes 0..n of a stream with their examples, built on every core. Only the test scenes keep their 640×480
+    // renderings (the report draws them): 20,000 training scenes would otherwise hold 18 GB.
     let build = |stream: u64, n: usize| -> Result<(Vec<Scene>, Vec<Example>)> {
-        let scenes: Vec<Scene> =
-            (0..n as u64).map(|i| scene_ordered(o.seed, stream, i, o.image_size, r.order)).collect();
-        let ex = scenes
-            .iter()
-            .map(|s| encoder.example(&user, &s.answer, Some((&s.small.0, s.small.1, s.small.2))))
+        let keep_full = stream == TEST_STREAM;
+        let built = (0..n as u64)
+            .into_par_iter()
+            .map(|i| {
+                let mut s = scene_ordered(o.seed, stream, i, o.image_size, r.order);
+                let ex = encoder.example(&user, &s.answer, Some((&s.small.0, s.small.1, s.small.2)))?;
+                if !keep_full {
+                    s.rgb640 = image::RgbImage::new(0, 0);
+                }
+                Ok((s, ex))
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok((scenes, ex))
+        Ok(built.into_iter().unzip())
     };
     reporter.message(&format!(
         "generating {} train, {} validation, {} test scenes",
@@ -452,7 +465,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     let train_heads = if with_heads { heads(&train_scenes)? } else { Vec::new() };
     drop(train_scenes);
     let (val_scenes, mut val) = build(1, o.val_scenes)?;
-    let (test, test_ex) = build(2, o.test_scenes)?;
+    let (test, test_ex) = build(TEST_STREAM, o.test_scenes)?;
     let to_prompts = |scenes: &[Scene], ex: &[Example]| -> Vec<GrpoPrompt> {
         scenes
             .iter()
@@ -727,6 +740,11 @@ mod tests {
             &[("random init", "free"), ("random init", "constrained"), ("SFT", "free"), ("SFT", "constrained")]
         );
         assert_eq!(r.test.len(), 2);
+        // The test scenes keep their 640×480 renderings for the report, drawn from the test stream.
+        for (i, s) in r.test.iter().enumerate() {
+            assert_eq!(s.rgb640.dimensions(), (640, 480));
+            assert_eq!(s.answer, scene(o.seed, TEST_STREAM, i as u64, o.image_size).answer);
+        }
         let after: Vec<&str> = r.image_use.iter().map(|u| u.after.as_str()).collect();
         assert_eq!(after, ["answer heads", "SFT"]);
         for u in &r.image_use {
