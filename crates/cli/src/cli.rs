@@ -286,6 +286,12 @@ pub struct DemoArgs {
     /// A larger tiny model (8 layers, hidden 256; for a GPU).
     #[arg(long)]
     pub large: bool,
+    /// Share of the time budget for SFT; GRPO gets most of the rest, the evaluation of the stages the remainder.
+    #[arg(long, default_value_t = 0.6)]
+    pub sft_share: f64,
+    /// SFT batch size (default: the recipe's, 16). A GPU step costs about the same at any batch this small.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Model side of the images in pixels, width x height (multiples of 16).
     #[arg(long, default_value = "128x96")]
     pub image_size: String,

@@ -138,6 +138,41 @@ fn demo_runs_on_embedded_examples() {
 }
 
 #[test]
+fn synthetic_demo_trains_with_the_given_batch_and_share() {
+    let dir = std::env::temp_dir().join(format!("sgvlm-cli-demo-{}", std::process::id()));
+    let out = dir.to_str().unwrap();
+    let common = ["demo", "--train", "8", "--test", "2", "--val", "2", "--image-size", "64x48", "--threads", "1"];
+    // SFT only (share 1), batches of 4: a few steps in 9 seconds, every stage evaluated, the recipe recorded.
+    let args: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain(["--minutes", "0.15", "--sft-share", "1", "--batch-size", "4", "--out", out])
+        .collect();
+    let o = sgvlm(&args, None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results.json")).unwrap();
+    assert_eq!(r["recipe"]["batch_size"], 4);
+    assert!(r["grpo"].is_null(), "no time was left for GRPO: {}", r["grpo"]);
+    let sft = &r["sft"];
+    assert!(sft["steps"].as_u64().unwrap() > 0);
+    let stages: Vec<&str> = r["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["random init", "random init", "SFT", "SFT"]);
+    assert!(dir.join("images/test_0001.png").is_file());
+    std::fs::remove_dir_all(&dir).ok();
+
+    for (flag, value, message) in
+        [("--sft-share", "0", "--sft-share 0: expected a share"), ("--batch-size", "0", "--batch-size 0: expected")]
+    {
+        let args: Vec<&str> = common.iter().copied().chain([flag, value, "--out", out]).collect();
+        let o = sgvlm(&args, None);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        assert!(stderr(&o).contains(message), "{}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn bad_inputs_give_one_clear_line() {
     let o = sgvlm(&["toon", "validate", "/nonexistent/file.txt"], None);
     assert_eq!(o.status.code(), Some(2));

@@ -1,9 +1,12 @@
 //! Per-stage timing of one SFT step of the demo shape (a profiling tool, not a test): real synthetic scenes, the
 //! demo model from random weights, batch 16 by default. Prints the sequence lengths, then per step the seconds of
 //! collation, vision tower, text decoder, LM head (loss and its hand-written gradient), backward, gradient
-//! accumulation + clipping, and the AdamW update, and the tokens per second.
+//! accumulation + clipping, and the AdamW update, the tokens per second, and the nodes of the step's gradient graph
+//! (`Tensor::sorted_nodes`: on a GPU, where every node is at least one kernel launch, a proxy for the step's launches).
 //!
-//! `cargo run --release -p sgvlm-train --example profile_demo_step -- [BATCH] [STEPS] [WxH] [CHUNK]`
+//! `cargo run --release -p sgvlm-train --example profile_demo_step -- [BATCH] [STEPS] [WxH] [CHUNK] [small|large]
+//! [kernels|composed]` — `large` is `sgvlm demo --large`'s model; `composed` switches off the CPU training kernels,
+//! so the step takes the path a GPU takes (the chunked delta rule, `CHUNK` tokens per block).
 
 use std::time::Instant;
 
@@ -32,7 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.split_once('x'))
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .unwrap_or((128, 96));
-    let cfg = model_config(false);
+    let large = args.get(5).is_some_and(|s| s == "large");
+    if args.get(6).is_some_and(|s| s == "composed") {
+        sgvlm_model::kernels::set_enabled(false);
+    }
+    let cfg = model_config(large);
     let weights = sgvlm_model::checkpoint::random_weights(&cfg, 0, &Device::Cpu)?;
     let params: usize = weights.values().map(|t| t.elem_count()).sum();
     let policy = Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, &Device::Cpu)?;
@@ -69,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let n = b.targets.len();
         let head =
             logprob_surrogate(&hid, &model.lm_head.weight, &b.targets, 4096, |lp| vec![-1.0 / n as f32; lp.len()])?;
+        let nodes = head.surrogate.sorted_nodes().len();
         let t4 = Instant::now();
         let grads = head.surrogate.backward()?;
         let t5 = Instant::now();
@@ -84,7 +92,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let loss = -head.logp.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
         println!(
             "step {step}: {total:.3} s, {:.2} CPU s ({} tokens padded, {n} targets, loss {loss:.3}) collate {:.3} \
-             vision+embed {:.3} text {:.3} head {:.3} backward {:.3} accum+clip {:.3} adamw {:.3}; {:.0} tokens/s",
+             vision+embed {:.3} text {:.3} head {:.3} backward {:.3} accum+clip {:.3} adamw {:.3}; {:.0} tokens/s; \
+             {nodes} graph nodes",
             cpu_seconds() - c0,
             bb * tt,
             s(t0, t1),

@@ -9,7 +9,7 @@ use crate::output::{print_json_line, Out};
 use anyhow::Context;
 use sgvlm_graph::{strict, toon, Schema, StrictConfig};
 use sgvlm_report::{write_report, ReportInput, Sample};
-use sgvlm_train::demo::{DemoOptions, DemoResult};
+use sgvlm_train::demo::{DemoOptions, DemoRecipe, DemoResult};
 use std::process::ExitCode;
 
 const EXAMPLES: [(&str, Schema, &str); 2] = [
@@ -34,6 +34,12 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .filter(|(w, h)| w % 16 == 0 && h % 16 == 0 && *w > 0 && *h > 0)
         .with_context(|| format!("--image-size `{}`: expected WxH, multiples of 16 (e.g. 128x96)", a.image_size))?;
+    anyhow::ensure!(
+        a.sft_share > 0.0 && a.sft_share <= 1.0,
+        "--sft-share {}: expected a share of the budget in (0, 1]",
+        a.sft_share
+    );
+    anyhow::ensure!(a.batch_size != Some(0), "--batch-size 0: expected at least one scene per step");
     std::fs::create_dir_all(&a.out).with_context(|| format!("Failed to create `{}`", a.out.display()))?;
     let o = DemoOptions {
         minutes: a.minutes,
@@ -43,7 +49,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         image_size: (w, h),
         large: a.large,
         seed: a.seed,
-        sft_share: 0.6,
+        sft_share: a.sft_share,
         device: super::train::device(&a.device)?,
         out: Some(a.out.clone()),
         free_rollouts: a.free_rollouts,
@@ -51,7 +57,11 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         from_sft: a.from_sft.clone(),
     };
     let bar = super::train::Bar::new();
-    let r = sgvlm_train::demo::run(&o, &bar)?;
+    let mut recipe = DemoRecipe::default();
+    if let Some(b) = a.batch_size {
+        recipe.batch_size = b;
+    }
+    let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");
     std::fs::create_dir_all(&img_dir).with_context(|| format!("Failed to create `{}`", img_dir.display()))?;

@@ -235,6 +235,8 @@ pub struct DemoResult {
     /// Whether the model reads the image, after each SFT phase ([`image_use`]).
     pub image_use: Vec<ImageUse>,
     pub seconds: f64,
+    /// The SFT and GRPO settings the run trained with.
+    pub recipe: DemoRecipe,
     #[serde(skip)]
     pub test: Vec<Scene>,
 }
@@ -646,6 +648,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         stages,
         image_use: uses,
         seconds: started.elapsed().as_secs_f64(),
+        recipe: r.clone(),
         test,
     })
 }

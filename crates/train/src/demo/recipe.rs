@@ -112,7 +112,11 @@ pub struct DemoRecipe {
     /// instead of the checkpoint default `N(0, 0.02)`, which at this width leaves each layer's output at a fifth of
     /// its input.
     pub fan_in_init: bool,
-    /// Delta-rule chunk length while training ([`SftOptions::delta_chunk`]).
+    /// Delta-rule chunk length while training ([`SftOptions::delta_chunk`]). Only the chunked form reads it: a GPU
+    /// step, or a CPU step without the CPU training kernels (with them the recurrence is one graph node). Every chunk
+    /// length computes the same function (`delta_rule` tests); 64 leaves a step of `sgvlm demo --large` at batch 16
+    /// with 5,168 graph nodes against 7,712 at 16 (`examples/profile_demo_step.rs ... large composed`), and a GPU
+    /// step is bound by launching them (0.24–0.34 s per step on an H200, `results/demo_gpu.md`).
     pub delta_chunk: usize,
     /// Amplitude of the fixed sine/cosine vision position embeddings. At 1 they are ~4.5× the scene-to-scene
     /// variation of the image tokens at initialisation (`examples/image_signal.rs`: image rows of two scenes differ
@@ -194,7 +198,7 @@ impl Default for DemoRecipe {
             batch_size: 16,
             adamw: crate::optim::AdamWConfig { beta2: 0.95, ..crate::optim::AdamWConfig::default() },
             fan_in_init: false,
-            delta_chunk: 16,
+            delta_chunk: 64,
             sincos_scale: 1.0,
             vision_lr_scale: 1.0,
             class_weight: 4.0,
