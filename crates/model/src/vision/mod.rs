@@ -181,18 +181,41 @@ impl VisionModel {
         let k = apply_vision_rope(&qkv.narrow(1, 1, 1)?.squeeze(1)?, cos, sin)?;
         let v = qkv.narrow(1, 2, 1)?.squeeze(1)?;
         let scale = (hd as f64).powf(-0.5);
-        let mut outs = Vec::with_capacity(segments.len());
+        // Consecutive frames of one size attend as one batch: a batch of 64 same-size images is a handful of ops
+        // per layer instead of a handful per image (on a GPU each op is a kernel launch).
+        let mut outs = Vec::new();
         let mut start = 0;
-        for &len in segments {
-            let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?) };
-            let (qs, ks, vs) = (part(&q)?, part(&k)?, part(&v)?); // [heads, L, hd]
+        for (len, count) in equal_runs(segments) {
+            let rows = len * count;
+            // [rows, heads, hd] → [count·heads, len, hd]
+            let part = |t: &Tensor| -> Result<Tensor> {
+                Ok(t.narrow(0, start, rows)?
+                    .reshape((count, len, heads, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((count * heads, len, hd))?)
+            };
+            let (qs, ks, vs) = (part(&q)?, part(&k)?, part(&v)?);
             let probs = softmax_last(&(matmul(&qs, &ks.t()?.contiguous()?)? * scale)?)?;
-            outs.push(matmul(&probs, &vs)?.transpose(0, 1)?.reshape((len, heads * hd))?);
-            start += len;
+            let o = matmul(&probs, &vs)?.reshape((count, heads, len, hd))?.transpose(1, 2)?;
+            outs.push(o.reshape((rows, heads * hd))?);
+            start += rows;
         }
-        let out = Tensor::cat(&outs, 0)?;
+        let out = if outs.len() == 1 { outs.remove(0) } else { Tensor::cat(&outs, 0)? };
         block.proj.forward(&out)
     }
+}
+
+/// Runs of equal values in `segments` as `(value, run length)`, in order.
+fn equal_runs(segments: &[usize]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &len in segments {
+        match runs.last_mut() {
+            Some((l, n)) if *l == len => *n += 1,
+            _ => runs.push((len, 1)),
+        }
+    }
+    runs
 }
 
 /// Number of merged tokens an image grid yields.
@@ -208,6 +231,12 @@ mod tests {
     fn merge_order_walks_blocks() {
         let c = merge_order_coords(1, 2, 4, 2);
         assert_eq!(c, vec![(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)]);
+    }
+
+    #[test]
+    fn equal_runs_group_consecutive_segments() {
+        assert_eq!(equal_runs(&[4, 4, 4, 6, 4, 4]), vec![(4, 3), (6, 1), (4, 2)]);
+        assert_eq!(equal_runs(&[]), vec![]);
     }
 
     #[test]

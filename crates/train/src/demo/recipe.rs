@@ -114,9 +114,10 @@ pub struct DemoRecipe {
     pub fan_in_init: bool,
     /// Delta-rule chunk length while training ([`SftOptions::delta_chunk`]). Only the chunked form reads it: a GPU
     /// step, or a CPU step without the CPU training kernels (with them the recurrence is one graph node). Every chunk
-    /// length computes the same function (`delta_rule` tests); 64 leaves a step of `sgvlm demo --large` at batch 16
-    /// with 5,168 graph nodes against 7,712 at 16 (`examples/profile_demo_step.rs ... large composed`), and a GPU
-    /// step is bound by launching them (0.24–0.34 s per step on an H200, `results/demo_gpu.md`).
+    /// length computes the same function (`delta_rule` tests); 64 left a step of `sgvlm demo --large` at batch 16
+    /// with 5,168 graph nodes against 7,712 at 16 (`examples/profile_demo_step.rs ... large composed`, before the
+    /// vision tower batched its images), and a GPU step is bound by launching them (0.24–0.34 s per step on an H200,
+    /// `results/demo_gpu.md`).
     pub delta_chunk: usize,
     /// Amplitude of the fixed sine/cosine vision position embeddings. At 1 they are ~4.5× the scene-to-scene
     /// variation of the image tokens at initialisation (`examples/image_signal.rs`: image rows of two scenes differ
