@@ -8,9 +8,9 @@
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
 #   5. engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect)
-#   6. train_bf16, hf_train
-#                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1) and
-#                      hf_train_baseline.py, only if `sgvlm train bench` exists
+#   6. train_bf16, hf_train, grpo
+#                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1),
+#                      hf_train_baseline.py, and one GRPO step (sgvlm train bench-grpo), only if the binary has them
 # GPU memory is sampled with nvidia-smi during each step (peak MiB used on the card, all processes).
 #
 # dist/ is git-ignored: a tool that copies the working tree to the GPU machine must be told to carry `dist/cuda`
@@ -18,7 +18,7 @@
 #
 # Usage: scripts/gpu_bench.sh        Env: OUT (logs; default /tmp/sgvlm-gpu-bench), BUDGET_S (default 560),
 #        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found), MODEL_DIR (default /tmp/sgvlm-q08),
-#        TRAIN_F32=1 (also time the f32 training step).
+#        TRAIN_F32=1 (also time the f32 training step), GRPO_PROMPTS (prompts of the GRPO step; 4).
 # Output: one JSON line per measurement as the steps print them, logs under $OUT, and a summary table last.
 set -u
 
@@ -150,6 +150,13 @@ if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
     fi
     [ -f "$HF_TRAIN" ] && run_step hf_train 150 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5 \
         --freeze-vision
+    # One GRPO step (rollouts, rewards, reference and policy passes, update), bf16 compute: GRPO_PROMPTS prompts
+    # (default 4; the recipe's 24 would take minutes) × 12 rollouts of 256 tokens after a ~1,000-token prompt,
+    # 4 completions per backward pass (batch 4 × 1,300 tokens took ~100 GB in the SFT bench).
+    if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench-grpo\b'; then
+        run_step grpo 150 "$BIN" train bench-grpo --model "$MODEL_DIR" --prompts "${GRPO_PROMPTS:-4}" --group 12 \
+            --prompt-len 1000 --new-tokens 256 --micro-batch 4 --warmup 0 --steps 1 --device cuda --dtype bf16
+    fi
 else
     say "sgvlm train bench: not in this binary, skipped"
 fi
@@ -165,7 +172,7 @@ print(f"{'step':<12} {'exit':<10} {'seconds':>8} {'peak GPU MiB':>13}")
 for r in rows:
     r += ["-"] * (4 - len(r))
     print(f"{r[0]:<12} {r[1]:<10} {r[2]:>8} {r[3]:>13}")
-keys = ("batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
+keys = ("prompts", "group", "rollout_s", "update_s", "batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
         "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "dtype", "tokens_per_s_train", "peak_mem_gb", "peak_gb", "rel_err",
         "check", "ok", "error")
 for r in rows:

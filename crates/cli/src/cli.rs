@@ -321,6 +321,47 @@ pub enum TrainCommand {
     /// Time SFT steps on random token batches: JSON with seconds per step, tokens per second and peak memory (compare
     /// with shared/bench/hf_train_baseline.py at the same batch and lengths on the same device).
     Bench(BenchArgs),
+    /// Time GRPO steps on random text prompts: PROMPTS × GROUP rollouts of exactly NEW_TOKENS tokens through the
+    /// trainer's generator, rewards, and the clipped + KL update against a frozen reference; JSON with the rollout
+    /// and update seconds per step.
+    BenchGrpo(BenchGrpoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchGrpoArgs {
+    /// A Hugging Face model directory (else `--preset`).
+    #[arg(long, value_name = "DIR", conflicts_with = "preset")]
+    pub model: Option<PathBuf>,
+    /// Random weights of a preset shape: tiny or qwen3.5-0.8b.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Prompts per step (the paper's recipe: 24).
+    #[arg(long, default_value_t = 24)]
+    pub prompts: usize,
+    /// Rollouts per prompt (the paper's recipe: 12).
+    #[arg(long, default_value_t = 12)]
+    pub group: usize,
+    /// Tokens per prompt.
+    #[arg(long, default_value_t = 1000)]
+    pub prompt_len: usize,
+    /// Tokens per rollout (no stop tokens).
+    #[arg(long, default_value_t = 256)]
+    pub new_tokens: usize,
+    /// Completions per backward pass.
+    #[arg(long, default_value_t = 8)]
+    pub micro_batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 1)]
+    pub steps: usize,
+    /// Untimed steps first (kernel loading and the allocator's first growth stay out of the figures).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// `cpu`, or `cuda` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype of the update's passes and the reference model: f32, or bf16 (f32 master weights).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 #[derive(Debug, Args)]

@@ -173,6 +173,29 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
 }
 
 #[test]
+fn training_benchmarks_print_their_figures_as_json() {
+    let o = sgvlm(&["train", "bench", "--batch", "2", "--len", "24", "--answer", "8", "--steps", "1"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((r["batch"].as_u64(), r["len"].as_u64(), r["dtype"].as_str()), (Some(2), Some(24), Some("f32")));
+    assert!(r["s_per_step"].as_f64().unwrap() > 0.0);
+
+    let args = ["train", "bench-grpo", "--prompts", "2", "--group", "3", "--prompt-len", "20", "--new-tokens", "6"];
+    let o = sgvlm(&args, None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((r["prompts"].as_u64(), r["group"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(r["completion_len"].as_f64(), Some(6.0));
+    let (rollout, update, step) =
+        (r["rollout_s"].as_f64().unwrap(), r["update_s"].as_f64().unwrap(), r["s_per_step"].as_f64().unwrap());
+    assert!(rollout > 0.0 && update > 0.0 && (rollout + update - step).abs() < 1e-6);
+
+    let o = sgvlm(&["train", "bench-grpo", "--group", "0"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("must be at least 1"), "{}", stderr(&o));
+}
+
+#[test]
 fn bad_inputs_give_one_clear_line() {
     let o = sgvlm(&["toon", "validate", "/nonexistent/file.txt"], None);
     assert_eq!(o.status.code(), Some(2));

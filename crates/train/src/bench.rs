@@ -1,16 +1,22 @@
-//! SFT throughput on synthetic token batches (random ids, text only): seconds per optimizer step, tokens per second
-//! and peak memory, for comparison with `shared/bench/hf_train_baseline.py` (same batch and lengths, same device).
-//! A timing tool, not a test.
+//! Training throughput on synthetic token batches (random ids, text only), a timing tool, not a test:
+//! [`bench_sft`] times SFT optimizer steps (for comparison with `shared/bench/hf_train_baseline.py` at the same batch
+//! and lengths on the same device) and [`bench_grpo`] one GRPO step — `prompts × group` rollouts of exactly
+//! `new_tokens` tokens, their rewards, and the clipped + KL update against a frozen reference — split into rollout
+//! and update time.
 
 use std::time::Instant;
 
 use sgvlm_infer::bench::peak_rss_mib;
 
+use sgvlm_graph::Schema;
+
 use crate::batch::Example;
 use crate::error::Result;
+use crate::grpo::{grpo_step, GrpoOptions, GrpoParts, GrpoPrompt};
 use crate::optim::AdamW;
 use crate::policy::Policy;
 use crate::precision::{ComputeDtype, TrainModel};
+use crate::rollout::{CachedSampler, Prompt, Rollout, Sampling};
 use crate::sft::{sft_step, SftOptions};
 
 /// What one benchmark run measured.
@@ -85,6 +91,140 @@ pub fn bench_sft(
     })
 }
 
+/// What one GRPO benchmark run measured (medians over the timed steps).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GrpoBenchResult {
+    pub device: String,
+    /// The compute dtype of the update's forward and backward passes and of the reference model.
+    pub dtype: ComputeDtype,
+    pub parameters: usize,
+    pub trainable: usize,
+    pub prompts: usize,
+    pub group: usize,
+    pub prompt_len: usize,
+    pub new_tokens: usize,
+    /// Completions per backward pass.
+    pub micro_batch: usize,
+    pub steps: usize,
+    /// Generating the `prompts × group` rollouts.
+    pub rollout_s: f64,
+    /// Rewards, the reference and policy passes over every rollout, the backward passes, clipping and AdamW.
+    pub update_s: f64,
+    pub s_per_step: f64,
+    /// Mean completion length of the last step (`new_tokens` unless a rollout failed).
+    pub completion_len: f64,
+    /// Generated tokens per second of the rollout phase.
+    pub rollout_tokens_per_s: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// A [`Rollout`] that adds the time its generator takes to `seconds`.
+struct Timed<'a, R: Rollout> {
+    inner: R,
+    seconds: &'a std::cell::Cell<f64>,
+}
+
+impl<R: Rollout> Rollout for Timed<'_, R> {
+    fn generate(&mut self, prompts: &[Prompt], n: usize, s: &Sampling) -> Result<Vec<Vec<u32>>> {
+        let t = Instant::now();
+        let out = self.inner.generate(prompts, n, s);
+        self.seconds.set(self.seconds.get() + t.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// Times `steps` GRPO steps (after `warmup` untimed ones) of `prompts` random text prompts of `prompt_len` tokens
+/// with `group` rollouts each at temperature 0.9, every rollout exactly `new_tokens` long (no stop tokens), through
+/// the trainer's own generator ([`CachedSampler`], as `sgvlm train grpo` uses it). The rewards compare the
+/// completions with a fixed answer; on random weights they are all equal, so the advantages vanish, but the update
+/// still runs the reference and the policy over every rollout and backpropagates the KL term, which is the step's
+/// cost.
+#[allow(clippy::too_many_arguments)]
+pub fn bench_grpo(
+    policy: &Policy,
+    dtype: ComputeDtype,
+    prompts: usize,
+    group: usize,
+    prompt_len: usize,
+    new_tokens: usize,
+    micro_batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<GrpoBenchResult> {
+    let vocab = policy.config.text_config.vocab_size as u64;
+    let mut rng = sgvlm_data::synth::Rng::for_item(0, 0x6E90, 0);
+    let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
+    let set: Vec<GrpoPrompt> = (0..prompts)
+        .map(|_| GrpoPrompt {
+            prompt: (0..prompt_len.max(1)).map(|_| (rng.next_u64() % vocab.min(2048)) as u32).collect(),
+            image: None,
+            solution: solution.to_string(),
+        })
+        .collect();
+    let reference = policy.frozen_model(dtype.dtype())?;
+    let rollout_seconds = std::cell::Cell::new(0.0);
+    let sampler = CachedSampler { model: crate::demo::inference_model(policy)?, max_batch: 64 };
+    let mut timed = Timed { inner: sampler, seconds: &rollout_seconds };
+    let decode = |ids: &[u32]| ids.iter().map(|t| (b'a' + (t % 26) as u8) as char).collect::<String>();
+    let mut parts = GrpoParts {
+        rollout: &mut timed,
+        reference: &reference,
+        decode: &decode,
+        stop_ids: Vec::new(),
+        stop_seq: Vec::new(),
+        schema: Schema::Triplet,
+        rewards: sgvlm_eval::rewards::RewardConfig::default(),
+        pad: 0,
+    };
+    let o = GrpoOptions {
+        group,
+        prompts_per_step: prompts,
+        max_new_tokens: new_tokens,
+        micro_batch: micro_batch.max(1),
+        compute_dtype: dtype,
+        ..GrpoOptions::default()
+    };
+    let mut opt = AdamW::new(policy.trainable(), o.adamw)?;
+    let mut model = TrainModel::new(policy, dtype, None)?;
+    let refs: Vec<&GrpoPrompt> = set.iter().collect();
+    let (mut totals, mut rollouts, mut completion_len) = (Vec::new(), Vec::new(), 0.0);
+    for i in 0..warmup + steps {
+        rollout_seconds.set(0.0);
+        let t = Instant::now();
+        // The step reads its losses back, which waits for the device.
+        let st = grpo_step(model.for_step(policy)?, &mut opt, &mut parts, &refs, 1e-7, i as u64, &o)?;
+        completion_len = st.completion_len;
+        if i >= warmup {
+            totals.push(t.elapsed().as_secs_f64());
+            rollouts.push(rollout_seconds.get());
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let updates: Vec<f64> = totals.iter().zip(&rollouts).map(|(t, r)| t - r).collect();
+    let rollout_s = median(rollouts);
+    Ok(GrpoBenchResult {
+        device: format!("{:?}", policy.device),
+        dtype,
+        parameters: policy.tensors().values().map(|t| t.elem_count()).sum(),
+        trainable: opt.params.iter().map(|(_, v)| v.elem_count()).sum(),
+        prompts,
+        group,
+        prompt_len,
+        new_tokens,
+        micro_batch: o.micro_batch,
+        steps,
+        rollout_s,
+        update_s: median(updates),
+        s_per_step: median(totals),
+        completion_len,
+        rollout_tokens_per_s: (prompts * group) as f64 * completion_len / rollout_s,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +238,17 @@ mod tests {
             assert!(r.trainable < r.parameters && r.s_per_step > 0.0);
             assert!((r.tokens_per_s * r.s_per_step - 32.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn grpo_bench_times_full_length_rollouts_and_the_update() {
+        let p = crate::policy::tiny_random();
+        let r = bench_grpo(&p, ComputeDtype::F32, 2, 3, 5, 4, 4, 1, 0).unwrap();
+        assert_eq!((r.prompts, r.group, r.prompt_len, r.new_tokens, r.steps), (2, 3, 5, 4, 1));
+        assert!(r.rollout_s > 0.0 && r.update_s > 0.0);
+        assert!((r.rollout_s + r.update_s - r.s_per_step).abs() < 1e-9);
+        assert_eq!(r.completion_len, 4.0, "every rollout runs to exactly --new-tokens");
+        assert!((r.rollout_tokens_per_s * r.rollout_s - 24.0).abs() < 1e-6);
+        assert!(r.trainable < r.parameters);
     }
 }

@@ -4,7 +4,7 @@
 //! Every image is preprocessed when the rows are read and kept in memory (about 7 MB per 640×480 image in f32):
 //! right for the demo and small sets; a streaming loader for the full datasets is not written yet.
 
-use crate::cli::{BenchArgs, TrainArgs, TrainCommand};
+use crate::cli::{BenchArgs, BenchGrpoArgs, TrainArgs, TrainCommand};
 use crate::output::Out;
 use anyhow::{bail, Context};
 use candle_core::Device;
@@ -144,13 +144,13 @@ fn grpo_prompts(path: &Path, enc: &Encoder, cfg: &RunConfig, limit: Option<usize
     Ok(out)
 }
 
-fn bench(b: &BenchArgs) -> anyhow::Result<sgvlm_train::bench::BenchResult> {
-    let dev = device(&b.device)?;
-    let freeze = if b.train_vision { Freeze { vit: false, aligner: false } } else { Freeze::default() };
-    let policy = match &b.model {
+/// The benchmarks' policy: a model directory, or random weights of a preset shape.
+fn bench_policy(model: Option<&Path>, preset: &str, freeze: Freeze, device_name: &str) -> anyhow::Result<Policy> {
+    let dev = device(device_name)?;
+    Ok(match model {
         Some(dir) => Policy::load(dir, freeze, &dev).with_context(|| format!("Failed to load `{}`", dir.display()))?,
         None => {
-            let cfg = match b.preset.as_str() {
+            let cfg = match preset {
                 "tiny" => sgvlm_model::Config::tiny(),
                 "qwen3.5-0.8b" => sgvlm_model::Config::qwen35_0_8b(),
                 other => bail!("--preset `{other}`: use tiny or qwen3.5-0.8b"),
@@ -158,8 +158,32 @@ fn bench(b: &BenchArgs) -> anyhow::Result<sgvlm_train::bench::BenchResult> {
             let w = sgvlm_model::checkpoint::random_weights(&cfg, 0, &Device::Cpu)?;
             Policy::from_tensors(cfg, w, freeze, &dev)?
         }
-    };
+    })
+}
+
+fn bench(b: &BenchArgs) -> anyhow::Result<sgvlm_train::bench::BenchResult> {
+    let freeze = if b.train_vision { Freeze { vit: false, aligner: false } } else { Freeze::default() };
+    let policy = bench_policy(b.model.as_deref(), &b.preset, freeze, &b.device)?;
     Ok(sgvlm_train::bench::bench_sft(&policy, b.dtype.parse()?, b.batch, b.len, b.answer, b.steps, 1)?)
+}
+
+fn bench_grpo(b: &BenchGrpoArgs) -> anyhow::Result<sgvlm_train::bench::GrpoBenchResult> {
+    if [b.prompts, b.group, b.prompt_len, b.new_tokens, b.steps].contains(&0) {
+        bail!("--prompts, --group, --prompt-len, --new-tokens and --steps must be at least 1");
+    }
+    // GRPO freezes the vision tower and merger, as `sgvlm train grpo` does.
+    let policy = bench_policy(b.model.as_deref(), &b.preset, Freeze::default(), &b.device)?;
+    Ok(sgvlm_train::bench::bench_grpo(
+        &policy,
+        b.dtype.parse()?,
+        b.prompts,
+        b.group,
+        b.prompt_len,
+        b.new_tokens,
+        b.micro_batch,
+        b.steps,
+        b.warmup,
+    )?)
 }
 
 pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
@@ -167,6 +191,10 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TrainCommand::Bench(b) => {
             let r = bench(&b)?;
+            out.line(&serde_json::to_string(&r)?)?;
+        }
+        TrainCommand::BenchGrpo(b) => {
+            let r = bench_grpo(&b)?;
             out.line(&serde_json::to_string(&r)?)?;
         }
         TrainCommand::Sft(TrainArgs { config }) => {
