@@ -7,7 +7,8 @@
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
-#   5. engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect)
+#   5. engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect);
+#      profile_b1/b64: 64 new tokens with SGVLM_PROFILE=1, the time per part of the model (prefill and decode)
 #   6. train_bf16, hf_train, grpo
 #                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1),
 #                      hf_train_baseline.py, and one GRPO step (sgvlm train bench-grpo), only if the binary has them
@@ -136,6 +137,13 @@ fi
 run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 1 \
     --text-tokens 700 --new-tokens 256 --device cuda
 
+# Where a decode step's time goes (SGVLM_PROFILE=1: every part waits for the device at its ends, so the run is slower;
+# read the shares), at batch 1 and 64 with 64 new tokens.
+for b in 1 64; do
+    run_step "profile_b$b" 120 env SGVLM_PROFILE=1 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" \
+        --text-tokens 700 --new-tokens 64 --device cuda
+done
+
 # 6. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
 if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
     # The f32 step was measured on 2026-11-26 (2.89 s/step, 114 GB on an H200): only with TRAIN_F32=1.
@@ -147,6 +155,11 @@ if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
     if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
         run_step train_bf16 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 \
             --device cuda --dtype bf16
+    fi
+    # Where the bf16 step's time goes (SGVLM_PROFILE=1: forward, LM head + loss, backward, optimizer, per layer kind).
+    if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
+        run_step profile_train 120 env SGVLM_PROFILE=1 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 \
+            --answer 256 --steps 2 --device cuda --dtype bf16
     fi
     [ -f "$HF_TRAIN" ] && run_step hf_train 150 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5 \
         --freeze-vision
@@ -190,5 +203,7 @@ for r in rows:
         picked = {k: v[k] for k in keys if k in v}
         if picked:
             print(f"{r[0]:<12} " + " ".join(f"{k}={v}" for k, v in picked.items()))
+        for part, p in sorted(v.get("profile", {}).items(), key=lambda kv: -kv[1]["seconds"]):
+            print(f"{r[0]:<12}   {part:<52} {p['seconds']:8.4f} s {p['calls']:6d} calls")
 EOF
 say "logs in $OUT"

@@ -46,6 +46,10 @@ pub struct BenchRow {
     pub peak_rss_mib: Option<f64>,
     /// Resident memory after the run (Linux `VmRSS`), MiB: the loaded model and the engine's buffers.
     pub rss_mib: Option<f64>,
+    /// With `SGVLM_PROFILE=1` ([`sgvlm_model::profile`]): the timed run's seconds and calls per part, prefill and
+    /// decode together (a layer's calls are one per forward). The waits for the device make such a run slower.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<std::collections::BTreeMap<String, sgvlm_model::profile::Part>>,
 }
 
 /// Peak resident memory of this process (Linux `/proc/self/status` `VmHWM`), MiB; None elsewhere.
@@ -84,6 +88,7 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             let warm = requests(&text, opts.image_size, b, 2)?;
             first_error(engine.generate(&warm))?;
         }
+        sgvlm_model::profile::take();
         let t = std::time::Instant::now();
         let (outs, timings) = engine.generate_timed(&reqs);
         let total = t.elapsed().as_secs_f64();
@@ -103,6 +108,7 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             tokens_per_s: generated as f64 / total.max(1e-12),
             peak_rss_mib: peak_rss_mib(),
             rss_mib: rss_mib(),
+            profile: sgvlm_model::profile::enabled().then(sgvlm_model::profile::take),
         });
     }
     Ok(rows)

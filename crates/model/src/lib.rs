@@ -28,6 +28,7 @@ pub mod kernels;
 pub mod model;
 pub mod ops;
 pub mod positions;
+pub mod profile;
 pub mod rope;
 pub mod text;
 pub mod tokenizer;

@@ -37,6 +37,9 @@ pub struct BenchResult {
     pub tokens_per_s: f64,
     /// Peak resident memory of the process (Linux `VmHWM`), MiB; GPU memory is not measured.
     pub peak_rss_mib: Option<f64>,
+    /// With `SGVLM_PROFILE=1` ([`sgvlm_model::profile`]): seconds and calls per part over the timed steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<std::collections::BTreeMap<String, sgvlm_model::profile::Part>>,
 }
 
 /// Times `steps` SFT steps of `batch` sequences of `len` tokens whose last `answer` tokens carry the loss, computing
@@ -65,6 +68,9 @@ pub fn bench_sft(
     let micro = vec![(0..batch).collect::<Vec<usize>>()];
     let mut times = Vec::new();
     for i in 0..warmup + steps {
+        if i == warmup {
+            sgvlm_model::profile::take();
+        }
         let t = Instant::now();
         // The step reads its loss and gradient norm back, which waits for the device.
         sft_step(policy, model.for_step(policy)?, &mut opt, &examples, &micro, 1e-6, 0.0, &o)?;
@@ -88,6 +94,7 @@ pub fn bench_sft(
         s_per_step,
         tokens_per_s: (batch * len) as f64 / s_per_step,
         peak_rss_mib: peak_rss_mib(),
+        profile: sgvlm_model::profile::enabled().then(sgvlm_model::profile::take),
     })
 }
 

@@ -255,6 +255,7 @@ pub fn sft_step(
                 }
             }
         }
+        let _span = sgvlm_model::profile::span("sft: accumulate, clip, AdamW", &policy.device);
         let mut grads = acc.finish(opt)?;
         let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
         opt.update(&grads, lr)?;
@@ -288,15 +289,26 @@ fn shard_pass(
     coeff: f32,
     weighting: &[(&TokenWeight, f32)],
 ) -> Result<Option<(f64, candle_core::backprop::GradStore)>> {
+    use sgvlm_model::profile::span;
     let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
-    let batch = collate(&refs, pad, device)?;
+    let batch = {
+        let _span = span("sft: collate", device);
+        collate(&refs, pad, device)?
+    };
     if batch.targets.is_empty() {
         return Ok(None);
     }
-    let h = target_hidden(model, &batch)?;
+    let h = {
+        let _span = span("sft: forward (vision, text; layers also in theirs)", device);
+        target_hidden(model, &batch)?
+    };
     let coeffs = combined_weights(weighting, &batch.targets).into_iter().map(|x| x * coeff).collect::<Vec<f32>>();
-    let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, vocab_chunk, |_| coeffs)?;
+    let head = {
+        let _span = span("sft: lm head, loss and its gradient", device);
+        logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, vocab_chunk, |_| coeffs)?
+    };
     let logp_sum = head.logp.iter().map(|&x| x as f64).sum::<f64>();
+    let _span = span("sft: backward", device);
     Ok(Some((logp_sum, head.surrogate.backward()?)))
 }
 

@@ -321,6 +321,7 @@ impl Engine {
     }
 
     fn prefill_inner(&self, seqs: &mut [Seq]) -> Result<(TextCache, usize), String> {
+        let _span = sgvlm_model::profile::span("prefill (whole; its layers are also in theirs)", &self.device);
         let e = |e: sgvlm_model::Error| e.to_string();
         let c = |e: candle_core::Error| e.to_string();
         let t = seqs[0].prompt.ids.len();
@@ -354,18 +355,23 @@ impl Engine {
         let c = |e: candle_core::Error| e.to_string();
         let b = seqs.len();
         let ids: Vec<u32> = seqs.iter().map(|s| s.pending).collect();
+        let span = sgvlm_model::profile::span("decode: embed and mask", &self.device);
         let ids = Tensor::from_vec(ids, (b, 1), &self.device).map_err(c)?;
         let rows: Vec<Vec<i64>> = seqs.iter().map(|s| vec![s.next_pos]).collect();
         let positions = MropePositions { ids: [rows.clone(), rows.clone(), rows] };
         let embeds = self.model.text.embed(&ids).map_err(e)?;
         let mask = batch.key_mask(1, &self.device)?;
+        drop(span);
         let cache = batch.cache.as_mut().ok_or("internal: decoding without a cache")?;
         let out = self.model.text.forward_masked(&embeds, &positions, Some(cache), mask.as_ref(), false).map_err(e)?;
         batch.kv_len += 1;
+        let span = sgvlm_model::profile::span("decode: lm head", &self.device);
         let logits = self.model.lm_head.forward(&out.last_hidden.squeeze(1).map_err(c)?).map_err(e)?;
+        drop(span);
         for s in seqs.iter_mut() {
             s.next_pos += 1;
         }
+        let _span = sgvlm_model::profile::span("decode: sample", &self.device);
         self.sample(seqs, &logits)
     }
 

@@ -131,6 +131,11 @@ impl DecoderLayer {
         chunk: usize,
         key_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
+        let part = match self.mixer {
+            Mixer::Full(_) => "full attention (norm, mixer, residual)",
+            Mixer::Linear(_) => "gated deltanet (norm, mixer, residual)",
+        };
+        let span = crate::profile::span(part, x.device());
         let h = rms_norm_1p(x, &self.input_layernorm, self.eps)?;
         let h = match (&self.mixer, state) {
             (Mixer::Full(a), None) => a.forward_masked(&h, rope, None, key_mask)?,
@@ -140,6 +145,8 @@ impl DecoderLayer {
             _ => return Err(Error::Input("cache layer kinds do not match the model's layer_types".into())),
         };
         let x = (x + h)?;
+        drop(span);
+        let _span = crate::profile::span("mlp (norm, mlp, residual)", x.device());
         let h = self.mlp.forward(&rms_norm_1p(&x, &self.post_attention_layernorm, self.eps)?)?;
         Ok((x + h)?)
     }
@@ -256,7 +263,10 @@ impl TextModel {
                 )));
             }
         }
-        let rope = TextRope::new(&self.cfg, positions, embeds.device())?;
+        let rope = {
+            let _span = crate::profile::span("rotary tables", embeds.device());
+            TextRope::new(&self.cfg, positions, embeds.device())?
+        };
         let mut x = embeds.clone();
         let mut hidden_states = Vec::new();
         if keep_hidden_states {
@@ -272,17 +282,8 @@ impl TextModel {
         if let Some(c) = cache {
             c.seen += t;
         }
+        let _span = crate::profile::span("final norm", x.device());
         let last_hidden = rms_norm_1p(&x, &self.norm, self.cfg.text_config.rms_norm_eps)?;
         Ok(TextOutput { last_hidden, hidden_states })
-    }
-}
-
-/// The language-model head: the tied embedding matrix or a separate `lm_head.weight`.
-#[derive(Debug, Clone)]
-pub struct LmHead(pub Linear);
-
-impl LmHead {
-    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.0.forward(hidden)
     }
 }
