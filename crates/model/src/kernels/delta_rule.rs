@@ -268,6 +268,56 @@ impl CustomOp1 for DeltaRule {
     }
 }
 
+/// The gated delta rule's forward from `init` (`[B, H, d_k, d_v]`; zero when `None`) over the same heads-first
+/// inputs as [`gated_delta_rule`], as plain loops with no graph node: `o: [B, H, T, d_v]` and the final state
+/// `[B, H, d_k, d_v]`, the heads in parallel on rayon's pool. Inference on the CPU (the prefill), where the chunked
+/// form's hundreds of small ops per layer cost far more than this arithmetic.
+pub fn gated_delta_rule_with_state(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    beta: &Tensor,
+    init: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    fn run<T: Float>(packed: &Tensor, init: Option<&Tensor>, d: Dims) -> Result<(Tensor, Tensor)> {
+        use rayon::prelude::*;
+        let (b, h, t, w) = packed.dims4()?;
+        let n = d.dk * d.dv;
+        let x: Vec<T> = packed.flatten_all()?.to_vec1()?;
+        let mut state: Vec<T> = match init {
+            Some(s) => s.to_dtype(packed.dtype())?.flatten_all()?.to_vec1()?,
+            None => vec![T::zero(); b * h * n],
+        };
+        if state.len() != b * h * n {
+            return Err(crate::Error::Input(format!(
+                "delta-rule state has {} values, expected {:?}",
+                state.len(),
+                [b, h, d.dk, d.dv]
+            )));
+        }
+        let mut out = vec![T::zero(); b * h * t * d.dv];
+        out.par_chunks_mut((t * d.dv).max(1)).zip(state.par_chunks_mut(n)).enumerate().for_each(|(head, (o, s))| {
+            let xs = &x[head * t * w..(head + 1) * t * w];
+            let (mut u, mut m) = (vec![T::zero(); d.dv], vec![T::zero(); d.dv]);
+            for i in 0..t {
+                let tok = token(&xs[i * w..(i + 1) * w], d);
+                step(s, &tok, d, &mut u, &mut m);
+                read(s, tok.q, d, &mut o[i * d.dv..(i + 1) * d.dv]);
+            }
+        });
+        let dev = packed.device();
+        Ok((Tensor::from_vec(out, (b, h, t, d.dv), dev)?, Tensor::from_vec(state, (b, h, d.dk, d.dv), dev)?))
+    }
+    let d = Dims { dk: q.dim(D::Minus1)?, dv: v.dim(D::Minus1)? };
+    let packed = Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?.contiguous()?;
+    match packed.dtype() {
+        DType::F32 => run::<f32>(&packed, init, d),
+        DType::F64 => run::<f64>(&packed, init, d),
+        other => Err(crate::Error::Input(format!("delta-rule kernel: f32 or f64 only, not {other:?}"))),
+    }
+}
+
 /// The gated delta rule from a zero state over heads-first inputs (`q, k: [B, H, T, d_k]` normalised and scaled,
 /// `v: [B, H, T, d_v]`, `g, beta: [B, H, T]`, all f32 or all f64 on the CPU): `o: [B, H, T, d_v]`, one graph node.
 pub fn gated_delta_rule(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {

@@ -5,6 +5,8 @@
 //!
 //! * [`recurrent`] runs that loop token by token (one-token decode; also the test oracle).
 //! * [`fused_cpu`] runs the loop as one CPU graph node with a hand-written backward (training on the CPU).
+//! * [`loops_cpu`] runs the loop from a given state without a graph node and returns the final state too
+//!   (inference on the CPU: the prefill).
 //! * [`chunked`] processes `chunk`-token blocks with matrix products (prefill and training): inside a chunk the
 //!   delta updates are condensed by the UT transform `(I + L)⁻¹`, a unit lower-triangular inverse computed by
 //!   block recursion (`unit_lower_inverse`), and only the chunk-to-chunk state pass is sequential.
@@ -102,6 +104,26 @@ pub fn fused_cpu(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) 
     let [q, k, v, g, beta] = prepare(q, k, v, g, beta)?;
     let out = crate::kernels::gated_delta_rule(&q, &k, &v, &g, &beta)?;
     Ok(out.transpose(1, 2)?.contiguous()?.to_dtype(out_dtype)?)
+}
+
+/// The gated delta rule from `init` (or zero) as plain CPU loops without a graph node
+/// ([`crate::kernels::delta_rule::gated_delta_rule_with_state`]): inference on the CPU, where it replaces [`chunked`]
+/// (same inputs and outputs, f32 or f64 on the CPU).
+pub fn loops_cpu(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    beta: &Tensor,
+    init: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let out_dtype = v.dtype();
+    let (b, _, h, dk) = q.dims4()?;
+    let dv = v.dim(D::Minus1)?;
+    let [q, k, v, g, beta] = prepare(q, k, v, g, beta)?;
+    let init = init.map(|s| initial_state(Some(s), b, h, dk, dv, &q)).transpose()?;
+    let (out, state) = crate::kernels::delta_rule::gated_delta_rule_with_state(&q, &k, &v, &g, &beta, init.as_ref())?;
+    Ok((out.transpose(1, 2)?.contiguous()?.to_dtype(out_dtype)?, state))
 }
 
 /// Inverse of the unit lower-triangular matrix `I + strict_lower(a)` for `a: [..., n, n]`, by the block rule
@@ -245,6 +267,28 @@ mod tests {
             assert!(max_abs_diff(&o, &o_ref) < 1e-5, "chunk {chunk}: {}", max_abs_diff(&o, &o_ref));
             assert!(max_abs_diff(&s, &s_ref) < 1e-5, "chunk {chunk} state");
         }
+    }
+
+    #[test]
+    fn cpu_loops_equal_the_chunked_form_with_and_without_a_state() {
+        let f64s = |t: Tensor| t.to_dtype(DType::F64).unwrap();
+        let [q, k, v, g, beta] = random_inputs(2, 37, 3, 8, 5).map(f64s);
+        let init = f64s(Tensor::randn(0f32, 0.3, (2, 3, 8, 5), &Device::Cpu).unwrap());
+        let diff = |a: &Tensor, b: &Tensor| -> f64 {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        };
+        for start in [None, Some(&init)] {
+            let (o_ref, s_ref) = chunked(&q, &k, &v, &g, &beta, 16, start).unwrap();
+            let (o, s) = loops_cpu(&q, &k, &v, &g, &beta, start).unwrap();
+            assert_eq!((o.dims(), s.dims()), (o_ref.dims(), s_ref.dims()));
+            assert!(diff(&o, &o_ref) < 1e-10 && diff(&s, &s_ref) < 1e-10, "{} {}", diff(&o, &o_ref), diff(&s, &s_ref));
+        }
+        // f32 in, f32 out; a state of the wrong shape is an error.
+        let [q, k, v, g, beta] = random_inputs(1, 5, 2, 4, 3);
+        let (o, s) = loops_cpu(&q, &k, &v, &g, &beta, None).unwrap();
+        assert_eq!((o.dtype(), o.dims(), s.dims()), (DType::F32, &[1, 5, 2, 3][..], &[1, 2, 4, 3][..]));
+        let bad = Tensor::zeros((1, 2, 3, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(loops_cpu(&q, &k, &v, &g, &beta, Some(&bad)).is_err());
     }
 
     #[test]

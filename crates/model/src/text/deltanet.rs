@@ -134,11 +134,17 @@ impl GatedDeltaNet {
             Some(p) => Tensor::cat(&[&p.conv.to_dtype(mixed.dtype())?, &mixed], 1)?,
             None => mixed.pad_with_zeros(1, self.kernel - 1, 0)?,
         };
-        let mut conv = padded.narrow(1, 0, t)?.broadcast_mul(&self.conv_taps.get(0)?)?;
-        for j in 1..self.kernel {
-            conv = (conv + padded.narrow(1, j, t)?.broadcast_mul(&self.conv_taps.get(j)?)?)?;
-        }
-        let conv = conv.silu()?;
+        let cpu_inference = kernels::supported(&mixed) && !needs_grad(&[x, &mixed]);
+        let conv = if cpu_inference && prev.is_none() {
+            // The prefill on the CPU: one pass of the kernel the CPU trains with (zeros before the sequence).
+            kernels::conv_silu(&mixed, &self.conv_taps.to_dtype(mixed.dtype())?)?
+        } else {
+            let mut conv = padded.narrow(1, 0, t)?.broadcast_mul(&self.conv_taps.get(0)?)?;
+            for j in 1..self.kernel {
+                conv = (conv + padded.narrow(1, j, t)?.broadcast_mul(&self.conv_taps.get(j)?)?)?;
+            }
+            conv.silu()?
+        };
         let new_conv_state = padded.narrow(1, t, self.kernel - 1)?;
 
         let (q, k, v) = self.split_heads(&conv, b, t)?;
@@ -146,6 +152,9 @@ impl GatedDeltaNet {
         let init = prev.map(|p| &p.recurrent);
         let (core, last) = if t == 1 && prev.is_some() {
             delta_rule::recurrent(&q, &k, &v, &g, &beta, init)?
+        } else if cpu_inference {
+            // Inference on the CPU (the prefill): plain loops, ~4× faster than the chunked form's small ops.
+            delta_rule::loops_cpu(&q, &k, &v, &g, &beta, init)?
         } else {
             delta_rule::chunked(&q, &k, &v, &g, &beta, chunk, init)?
         };
