@@ -45,6 +45,9 @@ pub struct VisionModel {
     merger_fc2: Linear,
     cfg: VisionConfig,
     rope_theta: f64,
+    /// Most attention scores (elements of `[images·heads, L, L]`) computed at once ([`ATTENTION_SCORES`] by default):
+    /// consecutive same-size images attend together in groups under this bound.
+    pub max_attention_scores: usize,
 }
 
 /// Per-patch `(row, col)` of an image grid `h × w`, in merge-block order, repeated for each of `t` frames.
@@ -112,6 +115,7 @@ impl VisionModel {
             merger_fc2: Linear::load(&m.pp("linear_fc2"), merged, cfg.out_hidden_size, true)?,
             cfg: cfg.clone(),
             rope_theta,
+            max_attention_scores: ATTENTION_SCORES,
         })
     }
 
@@ -181,11 +185,12 @@ impl VisionModel {
         let k = apply_vision_rope(&qkv.narrow(1, 1, 1)?.squeeze(1)?, cos, sin)?;
         let v = qkv.narrow(1, 2, 1)?.squeeze(1)?;
         let scale = (hd as f64).powf(-0.5);
-        // Consecutive frames of one size attend as one batch: a batch of 64 same-size images is a handful of ops
-        // per layer instead of a handful per image (on a GPU each op is a kernel launch).
+        // Consecutive frames of one size attend together, up to `max_attention_scores` at a time: a batch of 64
+        // same-size images is a handful of ops per layer per group instead of per image (on a GPU each op is a
+        // kernel launch), and the score matrices of a group stay bounded however many images come.
         let mut outs = Vec::new();
         let mut start = 0;
-        for (len, count) in equal_runs(segments) {
+        for (len, count) in attention_groups(segments, heads, self.max_attention_scores) {
             let rows = len * count;
             // [rows, heads, hd] → [count·heads, len, hd]
             let part = |t: &Tensor| -> Result<Tensor> {
@@ -204,6 +209,21 @@ impl VisionModel {
         let out = if outs.len() == 1 { outs.remove(0) } else { Tensor::cat(&outs, 0)? };
         block.proj.forward(&out)
     }
+}
+
+/// The default bound of [`VisionModel::max_attention_scores`]: 1 GiB of f32 scores.
+pub const ATTENTION_SCORES: usize = 1 << 28;
+
+/// The frames of `segments` (patch counts) grouped for attention as `(patches, frames)`: runs of one size, each
+/// group with at most `max_scores` scores over `heads` heads (at least one frame).
+fn attention_groups(segments: &[usize], heads: usize, max_scores: usize) -> Vec<(usize, usize)> {
+    equal_runs(segments)
+        .into_iter()
+        .flat_map(|(len, count)| {
+            let cap = (max_scores / (heads * len * len).max(1)).max(1);
+            (0..count).step_by(cap).map(move |first| (len, cap.min(count - first)))
+        })
+        .collect()
 }
 
 /// Runs of equal values in `segments` as `(value, run length)`, in order.
@@ -237,6 +257,9 @@ mod tests {
     fn equal_runs_group_consecutive_segments() {
         assert_eq!(equal_runs(&[4, 4, 4, 6, 4, 4]), vec![(4, 3), (6, 1), (4, 2)]);
         assert_eq!(equal_runs(&[]), vec![]);
+        // Two heads of 4×4 scores per frame: 64 scores allow two frames per group; one frame always fits.
+        assert_eq!(attention_groups(&[4, 4, 4, 4, 4, 6], 2, 64), vec![(4, 2), (4, 2), (4, 1), (6, 1)]);
+        assert_eq!(attention_groups(&[4, 4], 2, 1), vec![(4, 1), (4, 1)]);
     }
 
     #[test]
