@@ -62,9 +62,21 @@ pub fn rss_mib() -> Option<f64> {
     status_mib("VmRSS:")
 }
 
+/// `(peak, now)` resident memory from one reading of `/proc/self/status`, so that the peak is never below the
+/// current figure (two separate readings can see memory grow in between).
+pub fn peak_and_rss_mib() -> (Option<f64>, Option<f64>) {
+    match std::fs::read_to_string("/proc/self/status") {
+        Ok(s) => (field_mib(&s, "VmHWM:"), field_mib(&s, "VmRSS:")),
+        Err(_) => (None, None),
+    }
+}
+
 fn status_mib(field: &str) -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(field))?;
+    field_mib(&std::fs::read_to_string("/proc/self/status").ok()?, field)
+}
+
+fn field_mib(status: &str, field: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -95,6 +107,7 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
         let outs = first_error(outs)?;
         let prompt_tokens = outs.first().map_or(0, |g| g.prompt_ids.len());
         let generated: usize = outs.iter().map(|g| g.tokens.len()).sum();
+        let (peak_rss_mib, rss_mib) = peak_and_rss_mib();
         rows.push(BenchRow {
             batch: b,
             prompt_tokens,
@@ -106,8 +119,8 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             amortised_s_per_graph: total / b as f64,
             decode_tokens_per_s: (generated.saturating_sub(b)) as f64 / timings.decode_s.max(1e-12),
             tokens_per_s: generated as f64 / total.max(1e-12),
-            peak_rss_mib: peak_rss_mib(),
-            rss_mib: rss_mib(),
+            peak_rss_mib,
+            rss_mib,
             profile: sgvlm_model::profile::enabled().then(sgvlm_model::profile::take),
         });
     }
