@@ -42,6 +42,13 @@ pub struct BenchResult {
     pub profile: Option<std::collections::BTreeMap<String, sgvlm_model::profile::Part>>,
 }
 
+/// Seeded random token ids among the first 2,048 of the policy's vocabulary, `n` at a time.
+fn random_ids(policy: &Policy, stream: u64) -> impl FnMut(usize) -> Vec<u32> {
+    let vocab = (policy.config.text_config.vocab_size as u64).min(2048);
+    let mut rng = sgvlm_data::synth::Rng::for_item(0, stream, 0);
+    move |n| (0..n).map(|_| (rng.next_u64() % vocab) as u32).collect()
+}
+
 /// Times `steps` SFT steps of `batch` sequences of `len` tokens whose last `answer` tokens carry the loss, computing
 /// in `dtype` (a bf16 step includes casting the weights, as training does once per step).
 pub fn bench_sft(
@@ -53,12 +60,11 @@ pub fn bench_sft(
     steps: usize,
     warmup: usize,
 ) -> Result<BenchResult> {
-    let vocab = policy.config.text_config.vocab_size as u64;
-    let mut rng = sgvlm_data::synth::Rng::for_item(0, 0xBE4C, 0);
+    let mut ids_of = random_ids(policy, 0xBE4C);
     let answer = answer.min(len.saturating_sub(1)).max(1);
     let examples: Vec<Example> = (0..batch)
         .map(|_| {
-            let ids: Vec<u32> = (0..len).map(|_| (rng.next_u64() % vocab.min(2048)) as u32).collect();
+            let ids = ids_of(len);
             Example { prompt: ids[..len - answer].to_vec(), target: ids[len - answer..].to_vec(), image: None }
         })
         .collect();
@@ -158,15 +164,10 @@ pub fn bench_grpo(
     steps: usize,
     warmup: usize,
 ) -> Result<GrpoBenchResult> {
-    let vocab = policy.config.text_config.vocab_size as u64;
-    let mut rng = sgvlm_data::synth::Rng::for_item(0, 0x6E90, 0);
+    let mut ids_of = random_ids(policy, 0x6E90);
     let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
     let set: Vec<GrpoPrompt> = (0..prompts)
-        .map(|_| GrpoPrompt {
-            prompt: (0..prompt_len.max(1)).map(|_| (rng.next_u64() % vocab.min(2048)) as u32).collect(),
-            image: None,
-            solution: solution.to_string(),
-        })
+        .map(|_| GrpoPrompt { prompt: ids_of(prompt_len.max(1)), image: None, solution: solution.to_string() })
         .collect();
     let reference = policy.frozen_model(dtype.dtype())?;
     let rollout_seconds = std::cell::Cell::new(0.0);
