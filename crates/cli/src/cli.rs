@@ -319,7 +319,8 @@ pub enum TrainCommand {
     /// GRPO with the paper's eight weighted rewards, KL to the initial model, best checkpoint by validation reward.
     Grpo(TrainArgs),
     /// Time SFT steps on random token batches: JSON with seconds per step, tokens per second and peak memory (compare
-    /// with shared/bench/hf_train_baseline.py at the same batch and lengths on the same device).
+    /// with shared/bench/hf_train_baseline.py at the same batch and lengths on the same device). SGVLM_PROFILE=1 adds
+    /// `profile`: seconds in the forward pass, loss head, backward pass and optimizer, and per layer kind.
     Bench(BenchArgs),
     /// Time GRPO steps on random text prompts: PROMPTS × GROUP rollouts of exactly NEW_TOKENS tokens through the
     /// trainer's generator, rewards, and the clipped + KL update against a frozen reference; JSON with the rollout

@@ -16,7 +16,8 @@ pub enum BenchCommand {
     /// Time prefill and decode of the native engine: random images inside a PSG-like prompt, exactly N new
     /// tokens per sequence (end tokens and stop strings ignored), a warm-up run, then one timed run per batch
     /// size. Prints one JSON line per batch size: prefill_s, decode_s, s_per_graph (latency), amortised_s_per_graph,
-    /// tokens per second.
+    /// tokens per second. With SGVLM_PROFILE=1 in the environment each line also holds `profile`: the seconds spent
+    /// in each part of the model (layer kinds, LM head, sampling); each part waits for the device at its start and end.
     Generate(BenchGenerateArgs),
 }
 
