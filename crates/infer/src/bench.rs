@@ -54,25 +54,16 @@ pub struct BenchRow {
 
 /// Peak resident memory of this process (Linux `/proc/self/status` `VmHWM`), MiB; None elsewhere.
 pub fn peak_rss_mib() -> Option<f64> {
-    status_mib("VmHWM:")
+    peak_and_rss_mib().0
 }
 
-/// Resident memory of this process now (`VmRSS`), MiB; None elsewhere.
-pub fn rss_mib() -> Option<f64> {
-    status_mib("VmRSS:")
-}
-
-/// `(peak, now)` resident memory from one reading of `/proc/self/status`, so that the peak is never below the
-/// current figure (two separate readings can see memory grow in between).
+/// `(peak, now)` resident memory (`VmHWM`, `VmRSS`) from one reading of `/proc/self/status`, so that the peak is
+/// never below the current figure (two separate readings can see memory grow in between); None elsewhere.
 pub fn peak_and_rss_mib() -> (Option<f64>, Option<f64>) {
     match std::fs::read_to_string("/proc/self/status") {
         Ok(s) => (field_mib(&s, "VmHWM:"), field_mib(&s, "VmRSS:")),
         Err(_) => (None, None),
     }
-}
-
-fn status_mib(field: &str) -> Option<f64> {
-    field_mib(&std::fs::read_to_string("/proc/self/status").ok()?, field)
 }
 
 fn field_mib(status: &str, field: &str) -> Option<f64> {

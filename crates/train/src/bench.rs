@@ -42,6 +42,17 @@ pub struct BenchResult {
     pub profile: Option<std::collections::BTreeMap<String, sgvlm_model::profile::Part>>,
 }
 
+/// The middle of `v` once sorted (the upper middle for an even count; NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Parameters of the policy, and those the optimizer trains.
+fn counts(policy: &Policy, opt: &AdamW) -> (usize, usize) {
+    (policy.tensors().values().map(|t| t.elem_count()).sum(), opt.params.iter().map(|(_, v)| v.elem_count()).sum())
+}
+
 /// Seeded random token ids among the first 2,048 of the policy's vocabulary, `n` at a time.
 fn random_ids(policy: &Policy, stream: u64) -> impl FnMut(usize) -> Vec<u32> {
     let vocab = (policy.config.text_config.vocab_size as u64).min(2048);
@@ -84,10 +95,8 @@ pub fn bench_sft(
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    times.sort_by(f64::total_cmp);
-    let s_per_step = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
-    let parameters = policy.tensors().values().map(|t| t.elem_count()).sum();
-    let trainable = opt.params.iter().map(|(_, v)| v.elem_count()).sum();
+    let s_per_step = median(times);
+    let (parameters, trainable) = counts(policy, &opt);
     Ok(BenchResult {
         device: format!("{:?}", policy.device),
         dtype,
@@ -207,17 +216,14 @@ pub fn bench_grpo(
             rollouts.push(rollout_seconds.get());
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
     let updates: Vec<f64> = totals.iter().zip(&rollouts).map(|(t, r)| t - r).collect();
     let rollout_s = median(rollouts);
+    let (parameters, trainable) = counts(policy, &opt);
     Ok(GrpoBenchResult {
         device: format!("{:?}", policy.device),
         dtype,
-        parameters: policy.tensors().values().map(|t| t.elem_count()).sum(),
-        trainable: opt.params.iter().map(|(_, v)| v.elem_count()).sum(),
+        parameters,
+        trainable,
         prompts,
         group,
         prompt_len,

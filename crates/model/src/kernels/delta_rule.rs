@@ -89,14 +89,14 @@ pub(super) fn read<T: Float>(s: &[T], q: &[T], d: Dims, o: &mut [T]) {
     }
 }
 
-/// Forward over one head's `t` packed rows into `out` (`t × dv`).
-fn forward_head<T: Float>(x: &[T], t: usize, d: Dims, out: &mut [T]) {
-    let mut s = vec![T::zero(); d.dk * d.dv];
+/// Forward over one head's `t` packed rows into `out` (`t × dv`), advancing the state `s` (`dk × dv`) from where it
+/// is (zero for the training node; the cached state for inference).
+fn forward_head<T: Float>(x: &[T], t: usize, d: Dims, s: &mut [T], out: &mut [T]) {
     let (mut u, mut m) = (vec![T::zero(); d.dv], vec![T::zero(); d.dv]);
     for i in 0..t {
         let tok = token(&x[i * d.width()..(i + 1) * d.width()], d);
-        step(&mut s, &tok, d, &mut u, &mut m);
-        read(&s, tok.q, d, &mut out[i * d.dv..(i + 1) * d.dv]);
+        step(s, &tok, d, &mut u, &mut m);
+        read(s, tok.q, d, &mut out[i * d.dv..(i + 1) * d.dv]);
     }
 }
 
@@ -219,8 +219,10 @@ impl DeltaRule {
         let (heads, t, d) = packed_dims(layout, self.dk)?;
         let x = contiguous(x, layout)?;
         let mut out = vec![T::zero(); heads * t * d.dv];
+        let mut state = vec![T::zero(); d.dk * d.dv];
         for (h, o) in out.chunks_mut((t * d.dv).max(1)).enumerate().take(heads) {
-            forward_head(&x[h * t * d.width()..(h + 1) * t * d.width()], t, d, o);
+            state.fill(T::zero());
+            forward_head(&x[h * t * d.width()..(h + 1) * t * d.width()], t, d, &mut state, o);
         }
         let dims = layout.dims();
         Ok((out, Shape::from((dims[0], dims[1], t, d.dv))))
@@ -297,15 +299,10 @@ pub fn gated_delta_rule_with_state(
             )));
         }
         let mut out = vec![T::zero(); b * h * t * d.dv];
-        out.par_chunks_mut((t * d.dv).max(1)).zip(state.par_chunks_mut(n)).enumerate().for_each(|(head, (o, s))| {
-            let xs = &x[head * t * w..(head + 1) * t * w];
-            let (mut u, mut m) = (vec![T::zero(); d.dv], vec![T::zero(); d.dv]);
-            for i in 0..t {
-                let tok = token(&xs[i * w..(i + 1) * w], d);
-                step(s, &tok, d, &mut u, &mut m);
-                read(s, tok.q, d, &mut o[i * d.dv..(i + 1) * d.dv]);
-            }
-        });
+        out.par_chunks_mut((t * d.dv).max(1))
+            .zip(state.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(head, (o, s))| forward_head(&x[head * t * w..(head + 1) * t * w], t, d, s, o));
         let dev = packed.device();
         Ok((Tensor::from_vec(out, (b, h, t, d.dv), dev)?, Tensor::from_vec(state, (b, h, d.dk, d.dv), dev)?))
     }
