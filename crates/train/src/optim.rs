@@ -159,6 +159,19 @@ impl GradAccumulator {
         Ok(())
     }
 
+    /// Adds the sums of another accumulator of the same optimizer.
+    pub fn merge(&mut self, other: GradAccumulator) -> Result<()> {
+        for (slot, g) in self.0.iter_mut().zip(other.0) {
+            if let Some(g) = g {
+                *slot = Some(match slot.take() {
+                    Some(a) => (a + g)?,
+                    None => g,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The sums, with zeros for parameters no pass reached.
     pub fn finish(self, opt: &AdamW) -> Result<Vec<Tensor>> {
         Ok(self

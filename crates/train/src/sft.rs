@@ -216,28 +216,42 @@ pub fn sft_step(
         let mut acc = GradAccumulator::new(opt);
         let mut loss = 0f64;
         let pad = pad_of(policy);
-        // Shards of one micro-batch run on their own threads (a model this small keeps one core busy per
-        // forward/backward); their gradients are added in shard order, so the step is deterministic. The threads are
-        // rayon's: candle's CPU kernels parallelise with rayon, and from a thread outside its pool every such op
-        // would be handed to the pool and waited for (`sgvlm_model::ops::on_pool`).
-        let threads = match (&policy.device, o.threads) {
-            (candle_core::Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            (candle_core::Device::Cpu, n) => n,
-            _ => 1,
+        // On the CPU a micro-batch runs as passes of a few examples of similar length (little padding), dealt to
+        // the threads so their loads balance (`plan_passes`); a model this small keeps one core busy per
+        // forward/backward. Each thread adds its passes' gradients in order and the threads' sums are added in
+        // thread order, so the step is deterministic. The threads are rayon's: candle's CPU kernels parallelise
+        // with rayon, and from a thread outside its pool every such op would be handed to the pool and waited for
+        // (`sgvlm_model::ops::on_pool`). On a GPU, which is bound by launching kernels, a micro-batch is one pass.
+        let (threads, pass_size) = match (&policy.device, o.threads) {
+            (candle_core::Device::Cpu, 0) => (std::thread::available_parallelism().map_or(1, |n| n.get()), CPU_PASS),
+            (candle_core::Device::Cpu, n) => (n, CPU_PASS),
+            _ => (1, usize::MAX),
         };
         for idx in micro {
-            let shards = shard(idx, examples, threads);
-            let results: Vec<Result<Option<(f64, candle_core::backprop::GradStore)>>> = if shards.len() == 1 {
-                vec![shard_pass(model, examples, &shards[0], pad, &policy.device, o.vocab_chunk, coeff, weighting)]
+            let plan = plan_passes(idx, examples, threads, pass_size);
+            let run_thread = |passes: &[Vec<usize>]| -> Result<(f64, GradAccumulator)> {
+                let mut local = GradAccumulator::new(opt);
+                let mut logp = 0f64;
+                for pass in passes {
+                    if let Some((l, grads)) =
+                        run_pass(model, examples, pass, pad, &policy.device, o.vocab_chunk, coeff, weighting)?
+                    {
+                        logp += l;
+                        local.add(opt, &grads)?;
+                    }
+                }
+                Ok((logp, local))
+            };
+            let results: Vec<Result<(f64, GradAccumulator)>> = if plan.len() == 1 {
+                vec![run_thread(&plan[0])]
             } else {
-                let mut slots: Vec<Option<Result<_>>> = shards.iter().map(|_| None).collect();
+                let mut slots: Vec<Option<Result<_>>> = plan.iter().map(|_| None).collect();
                 rayon::scope(|s| {
-                    for (slot, sh) in slots.iter_mut().zip(&shards) {
-                        let device = &policy.device;
+                    for (slot, passes) in slots.iter_mut().zip(&plan) {
+                        let run_thread = &run_thread;
                         s.spawn(move |_| {
-                            let pass = || shard_pass(model, examples, sh, pad, device, o.vocab_chunk, coeff, weighting);
                             *slot = Some(
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(pass))
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_thread(passes)))
                                     .unwrap_or_else(|_| Err(TrainError::Input("a training thread panicked".into()))),
                             );
                         });
@@ -245,14 +259,13 @@ pub fn sft_step(
                 });
                 slots
                     .into_iter()
-                    .map(|r| r.unwrap_or_else(|| Err(TrainError::Input("a shard did not run".into()))))
+                    .map(|r| r.unwrap_or_else(|| Err(TrainError::Input("a training thread did not run".into()))))
                     .collect()
             };
             for r in results {
-                if let Some((logp_sum, grads)) = r? {
-                    loss -= logp_sum / total as f64;
-                    acc.add(opt, &grads)?;
-                }
+                let (logp_sum, local) = r?;
+                loss -= logp_sum / total as f64;
+                acc.merge(local)?;
             }
         }
         let _span = sgvlm_model::profile::span("sft: accumulate, clip, AdamW", &policy.device);
@@ -263,23 +276,35 @@ pub fn sft_step(
     })
 }
 
-/// Splits a micro-batch into at most `threads` shards of consecutive examples by length (longest first), so each
-/// shard pads little.
-fn shard(idx: &[usize], examples: &[Example], threads: usize) -> Vec<Vec<usize>> {
-    let n = threads.clamp(1, idx.len().max(1));
-    if n == 1 {
-        return vec![idx.to_vec()];
-    }
+/// Examples per forward/backward pass of a CPU step. A demo step on one core costs about the same per padded token
+/// at 1, 2, 4 or 8 examples per pass (`examples/profile_demo_step.rs`: 155–167 µs), so short passes of examples of
+/// similar length waste the least on padding.
+const CPU_PASS: usize = 2;
+
+/// Splits a micro-batch into passes of at most `pass_size` examples of similar length (sorted longest first, then
+/// cut), and deals the passes to at most `threads` threads, each pass to the thread with the fewest padded tokens
+/// so far (longest first, ties to the lower thread). Returns each thread's passes; threads without any are left out.
+/// Deterministic in the examples' lengths.
+fn plan_passes(idx: &[usize], examples: &[Example], threads: usize, pass_size: usize) -> Vec<Vec<Vec<usize>>> {
     let mut sorted = idx.to_vec();
     sorted.sort_by_key(|&i| std::cmp::Reverse(examples[i].len()));
-    let per = sorted.len().div_ceil(n);
-    sorted.chunks(per).map(<[usize]>::to_vec).collect()
+    let passes: Vec<Vec<usize>> = sorted.chunks(pass_size.max(1)).map(<[usize]>::to_vec).collect();
+    let threads = threads.clamp(1, passes.len().max(1));
+    let mut plan: Vec<(usize, Vec<Vec<usize>>)> = vec![(0, Vec::new()); threads];
+    // Passes come longest first: the first example of each is its longest, so its padded size is len × count.
+    for pass in passes {
+        let cost = pass.first().map_or(0, |&i| examples[i].len()) * pass.len();
+        let (load, list) = plan.iter_mut().min_by_key(|(load, _)| *load).expect("at least one thread");
+        *load += cost;
+        list.push(pass);
+    }
+    plan.into_iter().map(|(_, list)| list).filter(|l| !l.is_empty()).collect()
 }
 
-/// Forward and backward of one shard: the sum of its target log-probabilities and the gradients of
-/// `coeff · Σ w·logp` (`w` from the curriculum, 1 without; `None` when the shard has no target tokens).
+/// Forward and backward of one pass over the examples `idx`: the sum of their target log-probabilities and the
+/// gradients of `coeff · Σ w·logp` (`w` from the curriculum, 1 without; `None` when they have no target tokens).
 #[allow(clippy::too_many_arguments)]
-fn shard_pass(
+fn run_pass(
     model: &sgvlm_model::Qwen35,
     examples: &[Example],
     idx: &[usize],
@@ -442,4 +467,52 @@ pub fn save_checkpoint(
     let state = ck.join("trainer_state.json");
     std::fs::write(&state, json!({"global_step": step}).to_string() + "\n").map_err(TrainError::io(&state))?;
     Ok(ck)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples(lens: &[usize]) -> Vec<Example> {
+        lens.iter().map(|&n| Example { prompt: vec![1; 4], target: vec![2; n - 4], image: None }).collect()
+    }
+
+    /// Padded tokens of the slowest thread and of all threads together.
+    fn loads(plan: &[Vec<Vec<usize>>], ex: &[Example]) -> (usize, usize) {
+        let per_thread: Vec<usize> = plan
+            .iter()
+            .map(|t| t.iter().map(|p| p.iter().map(|&i| ex[i].len()).max().unwrap_or(0) * p.len()).sum())
+            .collect();
+        (per_thread.iter().copied().max().unwrap_or(0), per_thread.iter().sum())
+    }
+
+    #[test]
+    fn passes_cover_every_example_once_and_balance_the_threads() {
+        // The demo's first batch of 16 (prompt 86 + targets; examples/profile_demo_step.rs).
+        let targets = [269, 155, 176, 151, 234, 231, 182, 138, 166, 218, 103, 183, 222, 190, 226, 231];
+        let lens: Vec<usize> = targets.iter().map(|t| 86 + t).collect();
+        let ex = examples(&lens);
+        let idx: Vec<usize> = (0..ex.len()).collect();
+        let plan = plan_passes(&idx, &ex, 2, 2);
+        assert_eq!(plan.len(), 2);
+        let mut seen: Vec<usize> = plan.iter().flatten().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, idx, "every example in exactly one pass");
+        assert!(plan.iter().flatten().all(|p| !p.is_empty() && p.len() <= 2));
+        let (slowest, all) = loads(&plan, &ex);
+        let real: usize = lens.iter().sum();
+        // Two halves by length (the former split) leave the slower thread 2,840 padded tokens.
+        assert!(slowest <= real / 2 + 200, "slowest thread {slowest} padded tokens for {real} real");
+        assert!(all - real < 200, "{} padding tokens", all - real);
+        assert_eq!(plan, plan_passes(&idx, &ex, 2, 2), "not deterministic");
+    }
+
+    #[test]
+    fn one_thread_or_one_pass_keeps_everything_together_where_asked() {
+        let ex = examples(&[10, 30, 20]);
+        let idx = [2, 0, 1];
+        assert_eq!(plan_passes(&idx, &ex, 1, usize::MAX), vec![vec![vec![1, 2, 0]]]);
+        assert_eq!(plan_passes(&idx, &ex, 8, 1).len(), 3, "more threads than passes");
+        assert_eq!(plan_passes(&[], &ex, 2, 2), Vec::<Vec<Vec<usize>>>::new());
+    }
 }
