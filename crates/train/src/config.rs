@@ -105,7 +105,7 @@ pub struct SftSection {
     pub vision_lr_scale: f64,
     /// `"f32"` or `"bf16"`: the dtype of the forward and backward pass (weights and optimizer stay f32).
     pub compute_dtype: ComputeDtype,
-    /// CPU threads per batch, each running forward and backward on a shard (0: one per core; GPU: always 1).
+    /// CPU threads per batch, each running forward and backward of its passes (`passes`; 0: one per core; GPU: 1).
     pub threads: usize,
 }
 

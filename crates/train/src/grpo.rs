@@ -27,6 +27,7 @@ use crate::batch::{collate, target_hidden, Example};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
+use crate::passes;
 use crate::policy::Policy;
 use crate::precision::{ComputeDtype, TrainModel};
 use crate::report::{MetricsLog, Reporter};
@@ -58,7 +59,7 @@ pub struct GrpoOptions {
     /// errors of the paired per-prompt reward difference ([`paired_gain`]). 0 (the paper's rule): the best mean
     /// validation reward wins, however slim its lead over the start.
     pub select_margin: f64,
-    /// Completions per backward pass (memory bound).
+    /// Completions per backward pass on a GPU (memory bound); the CPU takes at most [`passes::CPU_PASS`] per pass.
     pub micro_batch: usize,
     pub seed: u64,
     pub vocab_chunk: usize,
@@ -239,38 +240,52 @@ pub fn grpo_gradients(
         .collect();
     let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
     let (reference, pad) = (parts.reference, parts.pad);
-    // The forward and backward passes on a rayon thread (`sgvlm_model::ops::on_pool`).
+    // The forward and backward passes on rayon's threads (`sgvlm_model::ops::on_pool`): on the CPU as passes of
+    // a few completions of similar length dealt to the cores, on a GPU as passes of `micro_batch` ([`passes`]).
+    let device = model.text.embed_tokens.device();
     let (grads, loss_sum, kl_sum, kl_n) = sgvlm_model::ops::on_pool(|| -> Result<_> {
+        let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
+        let (threads, pass_size) = passes::layout(device, 0, o.micro_batch.max(1));
+        let plan = passes::plan(&order, &examples, threads, pass_size);
+        let results = passes::on_threads(&plan, |list: &[Vec<usize>]| -> Result<_> {
+            let mut acc = GradAccumulator::new(opt);
+            let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
+            for chunk in list {
+                let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+                let batch = collate(&refs, pad, device)?;
+                let ref_h = sampling_hidden(reference, &batch, o.temperature)?;
+                let ref_lp = token_logprobs(&ref_h, &reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
+                let h = sampling_hidden(model, &batch, o.temperature)?;
+                let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
+                let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
+                    lp.iter()
+                        .enumerate()
+                        .map(|(t, &l)| {
+                            let b = batch.seq_of[t];
+                            let a = adv[chunk[b]];
+                            let w = 1.0 / (n_seq * seq_len[b]);
+                            let (loss, d) =
+                                token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
+                            loss_sum += w * loss;
+                            let d_ref = ref_lp[t] as f64 - l as f64;
+                            kl_sum += d_ref.exp() - d_ref - 1.0;
+                            kl_n += 1;
+                            (w * d) as f32
+                        })
+                        .collect()
+                })?;
+                acc.add(opt, &head.surrogate.backward()?)?;
+            }
+            Ok((acc, loss_sum, kl_sum, kl_n))
+        });
         let mut acc = GradAccumulator::new(opt);
         let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
-        let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
-        for chunk in order.chunks(o.micro_batch.max(1)) {
-            let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-            let batch = collate(&refs, pad, model.text.embed_tokens.device())?;
-            let ref_h = sampling_hidden(reference, &batch, o.temperature)?;
-            let ref_lp = token_logprobs(&ref_h, &reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
-            let h = sampling_hidden(model, &batch, o.temperature)?;
-            let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
-            let mut chunk_loss = 0f64;
-            let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
-                lp.iter()
-                    .enumerate()
-                    .map(|(t, &l)| {
-                        let b = batch.seq_of[t];
-                        let a = adv[chunk[b]];
-                        let w = 1.0 / (n_seq * seq_len[b]);
-                        let (loss, d) =
-                            token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
-                        chunk_loss += w * loss;
-                        let d_ref = ref_lp[t] as f64 - l as f64;
-                        kl_sum += d_ref.exp() - d_ref - 1.0;
-                        kl_n += 1;
-                        (w * d) as f32
-                    })
-                    .collect()
-            })?;
-            loss_sum += chunk_loss;
-            acc.add(opt, &head.surrogate.backward()?)?;
+        for r in results {
+            let (a, l, k, n) = r?;
+            acc.merge(a)?;
+            loss_sum += l;
+            kl_sum += k;
+            kl_n += n;
         }
         Ok((acc.finish(opt)?, loss_sum, kl_sum, kl_n))
     })?;
@@ -438,6 +453,64 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Completions fixed in advance, dealt to the prompts' rollouts in order.
+    struct Fixed(Vec<Vec<u32>>);
+
+    impl Rollout for Fixed {
+        fn generate(&mut self, prompts: &[Prompt], n: usize, _: &Sampling) -> Result<Vec<Vec<u32>>> {
+            Ok((0..prompts.len() * n).map(|i| self.0[i % self.0.len()].clone()).collect())
+        }
+    }
+
+    #[test]
+    fn gradients_do_not_depend_on_how_the_completions_are_split_into_passes() {
+        let policy = crate::policy::tiny_random();
+        let model = policy.model().unwrap();
+        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+        let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
+        // Completions of different lengths; the even-length ones "answer" perfectly, so the advantages differ.
+        let completions: Vec<Vec<u32>> = [3u32, 8, 5, 12, 2, 9, 6, 11]
+            .iter()
+            .map(|&n| (0..n).map(|j| (j * 7 + n) % 50 + 1).collect())
+            .collect();
+        let decode = |c: &[u32]| if c.len() % 2 == 0 { solution.to_string() } else { String::new() };
+        let prompts = [
+            GrpoPrompt { prompt: vec![5, 9, 2, 7], image: None, solution: solution.to_string() },
+            GrpoPrompt { prompt: vec![3, 1, 4, 1, 5, 9], image: None, solution: solution.to_string() },
+        ];
+        let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
+        let gradients = |micro_batch: usize| {
+            let mut fixed = Fixed(completions.clone());
+            let mut parts = GrpoParts {
+                rollout: &mut fixed,
+                reference: &reference,
+                decode: &decode,
+                stop_ids: Vec::new(),
+                stop_seq: Vec::new(),
+                schema: Schema::Triplet,
+                rewards: RewardConfig::default(),
+                pad: 0,
+            };
+            let o = GrpoOptions { group: 4, micro_batch, ..GrpoOptions::default() };
+            grpo_gradients(&model, &opt, &mut parts, &refs, 0, &o).unwrap()
+        };
+        let (one, stats) = gradients(1);
+        assert!(stats.reward_std > 0.0, "the advantages must not vanish");
+        let flat = |g: &[Tensor]| -> Vec<f32> {
+            g.iter().flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+        };
+        let a = flat(&one);
+        let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(scale > 0.0, "no gradient at all");
+        for micro in [2, 8] {
+            let (other, st) = gradients(micro);
+            assert!((st.loss - stats.loss).abs() < 1e-9 + 1e-6 * stats.loss.abs(), "loss {} vs {}", st.loss, stats.loss);
+            let worst = a.iter().zip(flat(&other)).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(worst < 1e-5 * scale, "micro-batch {micro}: gradients differ by {worst} (largest {scale})");
+        }
+    }
 
     #[test]
     fn advantages_subtract_the_group_mean_without_std_scaling() {

@@ -8,6 +8,7 @@
 //! - supervised fine-tuning with exact resume ([`sft`]) and GRPO with the paper's rewards ([`grpo`]), whose
 //!   rollouts come through the small [`rollout::Rollout`] trait (the built-in sampler, or the native engine with
 //!   constrained decoding: [`engine_rollout`]);
+//! - how both steps' examples become passes on the CPU's threads ([`passes`]);
 //! - the corruption of previous-frame graphs in video prompts ([`corrupt`]);
 //! - a loss-weight curriculum on number tokens ([`curriculum`]);
 //! - TOML run configs ([`config`]) and the synthetic end-to-end demo ([`demo`]).
@@ -26,6 +27,7 @@ pub mod error;
 pub mod grpo;
 pub mod loss;
 pub mod optim;
+pub mod passes;
 pub mod policy;
 pub mod precision;
 pub mod report;

@@ -18,6 +18,7 @@ use crate::curriculum::{combined_weights, TokenWeight};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
+use crate::passes;
 use crate::policy::Policy;
 use crate::precision::{ComputeDtype, TrainModel};
 use crate::report::{MetricsLog, Reporter};
@@ -62,10 +63,10 @@ pub struct SftOptions {
     /// The dtype of the forward and backward pass; the weights, gradients and optimizer state stay f32
     /// ([`crate::precision`]).
     pub compute_dtype: ComputeDtype,
-    /// Threads per micro-batch: each takes a shard of it (forward and backward), and the gradients are summed in
-    /// shard order. On a CPU a small model keeps about one core busy per pass, so this is how SFT uses the others;
-    /// the sum is over the same tokens, so only rounding differs from one thread. 0: one per available core. On a
-    /// GPU the passes run one after the other whatever this says.
+    /// CPU threads per micro-batch: its passes of a few examples each ([`crate::passes`]) are dealt to them, and
+    /// the gradients are summed in a fixed order. A small model keeps about one core busy per pass, so this is how
+    /// SFT uses the others; the sum is over the same tokens, so only rounding differs from one thread. 0: one per
+    /// available core. On a GPU a micro-batch is one pass whatever this says.
     pub threads: usize,
     /// Loss-weight curricula on token classes ([`crate::curriculum`]); a token in several classes gets the product
     /// of their weights. Empty: plain cross-entropy.
@@ -216,20 +217,13 @@ pub fn sft_step(
         let mut acc = GradAccumulator::new(opt);
         let mut loss = 0f64;
         let pad = pad_of(policy);
-        // On the CPU a micro-batch runs as passes of a few examples of similar length (little padding), dealt to
-        // the threads so their loads balance (`plan_passes`); a model this small keeps one core busy per
-        // forward/backward. Each thread adds its passes' gradients in order and the threads' sums are added in
-        // thread order, so the step is deterministic. The threads are rayon's: candle's CPU kernels parallelise
-        // with rayon, and from a thread outside its pool every such op would be handed to the pool and waited for
-        // (`sgvlm_model::ops::on_pool`). On a GPU, which is bound by launching kernels, a micro-batch is one pass.
-        let (threads, pass_size) = match (&policy.device, o.threads) {
-            (candle_core::Device::Cpu, 0) => (std::thread::available_parallelism().map_or(1, |n| n.get()), CPU_PASS),
-            (candle_core::Device::Cpu, n) => (n, CPU_PASS),
-            _ => (1, usize::MAX),
-        };
+        // On the CPU a micro-batch runs as passes of a few examples of similar length dealt to the threads
+        // ([`passes`]); each thread adds its passes' gradients in order and the threads' sums are added in thread
+        // order, so the step is deterministic. On a GPU a micro-batch is one pass.
+        let (threads, pass_size) = passes::layout(&policy.device, o.threads, usize::MAX);
         for idx in micro {
-            let plan = plan_passes(idx, examples, threads, pass_size);
-            let run_thread = |passes: &[Vec<usize>]| -> Result<(f64, GradAccumulator)> {
+            let plan = passes::plan(idx, examples, threads, pass_size);
+            let results = passes::on_threads(&plan, |passes: &[Vec<usize>]| -> Result<(f64, GradAccumulator)> {
                 let mut local = GradAccumulator::new(opt);
                 let mut logp = 0f64;
                 for pass in passes {
@@ -241,27 +235,7 @@ pub fn sft_step(
                     }
                 }
                 Ok((logp, local))
-            };
-            let results: Vec<Result<(f64, GradAccumulator)>> = if plan.len() == 1 {
-                vec![run_thread(&plan[0])]
-            } else {
-                let mut slots: Vec<Option<Result<_>>> = plan.iter().map(|_| None).collect();
-                rayon::scope(|s| {
-                    for (slot, passes) in slots.iter_mut().zip(&plan) {
-                        let run_thread = &run_thread;
-                        s.spawn(move |_| {
-                            *slot = Some(
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_thread(passes)))
-                                    .unwrap_or_else(|_| Err(TrainError::Input("a training thread panicked".into()))),
-                            );
-                        });
-                    }
-                });
-                slots
-                    .into_iter()
-                    .map(|r| r.unwrap_or_else(|| Err(TrainError::Input("a training thread did not run".into()))))
-                    .collect()
-            };
+            });
             for r in results {
                 let (logp_sum, local) = r?;
                 loss -= logp_sum / total as f64;
@@ -274,31 +248,6 @@ pub fn sft_step(
         opt.update(&grads, lr)?;
         Ok((loss, norm, total))
     })
-}
-
-/// Examples per forward/backward pass of a CPU step. A demo step on one core costs about the same per padded token
-/// at 1, 2, 4 or 8 examples per pass (`examples/profile_demo_step.rs`: 155–167 µs), so short passes of examples of
-/// similar length waste the least on padding.
-const CPU_PASS: usize = 2;
-
-/// Splits a micro-batch into passes of at most `pass_size` examples of similar length (sorted longest first, then
-/// cut), and deals the passes to at most `threads` threads, each pass to the thread with the fewest padded tokens
-/// so far (longest first, ties to the lower thread). Returns each thread's passes; threads without any are left out.
-/// Deterministic in the examples' lengths.
-fn plan_passes(idx: &[usize], examples: &[Example], threads: usize, pass_size: usize) -> Vec<Vec<Vec<usize>>> {
-    let mut sorted = idx.to_vec();
-    sorted.sort_by_key(|&i| std::cmp::Reverse(examples[i].len()));
-    let passes: Vec<Vec<usize>> = sorted.chunks(pass_size.max(1)).map(<[usize]>::to_vec).collect();
-    let threads = threads.clamp(1, passes.len().max(1));
-    let mut plan: Vec<(usize, Vec<Vec<usize>>)> = vec![(0, Vec::new()); threads];
-    // Passes come longest first: the first example of each is its longest, so its padded size is len × count.
-    for pass in passes {
-        let cost = pass.first().map_or(0, |&i| examples[i].len()) * pass.len();
-        let (load, list) = plan.iter_mut().min_by_key(|(load, _)| *load).expect("at least one thread");
-        *load += cost;
-        list.push(pass);
-    }
-    plan.into_iter().map(|(_, list)| list).filter(|l| !l.is_empty()).collect()
 }
 
 /// Forward and backward of one pass over the examples `idx`: the sum of their target log-probabilities and the
@@ -467,52 +416,4 @@ pub fn save_checkpoint(
     let state = ck.join("trainer_state.json");
     std::fs::write(&state, json!({"global_step": step}).to_string() + "\n").map_err(TrainError::io(&state))?;
     Ok(ck)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn examples(lens: &[usize]) -> Vec<Example> {
-        lens.iter().map(|&n| Example { prompt: vec![1; 4], target: vec![2; n - 4], image: None }).collect()
-    }
-
-    /// Padded tokens of the slowest thread and of all threads together.
-    fn loads(plan: &[Vec<Vec<usize>>], ex: &[Example]) -> (usize, usize) {
-        let per_thread: Vec<usize> = plan
-            .iter()
-            .map(|t| t.iter().map(|p| p.iter().map(|&i| ex[i].len()).max().unwrap_or(0) * p.len()).sum())
-            .collect();
-        (per_thread.iter().copied().max().unwrap_or(0), per_thread.iter().sum())
-    }
-
-    #[test]
-    fn passes_cover_every_example_once_and_balance_the_threads() {
-        // The demo's first batch of 16 (prompt 86 + targets; examples/profile_demo_step.rs).
-        let targets = [269, 155, 176, 151, 234, 231, 182, 138, 166, 218, 103, 183, 222, 190, 226, 231];
-        let lens: Vec<usize> = targets.iter().map(|t| 86 + t).collect();
-        let ex = examples(&lens);
-        let idx: Vec<usize> = (0..ex.len()).collect();
-        let plan = plan_passes(&idx, &ex, 2, 2);
-        assert_eq!(plan.len(), 2);
-        let mut seen: Vec<usize> = plan.iter().flatten().flatten().copied().collect();
-        seen.sort_unstable();
-        assert_eq!(seen, idx, "every example in exactly one pass");
-        assert!(plan.iter().flatten().all(|p| !p.is_empty() && p.len() <= 2));
-        let (slowest, all) = loads(&plan, &ex);
-        let real: usize = lens.iter().sum();
-        // Two halves by length (the former split) leave the slower thread 2,840 padded tokens.
-        assert!(slowest <= real / 2 + 200, "slowest thread {slowest} padded tokens for {real} real");
-        assert!(all - real < 200, "{} padding tokens", all - real);
-        assert_eq!(plan, plan_passes(&idx, &ex, 2, 2), "not deterministic");
-    }
-
-    #[test]
-    fn one_thread_or_one_pass_keeps_everything_together_where_asked() {
-        let ex = examples(&[10, 30, 20]);
-        let idx = [2, 0, 1];
-        assert_eq!(plan_passes(&idx, &ex, 1, usize::MAX), vec![vec![vec![1, 2, 0]]]);
-        assert_eq!(plan_passes(&idx, &ex, 8, 1).len(), 3, "more threads than passes");
-        assert_eq!(plan_passes(&[], &ex, 2, 2), Vec::<Vec<Vec<usize>>>::new());
-    }
 }
