@@ -471,10 +471,8 @@ mod tests {
         let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
         let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
         // Completions of different lengths; the even-length ones "answer" perfectly, so the advantages differ.
-        let completions: Vec<Vec<u32>> = [3u32, 8, 5, 12, 2, 9, 6, 11]
-            .iter()
-            .map(|&n| (0..n).map(|j| (j * 7 + n) % 50 + 1).collect())
-            .collect();
+        let completions: Vec<Vec<u32>> =
+            [3u32, 8, 5, 12, 2, 9, 6, 11].iter().map(|&n| (0..n).map(|j| (j * 7 + n) % 50 + 1).collect()).collect();
         let decode = |c: &[u32]| if c.len() % 2 == 0 { solution.to_string() } else { String::new() };
         let prompts = [
             GrpoPrompt { prompt: vec![5, 9, 2, 7], image: None, solution: solution.to_string() },
@@ -506,7 +504,12 @@ mod tests {
         assert!(scale > 0.0, "no gradient at all");
         for micro in [2, 8] {
             let (other, st) = gradients(micro);
-            assert!((st.loss - stats.loss).abs() < 1e-9 + 1e-6 * stats.loss.abs(), "loss {} vs {}", st.loss, stats.loss);
+            assert!(
+                (st.loss - stats.loss).abs() < 1e-9 + 1e-6 * stats.loss.abs(),
+                "loss {} vs {}",
+                st.loss,
+                stats.loss
+            );
             let worst = a.iter().zip(flat(&other)).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(worst < 1e-5 * scale, "micro-batch {micro}: gradients differ by {worst} (largest {scale})");
         }
