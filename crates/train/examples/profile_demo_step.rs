@@ -3,6 +3,8 @@
 //! collation, vision tower, text decoder, LM head (loss and its hand-written gradient), backward, gradient
 //! accumulation + clipping, and the AdamW update, the tokens per second, and the nodes of the step's gradient graph
 //! (`Tensor::sorted_nodes`: on a GPU, where every node is at least one kernel launch, a proxy for the step's launches).
+//! The batch runs as one pass, as on a GPU; the CPU trainer runs it as passes of two examples of similar length on
+//! its threads (`sgvlm_train::passes`), so `B 2` is the cost of one such pass.
 //!
 //! `cargo run --release -p sgvlm-train --example profile_demo_step -- [BATCH] [STEPS] [WxH] [CHUNK] [small|large]
 //! [kernels|composed]` — `large` is `sgvlm demo --large`'s model; `composed` switches off the CPU training kernels,
