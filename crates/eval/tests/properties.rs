@@ -3,8 +3,10 @@
 
 use proptest::prelude::*;
 use sgvlm_eval::ag_sgdet::{self, AgConfig};
+use sgvlm_eval::rewards::{self, Prepared, RewardConfig};
 use sgvlm_eval::strict_eval::{self, RowStatus, TripletConfig};
 use sgvlm_eval::Protocol;
+use sgvlm_graph::{lenient, Schema};
 
 const TRIPLET: &str = "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,adult,100,100,300,400\n2,chair,250,300,400,480\n\
                        3,table,350,200,600,450\nrel[2]{subj,pred,obj}:\n1,sitting-on,2\n1,beside,3\n</answer>\n";
@@ -36,6 +38,26 @@ fn unit(x: f64) -> bool {
 }
 
 proptest! {
+    /// The per-row verdicts count what the rewards count (rows with unique ids).
+    #[test]
+    fn row_verdicts_agree_with_the_reward_counts(gt in edits(), pred in edits()) {
+        let cfg = RewardConfig::default();
+        let (g, p) = (mangle(TRIPLET, &gt), mangle(TRIPLET, &pred));
+        let solution = Prepared::new(lenient::parse_solution(&g, Schema::Triplet, &cfg.gate), Schema::Triplet);
+        let graph = lenient::parse_completion(&p, Schema::Triplet, &cfg.gate);
+        let mut ids: Vec<i64> = graph.objects.iter().map(|o| o.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let unique = ids.len() == graph.objects.len();
+        let completion = Prepared::new(graph, Schema::Triplet);
+        let v = rewards::row_verdicts(&solution, &completion, &cfg);
+        let st = rewards::pair_stats(&solution, &completion, &cfg);
+        prop_assert_eq!(v.relations.iter().filter(|&&m| m).count(), st.edges_matched);
+        if unique {
+            prop_assert_eq!(v.objects.iter().filter(|&&m| m).count(), st.good_objects);
+        }
+    }
+
     #[test]
     fn strict_eval_stays_in_range(gt in edits(), pred in edits(), sound in any::<bool>()) {
         let protocol = if sound { Protocol::Sound } else { Protocol::Paper };

@@ -16,7 +16,7 @@
 //!
 //! `RAYON_NUM_THREADS=1 cargo run --release -p sgvlm-train --example grpo_direction -- --from-sft DIR --seed S
 //! [--prompts 128] [--chunk 4] [--group 8] [--temperature 0.7] [--val 128] [--scales 1e-5,3e-5,1e-4,3e-4,1e-3]
-//! [--size 128x96]`; one JSON line per result on stdout, progress on stderr.
+//! [--size 128x96] [--row-credit 0]`; one JSON line per result on stdout, progress on stderr.
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -101,6 +101,7 @@ fn main() -> Result<(), Error> {
         prompts_per_step: chunk,
         temperature: num("--temperature", 0.7) as f32,
         max_new_tokens: max_new,
+        row_credit: num("--row-credit", 0.0),
         micro_batch: 16,
         seed,
         vocab_chunk: 4096,

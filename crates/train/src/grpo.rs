@@ -12,6 +12,9 @@
 //! normalisation). With one optimisation pass per generation (`num_iterations 1`), the old policy equals the
 //! current one, so the ratio is 1 in value while its gradient is the policy gradient; the clipping matters only
 //! when [`token_terms`] is given an older policy. The vision tower and merger stay frozen ([`crate::policy`]).
+//!
+//! [`GrpoOptions::row_credit`] adds an optional per-row term to the advantage of each object and relation row's
+//! tokens ([`crate::credit`]); it is ours, not the paper's, and off by default.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,6 +27,7 @@ use sgvlm_graph::Schema;
 use sgvlm_model::Qwen35;
 
 use crate::batch::{collate, target_hidden, Example};
+use crate::credit;
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
 use crate::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
@@ -63,6 +67,9 @@ pub struct GrpoOptions {
     pub micro_batch: usize,
     pub seed: u64,
     pub vocab_chunk: usize,
+    /// Weight of the per-row credit added to the advantage of each object and relation row's tokens
+    /// ([`crate::credit`]; not the paper's GRPO). 0, the default: the paper's sequence-level advantage only.
+    pub row_credit: f64,
     /// `"f32"` or `"bf16"`: the dtype of the training forward and backward pass (weights and optimizer stay f32;
     /// build the reference model in the same dtype with [`Policy::frozen_model`]). Rollouts are the generator's.
     pub compute_dtype: ComputeDtype,
@@ -88,6 +95,7 @@ impl Default for GrpoOptions {
             micro_batch: 8,
             seed: 42,
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
+            row_credit: 0.0,
             compute_dtype: ComputeDtype::F32,
         }
     }
@@ -148,6 +156,8 @@ pub struct StepStats {
     pub loss: f64,
     pub kl: f64,
     pub grad_norm: f64,
+    /// Share of the completions whose rows got credit (0 without [`GrpoOptions::row_credit`]).
+    pub row_credited: f64,
 }
 
 /// Scores completions (texts) against solutions; returns the total rewards and the per-function means.
@@ -230,6 +240,11 @@ pub fn grpo_gradients(
     let solutions: Vec<&str> = prompts.iter().flat_map(|p| std::iter::repeat_n(p.solution.as_str(), o.group)).collect();
     let (totals, functions) = score(&texts, &solutions, parts.schema, &parts.rewards);
     let adv = advantages(&totals, o.group);
+    let rows = if o.row_credit != 0.0 {
+        credit::row_terms(&completions, &texts, &solutions, o.group, parts.schema, &parts.rewards, parts.decode)
+    } else {
+        credit::RowTerms { terms: completions.iter().map(|c| vec![0.0; c.len()]).collect(), credited: 0 }
+    };
     let examples: Vec<Example> = completions
         .iter()
         .enumerate()
@@ -257,12 +272,22 @@ pub fn grpo_gradients(
                 let ref_lp = token_logprobs(&ref_h, &reference.lm_head.weight, &batch.targets, o.vocab_chunk)?;
                 let h = sampling_hidden(model, &batch, o.temperature)?;
                 let seq_len: Vec<f64> = refs.iter().map(|e| e.target.len() as f64).collect();
+                // Where each sequence's targets start in the batch's target list (collated sequence by sequence).
+                let first: Vec<usize> = refs
+                    .iter()
+                    .scan(0, |at, e| {
+                        let s = *at;
+                        *at += e.target.len();
+                        Some(s)
+                    })
+                    .collect();
                 let head = logprob_surrogate(&h, &model.lm_head.weight, &batch.targets, o.vocab_chunk, |lp| {
                     lp.iter()
                         .enumerate()
                         .map(|(t, &l)| {
                             let b = batch.seq_of[t];
-                            let a = adv[chunk[b]];
+                            let i = chunk[b];
+                            let a = adv[i] + o.row_credit * rows.terms[i][t - first[b]];
                             let w = 1.0 / (n_seq * seq_len[b]);
                             let (loss, d) =
                                 token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
@@ -299,6 +324,7 @@ pub fn grpo_gradients(
         loss: loss_sum,
         kl: kl_sum / kl_n.max(1) as f64,
         grad_norm: 0.0,
+        row_credited: rows.credited as f64 / completions.len().max(1) as f64,
     };
     Ok((grads, stats))
 }
@@ -513,6 +539,66 @@ mod tests {
             let worst = a.iter().zip(flat(&other)).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(worst < 1e-5 * scale, "micro-batch {micro}: gradients differ by {worst} (largest {scale})");
         }
+    }
+
+    /// Identical completions have no sequence advantage, so the paper's loss has no gradient at the reference;
+    /// with row credit, one step raises the log-probability of the right object row's tokens and lowers the wrong
+    /// one's.
+    #[test]
+    fn row_credit_pushes_right_rows_up_and_wrong_rows_down() {
+        let policy = crate::policy::tiny_random();
+        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+        let tokenizer = sgvlm_model::tokenizer::Tokenizer::tiny();
+        let solution = "<answer>\nobj[2]{id,name,x1,y1,x2,y2}:\n1,person,100,100,300,400\n2,table,350,200,600,450\n\
+                        rel[1]{subj,pred,obj}:\n1,beside,2\n</answer>";
+        // Object 2's box is far off: a wrong row, and the relation that names it cannot match either.
+        let text = solution.replace("2,table,350,200,600,450", "2,table,10,10,40,40");
+        let ids = tokenizer.encode(&text).unwrap();
+        let decode = |c: &[u32]| tokenizer.decode(c, false).unwrap();
+        let prompt = GrpoPrompt { prompt: vec![5, 9, 2, 7], image: None, solution: solution.to_string() };
+        let example = Example { prompt: prompt.prompt.clone(), target: ids.clone(), image: None };
+        let batch = collate(&[&example], 0, &candle_core::Device::Cpu).unwrap();
+        let logprobs = |model: &Qwen35| {
+            token_logprobs(&target_hidden(model, &batch).unwrap(), &model.lm_head.weight, &batch.targets, 64).unwrap()
+        };
+        let ends = credit::token_ends(&ids, &text, &decode).unwrap();
+        let (objects, relations) = credit::row_spans(&text).unwrap();
+        let mean_over = |lp: &[f32], r: &std::ops::Range<usize>| {
+            let ks: Vec<usize> =
+                (0..ids.len()).filter(|&k| ends[k] > r.start && (k == 0 || ends[k - 1] < r.end)).collect();
+            ks.iter().map(|&k| lp[k] as f64).sum::<f64>() / ks.len() as f64
+        };
+        let step = |row_credit: f64| {
+            let policy = crate::policy::tiny_random();
+            let model = policy.model().unwrap();
+            let mut opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+            let mut fixed = Fixed(vec![ids.clone()]);
+            let mut parts = GrpoParts {
+                rollout: &mut fixed,
+                reference: &reference,
+                decode: &decode,
+                stop_ids: Vec::new(),
+                stop_seq: Vec::new(),
+                schema: Schema::Triplet,
+                rewards: RewardConfig::default(),
+                pad: 0,
+            };
+            let o = GrpoOptions { group: 4, row_credit, ..GrpoOptions::default() };
+            let before = logprobs(&model);
+            let stats = grpo_step(&model, &mut opt, &mut parts, &[&prompt], 1e-3, 0, &o).unwrap();
+            (stats, before, logprobs(&policy.model().unwrap()))
+        };
+        let (paper, ..) = step(0.0);
+        // Only the KL term is left, zero up to rounding at the reference.
+        assert!(paper.grad_norm < 1e-6 && paper.row_credited == 0.0, "{paper:?}");
+        let (credited, before, after) = step(1.0);
+        assert_eq!(credited.row_credited, 1.0);
+        assert!(credited.grad_norm > 1e-3, "{credited:?}");
+        let change = |r: &std::ops::Range<usize>| mean_over(&after, r) - mean_over(&before, r);
+        assert!(change(&objects[0]) > 0.0, "right object row: {}", change(&objects[0]));
+        assert!(change(&objects[1]) < 0.0, "wrong object row: {}", change(&objects[1]));
+        // Every rollout of the group wrote the relation wrong: the group baseline leaves it no term.
+        assert_eq!(relations.len(), 1);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   clipping ([`optim`]);
 //! - supervised fine-tuning with exact resume ([`sft`]) and GRPO with the paper's rewards ([`grpo`]), whose
 //!   rollouts come through the small [`rollout::Rollout`] trait (the built-in sampler, or the native engine with
-//!   constrained decoding: [`engine_rollout`]);
+//!   constrained decoding: [`engine_rollout`]), with an optional per-row credit that is not the paper's
+//!   ([`credit`]);
 //! - how both steps' examples become passes on the CPU's threads ([`passes`]);
 //! - the corruption of previous-frame graphs in video prompts ([`corrupt`]);
 //! - a loss-weight curriculum on number tokens ([`curriculum`]);
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod corrupt;
+pub mod credit;
 pub mod curriculum;
 pub mod demo;
 pub mod encode;

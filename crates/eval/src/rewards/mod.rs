@@ -38,10 +38,12 @@ mod config;
 mod stats;
 
 pub use config::{ConfigError, RewardConfig, KEYS as CONFIG_KEYS};
-pub use stats::{assign_objects, match_edges, matchable_gt_relations, pair_stats, PairStats, Prepared};
+pub use stats::{
+    assign_objects, match_edges, matchable_gt_relations, pair_stats, row_verdicts, PairStats, Prepared, RowVerdicts,
+};
 
 use crate::Protocol;
-use sgvlm_graph::lenient::Verdict;
+use sgvlm_graph::lenient::{LenientGraph, Verdict};
 use sgvlm_graph::{answer, lenient, Schema};
 
 /// The 13 reward functions, in the reference's registration order.
@@ -85,22 +87,7 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
 ) -> Scores {
     let mut out = [0.0; 13];
     let sound = cfg.protocol == Protocol::Sound;
-    // Gate and parse in one pass when the gate's parse decides it exactly (most model outputs); otherwise the gate, then
-    // the lenient parse of the reference's answer text (`sound`: of the answer the gate validated).
-    let (valid, pred) = match lenient::gate(completion, schema, &cfg.gate) {
-        Verdict::Gated(g) if sound || g.is_first_answer => (true, g.graph),
-        Verdict::Gated(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
-        verdict => {
-            let valid = verdict == Verdict::Valid;
-            let body =
-                if sound && valid { answer::exact_answer_body(answer::prepare_for_strict(completion)) } else { None };
-            let pred = match body {
-                Some(body) => lenient::parse_answer_text(body, schema, &cfg.gate),
-                None => lenient::parse_completion(completion, schema, &cfg.gate),
-            };
-            (valid, pred)
-        }
-    };
+    let (valid, pred) = scored_graph(completion, schema, cfg);
     out[8] = if pred.relations.is_empty() { 1.0 } else { 0.0 };
     out[9] = pred.objects.len() as f64;
     out[10] = pred.relations.len() as f64;
@@ -135,6 +122,39 @@ fn score_with<P: std::borrow::Borrow<Prepared>>(
         out[6] = -cfg.obj_halluc_penalty_weight * halluc;
     }
     out
+}
+
+/// Whether a completion passes the strict gate, and the graph the rewards read from it.
+fn scored_graph(completion: &str, schema: Schema, cfg: &RewardConfig) -> (bool, LenientGraph) {
+    let sound = cfg.protocol == Protocol::Sound;
+    // Gate and parse in one pass when the gate's parse decides it exactly (most model outputs); otherwise the gate, then
+    // the lenient parse of the reference's answer text (`sound`: of the answer the gate validated).
+    match lenient::gate(completion, schema, &cfg.gate) {
+        Verdict::Gated(g) if sound || g.is_first_answer => (true, g.graph),
+        Verdict::Gated(_) => (true, lenient::parse_completion(completion, schema, &cfg.gate)),
+        verdict => {
+            let valid = verdict == Verdict::Valid;
+            let body =
+                if sound && valid { answer::exact_answer_body(answer::prepare_for_strict(completion)) } else { None };
+            let pred = match body {
+                Some(body) => lenient::parse_answer_text(body, schema, &cfg.gate),
+                None => lenient::parse_completion(completion, schema, &cfg.gate),
+            };
+            (valid, pred)
+        }
+    }
+}
+
+/// Which object and relation rows of a completion the rewards count as right ([`RowVerdicts`]), in the order of
+/// the graph they score; `None` for a completion that fails the strict gate (none of its rows is scored).
+pub fn row_verdicts_of(
+    completion: &str,
+    solution: &Prepared,
+    schema: Schema,
+    cfg: &RewardConfig,
+) -> Option<RowVerdicts> {
+    let (valid, pred) = scored_graph(completion, schema, cfg);
+    valid.then(|| row_verdicts(solution, &Prepared::for_completion(pred, schema), cfg))
 }
 
 /// The `sound` protocol's weighted rewards for a completion that fails the gate: each function's worst value for

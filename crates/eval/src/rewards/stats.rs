@@ -270,40 +270,101 @@ pub fn match_edges(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> usize 
 }
 
 fn match_edges_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut Scratch) -> usize {
-    let (gr, pr) = (&gt.graph.relations, &pred.graph.relations);
-    if gt.usable.is_empty() || pr.is_empty() {
+    if gt.usable.is_empty() || pred.graph.relations.is_empty() {
         return 0;
     }
     let Scratch { candidates, here, matching, .. } = s;
     candidates.clear();
-    for (k, r) in pr.iter().enumerate() {
-        here.clear();
-        if let (Some(s), Some(o)) = (pred.index_of(r.subj), pred.index_of(r.obj)) {
-            let (ph, sh, oh) = (pred.pred_hash[k], pred.name_hash[s], pred.name_hash[o]);
-            let (sb, ob) = (pred.graph.objects[s].bbox, pred.graph.objects[o].bbox);
-            if ph != 0 && sh != 0 && oh != 0 {
-                for u in &gt.usable {
-                    if gt.pred_hash[u.rel] == ph
-                        && gt.name_hash[u.subj] == sh
-                        && gt.name_hash[u.obj] == oh
-                        && gt.pred_key(u.rel) == pred.pred_key(k)
-                        && gt.name_key(u.subj) == pred.name_key(s)
-                        && gt.name_key(u.obj) == pred.name_key(o)
-                    {
-                        let (gsb, gob) = (gt.graph.objects[u.subj].bbox, gt.graph.objects[u.obj].bbox);
-                        let (is, io) = (iou(gsb, sb), iou(gob, ob));
-                        if is >= cfg.edge_iou_thresh && io >= cfg.edge_iou_thresh {
-                            here.push((u.rel, is + io));
-                        }
+    for k in 0..pred.graph.relations.len() {
+        edge_candidates(gt, pred, cfg, k, here);
+        candidates.push(here.iter().map(|&(j, _)| j));
+    }
+    matching.max_matching_size(candidates, gt.graph.relations.len())
+}
+
+/// The GT relations predicted relation `k` may match, best first, into `here`: same `(pred, subj category, obj
+/// category)` and IoU ≥ `edge_iou_thresh` on both endpoints, in descending `IoU_s + IoU_o` order.
+fn edge_candidates(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, k: usize, here: &mut Vec<(usize, f64)>) {
+    here.clear();
+    let r = &pred.graph.relations[k];
+    if let (Some(s), Some(o)) = (pred.index_of(r.subj), pred.index_of(r.obj)) {
+        let (ph, sh, oh) = (pred.pred_hash[k], pred.name_hash[s], pred.name_hash[o]);
+        let (sb, ob) = (pred.graph.objects[s].bbox, pred.graph.objects[o].bbox);
+        if ph != 0 && sh != 0 && oh != 0 {
+            for u in &gt.usable {
+                if gt.pred_hash[u.rel] == ph
+                    && gt.name_hash[u.subj] == sh
+                    && gt.name_hash[u.obj] == oh
+                    && gt.pred_key(u.rel) == pred.pred_key(k)
+                    && gt.name_key(u.subj) == pred.name_key(s)
+                    && gt.name_key(u.obj) == pred.name_key(o)
+                {
+                    let (gsb, gob) = (gt.graph.objects[u.subj].bbox, gt.graph.objects[u.obj].bbox);
+                    let (is, io) = (iou(gsb, sb), iou(gob, ob));
+                    if is >= cfg.edge_iou_thresh && io >= cfg.edge_iou_thresh {
+                        here.push((u.rel, is + io));
                     }
                 }
             }
         }
-        // Stable descending sort, as Python's `sort(reverse=True)`.
-        here.sort_by(|a, b| b.1.total_cmp(&a.1));
-        candidates.push(here.iter().map(|&(j, _)| j));
     }
-    matching.max_matching_size(candidates, gr.len())
+    // Stable descending sort, as Python's `sort(reverse=True)`.
+    here.sort_by(|a, b| b.1.total_cmp(&a.1));
+}
+
+/// Which rows of a completion the rewards count as right, in the parse's order (`objects[i]` for
+/// `pred.graph.objects[i]`, `relations[k]` likewise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowVerdicts {
+    /// The object rows [`PairStats::good_objects`] counts: assigned to a GT object with an equal category key and
+    /// IoU ≥ `obj_iou_thresh`.
+    pub objects: Vec<bool>,
+    /// The relation rows the one-to-one edge matching takes ([`PairStats::edges_matched`] counts them).
+    pub relations: Vec<bool>,
+}
+
+/// [`RowVerdicts`] of a completion against its solution: the per-row form of `good_objects` and `edges_matched`
+/// (with unique object ids, the numbers of `true` rows equal them).
+pub fn row_verdicts(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig) -> RowVerdicts {
+    let mut v = RowVerdicts {
+        objects: vec![false; pred.graph.objects.len()],
+        relations: vec![false; pred.graph.relations.len()],
+    };
+    for (gi, pi) in assign_objects(gt, pred, cfg) {
+        if let Some((g, p)) = by_id(gt, gi, pred, pi) {
+            if good_pair(gt, g, pred, p, cfg).2 {
+                v.objects[p] = true;
+            }
+        }
+    }
+    if !gt.usable.is_empty() {
+        let mut here = Vec::new();
+        let candidates: Vec<Vec<usize>> = (0..pred.graph.relations.len())
+            .map(|k| {
+                edge_candidates(gt, pred, cfg, k, &mut here);
+                here.iter().map(|&(j, _)| j).collect()
+            })
+            .collect();
+        for owner in assign::max_matching(&candidates, gt.graph.relations.len()).into_iter().flatten() {
+            v.relations[owner] = true;
+        }
+    }
+    v
+}
+
+/// An assigned pair looked up by id, as the reference does: the last row with each side's id.
+fn by_id(gt: &Prepared, gi: usize, pred: &Prepared, pi: usize) -> Option<(usize, usize)> {
+    Some((gt.index_of(gt.graph.objects[gi].id)?, pred.index_of(pred.graph.objects[pi].id)?))
+}
+
+/// For GT object `g` and predicted object `p`: whether their names share a category key (`sem`), their IoU, and
+/// whether the pair is good (equal keys, two empty ones included as the reference's `good_obj` compares the keys
+/// directly, and IoU ≥ `obj_iou_thresh`).
+fn good_pair(gt: &Prepared, g: usize, pred: &Prepared, p: usize, cfg: &RewardConfig) -> (bool, f64, bool) {
+    let same = gt.same_name(g, pred, p);
+    let i = iou(gt.graph.objects[g].bbox, pred.graph.objects[p].bbox);
+    let equal_keys = same || (gt.name_hash[g] == 0 && pred.name_hash[p] == 0);
+    (same, i, equal_keys && i >= cfg.obj_iou_thresh)
 }
 
 /// All statistics for one (solution, completion) pair.
@@ -329,22 +390,15 @@ fn pair_stats_in(gt: &Prepared, pred: &Prepared, cfg: &RewardConfig, s: &mut Scr
         ..PairStats::default()
     };
     for &(gi, pi) in &assigned {
-        // Looked up by id, as the reference does: the last row with that id.
-        let (Some(g), Some(p)) = (gt.index_of(gt.graph.objects[gi].id), pred.index_of(pred.graph.objects[pi].id))
-        else {
+        let Some((g, p)) = by_id(gt, gi, pred, pi) else {
             continue;
         };
         let (go, po) = (&gt.graph.objects[g], &pred.graph.objects[p]);
-        let same = gt.same_name(g, pred, p);
+        let (same, i, good) = good_pair(gt, g, pred, p, cfg);
         st.node_sem_sum += if same { 1.0 } else { 0.0 } * cfg.node_reward_weight;
-        let i = iou(go.bbox, po.bbox);
         let blend = (cfg.iou_weight * i + cfg.box_l1_weight * (-l1_normalised(go.bbox, po.bbox, w, h)).exp()) / denom;
         st.node_box_sum += blend * cfg.node_reward_weight;
-        // Equal keys, two empty ones included (the reference's `good_obj` compares the keys directly).
-        let equal_keys = same || (gt.name_hash[g] == 0 && pred.name_hash[p] == 0);
-        if equal_keys && i >= cfg.obj_iou_thresh {
-            st.good_objects += 1;
-        }
+        st.good_objects += usize::from(good);
     }
     s.pairs = assigned;
     st.edges_matched = match_edges_in(gt, pred, cfg, s);

@@ -121,3 +121,20 @@ fn paper_is_the_default_and_protocol_is_a_setting() {
     c.set("reward_protocol", "sound").unwrap();
     assert_eq!(c, sound());
 }
+
+/// The per-row verdicts are the rows the counts count: object 2 (`sofa`) and relation `4,on,3` are wrong.
+#[test]
+fn row_verdicts_mark_the_rows_the_rewards_count() {
+    let cfg = RewardConfig::default();
+    let gt = Prepared::new(lenient::parse_solution(GT, Schema::Triplet, &cfg.gate), Schema::Triplet);
+    let partial = "<answer>\nobj[4]{id,name,x1,y1,x2,y2}:\n1,adult,110,90,310,400\n2,sofa,250,300,400,480\n\
+                   3,table,350,200,600,450\n4,cup,400,210,430,240\nrel[3]{subj,pred,obj}:\n1,beside,3\n4,on,3\n\
+                   1,sitting-on,2\n</answer>";
+    let v = row_verdicts_of(partial, &gt, Schema::Triplet, &cfg).unwrap();
+    assert_eq!(v.objects, [true, false, true, false]);
+    // `1,sitting-on,2` names the sofa where the solution has a chair: no match.
+    assert_eq!(v.relations, [true, false, false]);
+    let v = row_verdicts_of(GT, &gt, Schema::Triplet, &cfg).unwrap();
+    assert_eq!((v.objects, v.relations), (vec![true; 3], vec![true; 2]));
+    assert_eq!(row_verdicts_of(&GT.replace("\nrel[2]", "\n\nrel[2]"), &gt, Schema::Triplet, &cfg), None);
+}

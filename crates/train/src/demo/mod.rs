@@ -592,6 +592,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             max_seconds: Some(grpo_seconds),
             eval_every: r.grpo_eval_every,
             select_margin: r.grpo_select_margin,
+            row_credit: r.grpo_row_credit,
             micro_batch: 16,
             seed: o.seed,
             vocab_chunk: 4096,

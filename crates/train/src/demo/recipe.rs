@@ -174,6 +174,8 @@ pub struct DemoRecipe {
     /// [`crate::grpo::GrpoOptions::select_margin`]: a GRPO checkpoint is tested instead of the SFT model only when
     /// its validation reward beats the SFT model's by this many paired standard errors.
     pub grpo_select_margin: f64,
+    /// [`crate::grpo::GrpoOptions::row_credit`] (0: the paper's advantage).
+    pub grpo_row_credit: f64,
 }
 
 impl Default for DemoRecipe {
@@ -233,6 +235,7 @@ impl Default for DemoRecipe {
             grpo_prompts: 4,
             grpo_eval_every: 20,
             grpo_select_margin: 2.0,
+            grpo_row_credit: 0.0,
         }
     }
 }
