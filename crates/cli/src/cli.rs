@@ -307,6 +307,10 @@ pub struct DemoArgs {
     /// GRPO. Use the same --seed, --test and --image-size to evaluate on the same test scenes.
     #[arg(long, value_name = "DIR")]
     pub from_sft: Option<PathBuf>,
+    /// GRPO with per-row credit of this weight added to the paper's advantage (0, the default: the paper's GRPO).
+    /// Each object and relation row's tokens are pushed up when the rewards count the row right, down when not.
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    pub grpo_row_credit: f64,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

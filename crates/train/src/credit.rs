@@ -23,10 +23,23 @@ use std::ops::Range;
 use sgvlm_eval::rewards::{row_verdicts_of, Prepared, RewardConfig, RowVerdicts};
 use sgvlm_graph::{lenient, Schema};
 
-/// Byte ranges of a completion's object rows and relation rows, in order: the non-empty lines (without their
-/// indentation) under the `obj[N]{…}:` and `rel[M]{…}:` headers of the first `<answer>` after any think block, up
-/// to `</answer>`. `None` without an answer.
-pub fn row_spans(text: &str) -> Option<(Vec<Range<usize>>, Vec<Range<usize>>)> {
+/// Byte ranges of a completion's rows, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowSpans {
+    pub objects: Vec<Range<usize>>,
+    pub relations: Vec<Range<usize>>,
+}
+
+/// A row that gets credit: its tokens (indices into the completion), whether it is an object row, and `±1`.
+struct CreditedRow {
+    tokens: Vec<usize>,
+    object: bool,
+    value: f64,
+}
+
+/// The rows of a completion: the non-empty lines (without their indentation) under the `obj[N]{…}:` and
+/// `rel[M]{…}:` headers of the first `<answer>` after any think block, up to `</answer>`. `None` without an answer.
+pub fn row_spans(text: &str) -> Option<RowSpans> {
     let from = text.rfind("</think>").map_or(0, |p| p + "</think>".len());
     let start = from + text[from..].find("<answer>")? + "<answer>".len();
     let (mut objects, mut relations) = (Vec::new(), Vec::new());
@@ -57,7 +70,7 @@ pub fn row_spans(text: &str) -> Option<(Vec<Range<usize>>, Vec<Range<usize>>)> {
             }
         }
     }
-    Some((objects, relations))
+    Some(RowSpans { objects, relations })
 }
 
 /// The byte offset at which each token's text ends in `text`, when decoding the tokens one by one and joining
@@ -101,8 +114,7 @@ pub fn row_terms(
     for first in (0..ids.len()).step_by(group) {
         let members = first..(first + group).min(ids.len());
         let solution = Prepared::new(lenient::parse_solution(solutions[first], schema, &cfg.gate), schema);
-        // Per completion: each credited row as (its tokens, is an object row, +1 / −1).
-        let rows: Vec<Option<Vec<(Vec<usize>, bool, f64)>>> = members
+        let rows: Vec<Option<Vec<CreditedRow>>> = members
             .clone()
             .map(|i| {
                 if schema != Schema::Triplet {
@@ -113,7 +125,8 @@ pub fn row_terms(
             })
             .collect();
         let mean = |object: bool| {
-            let vals: Vec<f64> = rows.iter().flatten().flatten().filter(|r| r.1 == object).map(|r| r.2).collect();
+            let vals: Vec<f64> =
+                rows.iter().flatten().flatten().filter(|r| r.object == object).map(|r| r.value).collect();
             if vals.is_empty() {
                 0.0
             } else {
@@ -126,9 +139,9 @@ pub fn row_terms(
             out.credited += 1;
             // A token that straddles two rows (a merged newline) takes the mean of their terms.
             let mut count = vec![0u32; ids[i].len()];
-            for (tokens, object, value) in completion_rows {
-                let term = value - if *object { object_mean } else { relation_mean };
-                for &k in tokens {
+            for row in completion_rows {
+                let term = row.value - if row.object { object_mean } else { relation_mean };
+                for &k in &row.tokens {
                     out.terms[i][k] += term;
                     count[k] += 1;
                 }
@@ -149,8 +162,8 @@ fn credited_rows(
     text: &str,
     verdicts: &RowVerdicts,
     decode: &dyn Fn(&[u32]) -> String,
-) -> Option<Vec<(Vec<usize>, bool, f64)>> {
-    let (objects, relations) = row_spans(text)?;
+) -> Option<Vec<CreditedRow>> {
+    let RowSpans { objects, relations } = row_spans(text)?;
     if objects.len() != verdicts.objects.len() || relations.len() != verdicts.relations.len() {
         return None;
     }
@@ -164,12 +177,16 @@ fn credited_rows(
             })
             .collect()
     };
-    let value = |right: bool| if right { 1.0 } else { -1.0 };
+    let row = |r: &Range<usize>, object: bool, right: bool| CreditedRow {
+        tokens: tokens_in(r),
+        object,
+        value: if right { 1.0 } else { -1.0 },
+    };
     let rows = objects
         .iter()
         .zip(&verdicts.objects)
-        .map(|(r, &ok)| (tokens_in(r), true, value(ok)))
-        .chain(relations.iter().zip(&verdicts.relations).map(|(r, &ok)| (tokens_in(r), false, value(ok))))
+        .map(|(r, &ok)| row(r, true, ok))
+        .chain(relations.iter().zip(&verdicts.relations).map(|(r, &ok)| row(r, false, ok)))
         .collect();
     Some(rows)
 }
@@ -191,15 +208,15 @@ mod tests {
 
     #[test]
     fn spans_are_the_rows_under_each_header() {
-        let (objects, relations) = row_spans(PRED).unwrap();
-        let texts: Vec<&str> = objects.iter().chain(&relations).map(|r| &PRED[r.clone()]).collect();
+        let spans = row_spans(PRED).unwrap();
+        let texts: Vec<&str> = spans.objects.iter().chain(&spans.relations).map(|r| &PRED[r.clone()]).collect();
         assert_eq!(
             texts,
             ["1,person,100,100,300,400", "2,ball,0,0,20,20", "3,table,350,200,600,450", "1,beside,3", "3,on,1"]
         );
         let thought = format!("<think>\nobj[1]{{x}}:\n9,fake\n</think>\n\n  {}", PRED.replace("\n3,on", "\n   3,on"));
-        let (o, r) = row_spans(&thought).unwrap();
-        assert_eq!((o.len(), &thought[r[1].clone()]), (3, "3,on,1"));
+        let spans = row_spans(&thought).unwrap();
+        assert_eq!((spans.objects.len(), &thought[spans.relations[1].clone()]), (3, "3,on,1"));
         assert_eq!(row_spans("no answer here"), None);
     }
 

@@ -562,7 +562,7 @@ mod tests {
             token_logprobs(&target_hidden(model, &batch).unwrap(), &model.lm_head.weight, &batch.targets, 64).unwrap()
         };
         let ends = credit::token_ends(&ids, &text, &decode).unwrap();
-        let (objects, relations) = credit::row_spans(&text).unwrap();
+        let credit::RowSpans { objects, relations } = credit::row_spans(&text).unwrap();
         let mean_over = |lp: &[f32], r: &std::ops::Range<usize>| {
             let ks: Vec<usize> =
                 (0..ids.len()).filter(|&k| ends[k] > r.start && (k == 0 || ends[k - 1] < r.end)).collect();

@@ -61,6 +61,8 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = a.batch_size {
         recipe.batch_size = b;
     }
+    anyhow::ensure!(a.grpo_row_credit.is_finite(), "--grpo-row-credit {}: expected a number", a.grpo_row_credit);
+    recipe.grpo_row_credit = a.grpo_row_credit;
     let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");
