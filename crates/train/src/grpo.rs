@@ -489,6 +489,24 @@ mod tests {
         }
     }
 
+    /// GRPO parts over fixed completions: triplet schema, default rewards, no stop tokens, pad 0.
+    fn fixed_parts<'a>(
+        fixed: &'a mut Fixed,
+        reference: &'a Qwen35,
+        decode: &'a dyn Fn(&[u32]) -> String,
+    ) -> GrpoParts<'a> {
+        GrpoParts {
+            rollout: fixed,
+            reference,
+            decode,
+            stop_ids: Vec::new(),
+            stop_seq: Vec::new(),
+            schema: Schema::Triplet,
+            rewards: RewardConfig::default(),
+            pad: 0,
+        }
+    }
+
     #[test]
     fn gradients_do_not_depend_on_how_the_completions_are_split_into_passes() {
         let policy = crate::policy::tiny_random();
@@ -507,16 +525,7 @@ mod tests {
         let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
         let gradients = |micro_batch: usize| {
             let mut fixed = Fixed(completions.clone());
-            let mut parts = GrpoParts {
-                rollout: &mut fixed,
-                reference: &reference,
-                decode: &decode,
-                stop_ids: Vec::new(),
-                stop_seq: Vec::new(),
-                schema: Schema::Triplet,
-                rewards: RewardConfig::default(),
-                pad: 0,
-            };
+            let mut parts = fixed_parts(&mut fixed, &reference, &decode);
             let o = GrpoOptions { group: 4, micro_batch, ..GrpoOptions::default() };
             grpo_gradients(&model, &opt, &mut parts, &refs, 0, &o).unwrap()
         };
@@ -573,16 +582,7 @@ mod tests {
             let model = policy.model().unwrap();
             let mut opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
             let mut fixed = Fixed(vec![ids.clone()]);
-            let mut parts = GrpoParts {
-                rollout: &mut fixed,
-                reference: &reference,
-                decode: &decode,
-                stop_ids: Vec::new(),
-                stop_seq: Vec::new(),
-                schema: Schema::Triplet,
-                rewards: RewardConfig::default(),
-                pad: 0,
-            };
+            let mut parts = fixed_parts(&mut fixed, &reference, &decode);
             let o = GrpoOptions { group: 4, row_credit, ..GrpoOptions::default() };
             let before = logprobs(&model);
             let stats = grpo_step(&model, &mut opt, &mut parts, &[&prompt], 1e-3, 0, &o).unwrap();
