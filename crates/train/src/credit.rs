@@ -89,6 +89,17 @@ pub fn token_ends(ids: &[u32], text: &str, decode: &dyn Fn(&[u32]) -> String) ->
     (at == text.len()).then_some(ends)
 }
 
+/// The tokens (by [`token_ends`]) whose text overlaps the byte range `r`: token `k` covers bytes
+/// `[ends[k−1], ends[k])`; empty tokens (stripped specials) cover nothing.
+pub fn tokens_in(ends: &[usize], r: &Range<usize>) -> Vec<usize> {
+    (0..ends.len())
+        .filter(|&k| {
+            let begin = if k == 0 { 0 } else { ends[k - 1] };
+            begin < ends[k] && begin < r.end && r.start < ends[k]
+        })
+        .collect()
+}
+
 /// The per-token row terms of a step's completions ([`row_terms`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowTerms {
@@ -168,17 +179,8 @@ fn credited_rows(
         return None;
     }
     let ends = token_ends(ids, text, decode)?;
-    let tokens_in = |r: &Range<usize>| -> Vec<usize> {
-        // Token k covers bytes [ends[k−1], ends[k]); empty tokens (stripped specials) cover nothing.
-        (0..ids.len())
-            .filter(|&k| {
-                let begin = if k == 0 { 0 } else { ends[k - 1] };
-                begin < ends[k] && begin < r.end && r.start < ends[k]
-            })
-            .collect()
-    };
     let row = |r: &Range<usize>, object: bool, right: bool| CreditedRow {
-        tokens: tokens_in(r),
+        tokens: tokens_in(&ends, r),
         object,
         value: if right { 1.0 } else { -1.0 },
     };

@@ -240,11 +240,9 @@ pub fn grpo_gradients(
     let solutions: Vec<&str> = prompts.iter().flat_map(|p| std::iter::repeat_n(p.solution.as_str(), o.group)).collect();
     let (totals, functions) = score(&texts, &solutions, parts.schema, &parts.rewards);
     let adv = advantages(&totals, o.group);
-    let rows = if o.row_credit != 0.0 {
+    let rows = (o.row_credit != 0.0).then(|| {
         credit::row_terms(&completions, &texts, &solutions, o.group, parts.schema, &parts.rewards, parts.decode)
-    } else {
-        credit::RowTerms { terms: completions.iter().map(|c| vec![0.0; c.len()]).collect(), credited: 0 }
-    };
+    });
     let examples: Vec<Example> = completions
         .iter()
         .enumerate()
@@ -287,7 +285,7 @@ pub fn grpo_gradients(
                         .map(|(t, &l)| {
                             let b = batch.seq_of[t];
                             let i = chunk[b];
-                            let a = adv[i] + o.row_credit * rows.terms[i][t - first[b]];
+                            let a = adv[i] + rows.as_ref().map_or(0.0, |r| o.row_credit * r.terms[i][t - first[b]]);
                             let w = 1.0 / (n_seq * seq_len[b]);
                             let (loss, d) =
                                 token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
@@ -324,7 +322,7 @@ pub fn grpo_gradients(
         loss: loss_sum,
         kl: kl_sum / kl_n.max(1) as f64,
         grad_norm: 0.0,
-        row_credited: rows.credited as f64 / completions.len().max(1) as f64,
+        row_credited: rows.map_or(0.0, |r| r.credited as f64 / completions.len().max(1) as f64),
     };
     Ok((grads, stats))
 }
@@ -573,8 +571,7 @@ mod tests {
         let ends = credit::token_ends(&ids, &text, &decode).unwrap();
         let credit::RowSpans { objects, relations } = credit::row_spans(&text).unwrap();
         let mean_over = |lp: &[f32], r: &std::ops::Range<usize>| {
-            let ks: Vec<usize> =
-                (0..ids.len()).filter(|&k| ends[k] > r.start && (k == 0 || ends[k - 1] < r.end)).collect();
+            let ks = credit::tokens_in(&ends, r);
             ks.iter().map(|&k| lp[k] as f64).sum::<f64>() / ks.len() as f64
         };
         let step = |row_credit: f64| {
