@@ -128,40 +128,42 @@ pub fn loops_cpu(
 
 /// Inverse of the unit lower-triangular matrix `I + strict_lower(a)` for `a: [..., n, n]`, by the block rule
 /// `[[A, 0], [C, D]]⁻¹ = [[A⁻¹, 0], [−D⁻¹·C·A⁻¹, D⁻¹]]` (equal halves are inverted together in one batch).
+/// The leading dims are flattened into one batch axis, so the recursion's tensors stay rank 3 (candle's CPU
+/// iterators handle at most eight dims).
 pub fn unit_lower_inverse(a: &Tensor) -> Result<Tensor> {
+    let dims = a.dims().to_vec();
     let n = a.dim(D::Minus1)?;
+    let batch: usize = dims[..dims.len() - 2].iter().product();
     let mask = Tensor::tril2(n, a.dtype(), a.device())?;
     let eye = Tensor::eye(n, a.dtype(), a.device())?;
     // Keep the strict lower triangle and put ones on the diagonal.
     let m = (a.broadcast_mul(&(mask - &eye)?)?.broadcast_add(&eye))?;
-    block_inverse(&m)
+    Ok(block_inverse(&m.reshape((batch, n, n))?)?.reshape(dims)?)
 }
 
+/// [`unit_lower_inverse`] of `m` `[batch, n, n]`, already unit lower-triangular.
 fn block_inverse(m: &Tensor) -> Result<Tensor> {
-    let n = m.dim(D::Minus1)?;
+    let (batch, n, _) = m.dims3()?;
     if n == 1 {
         return Ok(m.ones_like()?);
     }
     let h = n / 2;
     let r = n - h;
-    let top_left = m.narrow(D::Minus2, 0, h)?.narrow(D::Minus1, 0, h)?;
-    let bottom_left = m.narrow(D::Minus2, h, r)?.narrow(D::Minus1, 0, h)?;
-    let bottom_right = m.narrow(D::Minus2, h, r)?.narrow(D::Minus1, h, r)?;
+    let top_left = m.narrow(1, 0, h)?.narrow(2, 0, h)?;
+    let bottom_left = m.narrow(1, h, r)?.narrow(2, 0, h)?;
+    let bottom_right = m.narrow(1, h, r)?.narrow(2, h, r)?;
     let (a_inv, d_inv) = if h == r {
-        let rank = m.rank();
-        let both = block_inverse(&Tensor::stack(&[&top_left, &bottom_right], rank - 2)?)?;
-        (both.narrow(rank - 2, 0, 1)?.squeeze(rank - 2)?, both.narrow(rank - 2, 1, 1)?.squeeze(rank - 2)?)
+        // Both halves as one batch twice as long.
+        let both = block_inverse(&Tensor::cat(&[&top_left, &bottom_right], 0)?)?;
+        (both.narrow(0, 0, batch)?, both.narrow(0, batch, batch)?)
     } else {
         (block_inverse(&top_left.contiguous()?)?, block_inverse(&bottom_right.contiguous()?)?)
     };
     let c = mm(&mm(&d_inv, &bottom_left)?, &a_inv)?.neg()?;
-    let mut zeros_dims = a_inv.dims().to_vec();
-    let last = zeros_dims.len() - 1;
-    zeros_dims[last] = r;
-    let zeros = Tensor::zeros(zeros_dims, m.dtype(), m.device())?;
-    let top = Tensor::cat(&[&a_inv, &zeros], D::Minus1)?;
-    let bottom = Tensor::cat(&[&c, &d_inv], D::Minus1)?;
-    Ok(Tensor::cat(&[&top, &bottom], D::Minus2)?)
+    let zeros = Tensor::zeros((batch, h, r), m.dtype(), m.device())?;
+    let top = Tensor::cat(&[&a_inv, &zeros], 2)?;
+    let bottom = Tensor::cat(&[&c, &d_inv], 2)?;
+    Ok(Tensor::cat(&[&top, &bottom], 1)?)
 }
 
 /// Chunked gated delta rule (the parallel form used for prefill and training).
@@ -255,6 +257,16 @@ mod tests {
         let m = a.broadcast_mul(&(tril - &eye).unwrap()).unwrap().broadcast_add(&eye).unwrap();
         let prod = m.matmul(&inv).unwrap();
         assert!(max_abs_diff(&prod, &eye.broadcast_as((3, 8, 8)).unwrap()) < 1e-5);
+        // Many leading dims and a deep recursion (the chunked form's [B, H, chunks, n, n]; candle's CPU iterators
+        // take at most eight dims, which stacking the halves on a new axis per level would exceed).
+        let a = Tensor::randn(0f32, 0.5, (2, 2, 3, 16, 16), &Device::Cpu).unwrap();
+        let inv = unit_lower_inverse(&a).unwrap();
+        assert_eq!(inv.dims(), a.dims());
+        let eye = Tensor::eye(16, DType::F32, &Device::Cpu).unwrap();
+        let tril = Tensor::tril2(16, DType::F32, &Device::Cpu).unwrap();
+        let m = a.broadcast_mul(&(tril - &eye).unwrap()).unwrap().broadcast_add(&eye).unwrap();
+        let prod = m.reshape((12, 16, 16)).unwrap().matmul(&inv.reshape((12, 16, 16)).unwrap()).unwrap();
+        assert!(max_abs_diff(&prod, &eye.broadcast_as((12, 16, 16)).unwrap()) < 1e-4);
     }
 
     #[test]
