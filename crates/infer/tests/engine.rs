@@ -6,7 +6,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 use sgvlm_graph::{Schema, StrictConfig};
 use sgvlm_infer::bench::random_png;
-use sgvlm_infer::engine::{Engine, EngineConfig, Generated};
+use sgvlm_infer::engine::{DecodeMode, Engine, EngineConfig, Generated};
 use sgvlm_infer::{Constraint, FinishReason, GenParams, GenRequest, Message, Role};
 use sgvlm_model::tokenizer::Tokenizer;
 use sgvlm_model::vision::processor::ImageProcessor;
@@ -30,13 +30,18 @@ fn engine_of(cfg: Config, max_batch: usize) -> Engine {
 
 /// `bf16_weights`: the decoder's projections kept in bf16 (`--device cpu-bf16`).
 fn engine_with(cfg: Config, max_batch: usize, bf16_weights: bool) -> Engine {
+    engine_in(cfg, max_batch, bf16_weights, DecodeMode::Auto)
+}
+
+fn engine_in(cfg: Config, max_batch: usize, bf16_weights: bool, decode: DecodeMode) -> Engine {
     let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
     let mut model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
     if bf16_weights {
         model.keep_bf16().unwrap();
     }
     let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
-    Engine::new(model, Tokenizer::tiny(), processor, EngineConfig { max_batch, ..EngineConfig::default() }).unwrap()
+    Engine::new(model, Tokenizer::tiny(), processor, EngineConfig { max_batch, decode, ..EngineConfig::default() })
+        .unwrap()
 }
 
 fn request(text: &str, image: Option<(u32, u32)>, params: GenParams) -> GenRequest {
@@ -76,6 +81,45 @@ fn batched_greedy_equals_unbatched_token_for_token() {
         }
         assert!(one[0].pixel_values.is_some() && one[0].grids.len() == 1 && one[1].grids.is_empty());
     }
+}
+
+#[test]
+fn fixed_shape_steps_equal_eager_steps_token_for_token() {
+    // What a CUDA graph replays (the KV slot, positions and mask read from device buffers, the whole KV capacity
+    // attended over, DeltaNet states updated in place) must decode what the eager steps decode: greedy and
+    // seeded sampling, rows of different lengths (left padding), rows leaving at different steps and queued
+    // requests joining (each change rebuilds the fixed-shape state).
+    let greedy = GenParams { stop: vec![], ..GenParams::default() };
+    let sampled = GenParams { temperature: 1.0, top_p: 0.9, seed: Some(7), stop: vec![], ..GenParams::default() };
+    for (cfg, bf16) in [(Config::tiny(), false), (two_kv_heads(), false), (two_kv_heads(), true)] {
+        for base in [&greedy, &sampled] {
+            let reqs: Vec<GenRequest> = mixed_requests(base)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut r)| {
+                    r.params.max_new_tokens = 6 + 3 * i;
+                    r
+                })
+                .collect();
+            for max_batch in [8, 2] {
+                let eager = engine_in(cfg.clone(), max_batch, bf16, DecodeMode::Eager);
+                let fixed = engine_in(cfg.clone(), max_batch, bf16, DecodeMode::Fixed);
+                let (a, _) = eager.generate_timed(&reqs);
+                let (b, t) = fixed.generate_timed(&reqs);
+                for (i, (a, b)) in ok(a).iter().zip(&ok(b)).enumerate() {
+                    assert_eq!(a.tokens, b.tokens, "request {i}, batch {max_batch}, bf16 {bf16}");
+                    assert_eq!(a.tokens.len(), 6 + 3 * i);
+                }
+                assert_eq!((t.graph_steps, t.graph_error), (0, None), "no graphs on the CPU");
+                assert!(t.decode_steps > 0);
+            }
+        }
+    }
+    // Asking for graphs on the CPU runs the same fixed-shape steps.
+    assert_eq!(DecodeMode::Graph.on(&Device::Cpu), DecodeMode::Fixed);
+    assert_eq!(DecodeMode::Auto.on(&Device::Cpu), DecodeMode::Eager);
+    assert_eq!(DecodeMode::parse("graph"), Ok(DecodeMode::Graph));
+    assert!(DecodeMode::parse("fast").unwrap_err().contains("auto, eager, fixed or graph"));
 }
 
 #[test]

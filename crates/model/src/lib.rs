@@ -3,7 +3,8 @@
 //! This crate owns the model: its [`config::Config`] (mirroring Hugging Face `config.json`), the hybrid text
 //! decoder ([`text`]: Gated DeltaNet and output-gated full attention with partial M-RoPE), the vision tower and
 //! image preprocessing ([`vision`]), M-RoPE position ids ([`positions`]) and checkpoints ([`checkpoint`]: load
-//! and save Hugging Face directories, seeded random init). [`Qwen35`] composes them.
+//! and save Hugging Face directories, seeded random init). [`Qwen35`] composes them. [`cuda`] opens the GPU and
+//! captures fixed-shape decode steps ([`text::TextModel::decode_static`]) as CUDA graphs.
 //!
 //! Every op on the forward path has a candle gradient (the fused candle-nn kernels without backward are not used),
 //! so building the model over a `VarMap` makes all weights trainable. Decoding state is explicit ([`Cache`]).
@@ -23,6 +24,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod cuda;
 pub mod error;
 pub mod kernels;
 pub mod model;

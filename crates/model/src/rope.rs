@@ -101,6 +101,20 @@ impl TextRope {
         })
     }
 
+    /// Tables made elsewhere, `cos`/`sin` `[B, T, rotary_dim]` on `x`'s device: typically rows of
+    /// [`TextRope::text_table`] picked on the device by a tensor of positions, so that a decode step captured in a
+    /// CUDA graph reads its positions from device memory.
+    pub fn from_tables(cos: Tensor, sin: Tensor) -> Self {
+        Self { cos, sin, host: None, half: std::sync::OnceLock::new() }
+    }
+
+    /// The tables of text positions `0..n`, `[n, rotary_dim]` each: a text token at position `p` (its three
+    /// M-RoPE axes equal) rotates by row `p`. The same values as [`TextRope::new`] gives such a token.
+    pub fn text_table(cfg: &Config, n: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+        let rope = Self::new(cfg, &MropePositions::text(1, n, 0), device)?;
+        Ok((rope.cos.squeeze(0)?, rope.sin.squeeze(0)?))
+    }
+
     /// Rotates the first `rotary_dim` features of `x` `[B, H, T, D]`, leaving the rest unchanged.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(tables) = self.host.as_ref().filter(|_| crate::kernels::supported(x)) {

@@ -27,11 +27,19 @@ pub struct Batch {
     pub left_pad: Vec<usize>,
     /// KV length (padding included).
     pub kv_len: usize,
+    /// Changes whenever rows join or leave (unique over the process), so that state built for one batch
+    /// composition (fixed-shape decoding, [`super::fixed`]) is rebuilt for the next.
+    pub generation: u64,
+}
+
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Batch {
     pub fn new() -> Self {
-        Self { cache: None, left_pad: Vec::new(), kv_len: 0 }
+        Self { cache: None, left_pad: Vec::new(), kv_len: 0, generation: next_generation() }
     }
 
     pub fn rows(&self) -> usize {
@@ -41,6 +49,7 @@ impl Batch {
     /// Appends `rows` sequences prefilled together into `cache` (KV length `len`, no padding). `room`: the most
     /// tokens any running row may still append, reserved in the KV buffers.
     pub fn merge(&mut self, cache: TextCache, len: usize, rows: usize, room: usize) -> Result<()> {
+        self.generation = next_generation();
         let Some(mine) = self.cache.as_mut() else {
             let mut cache = cache;
             cache.reserve(room).map_err(err)?;
@@ -88,6 +97,7 @@ impl Batch {
             *self = Batch::new();
             return Ok(());
         }
+        self.generation = next_generation();
         let Some(cache) = self.cache.as_mut() else { return Ok(()) };
         let trim = keep.iter().map(|&i| self.left_pad[i]).min().unwrap_or(0);
         let ids: Vec<u32> = keep.iter().map(|&i| i as u32).collect();

@@ -26,6 +26,7 @@
 //! request's `response_prefix`), as MS-SWIFT's decoded responses do.
 
 pub mod batch;
+pub mod fixed;
 pub mod prompt;
 pub mod seq;
 pub mod vocab;
@@ -44,6 +45,8 @@ use crate::backend::{BackendError, FinishReason, GenParams, GenRequest};
 use crate::constrain::{validator_for, TokenConstraint};
 use crate::sample::Sampler;
 use batch::Batch;
+pub use fixed::DecodeMode;
+use fixed::Fixed;
 use prompt::Prompt;
 use seq::Seq;
 use vocab::Vocab;
@@ -59,11 +62,19 @@ pub struct EngineConfig {
     pub max_prompt_tokens: usize,
     /// Benchmark mode: ignore end tokens and stop strings, generate exactly `max_new_tokens`.
     pub ignore_end: bool,
+    /// How decode steps run ([`DecodeMode`]; `Auto`: CUDA graphs on a GPU).
+    pub decode: DecodeMode,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { max_batch: 16, max_prefill_tokens: 16_384, max_prompt_tokens: 8192, ignore_end: false }
+        Self {
+            max_batch: 16,
+            max_prefill_tokens: 16_384,
+            max_prompt_tokens: 8192,
+            ignore_end: false,
+            decode: DecodeMode::Auto,
+        }
     }
 }
 
@@ -91,13 +102,17 @@ impl Generated {
 }
 
 /// Wall-clock split of one [`Engine::generate_timed`] call.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Timings {
     /// Image preprocessing, prompt building, prefill forwards and first-token sampling.
     pub prefill_s: f64,
     /// Decode steps.
     pub decode_s: f64,
     pub decode_steps: usize,
+    /// Decode steps that were one CUDA graph launch.
+    pub graph_steps: usize,
+    /// Why capturing a decode step as a CUDA graph failed (those batches then decoded op by op).
+    pub graph_error: Option<String>,
 }
 
 /// The generation engine (see the module docs).
@@ -227,6 +242,7 @@ impl Engine {
         }
         timings.prefill_s += t0.elapsed().as_secs_f64();
         let mut batch = Batch::new();
+        let mut fixed: Option<Fixed> = None;
         let mut running: Vec<Seq> = Vec::new();
         loop {
             // Admit queued requests while there is room.
@@ -261,9 +277,16 @@ impl Engine {
                 break;
             }
             let t = Instant::now();
-            if let Err(e) = self.decode_step(&mut running, &mut batch) {
-                self.fail_all(&mut running, &mut results, &e);
-                batch = Batch::new();
+            let step = match self.cfg.decode.on(&self.device) {
+                DecodeMode::Eager | DecodeMode::Auto => self.decode_step(&mut running, &mut batch).map(|_| false),
+                mode => self.decode_fixed(&mut running, &mut batch, &mut fixed, mode, &mut timings),
+            };
+            match step {
+                Ok(graph) => timings.graph_steps += graph as usize,
+                Err(e) => {
+                    self.fail_all(&mut running, &mut results, &e);
+                    batch = Batch::new();
+                }
             }
             timings.decode_steps += 1;
             if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
@@ -373,6 +396,38 @@ impl Engine {
         }
         let _span = sgvlm_model::profile::span("decode: sample", &self.device);
         self.sample(seqs, &logits)
+    }
+
+    /// One decode step in fixed shapes ([`fixed`]), as a CUDA graph launch in `DecodeMode::Graph`; returns
+    /// whether it was one.
+    fn decode_fixed(
+        &self,
+        seqs: &mut [Seq],
+        batch: &mut Batch,
+        fixed: &mut Option<Fixed>,
+        mode: DecodeMode,
+        timings: &mut Timings,
+    ) -> Result<bool, String> {
+        let cache = batch.cache.as_mut().ok_or("internal: decoding without a cache")?;
+        if fixed.as_ref().is_none_or(|f| f.generation != batch.generation) {
+            *fixed = None; // the previous batch's graph and buffers go first
+            let positions = seqs.iter().map(|s| s.next_pos.max(0) as usize + s.room() + 1).max().unwrap_or(1);
+            *fixed = Some(Fixed::new(&self.model, cache, batch.generation, &batch.left_pad, positions, &self.device)?);
+        }
+        let f = fixed.as_mut().ok_or("internal: no fixed-shape state")?;
+        let rows: Vec<(u32, i64)> = seqs.iter().map(|s| (s.pending, s.next_pos)).collect();
+        f.set_inputs(&rows, batch.kv_len, &self.device)?;
+        let graph = f.step(&self.model, cache, mode, &self.device)?;
+        if let (Some(e), None) = (&f.capture_error, &timings.graph_error) {
+            timings.graph_error = Some(e.clone());
+        }
+        cache.advance_static().map_err(|e| e.to_string())?;
+        batch.kv_len += 1;
+        for s in seqs.iter_mut() {
+            s.next_pos += 1;
+        }
+        self.sample(seqs, f.logits()?)?;
+        Ok(graph)
     }
 
     /// Picks each sequence's next token from `logits` `[B, V]` and records it.

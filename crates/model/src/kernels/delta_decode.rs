@@ -90,6 +90,50 @@ fn cuda_allowed() -> bool {
 pub fn delta_decode(x: DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<DeltaDecodeOutput> {
     let out_dtype = x.mixed.dtype();
     let work = if out_dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    let (b, kernel) = check(&x, heads)?;
+    #[cfg(feature = "cuda")]
+    if x.mixed.device().is_cuda() {
+        let (out, conv, state) = super::delta_decode_cuda::run(&x, heads, kernel)?;
+        return Ok(DeltaDecodeOutput { out: out.to_dtype(out_dtype)?, conv, state });
+    }
+    let dev = x.mixed.device().clone();
+    let prep = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(work)?.contiguous()?) };
+    let ins = [x.mixed, x.a, x.b, x.conv, x.state, x.taps, x.dt_bias, x.a_log].map(prep);
+    let ins: Vec<Tensor> = ins.into_iter().collect::<Result<_>>()?;
+    let (out, conv, state) = match work {
+        DType::F64 => step_tensors::<f64>(&ins, b, kernel, heads, &dev)?,
+        _ => step_tensors::<f32>(&ins, b, kernel, heads, &dev)?,
+    };
+    Ok(DeltaDecodeOutput { out: out.to_dtype(out_dtype)?, conv: conv.to_dtype(out_dtype)?, state })
+}
+
+/// [`delta_decode`] with the next conv window and state written over `x.conv` and `x.state`, which must be
+/// contiguous, f32 (or f64 on the CPU) and not shared with any other tensor; returns the output
+/// `[B, 1, n_v, d_v]` in `mixed`'s dtype. This is the form a decode step captured once and replayed (a CUDA
+/// graph) needs: its state stays at fixed addresses. On CUDA the kernels read and write the same buffers; on the
+/// CPU the step's results are copied over them.
+pub fn delta_decode_into(x: DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<Tensor> {
+    let (_, _kernel) = check(&x, heads)?;
+    for (t, name) in [(x.conv, "conv window"), (x.state, "state")] {
+        if !t.is_contiguous() || !matches!(t.dtype(), DType::F32 | DType::F64) {
+            return Err(Error::Input(format!(
+                "delta decode in place: the {name} must be a contiguous f32 tensor, not {:?}",
+                t.dtype()
+            )));
+        }
+    }
+    #[cfg(feature = "cuda")]
+    if x.mixed.device().is_cuda() {
+        return Ok(super::delta_decode_cuda::run_into(&x, heads, _kernel)?.to_dtype(x.mixed.dtype())?);
+    }
+    let step = delta_decode(x, heads)?;
+    x.conv.slice_set(&step.conv.to_dtype(x.conv.dtype())?, 0, 0)?;
+    x.state.slice_set(&step.state.to_dtype(x.state.dtype())?, 0, 0)?;
+    Ok(step.out)
+}
+
+/// Checks the shapes and layout of a step's inputs; returns the batch and the conv kernel length.
+fn check(x: &DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<(usize, usize)> {
     let b = x.mixed.dim(0)?;
     let c = heads.conv_dim();
     let kernel = x.taps.dim(1)?;
@@ -110,20 +154,7 @@ pub fn delta_decode(x: DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<Delta
     if kernel == 0 || heads.n_k == 0 || heads.n_v % heads.n_k != 0 {
         return Err(Error::Input(format!("delta decode: bad layout {heads:?} with conv kernel {kernel}")));
     }
-    #[cfg(feature = "cuda")]
-    if x.mixed.device().is_cuda() {
-        let (out, conv, state) = super::delta_decode_cuda::run(&x, heads, kernel)?;
-        return Ok(DeltaDecodeOutput { out: out.to_dtype(out_dtype)?, conv, state });
-    }
-    let dev = x.mixed.device().clone();
-    let prep = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(work)?.contiguous()?) };
-    let ins = [x.mixed, x.a, x.b, x.conv, x.state, x.taps, x.dt_bias, x.a_log].map(prep);
-    let ins: Vec<Tensor> = ins.into_iter().collect::<Result<_>>()?;
-    let (out, conv, state) = match work {
-        DType::F64 => step_tensors::<f64>(&ins, b, kernel, heads, &dev)?,
-        _ => step_tensors::<f32>(&ins, b, kernel, heads, &dev)?,
-    };
-    Ok(DeltaDecodeOutput { out: out.to_dtype(out_dtype)?, conv: conv.to_dtype(out_dtype)?, state })
+    Ok((b, kernel))
 }
 
 type Vecs<T> = (Vec<T>, Vec<T>, Vec<T>);

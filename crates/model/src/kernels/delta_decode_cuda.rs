@@ -2,8 +2,10 @@
 //! place of the composed step's ~75 candle ops per layer, each a kernel launch on a GPU.
 //!
 //! Launching a kernel of our own needs `unsafe` (device allocations the kernels fill, the FFI launch): this module
-//! is the one place outside checkpoint loading that allows it. Inputs are converted to contiguous f32 first; the
-//! kernels read them in place and write freshly allocated outputs, so no tensor is ever written after creation.
+//! is the one place outside checkpoint loading that allows it. Inputs are converted to contiguous f32 first. [`run`]
+//! writes freshly allocated outputs; [`run_into`] writes the next conv window and state over the current ones,
+//! which is safe because each kernel thread reads the elements it writes (its channel of the window, its column
+//! of the state) before writing them and no other thread touches them.
 #![allow(unsafe_code)]
 
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
@@ -19,19 +21,39 @@ const MODULE: &str = "sgvlm_delta_decode";
 /// Threads per block of the state kernel (a power of two, for its reductions).
 const STEP_THREADS: u32 = 128;
 
-/// `(out [B, n_v·d_v], next conv window, next state)` as f32 CUDA tensors.
-pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Result<(Tensor, Tensor, Tensor)> {
-    let Device::Cuda(dev) = x.mixed.device() else {
-        return Err(Error::Input("delta decode (CUDA): the inputs are not on a CUDA device".into()));
-    };
-    let b = x.mixed.dim(0)?;
-    let c = h.conv_dim();
-    let w = kernel - 1;
-    let prep = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(DType::F32)?.contiguous()?) };
-    let ins = [x.mixed, x.conv, x.taps, x.a, x.b, x.dt_bias, x.a_log, x.state].map(prep);
-    let ins: Vec<Tensor> = ins.into_iter().collect::<Result<_>>()?;
-    let guards: Vec<_> = ins.iter().map(|t| t.storage_and_layout()).collect();
-    let mut views: Vec<CudaView<'_, f32>> = Vec::with_capacity(guards.len());
+/// The buffers of one step, as device views (`conv`/`next_conv` and `state`/`next_state` may be the same).
+struct Buffers<'a> {
+    mixed: CudaView<'a, f32>,
+    conv: CudaView<'a, f32>,
+    taps: CudaView<'a, f32>,
+    a: CudaView<'a, f32>,
+    beta_in: CudaView<'a, f32>,
+    dt_bias: CudaView<'a, f32>,
+    a_log: CudaView<'a, f32>,
+    state: CudaView<'a, f32>,
+    act: CudaView<'a, f32>,
+    next_conv: CudaView<'a, f32>,
+    next_state: CudaView<'a, f32>,
+    out: CudaView<'a, f32>,
+}
+
+fn cuda_device(t: &Tensor) -> Result<&CudaDevice> {
+    match t.device() {
+        Device::Cuda(dev) => Ok(dev),
+        _ => Err(Error::Input("delta decode (CUDA): the inputs are not on a CUDA device".into())),
+    }
+}
+
+/// Contiguous f32 copies (or the tensors themselves when already so) of the read-only inputs, in the order
+/// `[mixed, taps, a, b, dt_bias, a_log]`.
+fn prepared(x: &DeltaDecodeInputs<'_>) -> Result<Vec<Tensor>> {
+    [x.mixed, x.taps, x.a, x.b, x.dt_bias, x.a_log].iter().map(|t| Ok(t.to_dtype(DType::F32)?.contiguous()?)).collect()
+}
+
+/// Runs `f` with a device view of each tensor of `ts` (contiguous f32 CUDA tensors), borrowed in place.
+fn with_views<R>(ts: &[&Tensor], f: impl FnOnce(&[CudaView<'_, f32>]) -> Result<R>) -> Result<R> {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut views = Vec::with_capacity(guards.len());
     for (storage, layout) in &guards {
         let Storage::Cuda(cs) = &**storage else {
             return Err(Error::Input("delta decode (CUDA): an input is not on the GPU".into()));
@@ -41,22 +63,19 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
         };
         views.push(cs.as_cuda_slice::<f32>()?.slice(start..end));
     }
-    let [mixed, conv, taps, a, beta_in, dt_bias, a_log, state] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| &views[i]);
-    // SAFETY: every element of these buffers is written by the kernels below before anything reads it.
-    let (act, next_conv, next_state, out) = unsafe {
-        (
-            dev.alloc::<f32>(b * c)?,
-            dev.alloc::<f32>((b * w * c).max(1))?,
-            dev.alloc::<f32>(b * h.n_v * h.d_k * h.d_v)?,
-            dev.alloc::<f32>(b * h.n_v * h.d_v)?,
-        )
-    };
+    f(&views)
+}
+
+/// Launches the conv kernel then the state kernel over `bufs`.
+fn launch(dev: &CudaDevice, bufs: &Buffers<'_>, b: usize, h: DeltaHeads, kernel: usize) -> Result<()> {
+    let c = h.conv_dim();
     let (bi, ci, ki) = (b as i32, c as i32, kernel as i32);
     let conv_fn = dev.get_or_load_custom_func("delta_conv_silu_f32", MODULE, PTX)?;
-    let mut launch = conv_fn.builder();
-    launch.arg(mixed).arg(conv).arg(taps).arg(&act).arg(&next_conv).arg(&bi).arg(&ci).arg(&ki);
+    let mut l = conv_fn.builder();
+    l.arg(&bufs.mixed).arg(&bufs.conv).arg(&bufs.taps).arg(&bufs.act).arg(&bufs.next_conv);
+    l.arg(&bi).arg(&ci).arg(&ki);
     // SAFETY: argument types and order match the kernel's signature; sizes were checked by the caller.
-    unsafe { launch.launch(LaunchConfig::for_num_elems((b * c) as u32)) }.w()?;
+    unsafe { l.launch(LaunchConfig::for_num_elems((b * c) as u32)) }.w()?;
 
     let (nk, nv, dk, dv) = (h.n_k as i32, h.n_v as i32, h.d_k as i32, h.d_v as i32);
     let step_fn = dev.get_or_load_custom_func("delta_step_f32", MODULE, PTX)?;
@@ -65,18 +84,87 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
         block_dim: (STEP_THREADS, 1, 1),
         shared_mem_bytes: ((2 * h.d_k) as u32 + STEP_THREADS) * 4,
     };
-    let mut launch = step_fn.builder();
-    launch.arg(&act).arg(a).arg(beta_in).arg(dt_bias).arg(a_log).arg(state).arg(&next_state).arg(&out);
-    launch.arg(&nk).arg(&nv).arg(&dk).arg(&dv);
+    let mut l = step_fn.builder();
+    l.arg(&bufs.act).arg(&bufs.a).arg(&bufs.beta_in).arg(&bufs.dt_bias).arg(&bufs.a_log);
+    l.arg(&bufs.state).arg(&bufs.next_state).arg(&bufs.out);
+    l.arg(&nk).arg(&nv).arg(&dk).arg(&dv);
     // SAFETY: as above.
-    unsafe { launch.launch(cfg) }.w()?;
-    drop(views);
-    drop(guards);
-    let wrap = |s: CudaSlice<f32>, dims: &[usize], dev: &CudaDevice| -> Tensor {
-        let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(s, dev.clone()));
-        Tensor::from_storage(storage, dims, BackpropOp::none(), false)
+    unsafe { l.launch(cfg) }.w()?;
+    Ok(())
+}
+
+fn wrap(s: CudaSlice<f32>, dims: &[usize], dev: &CudaDevice) -> Tensor {
+    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(s, dev.clone()));
+    Tensor::from_storage(storage, dims, BackpropOp::none(), false)
+}
+
+/// `(out [B, 1, n_v, d_v], next conv window, next state)` as f32 CUDA tensors.
+pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let dev = cuda_device(x.mixed)?;
+    let b = x.mixed.dim(0)?;
+    let (c, w) = (h.conv_dim(), kernel - 1);
+    let ins = prepared(x)?;
+    let (conv, state) = (x.conv.to_dtype(DType::F32)?.contiguous()?, x.state.to_dtype(DType::F32)?.contiguous()?);
+    // SAFETY: every element of these buffers is written by the kernels before anything reads it.
+    let (act, next_conv, next_state, out) = unsafe {
+        (
+            dev.alloc::<f32>(b * c)?,
+            dev.alloc::<f32>((b * w * c).max(1))?,
+            dev.alloc::<f32>(b * h.n_v * h.d_k * h.d_v)?,
+            dev.alloc::<f32>(b * h.n_v * h.d_v)?,
+        )
     };
+    let ts: Vec<&Tensor> = ins.iter().chain([&conv, &state]).collect();
+    with_views(&ts, |v| {
+        let bufs = Buffers {
+            mixed: v[0].slice(..),
+            taps: v[1].slice(..),
+            a: v[2].slice(..),
+            beta_in: v[3].slice(..),
+            dt_bias: v[4].slice(..),
+            a_log: v[5].slice(..),
+            conv: v[6].slice(..),
+            state: v[7].slice(..),
+            act: act.slice(..),
+            next_conv: next_conv.slice(..),
+            next_state: next_state.slice(..),
+            out: out.slice(..),
+        };
+        launch(dev, &bufs, b, h, kernel)
+    })?;
     let next_conv =
         if w == 0 { Tensor::zeros((b, 0, c), DType::F32, x.mixed.device())? } else { wrap(next_conv, &[b, w, c], dev) };
     Ok((wrap(out, &[b, 1, h.n_v, h.d_v], dev), next_conv, wrap(next_state, &[b, h.n_v, h.d_k, h.d_v], dev)))
+}
+
+/// The step with the next conv window and state written over `x.conv` and `x.state` (contiguous f32, at least
+/// one window slot); returns the output `[B, 1, n_v, d_v]` (f32).
+pub(super) fn run_into(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Result<Tensor> {
+    let dev = cuda_device(x.mixed)?;
+    let b = x.mixed.dim(0)?;
+    if kernel < 2 {
+        return Err(Error::Input("delta decode in place needs a conv window (kernel ≥ 2)".into()));
+    }
+    let ins = prepared(x)?;
+    // SAFETY: every element of these buffers is written by the kernels before anything reads it.
+    let (act, out) = unsafe { (dev.alloc::<f32>(b * h.conv_dim())?, dev.alloc::<f32>(b * h.n_v * h.d_v)?) };
+    let ts: Vec<&Tensor> = ins.iter().chain([x.conv, x.state]).collect();
+    with_views(&ts, |v| {
+        let bufs = Buffers {
+            mixed: v[0].slice(..),
+            taps: v[1].slice(..),
+            a: v[2].slice(..),
+            beta_in: v[3].slice(..),
+            dt_bias: v[4].slice(..),
+            a_log: v[5].slice(..),
+            conv: v[6].slice(..),
+            state: v[7].slice(..),
+            act: act.slice(..),
+            next_conv: v[6].slice(..),
+            next_state: v[7].slice(..),
+            out: out.slice(..),
+        };
+        launch(dev, &bufs, b, h, kernel)
+    })?;
+    Ok(wrap(out, &[b, 1, h.n_v, h.d_v], dev))
 }

@@ -34,7 +34,9 @@ mod rope;
 mod softmax;
 
 pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
-pub use delta_decode::{delta_decode, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads};
+pub use delta_decode::{
+    delta_decode, delta_decode_into, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads,
+};
 pub use delta_rule::gated_delta_rule;
 pub use gated::{conv_silu, silu_mul};
 pub use norm::{normalize, rms_norm};

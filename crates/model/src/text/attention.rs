@@ -4,7 +4,7 @@
 //! RMSNorm over the head dimension, then partial M-RoPE; grouped-query softmax attention with a causal mask;
 //! the result is multiplied by `σ(gate)` before `o_proj`.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
@@ -65,6 +65,35 @@ impl KvState {
             self.k = buffer(&self.keys()?, self.len + room)?;
             self.v = buffer(&self.values()?, self.len + room)?;
         }
+        Ok(())
+    }
+
+    /// The whole buffers `[B, H_kv, capacity, d_h]`, free slots included (zeros until written): what a
+    /// fixed-shape decode step attends over, masking the free slots ([`FullAttention::decode_static`]).
+    pub fn buffers(&self) -> (&Tensor, &Tensor) {
+        (&self.k, &self.v)
+    }
+
+    /// Counts `t` more tokens as held after fixed-shape steps wrote them in place ([`KvState::write_slot`] does
+    /// not count, so that a replayed CUDA graph, which runs no host code, is bookkept the same way).
+    pub fn advance(&mut self, t: usize) -> Result<()> {
+        if self.len + t > self.capacity() {
+            return Err(Error::Input(format!(
+                "KV cache holds {} of {} slots: no room for {t} more",
+                self.len,
+                self.capacity()
+            )));
+        }
+        self.len += t;
+        Ok(())
+    }
+
+    /// Writes one token's `k` and `v` `[B, H_kv, 1, d_h]` into the slot `index` names: a u32 tensor of the same
+    /// shape holding the slot number everywhere (a device tensor, so a captured step can be replayed for the next
+    /// slot). In place; the length is left to [`KvState::advance`].
+    pub fn write_slot(&self, index: &Tensor, k: &Tensor, v: &Tensor) -> Result<()> {
+        self.k.scatter_set(index, &k.contiguous()?.to_dtype(self.k.dtype())?, 2)?;
+        self.v.scatter_set(index, &v.contiguous()?.to_dtype(self.v.dtype())?, 2)?;
         Ok(())
     }
 
@@ -247,12 +276,57 @@ impl FullAttention {
         self.o_proj.forward(&out.mul(&sigmoid(gate)?)?)
     }
 
+    /// One token per sequence in fixed shapes, for a decode step captured once and replayed (a CUDA graph): the
+    /// new keys go to the slot `step` names (a device tensor, not a host offset) and the query attends over the
+    /// whole KV buffers under `step`'s mask, which hides each row's padding and the slots not written yet. Every
+    /// shape depends only on the batch and the buffers' capacity, never on how many tokens were decoded.
+    pub fn decode_static(&self, x: &Tensor, rope: &TextRope, kv: &KvState, step: &StaticStep) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let qg = self.q_proj.forward(x)?.reshape((b, 1, self.n_h, 2 * self.d_h))?;
+        let q = qg.narrow(D::Minus1, 0, self.d_h)?;
+        let gate = qg.narrow(D::Minus1, self.d_h, self.d_h)?.reshape((b, 1, self.n_h * self.d_h))?;
+        let q = rope.apply(&rms_norm_1p(&q, &self.q_norm, self.eps)?.transpose(1, 2)?)?;
+        let k = self.k_proj.forward(x)?.reshape((b, 1, self.n_kv, self.d_h))?;
+        let k = rope.apply(&rms_norm_1p(&k, &self.k_norm, self.eps)?.transpose(1, 2)?)?;
+        let v = self.v_proj.forward(x)?.reshape((b, 1, self.n_kv, self.d_h))?.transpose(1, 2)?;
+        kv.write_slot(&step.slot_index, &k, &v)?;
+        let (keys, values) = kv.buffers();
+        self.decode_one(&q, keys, values, &gate, b, Some(&step.key_mask))
+    }
+
     /// The attention-weighted values, gated by `σ(gate)`, through `o_proj`.
     fn finish(&self, probs: &Tensor, v: &Tensor, gate: &Tensor, b: usize, t: usize) -> Result<Tensor> {
         let probs = probs.to_dtype(v.dtype())?;
         let out = matmul(&probs, v)?.transpose(1, 2)?.reshape((b, t, self.n_h * self.d_h))?;
         let out = out.mul(&sigmoid(gate)?)?;
         self.o_proj.forward(&out)
+    }
+}
+
+/// What a fixed-shape decode step ([`FullAttention::decode_static`]) reads besides its input, all on the device:
+/// where this step's keys go and which slots each row may attend to.
+#[derive(Debug, Clone)]
+pub struct StaticStep {
+    /// The KV slot being written, as a u32 `[B, H_kv, 1, d_h]` tensor (every element the same slot).
+    pub slot_index: Tensor,
+    /// Additive key mask `[B, 1, 1, capacity]`: 0 for `left_pad[b] ≤ j ≤ slot`, a large negative number elsewhere.
+    pub key_mask: Tensor,
+}
+
+impl StaticStep {
+    /// Builds the step's index and mask from device tensors: `slot` u32 `[1]`, `left_pad` u32 `[B]` and `slots`
+    /// u32 `[capacity]` holding `0..capacity` (made once: creating it from the host inside a captured step is
+    /// what a CUDA graph cannot replay). `kv_heads`, `head_dim`: the full-attention layers' KV shape.
+    pub fn new(slot: &Tensor, left_pad: &Tensor, slots: &Tensor, kv_heads: usize, head_dim: usize) -> Result<Self> {
+        let b = left_pad.dim(0)?;
+        let cap = slots.dim(0)?;
+        let slot_index = slot.reshape((1, 1, 1, 1))?.broadcast_as((b, kv_heads, 1, head_dim))?.contiguous()?;
+        let row = slots.reshape((1, cap))?;
+        let before = row.broadcast_lt(&left_pad.reshape((b, 1))?)?; // padding
+        let after = row.broadcast_gt(&slot.reshape((1, 1))?)?; // not written yet
+        let hidden = (before.to_dtype(DType::F32)? + after.to_dtype(DType::F32)?.broadcast_as((b, cap))?)?;
+        let key_mask = (hidden * -1e30)?.reshape((b, 1, 1, cap))?;
+        Ok(Self { slot_index, key_mask })
     }
 }
 

@@ -26,6 +26,19 @@ pub struct DeltaNetState {
     pub recurrent: Tensor,
 }
 
+impl DeltaNetState {
+    /// The state in buffers of its own, contiguous and in f32 (f64 stays f64): what a step that updates it in
+    /// place ([`GatedDeltaNet::decode_static`]) writes to.
+    pub fn fixed(&self) -> Result<Self> {
+        let own = |t: &Tensor| -> Result<Tensor> {
+            let dt = if t.dtype() == candle_core::DType::F64 { t.dtype() } else { candle_core::DType::F32 };
+            // `copy` (not `contiguous`): a tensor that is already contiguous f32 would otherwise share its buffer.
+            Ok(t.to_dtype(dt)?.contiguous()?.copy()?)
+        };
+        Ok(Self { conv: own(&self.conv)?, recurrent: own(&self.recurrent)? })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GatedDeltaNet {
     in_proj_qkv: Linear,
@@ -183,6 +196,32 @@ impl GatedDeltaNet {
         let step = kernels::delta_decode(inputs, heads)?;
         *slot = Some(DeltaNetState { conv: step.conv, recurrent: step.state });
         self.finish(&step.out, z, mixed.dim(0)?, 1)
+    }
+
+    /// One token per sequence with the state updated in place ([`kernels::delta_decode_into`]): the fixed-shape
+    /// step a CUDA graph replays. `state` must hold contiguous f32 buffers ([`DeltaNetState::fixed`]).
+    pub fn decode_static(&self, x: &Tensor, state: &DeltaNetState) -> Result<Tensor> {
+        let mixed = self.in_proj_qkv.forward(x)?;
+        if !kernels::delta_decode_supported(&mixed) {
+            return Err(Error::Input("a fixed-shape decode step needs the delta decode kernels".into()));
+        }
+        let b = x.dim(0)?;
+        let z = self.in_proj_z.forward(x)?.reshape((b, 1, self.n_v, self.d_v))?;
+        let (a, beta_in) = (self.in_proj_a.forward(x)?, self.in_proj_b.forward(x)?);
+        let taps = self.conv_taps.t()?; // [conv_dim, K], the loaded layout
+        let inputs = kernels::DeltaDecodeInputs {
+            mixed: &mixed,
+            a: &a,
+            b: &beta_in,
+            conv: &state.conv,
+            state: &state.recurrent,
+            taps: &taps,
+            dt_bias: &self.dt_bias,
+            a_log: &self.a_log,
+        };
+        let heads = kernels::DeltaHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
+        let out = kernels::delta_decode_into(inputs, heads)?;
+        self.finish(&out, &z, b, 1)
     }
 
     /// Queries and keys (repeated to the value-head count) and values of the convolved projection.

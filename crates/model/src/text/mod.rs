@@ -16,7 +16,7 @@ use crate::config::{Config, LayerType, TextConfig};
 use crate::error::{Error, Result};
 use crate::ops::{rms_norm_1p, Linear};
 use crate::rope::{MropePositions, TextRope};
-use attention::{FullAttention, KvState};
+use attention::{FullAttention, KvState, StaticStep};
 use deltanet::{DeltaNetState, GatedDeltaNet, DEFAULT_CHUNK};
 
 /// One layer's decoding state.
@@ -54,6 +54,44 @@ impl TextCache {
                 kv.reserve(room)?;
             }
         }
+        Ok(())
+    }
+}
+
+impl TextCache {
+    /// Readies the cache for fixed-shape decode steps ([`TextModel::decode_static`]): every Gated DeltaNet state
+    /// moves to buffers of its own, contiguous f32, which the steps then update in place. Returns the KV buffers'
+    /// common capacity (0 without full-attention layers); errors when a layer has no state yet or the
+    /// capacities differ.
+    pub fn fix_for_static(&mut self) -> Result<usize> {
+        let mut capacity = None;
+        for layer in self.layers.iter_mut() {
+            match layer {
+                LayerState::Linear(Some(s)) => *s = s.fixed()?,
+                LayerState::Full(Some(kv)) => match capacity {
+                    None => capacity = Some(kv.capacity()),
+                    Some(c) if c == kv.capacity() => {}
+                    Some(c) => {
+                        return Err(Error::Input(format!(
+                            "KV buffers of {c} and {} slots: fixed-shape steps need one capacity",
+                            kv.capacity()
+                        )))
+                    }
+                },
+                _ => return Err(Error::Input("fixed-shape decode steps need a prefilled cache".into())),
+            }
+        }
+        Ok(capacity.unwrap_or(0))
+    }
+
+    /// Counts one more token in every full-attention layer (after a fixed-shape step wrote it) and in `seen`.
+    pub fn advance_static(&mut self) -> Result<()> {
+        for layer in self.layers.iter_mut() {
+            if let LayerState::Full(Some(kv)) = layer {
+                kv.advance(1)?;
+            }
+        }
+        self.seen += 1;
         Ok(())
     }
 }
@@ -152,6 +190,21 @@ impl DecoderLayer {
     }
 }
 
+impl DecoderLayer {
+    /// [`DecoderLayer::forward`] for one token in fixed shapes (see [`TextModel::decode_static`]).
+    fn decode_static(&self, x: &Tensor, rope: &TextRope, state: &LayerState, step: &StaticStep) -> Result<Tensor> {
+        let h = rms_norm_1p(x, &self.input_layernorm, self.eps)?;
+        let h = match (&self.mixer, state) {
+            (Mixer::Full(a), LayerState::Full(Some(kv))) => a.decode_static(&h, rope, kv, step)?,
+            (Mixer::Linear(d), LayerState::Linear(Some(s))) => d.decode_static(&h, s)?,
+            _ => return Err(Error::Input("fixed-shape decode steps need a prefilled cache of every layer".into())),
+        };
+        let x = (x + h)?;
+        let h = self.mlp.forward(&rms_norm_1p(&x, &self.post_attention_layernorm, self.eps)?)?;
+        Ok((x + h)?)
+    }
+}
+
 /// What [`TextModel::forward`] returns.
 #[derive(Debug, Clone)]
 pub struct TextOutput {
@@ -221,6 +274,39 @@ impl TextModel {
         let flat = ids.flatten_all()?;
         let rows = self.embed_tokens.index_select(&flat, 0)?.to_dtype(self.dtype)?; // no copy when already there
         Ok(rows.reshape((b, t, self.cfg.text_config.hidden_size))?)
+    }
+
+    /// One decode step in fixed shapes, for capture in a CUDA graph and replay: `embeds` `[B, 1, hidden]`,
+    /// rotary tables for each row's position (made on the device, e.g. [`TextRope::from_tables`]), and `step`'s
+    /// KV slot and key mask. Every full-attention layer writes its keys into `step`'s slot and attends over its
+    /// whole KV buffers; every Gated DeltaNet state is updated in place (the cache must have been through
+    /// [`TextCache::fix_for_static`]). No host data is read and no buffer of the cache is replaced, so the same
+    /// kernels with the same addresses serve every step; the cache's token counts are left to
+    /// [`TextCache::advance_static`]. Returns the final-normed hidden states `[B, 1, hidden]`.
+    pub fn decode_static(
+        &self,
+        embeds: &Tensor,
+        rope: &TextRope,
+        cache: &TextCache,
+        step: &StaticStep,
+    ) -> Result<Tensor> {
+        if cache.layers.len() != self.layers.len() {
+            return Err(Error::Input(format!(
+                "cache has {} layers, the model {}",
+                cache.layers.len(),
+                self.layers.len()
+            )));
+        }
+        let mut x = embeds.clone();
+        for (layer, state) in self.layers.iter().zip(&cache.layers) {
+            x = layer.decode_static(&x, rope, state, step)?;
+        }
+        rms_norm_1p(&x, &self.norm, self.cfg.text_config.rms_norm_eps)
+    }
+
+    /// The model's text config.
+    pub fn text_config(&self) -> &TextConfig {
+        &self.cfg.text_config
     }
 
     /// Runs the decoder on embeddings `[B, T, hidden]` at `positions`. With `cache`, continues each sequence
