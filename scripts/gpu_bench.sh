@@ -3,12 +3,16 @@
 # repository root, with dist/cuda/{sgvlm,cuda_check} built beforehand by scripts/build_cuda.sh on any machine.
 #
 # Steps (each under its own `timeout`, all inside one overall budget; a failed step is recorded and the rest go on):
-#   1. cuda_check      tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients (relative error)
+#   1. cuda_check      tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients (relative error);
+#      graph_eager/graph_graph: the tiny f32 model decoding on CUDA op by op and as CUDA graphs (batch 1 and 8); the
+#      two runs' token digests must be equal (graph_check prints whether they are)
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
+#                      (decode steps as CUDA graphs, the default on a GPU); engine_b1_eager/b64_eager: the same op
+#                      by op (`--decode eager`, the path measured before graphs)
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
-#   5. engine_b1_composed: batch 1 again with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect);
-#      profile_b1/b64: 64 new tokens with SGVLM_PROFILE=1, the time per part of the model (prefill and decode)
+#   5. engine_b1_composed: batch 1 op by op with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect);
+#      profile_b1/b64: 64 new tokens op by op with SGVLM_PROFILE=1, the time per part of the model
 #   6. train_bf16, hf_train, grpo
 #                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1),
 #                      hf_train_baseline.py, and one GRPO step (sgvlm train bench-grpo), only if the binary has them
@@ -107,6 +111,31 @@ else
     say "missing $CHECK"; printf 'cuda_check\tmissing\t0\t-\n' >>"$SUMMARY"
 fi
 
+# CUDA graphs must decode what the op-by-op steps decode: the tiny model in f32, both ways, same token digests.
+TINY_DIR=/tmp/sgvlm-tiny-f32
+if "$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode'; then
+    run_step tiny_init 60 "$BIN" model init --preset tiny --dtype f32 --out "$TINY_DIR"
+    for m in eager graph; do
+        run_step "graph_$m" 90 "$BIN" bench generate --model "$TINY_DIR" --batch 1,8 --text-tokens 60 \
+            --new-tokens 64 --image-size 64x48 --device cuda --decode "$m"
+    done
+    python3 - "$OUT" <<'EOF' | tee "$OUT/graph_check.log"
+import json, os, sys
+def rows(name):
+    try:
+        return [json.loads(l) for l in open(os.path.join(sys.argv[1], name + ".log")) if l.startswith("{")]
+    except OSError:
+        return []
+eager, graph = rows("graph_eager"), rows("graph_graph")
+same = bool(eager) and [r["tokens_digest"] for r in eager] == [r["tokens_digest"] for r in graph]
+print(json.dumps({"check": "graph_tokens_equal_eager", "ok": same,
+                  "graph_steps": [r.get("graph_steps") for r in graph],
+                  "error": next((r["graph_error"] for r in graph if r.get("graph_error")), None)}))
+EOF
+    printf 'graph_check\t0\t0\t-\n' >>"$SUMMARY"
+    cp "$OUT/graph_check.log" /tmp/sgvlm-graph-check.json 2>/dev/null # read by scripts/gpu_demo.sh
+fi
+
 # 2. The 0.8B shape on random weights.
 if [ -f "$MODEL_DIR/config.json" ]; then
     say "reusing $MODEL_DIR"
@@ -120,11 +149,20 @@ else
     run_step init 150 "$BIN" model init --preset qwen3.5-0.8b --out "$MODEL_DIR" "${TOK_ARGS[@]}"
 fi
 
-# 3. The engine at batch 1 and 64 (each in its own process for its own memory peak).
+# 3. The engine at batch 1 and 64 (each in its own process for its own memory peak), as CUDA graphs (the default)
+# and op by op.
 for b in 1 64; do
     run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
         --new-tokens 256 --device cuda
 done
+if "$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode'; then
+    for b in 1 64; do
+        run_step "engine_b${b}_eager" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
+            --new-tokens 256 --device cuda --decode eager
+    done
+fi
+EAGER=()
+"$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode' && EAGER=(--decode eager)
 
 # 4. transformers, same GPU, same shapes.
 if [ -n "$HF_BENCH" ]; then
@@ -135,13 +173,13 @@ fi
 
 # 5. Batch 1 again with the Gated DeltaNet decode step as composed candle ops (its CUDA kernels off), for their effect.
 run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 1 \
-    --text-tokens 700 --new-tokens 256 --device cuda
+    --text-tokens 700 --new-tokens 256 --device cuda "${EAGER[@]}"
 
 # Where a decode step's time goes (SGVLM_PROFILE=1: every part waits for the device at its ends, so the run is slower;
 # read the shares), at batch 1 and 64 with 64 new tokens.
 for b in 1 64; do
     run_step "profile_b$b" 120 env SGVLM_PROFILE=1 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" \
-        --text-tokens 700 --new-tokens 64 --device cuda
+        --text-tokens 700 --new-tokens 64 --device cuda "${EAGER[@]}"
 done
 
 # 6. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
@@ -187,7 +225,7 @@ for r in rows:
     print(f"{r[0]:<12} {r[1]:<10} {r[2]:>8} {r[3]:>13}")
 keys = ("prompts", "group", "rollout_s", "update_s", "batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
         "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "dtype", "tokens_per_s_train", "peak_mem_gb", "peak_gb", "rel_err",
-        "check", "ok", "error")
+        "check", "ok", "error", "decode", "graph_steps", "graph_error", "tokens_digest")
 for r in rows:
     path = os.path.join(out, r[0] + ".log")
     if not os.path.exists(path):

@@ -29,6 +29,12 @@ if [ ! -x "$BIN" ]; then
     exit 2
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/machine.txt" >&2
+# Decode steps run as CUDA graphs unless scripts/gpu_bench.sh, run before on this machine, found their tokens differ
+# from the op-by-op steps' (it leaves its verdict in /tmp/sgvlm-graph-check.json).
+if [ -z "${SGVLM_DECODE:-}" ] && grep -q '"ok": false' /tmp/sgvlm-graph-check.json 2>/dev/null; then
+    echo "CUDA graph check failed on this machine: decoding op by op (SGVLM_DECODE=eager)" >&2
+    export SGVLM_DECODE=eager
+fi
 
 sampler=""
 if command -v nvidia-smi >/dev/null; then

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::backend::{BackendError, GenParams, GenRequest, Message, Role};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{DecodeMode, Engine, EngineConfig};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct BenchOptions {
     /// Prompt text the `text_tokens` are cut from (repeated if too short).
     pub base_prompt: String,
     pub warmup: bool,
+    /// How the engine runs decode steps (`Auto`: CUDA graphs on a GPU).
+    pub decode: DecodeMode,
 }
 
 /// One batch size's figures.
@@ -46,6 +48,16 @@ pub struct BenchRow {
     pub peak_rss_mib: Option<f64>,
     /// Resident memory after the run (Linux `VmRSS`), MiB: the loaded model and the engine's buffers.
     pub rss_mib: Option<f64>,
+    /// The decode mode that ran (`eager`, `fixed` or `graph`).
+    pub decode: String,
+    /// Decode steps that were one CUDA graph launch.
+    pub graph_steps: usize,
+    /// Why capturing a CUDA graph failed, when it did (the steps then ran op by op).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_error: Option<String>,
+    /// FNV-1a hash of every generated token id in order (hex): two runs of one model and prompt that decode the
+    /// same tokens have the same digest, whatever the decode mode.
+    pub tokens_digest: String,
     /// With `SGVLM_PROFILE=1` ([`sgvlm_model::profile`]): the timed run's seconds and calls per part, prefill and
     /// decode together (a layer's calls are one per forward). The waits for the device make such a run slower.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +96,7 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             max_batch: b,
             max_prefill_tokens: usize::MAX,
             ignore_end: true,
+            decode: opts.decode,
             ..EngineConfig::default()
         });
         let reqs = requests(&text, opts.image_size, b, opts.new_tokens)?;
@@ -112,10 +125,23 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             tokens_per_s: generated as f64 / total.max(1e-12),
             peak_rss_mib,
             rss_mib,
+            decode: format!("{:?}", engine.decode_mode()).to_lowercase(),
+            graph_steps: timings.graph_steps,
+            graph_error: timings.graph_error.clone(),
+            tokens_digest: digest(outs.iter().flat_map(|g| g.tokens.iter().copied())),
             profile: sgvlm_model::profile::enabled().then(sgvlm_model::profile::take),
         });
     }
     Ok(rows)
+}
+
+/// FNV-1a (64-bit) of the ids' little-endian bytes, as 16 hex digits.
+fn digest(ids: impl Iterator<Item = u32>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ids.flat_map(u32::to_le_bytes) {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn first_error<T>(v: Vec<Result<T, BackendError>>) -> Result<Vec<T>, BackendError> {
@@ -193,6 +219,7 @@ mod tests {
             image_size: Some((64, 48)),
             base_prompt: "Write the scene graph of this image.".into(),
             warmup: false,
+            decode: DecodeMode::Auto,
         };
         let rows = bench_generate(&mut engine, &opts).unwrap();
         assert_eq!(rows.iter().map(|r| r.batch).collect::<Vec<_>>(), vec![1, 3]);

@@ -61,7 +61,7 @@ impl NativeOptions {
 pub fn cuda_device() -> Result<Device, BackendError> {
     #[cfg(feature = "cuda")]
     {
-        Device::new_cuda(0).map_err(|e| BackendError::Engine(format!("cannot open CUDA device 0: {e}")))
+        sgvlm_model::cuda::open(0).map_err(|e| BackendError::Engine(format!("cannot open CUDA device 0: {e}")))
     }
     #[cfg(not(feature = "cuda"))]
     {

@@ -22,6 +22,7 @@ fn a_profiled_bench_counts_every_layer_pass_and_decode_step() {
         image_size: Some((64, 48)),
         base_prompt: "Write the scene graph of this image.".into(),
         warmup: true,
+        decode: sgvlm_infer::engine::DecodeMode::Auto,
     };
     let plain = bench_generate(&mut engine, &opts).unwrap();
     assert!(plain[0].profile.is_none() || profile::enabled(), "no profile unless asked for");

@@ -109,7 +109,7 @@ fn grads(
 }
 
 fn main() -> Res<()> {
-    let cuda = match Device::new_cuda(0) {
+    let cuda = match sgvlm_model::cuda::open(0) {
         Ok(d) => d,
         Err(e) => {
             println!("{}", serde_json::json!({"check": "cuda_device", "ok": false, "error": e.to_string()}));

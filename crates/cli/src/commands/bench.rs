@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use sgvlm_infer::bench::{bench_generate, BenchOptions};
+use sgvlm_infer::engine::DecodeMode;
 use sgvlm_infer::native::NativeBackend;
 
 use super::generate::DeviceArg;
@@ -43,6 +44,10 @@ pub struct BenchGenerateArgs {
     /// Skip the warm-up run.
     #[arg(long)]
     pub no_warmup: bool,
+    /// How decode steps run: `auto` (CUDA graphs on a GPU, op by op elsewhere), `eager` (op by op, attending over
+    /// exactly the keys held), `fixed` (the fixed-shape steps a graph records, op by op) or `graph`.
+    #[arg(long, default_value = "auto", value_parser = DecodeMode::parse)]
+    pub decode: DecodeMode,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -66,6 +71,7 @@ fn generate(args: BenchGenerateArgs) -> anyhow::Result<ExitCode> {
         image_size,
         base_prompt: super::generate::default_prompt(super::generate::DatasetArg::Psg),
         warmup: !args.no_warmup,
+        decode: args.decode,
     };
     let device = format!("{:?}", args.device).to_lowercase();
     for &b in &args.batch {

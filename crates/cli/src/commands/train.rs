@@ -76,7 +76,9 @@ impl Reporter for Bar {
 pub fn device(name: &str) -> anyhow::Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).context("Failed to open CUDA device 0 (is this a `--features cuda` build?)"),
+        "cuda" => {
+            sgvlm_model::cuda::open(0).context("Failed to open CUDA device 0 (is this a `--features cuda` build?)")
+        }
         other => bail!("unknown device `{other}` (use cpu or cuda)"),
     }
 }

@@ -29,7 +29,8 @@ fn err(e: impl std::fmt::Display) -> String {
 /// How the engine runs decode steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DecodeMode {
-    /// CUDA graphs on a CUDA device (in a build with the `cuda` feature), eager steps elsewhere.
+    /// CUDA graphs on a CUDA device (in a build with the `cuda` feature), eager steps elsewhere; the
+    /// environment variable `SGVLM_DECODE` overrides it.
     #[default]
     Auto,
     /// Op by op, attending over exactly the keys held (the reference path).
@@ -52,16 +53,26 @@ impl DecodeMode {
         }
     }
 
-    /// The mode used on `device`: `Auto` picks graphs on CUDA, eager steps elsewhere; `Graph` off CUDA runs the
-    /// same fixed-shape steps without a graph.
+    /// The mode used on `device`: `Auto` takes `SGVLM_DECODE` (`eager`, `fixed` or `graph`) when set, else
+    /// graphs on CUDA and eager steps elsewhere; `Graph` off CUDA runs the same fixed-shape steps without a graph.
     pub fn on(self, device: &Device) -> Self {
         let cuda = device.is_cuda() && cfg!(feature = "cuda");
-        match self {
+        let chosen = match self {
+            Self::Auto => Self::from_env(),
+            other => other,
+        };
+        match chosen {
             Self::Auto if cuda => Self::Graph,
             Self::Auto => Self::Eager,
             Self::Graph if !cuda => Self::Fixed,
             other => other,
         }
+    }
+
+    /// `SGVLM_DECODE`, read once (`Auto` when unset or not a mode).
+    fn from_env() -> Self {
+        static MODE: std::sync::OnceLock<DecodeMode> = std::sync::OnceLock::new();
+        *MODE.get_or_init(|| std::env::var("SGVLM_DECODE").ok().and_then(|v| Self::parse(&v).ok()).unwrap_or_default())
     }
 }
 

@@ -150,6 +150,19 @@ impl Engine {
         &self.model
     }
 
+    /// The decode mode that runs: the config's [`DecodeMode`] on this device, and `Eager` where fixed-shape steps
+    /// cannot run (the Gated DeltaNet decode kernels are off or missing for the model's dtype).
+    pub fn decode_mode(&self) -> DecodeMode {
+        let mode = self.cfg.decode.on(&self.device);
+        if mode == DecodeMode::Fixed || mode == DecodeMode::Graph {
+            let probe = Tensor::zeros((1, 1, 1), self.model.text.dtype(), &self.device);
+            if !probe.is_ok_and(|p| sgvlm_model::kernels::delta_decode_supported(&p)) {
+                return DecodeMode::Eager;
+            }
+        }
+        mode
+    }
+
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
@@ -243,6 +256,7 @@ impl Engine {
         timings.prefill_s += t0.elapsed().as_secs_f64();
         let mut batch = Batch::new();
         let mut fixed: Option<Fixed> = None;
+        let mode = self.decode_mode();
         let mut running: Vec<Seq> = Vec::new();
         loop {
             // Admit queued requests while there is room.
@@ -277,7 +291,7 @@ impl Engine {
                 break;
             }
             let t = Instant::now();
-            let step = match self.cfg.decode.on(&self.device) {
+            let step = match mode {
                 DecodeMode::Eager | DecodeMode::Auto => self.decode_step(&mut running, &mut batch).map(|_| false),
                 mode => self.decode_fixed(&mut running, &mut batch, &mut fixed, mode, &mut timings),
             };

@@ -488,4 +488,30 @@ mod tests {
         let kv = KvState::with_room(&random(1, 2, 1).to_dtype(DType::F64).unwrap(), &random(1, 2, 2), 0);
         assert!(kv.is_ok(), "values are stored in their own buffer");
     }
+
+    #[test]
+    fn a_static_step_writes_its_slot_and_masks_padding_and_free_slots() {
+        let dev = Device::Cpu;
+        let (b, t) = (2, 3);
+        let mut kv = KvState::with_room(&random(b, t, 1), &random(b, t, 2), 4).unwrap();
+        assert_eq!((kv.len(), kv.capacity()), (3, 7));
+        let slot = Tensor::new(&[3u32], &dev).unwrap();
+        let pads = Tensor::new(&[0u32, 2], &dev).unwrap();
+        let slots = Tensor::arange(0u32, 7, &dev).unwrap();
+        let step = super::StaticStep::new(&slot, &pads, &slots, 2, 3).unwrap();
+        let mask: Vec<Vec<f32>> = step.key_mask.reshape((b, 7)).unwrap().to_vec2().unwrap();
+        let open = |row: &Vec<f32>| row.iter().map(|&m| m == 0.0).collect::<Vec<_>>();
+        assert_eq!(open(&mask[0]), [true, true, true, true, false, false, false]);
+        assert_eq!(open(&mask[1]), [false, false, true, true, false, false, false]);
+        assert!(mask[1][0] < -1e29);
+        let (k, v) = (random(b, 1, 3), random(b, 1, 4));
+        kv.write_slot(&step.slot_index, &k, &v).unwrap();
+        assert_eq!(kv.len(), 3, "writing does not count; advance does");
+        kv.advance(1).unwrap();
+        assert!(max_diff(&kv.keys().unwrap().narrow(2, 3, 1).unwrap(), &k) == 0.0);
+        assert!(max_diff(&kv.values().unwrap().narrow(2, 3, 1).unwrap(), &v) == 0.0);
+        assert!(max_diff(&kv.keys().unwrap().narrow(2, 0, 3).unwrap(), &random(b, t, 1)) == 0.0);
+        kv.advance(3).unwrap();
+        assert!(kv.advance(1).unwrap_err().to_string().contains("no room"));
+    }
 }

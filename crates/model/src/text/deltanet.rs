@@ -327,6 +327,30 @@ mod tests {
     }
 
     #[test]
+    fn in_place_steps_equal_the_decode_steps_and_update_the_state_buffers() {
+        let (layer, hidden) = layer();
+        let (b, prefill, steps) = (2, 5, 3);
+        let x = Tensor::randn(0f64, 1.0, (b, prefill + steps, hidden), &Device::Cpu).unwrap();
+        let mut state = None;
+        layer.forward(&x.narrow(1, 0, prefill).unwrap(), Some(&mut state), 4).unwrap();
+        let fixed = state.as_ref().unwrap().fixed().unwrap();
+        for i in prefill..prefill + steps {
+            let xi = x.narrow(1, i, 1).unwrap();
+            let want = layer.forward(&xi, Some(&mut state), 4).unwrap();
+            let got = layer.decode_static(&xi, &fixed).unwrap(); // writes `fixed`'s own buffers
+            assert!(max_diff(&got, &want) < 1e-12, "step {i}: {}", max_diff(&got, &want));
+            let s = state.as_ref().unwrap();
+            assert!(max_diff(&fixed.recurrent, &s.recurrent) < 1e-12);
+            assert!(max_diff(&fixed.conv, &s.conv.to_dtype(DType::F64).unwrap()) < 1e-12);
+        }
+        // A state that is not contiguous f32/f64 is refused rather than silently copied (and left stale).
+        let s = state.unwrap();
+        let strided = DeltaNetState { conv: s.conv.clone(), recurrent: s.recurrent.transpose(2, 3).unwrap() };
+        let err = layer.decode_static(&x.narrow(1, 0, 1).unwrap(), &strided).unwrap_err().to_string();
+        assert!(err.contains("contiguous"), "{err}");
+    }
+
+    #[test]
     fn the_decode_kernel_rejects_a_state_of_the_wrong_shape() {
         let (layer, hidden) = layer();
         let x = Tensor::randn(0f64, 1.0, (2, 1, hidden), &Device::Cpu).unwrap();
