@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a release `sgvlm` with `--features cuda` on a machine that has no GPU and no CUDA install, for the H100/H200
-# machines (sm_90, driver 580 = CUDA 13.0). Output: dist/cuda/sgvlm (stripped).
+# machines (sm_90, driver 580 = CUDA 13.0). Output: dist/cuda/{sgvlm,cuda_check} (stripped), their gzipped copies in
+# dist/cuda-gz, and dist/bench (the real-vocabulary tokenizer, the transformers baselines) for scripts/gpu_bench.sh.
 #
 # Why each step (facts in shared/reference/cuda_build_notes.md):
 # - nvcc, headers and libraries come from PyPI wheels pinned to the CUDA 13.0 line: a newer nvvm emits PTX that the
@@ -90,3 +91,14 @@ if [ "$SIZE" -gt $((48 * 1048576)) ]; then
     exit 1
 fi
 log "needs at run time: $(objdump -p "$ROOT/dist/cuda/sgvlm" | awk '/NEEDED/ {print $2}' | tr '\n' ' ')"
+
+# 6. What scripts/gpu_bench.sh needs besides the binaries, since the GPU machine has neither the tokenizer package
+# nor ../shared: the real-vocabulary tokenizer (gzipped) and the transformers baselines, in dist/bench.
+mkdir -p "$ROOT/dist/bench"
+if TOK="$(bash "$ROOT/scripts/qwen35_tokenizer.sh" 2>/dev/null)" && [ -s "$TOK" ]; then
+    gzip -6 -c "$TOK" >"$ROOT/dist/bench/tokenizer.json.gz"
+else
+    log "could not build the Qwen3.5 tokenizer: the GPU bench will use the tiny vocabulary"
+fi
+for f in "$ROOT"/../shared/bench/*.py; do [ -f "$f" ] && cp -f "$f" "$ROOT/dist/bench/"; done
+log "dist/bench: $(ls "$ROOT/dist/bench" | tr '\n' ' ')"
