@@ -11,6 +11,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    sgvlm_model::ops::init_cpu_threads();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor, Var};
 use sgvlm_model::text::delta_rule;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let dev = Device::Cpu;
     for (name, b, t, h, d) in [("demo-shard", 8, 355, 4, 16), ("demo", 16, 256, 8, 16), ("0.8b", 1, 1007, 16, 128)] {
         let q = Tensor::randn(0f32, 1.0, (b, t, h, d), &dev)?;

@@ -28,6 +28,7 @@ fn memory_mib() -> (f64, f64) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: bench_qwen35 MODEL_DIR")?);
     let dev = Device::Cpu;
     let (rss0, _) = memory_mib();

@@ -109,6 +109,7 @@ fn grads(
 }
 
 fn main() -> Res<()> {
+    sgvlm_model::ops::init_cpu_threads();
     let cuda = match sgvlm_model::cuda::open(0) {
         Ok(d) => d,
         Err(e) => {

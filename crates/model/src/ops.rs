@@ -211,6 +211,19 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
 }
 
+/// Keeps candle's CPU elementwise ops on the calling thread: sets `CANDLE_NUM_THREADS=1` unless the environment
+/// sets it. candle 0.11 runs an elementwise op of 64k elements or more on a pool of spinning threads of its own,
+/// one op at a time (a lock); sgvlm runs its own parallel work (SFT passes, GRPO completions, one per core) on
+/// rayon's threads, so that pool made those threads queue for it while its spinning workers took their cores: the
+/// demo's SFT made 212 steps in 150 s on this 2-core machine instead of 413 (BENCHMARKS.md, seventeenth session).
+/// candle reads the variable once, at its first such op: call this first in `main`, as the CLI and the examples
+/// do (`scripts/test.sh` sets the variable for the tests).
+pub fn init_cpu_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 /// Runs `f` on a thread of rayon's global pool (inline when already on one). candle's CPU kernels parallelise with
 /// rayon; called from a thread outside the pool, every such op hands its work to the pool and sleeps until it is
 /// done (two futex wake-ups per op), which at decode sizes costs more than the op itself. On a pool thread the

@@ -7,6 +7,7 @@ use sgvlm_train::policy::{Freeze, Policy};
 use sgvlm_train::rollout::{CachedSampler, Prompt, Rollout, Sampling};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::PathBuf::from(args.get(1).ok_or("usage: demo_outputs DIR [N]")?);
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);

@@ -28,6 +28,7 @@ impl Reporter for Quiet {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let args: Vec<String> = std::env::args().collect();
     let get = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
     let num = |k: &str, d: f64| get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(d);

@@ -10,6 +10,7 @@ use sgvlm_train::loss::logprob_surrogate;
 use std::collections::BTreeMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let dir = std::env::args().nth(1).map(std::path::PathBuf::from);
     let policy = checkpoint_or_init(dir.as_deref(), &Device::Cpu)?;
     let model = policy.model()?;

@@ -10,6 +10,7 @@ use sgvlm_train::demo::{demo_encoder, init_policy, model_config, scene, user_pro
 use sgvlm_train::policy::{Freeze, Policy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let cfg = model_config(false);
     // Argument: scale of the sine/cosine position embeddings (default 1, the demo's; 0 keeps the random init).
     let scale: f32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);

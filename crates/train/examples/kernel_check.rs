@@ -49,6 +49,7 @@ fn norm(t: &candle_core::Tensor) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);

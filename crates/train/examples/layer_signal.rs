@@ -9,6 +9,7 @@ use sgvlm_train::batch::collate;
 use sgvlm_train::demo::{checkpoint_or_init, demo_encoder, scene, user_prompt};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let dir = std::env::args().nth(1).map(std::path::PathBuf::from);
     let policy = checkpoint_or_init(dir.as_deref(), &Device::Cpu)?;
     let model = policy.model()?;

@@ -29,6 +29,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);

@@ -3,6 +3,7 @@
 use sgvlm_train::demo::{demo_encoder, model_config, scene, user_prompt};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sgvlm_model::ops::init_cpu_threads();
     let args: Vec<String> = std::env::args().collect();
     let out = std::path::PathBuf::from(args.get(1).ok_or("usage: scene_peek OUT_DIR [N]")?);
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
