@@ -97,7 +97,7 @@ pub(super) struct Fixed {
     warm: bool,
     /// Why capturing failed, if it did: the batch then runs op by op.
     pub capture_error: Option<String>,
-    /// Highest KV slot and position the buffers allow.
+    /// KV slots and rotary positions the buffers hold.
     capacity: usize,
     positions: usize,
 }

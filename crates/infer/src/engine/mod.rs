@@ -20,10 +20,12 @@
 //! Each step feeds every running sequence's last token (`[B, 1]`) with explicit per-sequence M-RoPE positions; the
 //! stacked caches and key mask are described in [`batch`]. Greedy unconstrained steps pick tokens with an on-device
 //! argmax, so the only host transfer per step is `B` token ids; sampled or constrained steps copy the logits to the
-//! host. Text is assembled from token bytes ([`vocab`]); stop strings are matched on those bytes and kept in the
-//! text; end tokens (`<|im_end|>`, `<|endoftext|>`) end a sequence and are left out; `max_new_tokens` ends it with
-//! [`FinishReason::Length`]. The returned text starts with the assistant prefix (the non-thinking prefix or the
-//! request's `response_prefix`), as MS-SWIFT's decoded responses do.
+//! host. On a CUDA device the steps run in fixed shapes and are captured as a CUDA graph, one launch per step
+//! ([`fixed`], [`DecodeMode`]); `EngineConfig::decode` or `SGVLM_DECODE` chooses. Text is assembled from token
+//! bytes ([`vocab`]); stop strings are matched on those bytes and kept in the text; end tokens (`<|im_end|>`,
+//! `<|endoftext|>`) end a sequence and are left out; `max_new_tokens` ends it with [`FinishReason::Length`]. The
+//! returned text starts with the assistant prefix (the non-thinking prefix or the request's `response_prefix`), as
+//! MS-SWIFT's decoded responses do.
 
 pub mod batch;
 pub mod fixed;

@@ -37,6 +37,32 @@ struct Buffers<'a> {
     out: CudaView<'a, f32>,
 }
 
+impl<'a> Buffers<'a> {
+    /// `ins`: views of `[mixed, taps, a, b, dt_bias, a_log, conv, state]`, in that order.
+    fn new(
+        ins: &[CudaView<'a, f32>],
+        act: CudaView<'a, f32>,
+        next: [CudaView<'a, f32>; 2],
+        out: CudaView<'a, f32>,
+    ) -> Self {
+        let [next_conv, next_state] = next;
+        Self {
+            mixed: ins[0].slice(..),
+            taps: ins[1].slice(..),
+            a: ins[2].slice(..),
+            beta_in: ins[3].slice(..),
+            dt_bias: ins[4].slice(..),
+            a_log: ins[5].slice(..),
+            conv: ins[6].slice(..),
+            state: ins[7].slice(..),
+            act,
+            next_conv,
+            next_state,
+            out,
+        }
+    }
+}
+
 fn cuda_device(t: &Tensor) -> Result<&CudaDevice> {
     match t.device() {
         Device::Cuda(dev) => Ok(dev),
@@ -116,20 +142,7 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
     };
     let ts: Vec<&Tensor> = ins.iter().chain([&conv, &state]).collect();
     with_views(&ts, |v| {
-        let bufs = Buffers {
-            mixed: v[0].slice(..),
-            taps: v[1].slice(..),
-            a: v[2].slice(..),
-            beta_in: v[3].slice(..),
-            dt_bias: v[4].slice(..),
-            a_log: v[5].slice(..),
-            conv: v[6].slice(..),
-            state: v[7].slice(..),
-            act: act.slice(..),
-            next_conv: next_conv.slice(..),
-            next_state: next_state.slice(..),
-            out: out.slice(..),
-        };
+        let bufs = Buffers::new(v, act.slice(..), [next_conv.slice(..), next_state.slice(..)], out.slice(..));
         launch(dev, &bufs, b, h, kernel)
     })?;
     let next_conv =
@@ -150,20 +163,8 @@ pub(super) fn run_into(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) 
     let (act, out) = unsafe { (dev.alloc::<f32>(b * h.conv_dim())?, dev.alloc::<f32>(b * h.n_v * h.d_v)?) };
     let ts: Vec<&Tensor> = ins.iter().chain([x.conv, x.state]).collect();
     with_views(&ts, |v| {
-        let bufs = Buffers {
-            mixed: v[0].slice(..),
-            taps: v[1].slice(..),
-            a: v[2].slice(..),
-            beta_in: v[3].slice(..),
-            dt_bias: v[4].slice(..),
-            a_log: v[5].slice(..),
-            conv: v[6].slice(..),
-            state: v[7].slice(..),
-            act: act.slice(..),
-            next_conv: v[6].slice(..),
-            next_state: v[7].slice(..),
-            out: out.slice(..),
-        };
+        // The next window and state are written over the current ones.
+        let bufs = Buffers::new(v, act.slice(..), [v[6].slice(..), v[7].slice(..)], out.slice(..));
         launch(dev, &bufs, b, h, kernel)
     })?;
     Ok(wrap(out, &[b, 1, h.n_v, h.d_v], dev))

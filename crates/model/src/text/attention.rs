@@ -175,15 +175,7 @@ impl FullAttention {
         key_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let qg = self.q_proj.forward(x)?.reshape((b, t, self.n_h, 2 * self.d_h))?;
-        let q = qg.narrow(D::Minus1, 0, self.d_h)?;
-        let gate = qg.narrow(D::Minus1, self.d_h, self.d_h)?.reshape((b, t, self.n_h * self.d_h))?;
-        let q = rms_norm_1p(&q, &self.q_norm, self.eps)?.transpose(1, 2)?; // [B,H,T,d]
-        let k = self.k_proj.forward(x)?.reshape((b, t, self.n_kv, self.d_h))?;
-        let k = rms_norm_1p(&k, &self.k_norm, self.eps)?.transpose(1, 2)?;
-        let v = self.v_proj.forward(x)?.reshape((b, t, self.n_kv, self.d_h))?.transpose(1, 2)?;
-        let q = rope.apply(&q)?;
-        let k = rope.apply(&k)?;
+        let [q, k, v, gate] = self.project(x, rope)?;
 
         let (k, v) = match state {
             Some(slot) => match slot.as_mut() {
@@ -276,19 +268,27 @@ impl FullAttention {
         self.o_proj.forward(&out.mul(&sigmoid(gate)?)?)
     }
 
+    /// Queries and keys (normed, rotated) `[B, H|H_kv, T, d]`, values `[B, H_kv, T, d]` and the output gate
+    /// `[B, T, H·d]` of `x` `[B, T, hidden]`.
+    fn project(&self, x: &Tensor, rope: &TextRope) -> Result<[Tensor; 4]> {
+        let (b, t, _) = x.dims3()?;
+        let qg = self.q_proj.forward(x)?.reshape((b, t, self.n_h, 2 * self.d_h))?;
+        let q = qg.narrow(D::Minus1, 0, self.d_h)?;
+        let gate = qg.narrow(D::Minus1, self.d_h, self.d_h)?.reshape((b, t, self.n_h * self.d_h))?;
+        let q = rope.apply(&rms_norm_1p(&q, &self.q_norm, self.eps)?.transpose(1, 2)?)?;
+        let k = self.k_proj.forward(x)?.reshape((b, t, self.n_kv, self.d_h))?;
+        let k = rope.apply(&rms_norm_1p(&k, &self.k_norm, self.eps)?.transpose(1, 2)?)?;
+        let v = self.v_proj.forward(x)?.reshape((b, t, self.n_kv, self.d_h))?.transpose(1, 2)?;
+        Ok([q, k, v, gate])
+    }
+
     /// One token per sequence in fixed shapes, for a decode step captured once and replayed (a CUDA graph): the
     /// new keys go to the slot `step` names (a device tensor, not a host offset) and the query attends over the
     /// whole KV buffers under `step`'s mask, which hides each row's padding and the slots not written yet. Every
     /// shape depends only on the batch and the buffers' capacity, never on how many tokens were decoded.
     pub fn decode_static(&self, x: &Tensor, rope: &TextRope, kv: &KvState, step: &StaticStep) -> Result<Tensor> {
         let b = x.dim(0)?;
-        let qg = self.q_proj.forward(x)?.reshape((b, 1, self.n_h, 2 * self.d_h))?;
-        let q = qg.narrow(D::Minus1, 0, self.d_h)?;
-        let gate = qg.narrow(D::Minus1, self.d_h, self.d_h)?.reshape((b, 1, self.n_h * self.d_h))?;
-        let q = rope.apply(&rms_norm_1p(&q, &self.q_norm, self.eps)?.transpose(1, 2)?)?;
-        let k = self.k_proj.forward(x)?.reshape((b, 1, self.n_kv, self.d_h))?;
-        let k = rope.apply(&rms_norm_1p(&k, &self.k_norm, self.eps)?.transpose(1, 2)?)?;
-        let v = self.v_proj.forward(x)?.reshape((b, 1, self.n_kv, self.d_h))?.transpose(1, 2)?;
+        let [q, k, v, gate] = self.project(x, rope)?;
         kv.write_slot(&step.slot_index, &k, &v)?;
         let (keys, values) = kv.buffers();
         self.decode_one(&q, keys, values, &gate, b, Some(&step.key_mask))
