@@ -180,20 +180,7 @@ impl GatedDeltaNet {
     /// One token after a cached state, through [`kernels::delta_decode`]; equal to the composed recurrent step.
     fn decode_step(&self, x: &Tensor, mixed: &Tensor, z: &Tensor, slot: &mut Option<DeltaNetState>) -> Result<Tensor> {
         let prev = slot.as_ref().ok_or_else(|| Error::Input("delta decode step without a state".into()))?;
-        let (a, beta_in) = (self.in_proj_a.forward(x)?, self.in_proj_b.forward(x)?);
-        let taps = self.conv_taps.t()?; // [conv_dim, K], the loaded layout
-        let inputs = kernels::DeltaDecodeInputs {
-            mixed,
-            a: &a,
-            b: &beta_in,
-            conv: &prev.conv,
-            state: &prev.recurrent,
-            taps: &taps,
-            dt_bias: &self.dt_bias,
-            a_log: &self.a_log,
-        };
-        let heads = kernels::DeltaHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
-        let step = kernels::delta_decode(inputs, heads)?;
+        let step = self.with_decode_inputs(x, mixed, prev, kernels::delta_decode)?;
         *slot = Some(DeltaNetState { conv: step.conv, recurrent: step.state });
         self.finish(&step.out, z, mixed.dim(0)?, 1)
     }
@@ -207,10 +194,23 @@ impl GatedDeltaNet {
         }
         let b = x.dim(0)?;
         let z = self.in_proj_z.forward(x)?.reshape((b, 1, self.n_v, self.d_v))?;
+        let out = self.with_decode_inputs(x, &mixed, state, kernels::delta_decode_into)?;
+        self.finish(&out, &z, b, 1)
+    }
+
+    /// Runs a decode kernel (`kernels::delta_decode` or `delta_decode_into`) on the one-token input `x`, its
+    /// `in_proj_qkv` projection `mixed` and `state`, with this layer's constants.
+    fn with_decode_inputs<R>(
+        &self,
+        x: &Tensor,
+        mixed: &Tensor,
+        state: &DeltaNetState,
+        kernel: impl FnOnce(kernels::DeltaDecodeInputs<'_>, kernels::DeltaHeads) -> Result<R>,
+    ) -> Result<R> {
         let (a, beta_in) = (self.in_proj_a.forward(x)?, self.in_proj_b.forward(x)?);
         let taps = self.conv_taps.t()?; // [conv_dim, K], the loaded layout
         let inputs = kernels::DeltaDecodeInputs {
-            mixed: &mixed,
+            mixed,
             a: &a,
             b: &beta_in,
             conv: &state.conv,
@@ -219,9 +219,7 @@ impl GatedDeltaNet {
             dt_bias: &self.dt_bias,
             a_log: &self.a_log,
         };
-        let heads = kernels::DeltaHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
-        let out = kernels::delta_decode_into(inputs, heads)?;
-        self.finish(&out, &z, b, 1)
+        kernel(inputs, kernels::DeltaHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v })
     }
 
     /// Queries and keys (repeated to the value-head count) and values of the convolved projection.
