@@ -111,9 +111,13 @@ else
     say "missing $CHECK"; printf 'cuda_check\tmissing\t0\t-\n' >>"$SUMMARY"
 fi
 
+# Whether the binary has decode modes (`--decode`, seventeenth session): EAGER asks for op-by-op steps where it does.
+EAGER=()
+"$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode' && EAGER=(--decode eager)
+
 # CUDA graphs must decode what the op-by-op steps decode: the tiny model in f32, both ways, same token digests.
 TINY_DIR=/tmp/sgvlm-tiny-f32
-if "$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode'; then
+if [ ${#EAGER[@]} -gt 0 ]; then
     run_step tiny_init 60 "$BIN" model init --preset tiny --dtype f32 --out "$TINY_DIR"
     for m in eager graph; do
         run_step "graph_$m" 90 "$BIN" bench generate --model "$TINY_DIR" --batch 1,8 --text-tokens 60 \
@@ -155,14 +159,12 @@ for b in 1 64; do
     run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
         --new-tokens 256 --device cuda
 done
-if "$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode'; then
+if [ ${#EAGER[@]} -gt 0 ]; then
     for b in 1 64; do
         run_step "engine_b${b}_eager" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
-            --new-tokens 256 --device cuda --decode eager
+            --new-tokens 256 --device cuda "${EAGER[@]}"
     done
 fi
-EAGER=()
-"$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode' && EAGER=(--decode eager)
 
 # 4. transformers, same GPU, same shapes.
 if [ -n "$HF_BENCH" ]; then

@@ -185,7 +185,12 @@ impl DecoderLayer {
         let x = (x + h)?;
         drop(span);
         let _span = crate::profile::span("mlp (norm, mlp, residual)", x.device());
-        let h = self.mlp.forward(&rms_norm_1p(&x, &self.post_attention_layernorm, self.eps)?)?;
+        self.mlp_residual(&x)
+    }
+
+    /// `x + mlp(norm(x))`: the second half of a layer.
+    fn mlp_residual(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.mlp.forward(&rms_norm_1p(x, &self.post_attention_layernorm, self.eps)?)?;
         Ok((x + h)?)
     }
 }
@@ -199,9 +204,7 @@ impl DecoderLayer {
             (Mixer::Linear(d), LayerState::Linear(Some(s))) => d.decode_static(&h, s)?,
             _ => return Err(Error::Input("fixed-shape decode steps need a prefilled cache of every layer".into())),
         };
-        let x = (x + h)?;
-        let h = self.mlp.forward(&rms_norm_1p(&x, &self.post_attention_layernorm, self.eps)?)?;
-        Ok((x + h)?)
+        self.mlp_residual(&(x + h)?)
     }
 }
 
