@@ -1,7 +1,9 @@
 //! Cheap check of the CUDA path (run on the GPU machine before any benchmark): the tiny model on random weights,
 //! one image+text forward, cached decode steps and one backward pass, on CUDA (f32 and bf16) against the CPU in f32.
 //! The bf16 backward pass is sgvlm-train's bf16 compute: the model over bf16 casts of f32 variables, gradients
-//! arriving in f32 on the variables.
+//! arriving in f32 on the variables. Then the gated delta rule's own CUDA kernels at the head sizes of the demo and of
+//! Qwen3.5-0.8B (`delta_rule_*`): the training node's output and the gradients of its five inputs, and the
+//! inference form from a state (output and final state), against the CPU node in f64.
 //!
 //! ```sh
 //! cargo run -p sgvlm-model --features cuda --example cuda_check      # or dist/cuda/cuda_check (scripts/build_cuda.sh)
@@ -108,6 +110,50 @@ fn grads(
     Ok(out)
 }
 
+/// The gated delta rule on CUDA (our kernels, when `cuda_supported`; the chunked form otherwise) against the CPU's
+/// f64 node: `(check, relative error, tolerance)` for the training node's output and input gradients and for the
+/// inference form from a random state. 3 heads of 2 sequences, 77 tokens (not a whole number of the backward's
+/// 32-token blocks).
+fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f64, f64)>> {
+    use sgvlm_model::text::delta_rule;
+    let cpu = Device::Cpu;
+    let (b, t, h) = (2, 77, 3);
+    let mk = |dims: &[usize], std: f64| Tensor::randn(0f64, std, dims, &cpu);
+    let ins = [
+        mk(&[b, t, h, dk], 1.0)?,
+        mk(&[b, t, h, dk], 1.0)?,
+        mk(&[b, t, h, dv], 1.0)?,
+        (mk(&[b, t, h], 0.5)? - 1.0)?.exp()?.neg()?,
+        candle_nn::ops::sigmoid(&mk(&[b, t, h], 1.0)?)?,
+    ];
+    let seed = mk(&[b, t, h, dv], 1.0)?;
+    let run = |dev: &Device, dtype: DType| -> Res<(Tensor, Vec<Tensor>)> {
+        let vars: Vec<Var> =
+            ins.iter().map(|x| Var::from_tensor(&x.to_dtype(dtype)?.to_device(dev)?)).collect::<Result<_, _>>()?;
+        let [q, k, v, g, beta] = [0, 1, 2, 3, 4].map(|i| vars[i].as_tensor());
+        let out = delta_rule::fused(q, k, v, g, beta)?;
+        let loss = (out.to_dtype(DType::F64)? * seed.to_device(dev)?)?.sum_all()?;
+        let grads = loss.backward()?;
+        let gs =
+            vars.iter().map(|v| grads.get(v.as_tensor()).cloned().ok_or("no gradient")).collect::<Result<_, _>>()?;
+        Ok((out, gs))
+    };
+    let (o_ref, g_ref) = run(&cpu, DType::F64)?;
+    let (o, gs) = run(cuda, DType::F32)?;
+    let mut errs = vec![("forward".to_string(), rel_err(&o, &o_ref)?, 1e-4)];
+    for (name, (a, r)) in ["dq", "dk", "dv", "dg", "dbeta"].iter().zip(gs.iter().zip(&g_ref)) {
+        errs.push((format!("grad_{name}"), rel_err(a, r)?, 1e-3));
+    }
+    let init = mk(&[b, h, dk, dv], 0.3)?;
+    let [q, k, v, g, beta] = ins.clone();
+    let (o_ref, s_ref) = delta_rule::loops(&q, &k, &v, &g, &beta, Some(&init))?;
+    let on = |x: &Tensor| x.to_dtype(DType::F32)?.to_device(cuda);
+    let (o, s) = delta_rule::loops(&on(&q)?, &on(&k)?, &on(&v)?, &on(&g)?, &on(&beta)?, Some(&on(&init)?))?;
+    errs.push(("prefill_out".into(), rel_err(&o, &o_ref)?, 1e-4));
+    errs.push(("prefill_state".into(), rel_err(&s, &s_ref)?, 1e-4));
+    Ok(errs)
+}
+
 fn main() -> Res<()> {
     sgvlm_model::ops::init_cpu_threads();
     let cuda = match sgvlm_model::cuda::open(0) {
@@ -163,6 +209,14 @@ fn main() -> Res<()> {
             }
         }
         report(&format!("gradients_{dtype:?} ({} params)", g_cpu.len()), worst, tol, secs);
+    }
+    for (dk, dv) in [(32, 32), (128, 128)] {
+        let t0 = Instant::now();
+        let errs = delta_rule_errors(dk, dv, &cuda)?;
+        let secs = t0.elapsed().as_secs_f64();
+        for (name, err, tol) in errs {
+            report(&format!("delta_rule_{name}_dk{dk}"), err, tol, secs);
+        }
     }
     println!("{}", serde_json::json!({"check": "summary", "ok": all_ok}));
     if !all_ok {

@@ -19,6 +19,10 @@
 //!
 //! The node takes the five inputs packed along the last dimension, `[B, H, T, 2·d_k + d_v + 2]` (`q, k, v, g, β`,
 //! q/k already normalised and scaled, heads first), and returns `o: [B, H, T, d_v]`; it starts from a zero state.
+//!
+//! With the `cuda` feature the same node runs on CUDA tensors through two kernels of ours (`delta_rule.cu`,
+//! `delta_rule_cuda.rs`: one block per head, one thread per state column, the backward pass's states replayed per
+//! block of 32 tokens as here), and so does the inference form from a state ([`gated_delta_rule_with_state`]).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 
@@ -242,6 +246,15 @@ impl CustomOp1 for DeltaRule {
         }
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        super::delta_rule_cuda::forward(storage, layout, self.dk)
+    }
+
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         fn run<T: Float>(x: &Tensor, g: &Tensor, dk: usize) -> candle_core::Result<Tensor> {
             let (heads, t, d) = packed_dims(x.layout(), dk)?;
@@ -262,6 +275,10 @@ impl CustomOp1 for DeltaRule {
         }
         let x = arg.detach();
         let g = grad.detach().to_dtype(x.dtype())?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return super::delta_rule_cuda::backward(&x, &g, self.dk).map(Some).map_err(candle_core::Error::wrap);
+        }
         Ok(Some(match x.dtype() {
             DType::F32 => run::<f32>(&x, &g, self.dk)?,
             DType::F64 => run::<f64>(&x, &g, self.dk)?,
@@ -308,6 +325,11 @@ pub fn gated_delta_rule_with_state(
     }
     let d = Dims { dk: q.dim(D::Minus1)?, dv: v.dim(D::Minus1)? };
     let packed = Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?.contiguous()?;
+    #[cfg(feature = "cuda")]
+    if packed.device().is_cuda() {
+        let (out, last) = super::delta_rule_cuda::forward_with_state(&packed.to_dtype(DType::F32)?, d.dk, init)?;
+        return Ok((out.to_dtype(packed.dtype())?, last.to_dtype(packed.dtype())?));
+    }
     match packed.dtype() {
         DType::F32 => run::<f32>(&packed, init, d),
         DType::F64 => run::<f64>(&packed, init, d),
@@ -316,9 +338,30 @@ pub fn gated_delta_rule_with_state(
 }
 
 /// The gated delta rule from a zero state over heads-first inputs (`q, k: [B, H, T, d_k]` normalised and scaled,
-/// `v: [B, H, T, d_v]`, `g, beta: [B, H, T]`, all f32 or all f64 on the CPU): `o: [B, H, T, d_v]`, one graph node.
+/// `v: [B, H, T, d_v]`, `g, beta: [B, H, T]`, all f32 or all f64 on the CPU, or on CUDA ([`cuda_supported`]; there
+/// in f32)): `o: [B, H, T, d_v]`, one graph node.
 pub fn gated_delta_rule(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
     let dk = q.dim(D::Minus1)?;
-    let packed = Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?.contiguous()?;
-    Ok(packed.apply_op1(DeltaRule { dk })?)
+    let mut packed = Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?;
+    if packed.device().is_cuda() {
+        packed = packed.to_dtype(DType::F32)?;
+    }
+    Ok(packed.contiguous()?.apply_op1(DeltaRule { dk })?)
+}
+
+/// Whether the whole-sequence kernels run on CUDA for heads of `dk × dv` on `device`: a build with the `cuda`
+/// feature, the kernels enabled ([`super::set_enabled`]), `SGVLM_CUDA_DELTA_RULE` not `0`, and a size the kernels
+/// are instantiated for (`d_k` of 16, 32, 64 or 128, `d_v` up to 256). Otherwise CUDA runs the chunked form.
+pub fn cuda_supported(device: &candle_core::Device, dk: usize, dv: usize) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let allowed = *ALLOWED.get_or_init(|| std::env::var("SGVLM_CUDA_DELTA_RULE").map_or(true, |v| v != "0"));
+        device.is_cuda() && super::enabled() && allowed && super::delta_rule_cuda::supports(dk, dv)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (device, dk, dv);
+        false
+    }
 }

@@ -28,6 +28,8 @@ mod delta_decode;
 #[cfg(feature = "cuda")]
 mod delta_decode_cuda;
 pub mod delta_rule;
+#[cfg(feature = "cuda")]
+mod delta_rule_cuda;
 mod gated;
 mod norm;
 mod rope;

@@ -4,9 +4,10 @@
 //! and for every token does `S ← exp(g)·S`, `S ← S + k·(β·(v − Sᵀk))ᵀ`, `o = Sᵀq`.
 //!
 //! * [`recurrent`] runs that loop token by token (one-token decode; also the test oracle).
-//! * [`fused_cpu`] runs the loop as one CPU graph node with a hand-written backward (training on the CPU).
-//! * [`loops_cpu`] runs the loop from a given state without a graph node and returns the final state too
-//!   (inference on the CPU: the prefill).
+//! * [`fused`] runs the loop as one graph node with a hand-written backward (training on the CPU, and on CUDA
+//!   through kernels of ours where [`crate::kernels::delta_rule::cuda_supported`]).
+//! * [`loops`] runs the loop from a given state without a graph node and returns the final state too
+//!   (inference: the prefill, on the CPU and on CUDA under the same condition).
 //! * [`chunked`] processes `chunk`-token blocks with matrix products (prefill and training): inside a chunk the
 //!   delta updates are condensed by the UT transform `(I + L)⁻¹`, a unit lower-triangular inverse computed by
 //!   block recursion (`unit_lower_inverse`), and only the chunk-to-chunk state pass is sequential.
@@ -97,19 +98,20 @@ pub fn recurrent(
     Ok((out, s))
 }
 
-/// The gated delta rule from a zero state as one CPU graph node with a hand-written backward
-/// ([`crate::kernels::delta_rule`]): the training path on the CPU. Same inputs and output as [`chunked`] without a state.
-pub fn fused_cpu(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
+/// The gated delta rule from a zero state as one graph node with a hand-written backward
+/// ([`crate::kernels::delta_rule`]): the training path on the CPU and on CUDA. Same inputs and output as [`chunked`]
+/// without a state.
+pub fn fused(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
     let out_dtype = v.dtype();
     let [q, k, v, g, beta] = prepare(q, k, v, g, beta)?;
     let out = crate::kernels::gated_delta_rule(&q, &k, &v, &g, &beta)?;
     Ok(out.transpose(1, 2)?.contiguous()?.to_dtype(out_dtype)?)
 }
 
-/// The gated delta rule from `init` (or zero) as plain CPU loops without a graph node
-/// ([`crate::kernels::delta_rule::gated_delta_rule_with_state`]): inference on the CPU, where it replaces [`chunked`]
-/// (same inputs and outputs, f32 or f64 on the CPU).
-pub fn loops_cpu(
+/// The gated delta rule from `init` (or zero) token by token without a graph node
+/// ([`crate::kernels::delta_rule::gated_delta_rule_with_state`]): inference, where it replaces [`chunked`] (same
+/// inputs and outputs; f32 or f64 on the CPU, f32 on CUDA).
+pub fn loops(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -291,20 +293,20 @@ mod tests {
         };
         for start in [None, Some(&init)] {
             let (o_ref, s_ref) = chunked(&q, &k, &v, &g, &beta, 16, start).unwrap();
-            let (o, s) = loops_cpu(&q, &k, &v, &g, &beta, start).unwrap();
+            let (o, s) = loops(&q, &k, &v, &g, &beta, start).unwrap();
             assert_eq!((o.dims(), s.dims()), (o_ref.dims(), s_ref.dims()));
             assert!(diff(&o, &o_ref) < 1e-10 && diff(&s, &s_ref) < 1e-10, "{} {}", diff(&o, &o_ref), diff(&s, &s_ref));
         }
         // f32 in, f32 out; a state of the wrong shape is an error.
         let [q, k, v, g, beta] = random_inputs(1, 5, 2, 4, 3);
-        let (o, s) = loops_cpu(&q, &k, &v, &g, &beta, None).unwrap();
+        let (o, s) = loops(&q, &k, &v, &g, &beta, None).unwrap();
         assert_eq!((o.dtype(), o.dims(), s.dims()), (DType::F32, &[1, 5, 2, 3][..], &[1, 2, 4, 3][..]));
         let bad = Tensor::zeros((1, 2, 3, 3), DType::F32, &Device::Cpu).unwrap();
-        assert!(loops_cpu(&q, &k, &v, &g, &beta, Some(&bad)).is_err());
+        assert!(loops(&q, &k, &v, &g, &beta, Some(&bad)).is_err());
     }
 
     #[test]
-    fn fused_cpu_kernel_matches_the_chunked_form_and_its_gradients() {
+    fn fused_kernel_matches_the_chunked_form_and_its_gradients() {
         // f64 so that the comparison sees the kernel's algebra, not rounding; T = 75 spans three kernel blocks.
         let f64s = |t: Tensor| t.to_dtype(DType::F64).unwrap();
         let [q, k, v, g, beta] = random_inputs(2, 75, 3, 8, 5).map(f64s);
@@ -313,7 +315,7 @@ mod tests {
         let [qv, kv, vv, gv, bv] = [0, 1, 2, 3, 4].map(|i| vars[i].as_tensor().clone());
         let seed = f64s(Tensor::randn(0f32, 1.0, (2, 75, 3, 5), &Device::Cpu).unwrap());
         let (o_ref, _) = chunked(&qv, &kv, &vv, &gv, &bv, 16, None).unwrap();
-        let o = fused_cpu(&qv, &kv, &vv, &gv, &bv).unwrap();
+        let o = fused(&qv, &kv, &vv, &gv, &bv).unwrap();
         let diff = |a: &Tensor, b: &Tensor| -> f64 {
             (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
         };

@@ -1,0 +1,69 @@
+// A CPU stand-in for the few CUDA features our kernels use, so that their logic (indexing, shared memory, barriers,
+// warp shuffles) can be tested on a machine without a GPU: every thread of a block is a std::thread, __syncthreads
+// is a barrier over the block, __shfl_xor_sync exchanges values through a per-warp buffer between two warp
+// barriers, and blocks run one after another. It checks what the kernel computes, not how fast, and it cannot
+// catch what only hardware shows (memory coalescing, register spills, launch limits).
+//
+// Use: include this header, then the .cu file, then call emu::launch(grid, threads, [&] { kernel(args...); }).
+#pragma once
+
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__
+
+struct Dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+
+inline thread_local Dim3 threadIdx;
+inline Dim3 blockIdx, blockDim;
+
+using std::max;
+using std::min;
+
+namespace emu {
+inline std::unique_ptr<std::barrier<>> block_barrier;
+inline std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+inline std::vector<float> warp_buf;
+
+inline void launch(unsigned grid, unsigned threads, const std::function<void()>& kernel) {
+    blockDim.x = threads;
+    unsigned warps = (threads + 31) / 32;
+    for (unsigned b = 0; b < grid; ++b) {
+        blockIdx.x = b;
+        block_barrier = std::make_unique<std::barrier<>>(threads);
+        warp_barriers.clear();
+        for (unsigned w = 0; w < warps; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - 32 * w)));
+        warp_buf.assign(warps * 32, 0.0f);
+        std::vector<std::thread> pool;
+        for (unsigned t = 0; t < threads; ++t) {
+            pool.emplace_back([t, &kernel] {
+                threadIdx.x = t;
+                kernel();
+            });
+        }
+        for (auto& th : pool) th.join();
+    }
+}
+}  // namespace emu
+
+inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
+
+inline float __shfl_xor_sync(unsigned, float v, int off) {
+    unsigned lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+    auto& bar = *emu::warp_barriers[warp];
+    emu::warp_buf[warp * 32 + lane] = v;
+    bar.arrive_and_wait();
+    float r = emu::warp_buf[warp * 32 + (lane ^ off)];
+    bar.arrive_and_wait();
+    return r;
+}
