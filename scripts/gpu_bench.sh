@@ -11,11 +11,13 @@
 #                      (decode steps as CUDA graphs, the default on a GPU); engine_b1_eager/b64_eager: the same op
 #                      by op (`--decode eager`, the path measured before graphs)
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
-#   5. engine_b1_composed: batch 1 op by op with SGVLM_CUDA_DELTA_DECODE=0 (the DeltaNet decode kernels' effect);
-#      profile_b1/b64: 64 new tokens op by op with SGVLM_PROFILE=1, the time per part of the model
-#   6. train_bf16, hf_train, grpo
+#   5. train_bf16, hf_train, grpo
 #                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1),
 #                      hf_train_baseline.py, and one GRPO step (sgvlm train bench-grpo), only if the binary has them
+#   6. engine_b64_chunked / train_bf16_chunked: the prefill and the training step with the gated delta rule as the
+#      chunked candle form (SGVLM_CUDA_DELTA_RULE=0), for the effect of its kernels; engine_b1_composed (EXTRA=1):
+#      batch 1 with the DeltaNet decode step composed; profile_b1/b64/profile_train: SGVLM_PROFILE=1, the time per
+#      part of the model
 # GPU memory is sampled with nvidia-smi during each step (peak MiB used on the card, all processes).
 #
 # dist/ is git-ignored: a tool that copies the working tree to the GPU machine must be told to carry `dist/cuda`
@@ -173,18 +175,7 @@ else
     printf 'hf\tnot found\t0\t-\n' >>"$SUMMARY"
 fi
 
-# 5. Batch 1 again with the Gated DeltaNet decode step as composed candle ops (its CUDA kernels off), for their effect.
-run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 1 \
-    --text-tokens 700 --new-tokens 256 --device cuda "${EAGER[@]}"
-
-# Where a decode step's time goes (SGVLM_PROFILE=1: every part waits for the device at its ends, so the run is slower;
-# read the shares), at batch 1 and 64 with 64 new tokens.
-for b in 1 64; do
-    run_step "profile_b$b" 120 env SGVLM_PROFILE=1 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" \
-        --text-tokens 700 --new-tokens 64 --device cuda "${EAGER[@]}"
-done
-
-# 6. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
+# 5. Training step (`sgvlm train bench`; vision tower frozen in both, as in the recipes).
 if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
     # The f32 step was measured on 2026-11-26 (2.89 s/step, 114 GB on an H200): only with TRAIN_F32=1.
     if [ "${TRAIN_F32:-0}" = 1 ]; then
@@ -195,11 +186,6 @@ if "$BIN" train --help 2>/dev/null | grep -qE '^\s+bench\b'; then
     if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
         run_step train_bf16 150 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 --answer 256 --steps 3 \
             --device cuda --dtype bf16
-    fi
-    # Where the bf16 step's time goes (SGVLM_PROFILE=1: forward, LM head + loss, backward, optimizer, per layer kind).
-    if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
-        run_step profile_train 120 env SGVLM_PROFILE=1 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 \
-            --answer 256 --steps 2 --device cuda --dtype bf16
     fi
     [ -f "$HF_TRAIN" ] && run_step hf_train 150 python3 "$HF_TRAIN" --batch 4 --len 1300 --answer 256 --steps 5 \
         --freeze-vision
@@ -214,6 +200,31 @@ else
     say "sgvlm train bench: not in this binary, skipped"
 fi
 
+# 6. What the kernels of ours save, and where the time goes. The prefill with the gated delta rule as the chunked
+# candle form (SGVLM_CUDA_DELTA_RULE=0; 8 new tokens: read prefill_s), against engine_b64's prefill_s. With EXTRA=1,
+# batch 1 op by op with the DeltaNet decode step composed (SGVLM_CUDA_DELTA_DECODE=0; measured on 2026-11-27).
+run_step engine_b64_chunked 120 env SGVLM_CUDA_DELTA_RULE=0 "$BIN" bench generate --model "$MODEL_DIR" --batch 64 \
+    --text-tokens 700 --new-tokens 8 --device cuda
+if [ "${EXTRA:-0}" = 1 ]; then
+    run_step engine_b1_composed 200 env SGVLM_CUDA_DELTA_DECODE=0 "$BIN" bench generate --model "$MODEL_DIR" \
+        --batch 1 --text-tokens 700 --new-tokens 256 --device cuda "${EAGER[@]}"
+fi
+
+# Where a decode step's time goes (SGVLM_PROFILE=1: every part waits for the device at its ends, so the run is slower;
+# read the shares), at batch 1 and 64 with 64 new tokens.
+for b in 1 64; do
+    run_step "profile_b$b" 120 env SGVLM_PROFILE=1 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" \
+        --text-tokens 700 --new-tokens 64 --device cuda "${EAGER[@]}"
+done
+
+# The bf16 training step with the chunked delta rule (its training kernels off), then where the step's time goes.
+if "$BIN" train bench --help 2>/dev/null | grep -q -- '--dtype'; then
+    run_step train_bf16_chunked 150 env SGVLM_CUDA_DELTA_RULE=0 "$BIN" train bench --model "$MODEL_DIR" --batch 4 \
+        --len 1300 --answer 256 --steps 2 --device cuda --dtype bf16
+    # Where the bf16 step's time goes (SGVLM_PROFILE=1: forward, LM head + loss, backward, optimizer, per layer kind).
+    run_step profile_train 120 env SGVLM_PROFILE=1 "$BIN" train bench --model "$MODEL_DIR" --batch 4 --len 1300 \
+        --answer 256 --steps 2 --device cuda --dtype bf16
+fi
 
 # Summary: every step's status, then the figures the benchmark steps printed.
 python3 - "$OUT" <<'EOF' || cat "$SUMMARY"
