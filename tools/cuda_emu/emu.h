@@ -5,9 +5,12 @@
 // catch what only hardware shows (memory coalescing, register spills, launch limits).
 //
 // Use: include this header, then the .cu file, then call emu::launch(grid, threads, [&] { kernel(args...); }).
+// Shared memory must be declared `extern __shared__` in the kernels (the driver defines those arrays).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <barrier>
 #include <cmath>
 #include <memory>
@@ -25,7 +28,7 @@ struct Dim3 {
 };
 
 inline thread_local Dim3 threadIdx;
-inline Dim3 blockIdx, blockDim;
+inline Dim3 blockIdx, blockDim, gridDim;
 
 using std::max;
 using std::min;
@@ -35,11 +38,15 @@ inline std::unique_ptr<std::barrier<>> block_barrier;
 inline std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
 inline std::vector<float> warp_buf;
 
-inline void launch(unsigned grid, unsigned threads, const std::function<void()>& kernel) {
+// Runs `kernel` on a grid of `grid_x` × `grid_y` blocks of `threads` threads, one block after another.
+inline void launch(unsigned grid_x, unsigned threads, const std::function<void()>& kernel, unsigned grid_y = 1) {
     blockDim.x = threads;
+    gridDim.x = grid_x;
+    gridDim.y = grid_y;
     unsigned warps = (threads + 31) / 32;
-    for (unsigned b = 0; b < grid; ++b) {
-        blockIdx.x = b;
+    for (unsigned b = 0; b < grid_x * grid_y; ++b) {
+        blockIdx.x = b % grid_x;
+        blockIdx.y = b / grid_x;
         block_barrier = std::make_unique<std::barrier<>>(threads);
         warp_barriers.clear();
         for (unsigned w = 0; w < warps; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - 32 * w)));
@@ -55,6 +62,8 @@ inline void launch(unsigned grid, unsigned threads, const std::function<void()>&
     }
 }
 }  // namespace emu
+
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 
 inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
 

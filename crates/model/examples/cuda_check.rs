@@ -3,7 +3,8 @@
 //! The bf16 backward pass is sgvlm-train's bf16 compute: the model over bf16 casts of f32 variables, gradients
 //! arriving in f32 on the variables. Then the gated delta rule's own CUDA kernels at the head sizes of the demo and of
 //! Qwen3.5-0.8B (`delta_rule_*`): the training node's output and the gradients of its five inputs, and the
-//! inference form from a state (output and final state), against the CPU node in f64.
+//! inference form from a state (output and final state), against the CPU node in f64; and the CUDA twins of the
+//! training kernels (`kernel_*`: normalisation, softmax, `silu(a)·b`, the causal conv; value and input gradients).
 //!
 //! ```sh
 //! cargo run -p sgvlm-model --features cuda --example cuda_check      # or dist/cuda/cuda_check (scripts/build_cuda.sh)
@@ -154,6 +155,52 @@ fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f6
     Ok(errs)
 }
 
+/// The training kernels' CUDA twins (`kernels::{normalize, rms_norm, softmax, silu_mul, conv_silu}` on f32 CUDA
+/// tensors) against their CPU nodes in f64: `(check, worst relative error of the value and every input gradient)`.
+fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
+    use sgvlm_model::kernels;
+    type Op = Box<dyn Fn(&[&Tensor]) -> sgvlm_model::Result<Tensor>>;
+    let cpu = Device::Cpu;
+    let mk = |dims: &[usize], std: f64| Tensor::randn(0f64, std, dims, &cpu);
+    let ops: Vec<(&str, Vec<Tensor>, Op)> = vec![
+        ("normalize_rms", vec![mk(&[6, 300], 2.0)?], Box::new(|t| kernels::normalize(t[0], 1e-6, true))),
+        ("normalize_l2", vec![mk(&[6, 128], 2.0)?], Box::new(|t| kernels::normalize(t[0], 1e-6, false))),
+        (
+            "rms_norm_1p",
+            vec![mk(&[6, 300], 2.0)?, mk(&[300], 0.5)?],
+            Box::new(|t| kernels::rms_norm(t[0], t[1], 1e-6, true)),
+        ),
+        ("softmax_causal", vec![mk(&[2, 3, 9, 13], 2.0)?], Box::new(|t| kernels::softmax(t[0], 0.3, Some(4)))),
+        ("softmax", vec![mk(&[5, 400], 2.0)?], Box::new(|t| kernels::softmax(t[0], 1.0, None))),
+        ("silu_mul", vec![mk(&[3, 700], 2.0)?, mk(&[3, 700], 1.0)?], Box::new(|t| kernels::silu_mul(t[0], t[1]))),
+        ("conv_silu", vec![mk(&[2, 70, 130], 1.0)?, mk(&[4, 130], 0.5)?], Box::new(|t| kernels::conv_silu(t[0], t[1]))),
+    ];
+    let mut out = Vec::new();
+    for (name, xs, op) in ops {
+        let run = |dev: &Device, dtype: DType| -> Res<(Tensor, Vec<Tensor>)> {
+            let vars: Vec<Var> =
+                xs.iter().map(|x| Var::from_tensor(&x.to_dtype(dtype)?.to_device(dev)?)).collect::<Result<_, _>>()?;
+            let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+            let y = op(&ts)?;
+            let seed = Tensor::ones(y.dims(), DType::F64, &Device::Cpu)?.cumsum(y.rank() - 1)?.sin()?.to_device(dev)?;
+            let grads = (y.to_dtype(DType::F64)? * seed)?.sum_all()?.backward()?;
+            let gs = vars
+                .iter()
+                .map(|v| grads.get(v.as_tensor()).cloned().ok_or("no gradient"))
+                .collect::<Result<_, _>>()?;
+            Ok((y, gs))
+        };
+        let (y_ref, g_ref) = run(&cpu, DType::F64)?;
+        let (y, gs) = run(cuda, DType::F32)?;
+        let mut worst = rel_err(&y, &y_ref)?;
+        for (a, r) in gs.iter().zip(&g_ref) {
+            worst = worst.max(rel_err(a, r)?);
+        }
+        out.push((name.to_string(), worst));
+    }
+    Ok(out)
+}
+
 fn main() -> Res<()> {
     sgvlm_model::ops::init_cpu_threads();
     let cuda = match sgvlm_model::cuda::open(0) {
@@ -217,6 +264,12 @@ fn main() -> Res<()> {
         for (name, err, tol) in errs {
             report(&format!("delta_rule_{name}_dk{dk}"), err, tol, secs);
         }
+    }
+    let t0 = Instant::now();
+    let errs = train_op_errors(&cuda)?;
+    let secs = t0.elapsed().as_secs_f64();
+    for (name, err) in errs {
+        report(&format!("kernel_{name}"), err, 1e-4, secs);
     }
     println!("{}", serde_json::json!({"check": "summary", "ok": all_ok}));
     if !all_ok {

@@ -111,7 +111,7 @@ fn fused_ok(xs: &[&Tensor]) -> bool {
 /// `x / sqrt(mean(x²) + eps)` over the last dimension, computed in f32 (or f64).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     let x = x.to_dtype(compute_dtype(x.dtype()))?;
-    if crate::kernels::supported(&x) && needs_grad(&[&x]) {
+    if crate::kernels::trainable(&x) && needs_grad(&[&x]) {
         return crate::kernels::normalize(&x, eps, true);
     }
     let var = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -126,7 +126,7 @@ pub fn rms_norm_1p(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         return Ok(candle_nn::ops::rms_norm(&xf, &wf, eps as f32)?.to_dtype(x.dtype())?);
     }
     let xf = x.to_dtype(compute_dtype(x.dtype()))?;
-    if crate::kernels::supported(&xf) {
+    if crate::kernels::trainable(&xf) {
         return Ok(crate::kernels::rms_norm(&xf, &w.to_dtype(xf.dtype())?, eps, true)?.to_dtype(x.dtype())?);
     }
     let y = rms_normalize(&xf, eps)?;
@@ -141,7 +141,7 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         return Ok(candle_nn::ops::rms_norm(&xf, &wf, eps as f32)?.to_dtype(x.dtype())?);
     }
     let xf = x.to_dtype(compute_dtype(x.dtype()))?;
-    if crate::kernels::supported(&xf) {
+    if crate::kernels::trainable(&xf) {
         return Ok(crate::kernels::rms_norm(&xf, &w.to_dtype(xf.dtype())?, eps, false)?.to_dtype(x.dtype())?);
     }
     let y = rms_normalize(&xf, eps)?;
@@ -175,7 +175,7 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     if fused_ok(&[x]) {
         return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
     }
-    if crate::kernels::supported(x) {
+    if crate::kernels::trainable(x) {
         return crate::kernels::softmax(x, 1.0, None);
     }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
@@ -196,7 +196,7 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
 
 /// `x / sqrt(sum(x²) + eps)` over the last dimension (the FLA-style l2norm of Gated DeltaNet).
 pub fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    if crate::kernels::supported(x) && needs_grad(&[x]) {
+    if crate::kernels::trainable(x) && needs_grad(&[x]) {
         return crate::kernels::normalize(x, eps, false);
     }
     let n = (x.sqr()?.sum_keepdim(D::Minus1)? + eps)?.sqrt()?;

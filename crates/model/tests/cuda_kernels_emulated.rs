@@ -1,20 +1,25 @@
-//! The gated delta rule's CUDA kernels (`src/kernels/delta_rule.cu`) run on the CPU through a stand-in for the CUDA
-//! features they use (`tools/cuda_emu/emu.h`: a thread per GPU thread, barriers, warp shuffles through a shared
-//! buffer), against the CPU node in f64: the forward from a zero and from a given state (output and final state)
-//! and the backward (the gradients of all five inputs). This checks the kernels' indexing, block replay and warp
-//! reductions on a machine without a GPU; `examples/cuda_check.rs` checks the same on a GPU. Needs a C++20
-//! compiler (`$CXX`, default `c++`), which the build already needs for the tokenizer's dependencies.
+//! Our CUDA kernels for training and the prefill run on the CPU through a stand-in for the CUDA features they use
+//! (`tools/cuda_emu/emu.h`: a thread per GPU thread, barriers, warp shuffles through a shared buffer, atomics),
+//! against the CPU nodes in f64, with the launch shapes the `*_cuda.rs` modules use:
+//! * the gated delta rule (`src/kernels/delta_rule.cu`): the forward from a zero and from a given state (output and
+//!   final state) and the backward (the gradients of all five inputs);
+//! * the training kernels' twins (`src/kernels/train_ops.cu`): normalisation with and without a weight, the scaled
+//!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU — values and every input's gradient.
+//!
+//! This checks the kernels' indexing, block replay, reductions and striding on a machine without a GPU;
+//! `examples/cuda_check.rs` checks the compiled kernels on a GPU. Needs a C++20 compiler (`$CXX`, default `c++`),
+//! which the build already needs for the tokenizer's dependencies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor, Var};
 use sgvlm_model::kernels::delta_rule::gated_delta_rule_with_state;
-use sgvlm_model::kernels::gated_delta_rule;
+use sgvlm_model::kernels::{conv_silu, gated_delta_rule, normalize, rms_norm, silu_mul, softmax};
 
-fn emulator(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/cuda_emu/delta_rule_emu.cpp");
-    let exe = dir.join("delta_rule_emu");
+fn emulator(dir: &Path, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tools/cuda_emu/{name}.cpp"));
+    let exe = dir.join(name);
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let out = Command::new(&cxx)
         .args(["-std=c++20", "-O1", "-pthread", "-Wno-unknown-pragmas", "-o"])
@@ -73,9 +78,9 @@ fn run(exe: &Path, mode: &str, dk: usize, dv: usize, bh: usize, t: usize, dir: &
 
 #[test]
 fn the_cuda_delta_rule_kernels_compute_the_cpu_node_and_its_gradients() {
-    let tmp = std::env::temp_dir().join(format!("sgvlm-cuda-emu-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("sgvlm-cuda-emu-rule-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let exe = emulator(&tmp);
+    let exe = emulator(&tmp, "delta_rule_emu");
     // (d_k, d_v, batch, heads, tokens): every instantiated d_k; d_v below a warp (idle lanes), not a multiple of
     // 32, and of several warps; token counts below, at and past the backward's 32-token blocks.
     let cases = [(16, 16, 2, 3, 45), (32, 32, 1, 2, 77), (64, 48, 1, 2, 40), (128, 64, 1, 1, 33)];
@@ -117,5 +122,115 @@ fn the_cuda_delta_rule_kernels_compute_the_cpu_node_and_its_gradients() {
             assert!(e < 1e-4, "{name}: {part} differs by {e:e}");
         }
     }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Runs one kernel of `train_ops_emu` with `args` on `inputs` (written as `NAME.bin`) and reads `outputs` back.
+fn train_op(
+    exe: &Path,
+    dir: &Path,
+    kernel: &str,
+    args: &[String],
+    inputs: &[(&str, &Tensor)],
+    outputs: &[(&str, &[usize])],
+) -> Vec<Tensor> {
+    for (name, t) in inputs {
+        write(&dir.join(format!("{name}.bin")), t);
+    }
+    let out = Command::new(exe).arg(dir).arg(kernel).args(args).output().unwrap();
+    assert!(out.status.success(), "emulator {kernel}: {}", String::from_utf8_lossy(&out.stderr));
+    outputs.iter().map(|(name, dims)| read(&dir.join(format!("{name}.bin")), dims)).collect()
+}
+
+/// Value and gradients of `f` (f64, on the CPU node) at `xs` for the output gradient `g`.
+fn reference(xs: &[&Tensor], g: &Tensor, f: impl Fn(&[&Tensor]) -> Tensor) -> (Tensor, Vec<Tensor>) {
+    let vars: Vec<Var> = xs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+    let y = f(&ts);
+    let grads = (y.clone() * g).unwrap().sum_all().unwrap().backward().unwrap();
+    (y.detach(), vars.iter().map(|v| grads.get(v.as_tensor()).unwrap().clone()).collect())
+}
+
+fn close(name: &str, got: &Tensor, want: &Tensor) {
+    let e = rel_err(got, want);
+    assert!(e < 1e-5, "{name}: differs from the CPU node by {e:e}");
+}
+
+#[test]
+fn the_cuda_training_kernels_compute_the_cpu_nodes_and_their_gradients() {
+    let tmp = std::env::temp_dir().join(format!("sgvlm-cuda-emu-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = emulator(&tmp, "train_ops_emu");
+    let n = |dims: &[usize], std: f64| Tensor::randn(0f64, std, dims, &Device::Cpu).unwrap();
+    let s = |v: &[f64]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    // Normalisation: rows longer than a block's 128 threads, RMS and L2, with and without a weight.
+    let (rows, width, eps) = (5, 300, 1e-6);
+    let x = n(&[rows, width], 2.0);
+    let g = n(&[rows, width], 1.0);
+    for mean in [true, false] {
+        let (y, dx) = reference(&[&x], &g, |t| normalize(t[0], eps, mean).unwrap());
+        let args = s(&[rows as f64, width as f64, eps, mean as u8 as f64, 0.0, 0.0]);
+        let got = train_op(&exe, &tmp, "norm_fwd", &args, &[("x", &x)], &[("y", &[rows, width])]);
+        close(&format!("normalize (mean {mean})"), &got[0], &y);
+        let got = train_op(&exe, &tmp, "norm_bwd", &args, &[("x", &x), ("g", &g)], &[("dx", &[rows, width])]);
+        close(&format!("normalize gradient (mean {mean})"), &got[0], &dx[0]);
+    }
+    let w = n(&[width], 0.5);
+    for plus_one in [false, true] {
+        let (y, d) = reference(&[&x, &w], &g, |t| rms_norm(t[0], t[1], eps, plus_one).unwrap());
+        let args = s(&[rows as f64, width as f64, eps, 1.0, plus_one as u8 as f64, 1.0]);
+        let got = train_op(&exe, &tmp, "norm_fwd", &args, &[("x", &x), ("w", &w)], &[("y", &[rows, width])]);
+        close(&format!("rms_norm (plus_one {plus_one})"), &got[0], &y);
+        let outs: [(&str, &[usize]); 2] = [("dx", &[rows, width]), ("dw", &[width])];
+        let got = train_op(&exe, &tmp, "norm_bwd", &args, &[("x", &x), ("w", &w), ("g", &g)], &outs);
+        close("rms_norm dx", &got[0], &d[0]);
+        close("rms_norm dw", &got[1], &d[1]);
+    }
+
+    // Softmax: causal score blocks [2, 3, T, past + T], and plain rows longer than a block.
+    for (dims, past, scale) in [(vec![2, 3, 7, 10], Some(3), 0.3), (vec![4, 300], None, 1.0)] {
+        let x = n(&dims, 2.0);
+        let g = n(&dims, 1.0);
+        let (p, dx) = reference(&[&x], &g, |t| softmax(t[0], scale, past).unwrap());
+        let (width, t_rows) = (dims[dims.len() - 1], dims[dims.len() - 2]);
+        let rows = x.elem_count() / width;
+        let args = s(&[rows as f64, width as f64, t_rows as f64, past.map_or(-1.0, |p| p as f64), scale]);
+        let got = train_op(&exe, &tmp, "softmax_fwd", &args, &[("x", &x)], &[("y", &dims)]);
+        close(&format!("softmax {dims:?}"), &got[0], &p);
+        let got = train_op(&exe, &tmp, "softmax_bwd", &args, &[("p", &p), ("g", &g)], &[("dx", &dims)]);
+        close(&format!("softmax gradient {dims:?}"), &got[0], &dx[0]);
+    }
+
+    // silu(a)·b over more elements than one block.
+    let dims = [3, 7, 50];
+    let (a, b, g) = (n(&dims, 2.0), n(&dims, 1.0), n(&dims, 1.0));
+    let (y, d) = reference(&[&a, &b], &g, |t| silu_mul(t[0], t[1]).unwrap());
+    let args = s(&[a.elem_count() as f64]);
+    let got = train_op(&exe, &tmp, "silu_mul_fwd", &args, &[("a", &a), ("b", &b)], &[("y", &dims)]);
+    close("silu_mul", &got[0], &y);
+    let got = train_op(
+        &exe,
+        &tmp,
+        "silu_mul_bwd",
+        &args,
+        &[("a", &a), ("b", &b), ("g", &g)],
+        &[("da", &dims), ("db", &dims)],
+    );
+    close("silu_mul da", &got[0], &d[0]);
+    close("silu_mul db", &got[1], &d[1]);
+
+    // The causal conv: more channels than a block's threads, more rows than a block's 64 (crossing a sequence's
+    // end), taps of 4.
+    let (bs, t, c, k) = (2, 70, 130, 4);
+    let (x, taps, g) = (n(&[bs, t, c], 1.0), n(&[k, c], 0.5), n(&[bs, t, c], 1.0));
+    let (y, d) = reference(&[&x, &taps], &g, |ts| conv_silu(ts[0], ts[1]).unwrap());
+    let args = s(&[bs as f64, t as f64, c as f64, k as f64]);
+    let got = train_op(&exe, &tmp, "conv_silu_fwd", &args, &[("x", &x), ("taps", &taps)], &[("y", &[bs, t, c])]);
+    close("conv_silu", &got[0], &y);
+    let outs: [(&str, &[usize]); 2] = [("dx", &[bs, t, c]), ("dtaps", &[k, c])];
+    let got = train_op(&exe, &tmp, "conv_silu_bwd", &args, &[("x", &x), ("taps", &taps), ("g", &g)], &outs);
+    close("conv_silu dx", &got[0], &d[0]);
+    close("conv_silu dtaps", &got[1], &d[1]);
     let _ = std::fs::remove_dir_all(&tmp);
 }

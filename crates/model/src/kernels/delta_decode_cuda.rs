@@ -8,13 +8,15 @@
 //! of the state) before writing them and no other thread touches them.
 #![allow(unsafe_code)]
 
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::op::BackpropOp;
-use candle_core::{CudaDevice, DType, Device, Storage, Tensor};
+use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::WrapErr;
+use candle_core::{CudaDevice, DType, Tensor};
 
+use super::cuda_views::{cuda_device, with_views, wrap};
 use super::delta_decode::{DeltaDecodeInputs, DeltaHeads};
 use crate::error::{Error, Result};
+
+const WHAT: &str = "delta decode";
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/delta_decode.ptx"));
 const MODULE: &str = "sgvlm_delta_decode";
@@ -63,33 +65,10 @@ impl<'a> Buffers<'a> {
     }
 }
 
-fn cuda_device(t: &Tensor) -> Result<&CudaDevice> {
-    match t.device() {
-        Device::Cuda(dev) => Ok(dev),
-        _ => Err(Error::Input("delta decode (CUDA): the inputs are not on a CUDA device".into())),
-    }
-}
-
 /// Contiguous f32 copies (or the tensors themselves when already so) of the read-only inputs, in the order
 /// `[mixed, taps, a, b, dt_bias, a_log]`.
 fn prepared(x: &DeltaDecodeInputs<'_>) -> Result<Vec<Tensor>> {
     [x.mixed, x.taps, x.a, x.b, x.dt_bias, x.a_log].iter().map(|t| Ok(t.to_dtype(DType::F32)?.contiguous()?)).collect()
-}
-
-/// Runs `f` with a device view of each tensor of `ts` (contiguous f32 CUDA tensors), borrowed in place.
-fn with_views<R>(ts: &[&Tensor], f: impl FnOnce(&[CudaView<'_, f32>]) -> Result<R>) -> Result<R> {
-    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
-    let mut views = Vec::with_capacity(guards.len());
-    for (storage, layout) in &guards {
-        let Storage::Cuda(cs) = &**storage else {
-            return Err(Error::Input("delta decode (CUDA): an input is not on the GPU".into()));
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            return Err(Error::Input("delta decode (CUDA): an input is not contiguous".into()));
-        };
-        views.push(cs.as_cuda_slice::<f32>()?.slice(start..end));
-    }
-    f(&views)
 }
 
 /// Launches the conv kernel then the state kernel over `bufs`.
@@ -119,14 +98,9 @@ fn launch(dev: &CudaDevice, bufs: &Buffers<'_>, b: usize, h: DeltaHeads, kernel:
     Ok(())
 }
 
-fn wrap(s: CudaSlice<f32>, dims: &[usize], dev: &CudaDevice) -> Tensor {
-    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(s, dev.clone()));
-    Tensor::from_storage(storage, dims, BackpropOp::none(), false)
-}
-
 /// `(out [B, 1, n_v, d_v], next conv window, next state)` as f32 CUDA tensors.
 pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Result<(Tensor, Tensor, Tensor)> {
-    let dev = cuda_device(x.mixed)?;
+    let dev = cuda_device(x.mixed, WHAT)?;
     let b = x.mixed.dim(0)?;
     let (c, w) = (h.conv_dim(), kernel - 1);
     let ins = prepared(x)?;
@@ -141,7 +115,7 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
         )
     };
     let ts: Vec<&Tensor> = ins.iter().chain([&conv, &state]).collect();
-    with_views(&ts, |v| {
+    with_views(&ts, WHAT, |v| {
         let bufs = Buffers::new(v, act.slice(..), [next_conv.slice(..), next_state.slice(..)], out.slice(..));
         launch(dev, &bufs, b, h, kernel)
     })?;
@@ -153,7 +127,7 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
 /// The step with the next conv window and state written over `x.conv` and `x.state` (contiguous f32, at least
 /// one window slot); returns the output `[B, 1, n_v, d_v]` (f32).
 pub(super) fn run_into(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Result<Tensor> {
-    let dev = cuda_device(x.mixed)?;
+    let dev = cuda_device(x.mixed, WHAT)?;
     let b = x.mixed.dim(0)?;
     if kernel < 2 {
         return Err(Error::Input("delta decode in place needs a conv window (kernel ≥ 2)".into()));
@@ -162,7 +136,7 @@ pub(super) fn run_into(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) 
     // SAFETY: every element of these buffers is written by the kernels before anything reads it.
     let (act, out) = unsafe { (dev.alloc::<f32>(b * h.conv_dim())?, dev.alloc::<f32>(b * h.n_v * h.d_v)?) };
     let ts: Vec<&Tensor> = ins.iter().chain([x.conv, x.state]).collect();
-    with_views(&ts, |v| {
+    with_views(&ts, WHAT, |v| {
         // The next window and state are written over the current ones.
         let bufs = Buffers::new(v, act.slice(..), [v[6].slice(..), v[7].slice(..)], out.slice(..));
         launch(dev, &bufs, b, h, kernel)

@@ -11,10 +11,12 @@
 
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::op::BackpropOp;
-use candle_core::{CudaDevice, DType, Device, Layout, Shape, Storage, Tensor};
+use candle_core::{CudaDevice, DType, Layout, Shape, Tensor};
 
-use crate::error::{Error, Result};
+use super::cuda_views::{cuda_device, storage_view, with_views, wrap};
+use crate::error::Result;
+
+const WHAT: &str = "delta-rule kernel";
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/delta_rule.ptx"));
 const MODULE: &str = "sgvlm_delta_rule";
@@ -41,13 +43,6 @@ fn packed_dims(dims: &[usize], dk: usize) -> candle_core::Result<(usize, usize, 
         candle_core::bail!("delta-rule kernel (CUDA): no kernel for d_k {dk} and row width {w}");
     }
     Ok((b * h, *t, w - 2 * dk - 2))
-}
-
-fn contiguous_view<'a>(s: &'a CudaStorage, layout: &Layout) -> candle_core::Result<CudaView<'a, f32>> {
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        candle_core::bail!("delta-rule kernel (CUDA): the input must be contiguous");
-    };
-    Ok(s.as_cuda_slice::<f32>()?.slice(a..b))
 }
 
 /// The forward launch: `out` `[heads, t, dv]` and, when `final_state` is given, the last state `[heads, dk, dv]`
@@ -91,7 +86,7 @@ pub(super) fn forward(s: &CudaStorage, layout: &Layout, dk: usize) -> candle_cor
     let dims = layout.dims();
     let (heads, t, dv) = packed_dims(dims, dk)?;
     let dev = &s.device;
-    let x = contiguous_view(s, layout)?;
+    let x = storage_view(s, layout, WHAT)?;
     let out = dev.alloc_zeros::<f32>((heads * t * dv).max(1))?;
     if t > 0 {
         launch_forward(dev, &x, None, (heads, t, dk, dv), &out, None)?;
@@ -99,48 +94,24 @@ pub(super) fn forward(s: &CudaStorage, layout: &Layout, dk: usize) -> candle_cor
     Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), Shape::from((dims[0], dims[1], t, dv))))
 }
 
-fn cuda_device(t: &Tensor) -> Result<&CudaDevice> {
-    match t.device() {
-        Device::Cuda(dev) => Ok(dev),
-        _ => Err(Error::Input("delta-rule kernel (CUDA): the input is not on a CUDA device".into())),
-    }
-}
-
-fn wrap(s: CudaSlice<f32>, dims: &[usize], dev: &CudaDevice) -> Tensor {
-    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(s, dev.clone()));
-    Tensor::from_storage(storage, dims, BackpropOp::none(), false)
-}
-
-/// Runs `f` with a device view of `t` (a contiguous f32 CUDA tensor), borrowed in place.
-fn with_view<R>(t: &Tensor, f: impl FnOnce(&CudaView<'_, f32>) -> Result<R>) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cuda(cs) = &*storage else {
-        return Err(Error::Input("delta-rule kernel (CUDA): the input is not on the GPU".into()));
-    };
-    let view = contiguous_view(cs, layout)?;
-    f(&view)
-}
-
 /// The forward from `init` (`[B, H, d_k, d_v]`, or zero) with the final state, no graph node: inference (the
 /// prefill). `packed` is f32, contiguous, on CUDA.
 pub(super) fn forward_with_state(packed: &Tensor, dk: usize, init: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
-    let dev = cuda_device(packed)?;
+    let dev = cuda_device(packed, WHAT)?;
     let dims = packed.dims().to_vec();
     let (heads, t, dv) = packed_dims(&dims, dk)?;
     let out = dev.alloc_zeros::<f32>((heads * t * dv).max(1))?;
     let last = dev.alloc_zeros::<f32>(heads * dk * dv)?;
     let init = init.map(|s| -> Result<Tensor> { Ok(s.to_dtype(DType::F32)?.contiguous()?) }).transpose()?;
-    with_view(packed, |x| match &init {
-        Some(s) => with_view(s, |s| Ok(launch_forward(dev, x, Some(s), (heads, t, dk, dv), &out, Some(&last))?)),
-        None => Ok(launch_forward(dev, x, None, (heads, t, dk, dv), &out, Some(&last))?),
-    })?;
+    let ts: Vec<&Tensor> = std::iter::once(packed).chain(init.as_ref()).collect();
+    with_views(&ts, WHAT, |v| Ok(launch_forward(dev, &v[0], v.get(1), (heads, t, dk, dv), &out, Some(&last))?))?;
     let (b, h) = (dims[0], dims[1]);
     Ok((wrap(out, &[b, h, t, dv], dev), wrap(last, &[b, h, dk, dv], dev)))
 }
 
 /// The training node's backward on CUDA: the gradient of the packed rows from the output's, both f32 CUDA tensors.
 pub(super) fn backward(x: &Tensor, dout: &Tensor, dk: usize) -> Result<Tensor> {
-    let dev = cuda_device(x)?;
+    let dev = cuda_device(x, WHAT)?;
     let dims = x.dims().to_vec();
     let (heads, t, dv) = packed_dims(&dims, dk)?;
     let x = x.to_dtype(DType::F32)?.contiguous()?;
@@ -161,14 +132,12 @@ pub(super) fn backward(x: &Tensor, dout: &Tensor, dk: usize) -> Result<Tensor> {
         shared_mem_bytes: (2 * dk as u32 + 2 + warps * (2 * dk as u32 + 3)) * 4,
     };
     let (ti, dvi, bi) = (t as i32, dv as i32, BLOCK as i32);
-    with_view(&x, |xv| {
-        with_view(&dout, |gv| {
-            let mut l = f.builder();
-            l.arg(xv).arg(gv).arg(&dx).arg(&kept).arg(&states).arg(&ti).arg(&dvi).arg(&bi);
-            // SAFETY: argument types and order match the kernel's signature; sizes checked above.
-            unsafe { l.launch(cfg) }.w()?;
-            Ok(())
-        })
+    with_views(&[&x, &dout], WHAT, |v| {
+        let mut l = f.builder();
+        l.arg(&v[0]).arg(&v[1]).arg(&dx).arg(&kept).arg(&states).arg(&ti).arg(&dvi).arg(&bi);
+        // SAFETY: argument types and order match the kernel's signature; sizes checked above.
+        unsafe { l.launch(cfg) }.w()?;
+        Ok(())
     })?;
     Ok(wrap(dx, &dims, dev))
 }

@@ -48,6 +48,20 @@ impl CustomOp2 for SiluMul {
         binary_fwd(self.name(), (s1, l1), (s2, l2), Self::fwd, Self::fwd)
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        if l1.dims() != l2.dims() {
+            candle_core::bail!("silu-mul: operands differ in shape: {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        super::train_cuda::silu_mul_fwd((s1, l1), (s2, l2))
+    }
+
     fn bwd(
         &self,
         a: &Tensor,
@@ -55,6 +69,11 @@ impl CustomOp2 for SiluMul {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if a.device().is_cuda() {
+            let (da, db) = super::train_cuda::silu_mul_bwd(a, b, grad).map_err(candle_core::Error::wrap)?;
+            return Ok((Some(da), Some(db)));
+        }
         binary_bwd(a, || Self::bwd::<f32>(a, b, grad), || Self::bwd::<f64>(a, b, grad))
     }
 }
@@ -141,6 +160,21 @@ impl CustomOp2 for ConvSilu {
         )
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let (xd, wd) = (l1.dims(), l2.dims());
+        if xd.len() != 3 || wd.len() != 2 || wd[1] != xd[2] || wd[0] == 0 || wd[0] > super::MAX_CUDA_CONV_TAPS {
+            candle_core::bail!("causal conv (CUDA): input {xd:?} and taps {wd:?} do not fit ([B, T, C], [K ≤ 16, C])");
+        }
+        super::train_cuda::conv_silu_fwd((s1, l1), (s2, l2))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -148,6 +182,11 @@ impl CustomOp2 for ConvSilu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (dx, dt) = super::train_cuda::conv_silu_bwd(x, taps, grad).map_err(candle_core::Error::wrap)?;
+            return Ok((Some(dx), Some(dt)));
+        }
         binary_bwd(x, || Self::bwd::<f32>(x, taps, grad), || Self::bwd::<f64>(x, taps, grad))
     }
 }

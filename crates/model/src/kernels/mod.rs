@@ -24,6 +24,8 @@
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
 mod bf16_matmul;
+#[cfg(feature = "cuda")]
+mod cuda_views;
 mod delta_decode;
 #[cfg(feature = "cuda")]
 mod delta_decode_cuda;
@@ -34,6 +36,8 @@ mod gated;
 mod norm;
 mod rope;
 mod softmax;
+#[cfg(feature = "cuda")]
+mod train_cuda;
 
 pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
 pub use delta_decode::{
@@ -100,6 +104,26 @@ pub(crate) fn enabled() -> bool {
 pub fn supported(x: &Tensor) -> bool {
     enabled() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
+
+/// Whether a training graph takes the kernels with a gradient ([`normalize`], [`rms_norm`], [`softmax`],
+/// [`silu_mul`], [`conv_silu`]) for `x`: on the CPU as [`supported`]; on CUDA for f32 tensors in a build with the
+/// `cuda` feature, where their CUDA twins run (`train_ops.cu`), unless `SGVLM_CUDA_KERNELS=0` (then the
+/// compositions run, as before those twins existed).
+pub fn trainable(x: &Tensor) -> bool {
+    if x.device().is_cuda() {
+        return cfg!(feature = "cuda") && enabled() && x.dtype() == DType::F32 && cuda_kernels_allowed();
+    }
+    supported(x)
+}
+
+/// `SGVLM_CUDA_KERNELS=0` turns the CUDA twins of the training kernels off, read once.
+fn cuda_kernels_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("SGVLM_CUDA_KERNELS").map_or(true, |v| v != "0"))
+}
+
+/// The longest causal conv the CUDA twin of [`conv_silu`] takes.
+pub const MAX_CUDA_CONV_TAPS: usize = 16;
 
 fn contiguous<'a, T>(s: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
     match layout.contiguous_offsets() {

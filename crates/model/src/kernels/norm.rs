@@ -55,7 +55,22 @@ impl CustomOp1 for Normalize {
         unary_fwd(self.name(), storage, layout, |x, n| self.fwd(x, n), |x, n| self.fwd(x, n))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        super::train_cuda::norm_fwd((s, l), None, self.eps, self.mean, false)
+    }
+
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        #[cfg(feature = "cuda")]
+        if arg.device().is_cuda() {
+            let (dx, _) = super::train_cuda::norm_bwd(arg, None, grad, self.eps, self.mean, false)
+                .map_err(candle_core::Error::wrap)?;
+            return Ok(Some(dx));
+        }
         bwd_by_dtype(arg, || self.bwd::<f32>(arg, grad), || self.bwd::<f64>(arg, grad)).map(Some)
     }
 }
@@ -134,6 +149,20 @@ impl CustomOp2 for RmsNorm {
         binary_fwd(self.name(), (s1, l1), (s2, l2), |x, w| self.fwd(x, w), |x, w| self.fwd(x, w))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        if l2.dims().len() != 1 || l2.dims()[0] != last_dim(l1) {
+            candle_core::bail!("rms norm: weight {:?} does not match input {:?}", l2.dims(), l1.dims());
+        }
+        super::train_cuda::norm_fwd((s1, l1), Some((s2, l2)), self.eps, true, self.plus_one)
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -141,6 +170,12 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (dx, dw) = super::train_cuda::norm_bwd(x, Some(w), grad, self.eps, true, self.plus_one)
+                .map_err(candle_core::Error::wrap)?;
+            return Ok((Some(dx), dw));
+        }
         binary_bwd(x, || self.bwd::<f32>(x, w, grad), || self.bwd::<f64>(x, w, grad))
     }
 }

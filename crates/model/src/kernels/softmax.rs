@@ -66,7 +66,22 @@ impl CustomOp1 for Softmax {
         unary_fwd(self.name(), storage, layout, |x, n| self.fwd(x, n), |x, n| self.fwd(x, n))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        super::train_cuda::softmax_fwd(s, l, self.rows, self.causal, self.scale)
+    }
+
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        #[cfg(feature = "cuda")]
+        if res.device().is_cuda() {
+            return super::train_cuda::softmax_bwd(res, grad, self.rows, self.causal, self.scale)
+                .map(Some)
+                .map_err(candle_core::Error::wrap);
+        }
         bwd_by_dtype(res, || self.bwd::<f32>(res, grad), || self.bwd::<f64>(res, grad)).map(Some)
     }
 }

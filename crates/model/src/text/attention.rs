@@ -219,9 +219,10 @@ impl FullAttention {
         let (k, v) = (expand(&k)?, expand(&v)?);
         let scale = (self.d_h as f64).powf(-0.5);
         let raw = matmul(&q.contiguous()?, &k.t()?.contiguous()?)?;
-        if key_mask.is_none() && t > 1 && needs_grad(&[&raw]) && kernels::supported(&raw) {
-            // Training on the CPU: scale, causal mask and softmax as one node (kernels::softmax).
-            let probs = kernels::softmax(&raw, scale, Some(past))?;
+        let raw_c = raw.to_dtype(compute_dtype(raw.dtype()))?;
+        if key_mask.is_none() && t > 1 && needs_grad(&[&raw]) && kernels::trainable(&raw_c) {
+            // Training: scale, causal mask and softmax as one node (kernels::softmax; on CUDA its twin).
+            let probs = kernels::softmax(&raw_c, scale, Some(past))?;
             return self.finish(&probs, &v, &gate, b, t);
         }
         let scores = (raw * scale)?;

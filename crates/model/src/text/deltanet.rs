@@ -5,7 +5,7 @@
 //! (head `i` serves value heads `i·r .. (i+1)·r`); the gated delta rule mixes tokens; a plain RMSNorm of each
 //! value head is gated by `SiLU(in_proj_z x)`; `out_proj` maps back.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::config::TextConfig;
@@ -135,9 +135,23 @@ impl GatedDeltaNet {
                 )));
             }
         }
+        let grad = needs_grad(&[x, &mixed]);
         // Training on the CPU (no state kept, a gradient wanted): conv, SiLU and the delta rule as one-node kernels.
-        if state.is_none() && kernels::supported(&mixed) && needs_grad(&[x, &mixed]) {
+        if state.is_none() && kernels::supported(&mixed) && grad {
             let conv = kernels::conv_silu(&mixed, &self.conv_taps.to_dtype(mixed.dtype())?)?;
+            let (q, k, v) = self.split_heads(&conv, b, t)?;
+            let core = delta_rule::fused(&q, &k, &v, &g, &beta)?;
+            return self.finish(&core, &z, b, t);
+        }
+        // Training on CUDA: the same nodes through their CUDA twins (f32), where they take this layer's sizes.
+        let cuda_rule = kernels::delta_rule::cuda_supported(x.device(), self.d_k, self.d_v);
+        if state.is_none() && grad && cuda_rule {
+            let m32 = mixed.to_dtype(DType::F32)?;
+            let conv = if kernels::trainable(&m32) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS {
+                kernels::conv_silu(&m32, &self.conv_taps.to_dtype(DType::F32)?)?.to_dtype(mixed.dtype())?
+            } else {
+                self.composed_conv(&mixed.pad_with_zeros(1, self.kernel - 1, 0)?, t)?
+            };
             let (q, k, v) = self.split_heads(&conv, b, t)?;
             let core = delta_rule::fused(&q, &k, &v, &g, &beta)?;
             return self.finish(&core, &z, b, t);
@@ -147,28 +161,17 @@ impl GatedDeltaNet {
             Some(p) => Tensor::cat(&[&p.conv.to_dtype(mixed.dtype())?, &mixed], 1)?,
             None => mixed.pad_with_zeros(1, self.kernel - 1, 0)?,
         };
-        let cpu_inference = kernels::supported(&mixed) && !needs_grad(&[x, &mixed]);
+        let cpu_inference = kernels::supported(&mixed) && !grad;
         let conv = if cpu_inference && prev.is_none() {
             // The prefill on the CPU: one pass of the kernel the CPU trains with (zeros before the sequence).
             kernels::conv_silu(&mixed, &self.conv_taps.to_dtype(mixed.dtype())?)?
         } else {
-            let mut conv = padded.narrow(1, 0, t)?.broadcast_mul(&self.conv_taps.get(0)?)?;
-            for j in 1..self.kernel {
-                conv = (conv + padded.narrow(1, j, t)?.broadcast_mul(&self.conv_taps.get(j)?)?)?;
-            }
-            conv.silu()?
+            self.composed_conv(&padded, t)?
         };
         let new_conv_state = padded.narrow(1, t, self.kernel - 1)?;
 
         let (q, k, v) = self.split_heads(&conv, b, t)?;
 
-        let grad = needs_grad(&[x, &mixed]);
-        let cuda_rule = kernels::delta_rule::cuda_supported(x.device(), self.d_k, self.d_v);
-        if cuda_rule && grad && state.is_none() {
-            // Training on CUDA: the delta rule as one node of our kernels (forward and backward one launch each).
-            let core = delta_rule::fused(&q, &k, &v, &g, &beta)?;
-            return self.finish(&core, &z, b, t);
-        }
         let init = prev.map(|p| &p.recurrent);
         let (core, last) = if t == 1 && prev.is_some() {
             delta_rule::recurrent(&q, &k, &v, &g, &beta, init)?
@@ -183,6 +186,16 @@ impl GatedDeltaNet {
             *slot = Some(DeltaNetState { conv: new_conv_state.detach(), recurrent: last.detach() });
         }
         self.finish(&core, &z, b, t)
+    }
+
+    /// The causal depthwise conv and its SiLU from candle ops over `padded` (`K − 1` steps of left context, then the
+    /// `t` new ones).
+    fn composed_conv(&self, padded: &Tensor, t: usize) -> Result<Tensor> {
+        let mut conv = padded.narrow(1, 0, t)?.broadcast_mul(&self.conv_taps.get(0)?)?;
+        for j in 1..self.kernel {
+            conv = (conv + padded.narrow(1, j, t)?.broadcast_mul(&self.conv_taps.get(j)?)?)?;
+        }
+        Ok(conv.silu()?)
     }
 
     /// One token after a cached state, through [`kernels::delta_decode`]; equal to the composed recurrent step.
@@ -242,7 +255,7 @@ impl GatedDeltaNet {
     /// Gated RMSNorm of the delta rule's output and the output projection.
     fn finish(&self, core: &Tensor, z: &Tensor, b: usize, t: usize) -> Result<Tensor> {
         let normed = rms_norm(core, &self.norm_weight, self.eps)?;
-        let gated = if needs_grad(&[&normed, z]) && kernels::supported(&normed) && z.dtype() == normed.dtype() {
+        let gated = if needs_grad(&[&normed, z]) && kernels::trainable(&normed) && z.dtype() == normed.dtype() {
             kernels::silu_mul(z, &normed)?
         } else {
             normed.mul(&z.silu()?)?

@@ -122,8 +122,8 @@ impl Mlp {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
-        let act = if crate::ops::needs_grad(&[&gate]) && crate::kernels::supported(&gate) {
-            crate::kernels::silu_mul(&gate, &up)? // training on the CPU: one node
+        let act = if crate::ops::needs_grad(&[&gate]) && crate::kernels::trainable(&gate) {
+            crate::kernels::silu_mul(&gate, &up)? // training: one node (on CUDA its twin)
         } else {
             gate.silu()?.mul(&up)?
         };

@@ -1,0 +1,189 @@
+// The CPU training kernels' CUDA twins, f32 (see mod.rs and norm.rs, softmax.rs, gated.rs: same inputs, outputs and
+// arithmetic): each a graph node with a hand-written backward pass in place of a composition of candle ops, every
+// one of which is a kernel launch and, under autograd, a gradient buffer to zero-fill and add. Compiled to PTX by
+// build.rs when the `cuda` feature is on; train_cuda.rs launches them.
+//
+// Row kernels (normalisation, softmax): one block per row of the last dimension, ROW_THREADS threads striding over
+// it, block sums by warp shuffles then shared memory. Elementwise kernels: one thread per element. Weight gradients
+// (the norm weight, the conv taps) are summed over rows into zero-filled buffers with atomicAdd, the conv taps'
+// first within a block over ROWS_PER_BLOCK rows.
+
+#define FULL_MASK 0xffffffffu
+
+// Sums `x` over the block (a whole number of warps, at most 32); every thread gets the sum. `red` holds 32 floats.
+__device__ float block_sum(float x, float* red) {
+    for (int off = 16; off >= 1; off >>= 1) x += __shfl_xor_sync(FULL_MASK, x, off);
+    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    __syncthreads();  // `red` may still be read by a previous call
+    if ((threadIdx.x & 31) == 0) red[warp] = x;
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < warps; ++w) total += red[w];
+    return total;
+}
+
+__device__ float block_max(float x, float* red) {
+    for (int off = 16; off >= 1; off >>= 1) x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, off));
+    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[warp] = x;
+    __syncthreads();
+    float m = red[0];
+    for (int w = 1; w < warps; ++w) m = fmaxf(m, red[w]);
+    return m;
+}
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// silu'(x) = s (1 + x (1 - s)), s = sigmoid(x).
+__device__ __forceinline__ float silu_grad(float x) {
+    const float s = sigmoid(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
+// y = x / sqrt(c sum(x^2) + eps) (c = 1/n when `mean`, else 1), times w (or 1 + w with `plus_one`) when w is given.
+extern "C" __global__ void norm_fwd_f32(const float* x, const float* w, float* y, int n, float eps, int mean,
+                                        int plus_one) {
+    extern __shared__ float red[];  // 32 floats (the launch gives them)
+    const float* xr = x + (size_t)blockIdx.x * n;
+    float* yr = y + (size_t)blockIdx.x * n;
+    float sq = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) sq += xr[i] * xr[i];
+    sq = block_sum(sq, red);
+    const float r = 1.0f / sqrtf(sq * (mean ? 1.0f / n : 1.0f) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float s = w == nullptr ? 1.0f : (plus_one ? 1.0f + w[i] : w[i]);
+        yr[i] = xr[i] * r * s;
+    }
+}
+
+// Without w: dx = (g - y c sum(g y)) r with y = x r. With w (s = w or 1 + w, xh = x r):
+// dx = (g s - xh mean(g s xh)) r, and dw += g xh summed over rows (atomically into a zero-filled dw).
+extern "C" __global__ void norm_bwd_f32(const float* x, const float* w, const float* g, float* dx, float* dw, int n,
+                                        float eps, int mean, int plus_one) {
+    extern __shared__ float red[];  // 32 floats (the launch gives them)
+    const size_t row = (size_t)blockIdx.x * n;
+    const float *xr = x + row, *gr = g + row;
+    float* dr = dx + row;
+    float sq = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) sq += xr[i] * xr[i];
+    sq = block_sum(sq, red);
+    const float c = mean ? 1.0f / n : 1.0f;
+    const float r = 1.0f / sqrtf(sq * c + eps);
+    float dot = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float s = w == nullptr ? 1.0f : (plus_one ? 1.0f + w[i] : w[i]);
+        dot += gr[i] * s * xr[i] * r;
+    }
+    dot = block_sum(dot, red) * c;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float s = w == nullptr ? 1.0f : (plus_one ? 1.0f + w[i] : w[i]);
+        const float xh = xr[i] * r;
+        dr[i] = (gr[i] * s - xh * dot) * r;
+        if (dw != nullptr) atomicAdd(dw + i, gr[i] * xh);
+    }
+}
+
+// Keys row `r` of a [.., rows, n] score block sees: all n, or with `past` >= 0 the causal 0..=past + (r % rows).
+__device__ __forceinline__ int visible(int r, int n, int rows, int past) {
+    return past < 0 ? n : min(past + r % rows + 1, n);
+}
+
+// y = softmax(scale x) over the visible keys of each row; the others get 0.
+extern "C" __global__ void softmax_fwd_f32(const float* x, float* y, int n, int rows, int past, float scale) {
+    extern __shared__ float red[];  // 32 floats (the launch gives them)
+    const int m = visible(blockIdx.x, n, rows, past);
+    const float* xr = x + (size_t)blockIdx.x * n;
+    float* yr = y + (size_t)blockIdx.x * n;
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < m; i += blockDim.x) mx = fmaxf(mx, xr[i] * scale);
+    mx = block_max(mx, red);
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < m; i += blockDim.x) sum += expf(xr[i] * scale - mx);
+    sum = block_sum(sum, red);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = i < m ? expf(xr[i] * scale - mx) / sum : 0.0f;
+}
+
+// dx = scale p (g - sum(p g)) over the visible keys; 0 elsewhere.
+extern "C" __global__ void softmax_bwd_f32(const float* p, const float* g, float* dx, int n, int rows, int past,
+                                           float scale) {
+    extern __shared__ float red[];  // 32 floats (the launch gives them)
+    const int m = visible(blockIdx.x, n, rows, past);
+    const size_t row = (size_t)blockIdx.x * n;
+    float dot = 0.0f;
+    for (int i = threadIdx.x; i < m; i += blockDim.x) dot += p[row + i] * g[row + i];
+    dot = block_sum(dot, red);
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        dx[row + i] = i < m ? scale * p[row + i] * (g[row + i] - dot) : 0.0f;
+}
+
+// y = silu(a) b.
+extern "C" __global__ void silu_mul_fwd_f32(const float* a, const float* b, float* y, int total) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x)
+        y[i] = a[i] * sigmoid(a[i]) * b[i];
+}
+
+// da = g b silu'(a), db = g silu(a).
+extern "C" __global__ void silu_mul_bwd_f32(const float* a, const float* b, const float* g, float* da, float* db,
+                                            int total) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        da[i] = g[i] * b[i] * silu_grad(a[i]);
+        db[i] = g[i] * a[i] * sigmoid(a[i]);
+    }
+}
+
+// Causal depthwise conv pre-activation at (b, t, c): sum_j taps[j, c] x[b, t + j - (K - 1), c], zeros before t = 0.
+__device__ __forceinline__ float conv_pre(const float* x, const float* taps, int b, int t, int c, int T, int C, int K) {
+    float acc = 0.0f;
+    for (int j = 0; j < K; ++j) {
+        const int s = t + j - (K - 1);
+        if (s >= 0) acc += taps[(size_t)j * C + c] * x[((size_t)b * T + s) * C + c];
+    }
+    return acc;
+}
+
+// y = silu(conv(x)): x [B, T, C], taps [K, C].
+extern "C" __global__ void conv_silu_fwd_f32(const float* x, const float* taps, float* y, int B, int T, int C, int K) {
+    const size_t total = (size_t)B * T * C;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = i % C, t = (i / C) % T, b = i / ((size_t)C * T);
+        const float p = conv_pre(x, taps, b, t, c, T, C, K);
+        y[i] = p * sigmoid(p);
+    }
+}
+
+// dpre = g silu'(pre), [B, T, C] (the backward's first half).
+extern "C" __global__ void conv_silu_dpre_f32(const float* x, const float* taps, const float* g, float* dpre, int B,
+                                              int T, int C, int K) {
+    const size_t total = (size_t)B * T * C;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = i % C, t = (i / C) % T, b = i / ((size_t)C * T);
+        dpre[i] = g[i] * silu_grad(conv_pre(x, taps, b, t, c, T, C, K));
+    }
+}
+
+// dx[b, s, c] = sum_j taps[j, c] dpre[b, s + K - 1 - j, c] (targets before T), and dtaps[j, c] += the products
+// x[b, s, c] dpre[b, s + K - 1 - j, c] over this block's rows (atomically into a zero-filled dtaps). Grid:
+// (ceil(C / blockDim), ceil(B T / rows_per_block)); thread = channel, looping over its block's rows. K <= 16.
+extern "C" __global__ void conv_silu_bwd_f32(const float* x, const float* taps, const float* dpre, float* dx,
+                                             float* dtaps, int B, int T, int C, int K, int rows_per_block) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float acc[16];
+    for (int j = 0; j < K; ++j) acc[j] = 0.0f;
+    const int first = blockIdx.y * rows_per_block, last = min(first + rows_per_block, B * T);
+    for (int row = first; row < last; ++row) {
+        const int b = row / T, s = row % T;
+        const float xv = x[(size_t)row * C + c];
+        float d = 0.0f;
+        for (int j = 0; j < K; ++j) {
+            const int t = s + K - 1 - j;
+            if (t >= T) continue;
+            const float dp = dpre[((size_t)b * T + t) * C + c];
+            d += taps[(size_t)j * C + c] * dp;
+            acc[j] += xv * dp;
+        }
+        dx[(size_t)row * C + c] = d;
+    }
+    for (int j = 0; j < K; ++j) atomicAdd(dtaps + (size_t)j * C + c, acc[j]);
+}

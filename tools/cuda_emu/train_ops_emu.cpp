@@ -1,0 +1,126 @@
+// Runs the kernels of crates/model/src/kernels/train_ops.cu on the CPU through emu.h, for
+// crates/model/tests/cuda_kernels_emulated.rs, with the launch shapes of kernels/train_cuda.rs. Arrays are raw
+// little-endian f32 files in DIR; the integer and float arguments follow the kernel's name.
+//
+//   train_ops_emu DIR norm_fwd ROWS N EPS MEAN PLUS_ONE HAS_W        x [w]      -> y
+//   train_ops_emu DIR norm_bwd ROWS N EPS MEAN PLUS_ONE HAS_W        x [w] g    -> dx [dw]
+//   train_ops_emu DIR softmax_fwd ROWS N T PAST SCALE                x          -> y
+//   train_ops_emu DIR softmax_bwd ROWS N T PAST SCALE                p g        -> dx
+//   train_ops_emu DIR silu_mul_fwd TOTAL                             a b        -> y
+//   train_ops_emu DIR silu_mul_bwd TOTAL                             a b g      -> da db
+//   train_ops_emu DIR conv_silu_fwd B T C K                          x taps     -> y
+//   train_ops_emu DIR conv_silu_bwd B T C K                          x taps g   -> dx dtaps
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "emu.h"
+
+float red[32];
+
+#include "../../crates/model/src/kernels/train_ops.cu"
+
+// Launch shapes: as kernels/train_cuda.rs.
+constexpr unsigned ROW_THREADS = 128, ELEM_THREADS = 256, CONV_THREADS = 128;
+constexpr int CONV_ROWS = 64;
+
+static std::string dir;
+
+static std::vector<float> read(const std::string& name, size_t n) {
+    std::vector<float> v(n);
+    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "rb");
+    if (!f || std::fread(v.data(), sizeof(float), n, f) != n) {
+        std::fprintf(stderr, "cannot read %zu floats from %s.bin\n", n, name.c_str());
+        std::exit(2);
+    }
+    std::fclose(f);
+    return v;
+}
+
+static void write(const std::string& name, const std::vector<float>& v) {
+    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "wb");
+    if (!f || std::fwrite(v.data(), sizeof(float), v.size(), f) != v.size()) std::exit(2);
+    std::fclose(f);
+}
+
+static unsigned elem_blocks(size_t total) { return (unsigned)std::min<size_t>((total + ELEM_THREADS - 1) / ELEM_THREADS, 1024); }
+
+int main(int argc, char** argv) {
+    if (argc < 4) return 2;
+    dir = argv[1];
+    std::string k = argv[2];
+    auto I = [&](int i) { return std::atoi(argv[3 + i]); };
+    auto F = [&](int i) { return (float)std::atof(argv[3 + i]); };
+    if (k == "norm_fwd" || k == "norm_bwd") {
+        int rows = I(0), n = I(1), mean = I(3), plus_one = I(4), has_w = I(5);
+        float eps = F(2);
+        auto x = read("x", (size_t)rows * n);
+        std::vector<float> w = has_w ? read("w", n) : std::vector<float>();
+        const float* wp = has_w ? w.data() : nullptr;
+        if (k == "norm_fwd") {
+            std::vector<float> y((size_t)rows * n);
+            emu::launch(rows, ROW_THREADS, [&] { norm_fwd_f32(x.data(), wp, y.data(), n, eps, mean, plus_one); });
+            write("y", y);
+        } else {
+            auto g = read("g", (size_t)rows * n);
+            std::vector<float> dx((size_t)rows * n), dw(n, 0.0f);
+            float* dwp = has_w ? dw.data() : nullptr;
+            emu::launch(rows, ROW_THREADS,
+                        [&] { norm_bwd_f32(x.data(), wp, g.data(), dx.data(), dwp, n, eps, mean, plus_one); });
+            write("dx", dx);
+            if (has_w) write("dw", dw);
+        }
+    } else if (k == "softmax_fwd" || k == "softmax_bwd") {
+        int rows = I(0), n = I(1), t = I(2), past = I(3);
+        float scale = F(4);
+        auto x = read(k == "softmax_fwd" ? "x" : "p", (size_t)rows * n);
+        std::vector<float> out((size_t)rows * n);
+        if (k == "softmax_fwd") {
+            emu::launch(rows, ROW_THREADS, [&] { softmax_fwd_f32(x.data(), out.data(), n, t, past, scale); });
+            write("y", out);
+        } else {
+            auto g = read("g", (size_t)rows * n);
+            emu::launch(rows, ROW_THREADS, [&] { softmax_bwd_f32(x.data(), g.data(), out.data(), n, t, past, scale); });
+            write("dx", out);
+        }
+    } else if (k == "silu_mul_fwd" || k == "silu_mul_bwd") {
+        int total = I(0);
+        auto a = read("a", total), b = read("b", total);
+        if (k == "silu_mul_fwd") {
+            std::vector<float> y(total);
+            emu::launch(elem_blocks(total), ELEM_THREADS, [&] { silu_mul_fwd_f32(a.data(), b.data(), y.data(), total); });
+            write("y", y);
+        } else {
+            auto g = read("g", total);
+            std::vector<float> da(total), db(total);
+            emu::launch(elem_blocks(total), ELEM_THREADS,
+                        [&] { silu_mul_bwd_f32(a.data(), b.data(), g.data(), da.data(), db.data(), total); });
+            write("da", da);
+            write("db", db);
+        }
+    } else if (k == "conv_silu_fwd" || k == "conv_silu_bwd") {
+        int B = I(0), T = I(1), C = I(2), K = I(3);
+        size_t total = (size_t)B * T * C;
+        auto x = read("x", total), taps = read("taps", (size_t)K * C);
+        if (k == "conv_silu_fwd") {
+            std::vector<float> y(total);
+            emu::launch(elem_blocks(total), ELEM_THREADS, [&] { conv_silu_fwd_f32(x.data(), taps.data(), y.data(), B, T, C, K); });
+            write("y", y);
+        } else {
+            auto g = read("g", total);
+            std::vector<float> dpre(total), dx(total), dtaps((size_t)K * C, 0.0f);
+            emu::launch(elem_blocks(total), ELEM_THREADS,
+                        [&] { conv_silu_dpre_f32(x.data(), taps.data(), g.data(), dpre.data(), B, T, C, K); });
+            unsigned gx = (C + CONV_THREADS - 1) / CONV_THREADS, gy = (B * T + CONV_ROWS - 1) / CONV_ROWS;
+            emu::launch(gx, CONV_THREADS, [&] {
+                conv_silu_bwd_f32(x.data(), taps.data(), dpre.data(), dx.data(), dtaps.data(), B, T, C, K, CONV_ROWS);
+            }, gy);
+            write("dx", dx);
+            write("dtaps", dtaps);
+        }
+    } else {
+        std::fprintf(stderr, "unknown kernel %s\n", k.c_str());
+        return 2;
+    }
+    return 0;
+}
