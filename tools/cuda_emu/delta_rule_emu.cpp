@@ -49,16 +49,18 @@ static void run(const std::string& mode, int dv, int bh, int t, const std::strin
         auto init = read(dir + "/init.bin", (size_t)bh * DK * dv, true);
         std::vector<float> out((size_t)bh * t * dv), last((size_t)bh * DK * dv);
         const float* ip = init.empty() ? nullptr : init.data();
-        emu::launch(bh, threads, [&] { forward<DK>(x.data(), ip, out.data(), last.data(), t, dv); });
+        emu::launch(bh, threads, [&] { forward<DK>(x.data(), ip, out.data(), last.data(), t, dv); }, column_groups(dv));
         write(dir + "/out.bin", out);
         write(dir + "/final.bin", last);
     } else {
         const int block = 32, blocks = (t + block - 1) / block;
         auto dout = read(dir + "/dout.bin", (size_t)bh * t * dv);
-        std::vector<float> dx((size_t)bh * t * w, NAN), kept((size_t)bh * blocks * DK * dv, NAN),
+        std::vector<float> dx((size_t)bh * t * w, 0.0f), kept((size_t)bh * blocks * DK * dv, NAN),
             states((size_t)bh * (block + 1) * DK * dv, NAN);
-        emu::launch(bh, threads,
-                    [&] { backward<DK>(x.data(), dout.data(), dx.data(), kept.data(), states.data(), t, dv, block); });
+        emu::launch(
+            bh, threads,
+            [&] { backward<DK>(x.data(), dout.data(), dx.data(), kept.data(), states.data(), t, dv, block); },
+            column_groups(dv));
         write(dir + "/dx.bin", dx);
     }
 }

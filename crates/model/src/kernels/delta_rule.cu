@@ -4,9 +4,11 @@
 // Input rows are packed as in the CPU node: x = [BH, T, W], W = 2 DK + dv + 2, each row q (DK, normalised and
 // scaled), k (DK, normalised), v (dv), g, beta. Per head the state S (DK x dv) does, for every token,
 //   S <- exp(g) S;  m = S^T k;  u = beta (v - m);  S <- S + k u^T;  o = S^T q.
-// One block per head (BH blocks); thread j owns column j of S in registers (DK floats; DK a compile-time power of
-// two, the kernels are instantiated for 16, 32, 64 and 128). Columns are independent in the forward pass, so it
-// needs no reduction: the block only shares each token's q and k through shared memory.
+// A grid of (BH, column groups) blocks: block (h, c) runs head h's columns c·blockDim .. (c + 1)·blockDim − 1, and
+// thread j owns column j of S in registers (DK floats; DK a compile-time power of two, the kernels are
+// instantiated for 16, 32, 64 and 128). Columns are independent in the forward pass, so it needs no reduction: the
+// block only shares each token's q and k through shared memory. Splitting a head's columns over blocks gives a
+// small batch more blocks than heads to spread over the GPU.
 //
 // The backward pass (names as in delta_rule.rs) runs per token in reverse:
 //   dS += q do^T;  du = dS^T k;  dv = beta du;  dm = -beta du;  dbeta = du . (v - m)
@@ -15,15 +17,20 @@
 //   dP = dS + k dm^T;  dg = exp(g) sum(dP * S_prev);  dS <- exp(g) dP
 // Thread j keeps column j of dS in registers and reads column j of S_prev from a scratch buffer: a first sweep
 // keeps the state every BLOCK tokens (`kept`), and each block of BLOCK tokens is replayed from its kept state into
-// `states` (BLOCK + 1 states per head, column by column in global memory) before being walked backwards. The sums over columns are reduced within a
+// `states` (BLOCK + 1 states per head, column by column in global memory) before being walked backwards. Each
+// thread touches only its own column of the scratch buffers, so column groups of a head never meet there. The sums over columns are reduced within a
 // warp by shuffles (a reduce-scatter: 32 lanes hold 32 partial rows, 31 shuffles later lane l holds the sum of
-// row l), then across warps through shared memory. The block has a whole number of warps; lanes past dv hold zero
-// columns.
+// row l), then across the block's warps through shared memory, then across column groups by atomicAdd into the
+// zero-filled gradient (dq, dk, dg, dbeta; dv is per column). The block has a whole number of warps; lanes past dv
+// hold zero columns.
 
 #define FULL_MASK 0xffffffffu
 
-// Threads per block for `dv` columns: whole warps.
-__host__ __device__ inline int block_threads(int dv) { return (dv + 31) / 32 * 32; }
+// Threads per block for `dv` columns (whole warps, at most COLS) and the column groups that cover them; the launches
+// in delta_rule_cuda.rs use the same.
+#define COLS 32
+__host__ __device__ inline int block_threads(int dv) { return min((dv + 31) / 32 * 32, COLS); }
+__host__ __device__ inline int column_groups(int dv) { return (dv + COLS - 1) / COLS; }
 
 // Reduce-scatter of CH partial values (CH a power of two <= 32) over the 32 lanes of a warp: afterwards v[0] of lane
 // l is the warp's sum of row (l & (CH - 1)). OFF walks 16, 8, 4, 2, 1.
@@ -84,7 +91,7 @@ __device__ __forceinline__ void advance(float* s, const float* tok, float vj) {
 template <int DK>
 __device__ void forward(const float* x, const float* init, float* out, float* final_state, int T, int dv) {
     extern __shared__ float tok[];
-    const int bh = blockIdx.x, j = threadIdx.x, W = 2 * DK + dv + 2;
+    const int bh = blockIdx.x, j = blockIdx.y * blockDim.x + threadIdx.x, W = 2 * DK + dv + 2;
     const bool active = j < dv;
     float s[DK];
 #pragma unroll
@@ -115,7 +122,8 @@ __device__ __forceinline__ void store_state(float* buf, int n, const float* s, i
     for (int i = 0; i < DK; ++i) buf[((size_t)n * DK + i) * dv + j] = s[i];
 }
 
-// Backward of `forward` from a zero state: dx [BH, T, W] from x and dout [BH, T, dv]. Scratch: `kept`
+// Backward of `forward` from a zero state: dx [BH, T, W] (zero-filled: column groups add into it) from x and dout
+// [BH, T, dv]. Scratch: `kept`
 // [BH, ceil(T / block), DK, dv] and `states` [BH, block + 1, DK, dv]. Shared memory: 2 DK + 2 + warps (2 DK + 3)
 // floats.
 template <int DK>
@@ -127,7 +135,8 @@ __device__ void backward(const float* x, const float* dout, float* dx, float* ke
     const int warps = blockDim.x / 32;
     float* red = shared + 2 * DK + 2;          // [warps][2][DK]: dq and dk partial sums
     float* red_sc = red + warps * 2 * DK;      // [warps][3]: dbeta, u . do, dg before the exp(g) factor
-    const int bh = blockIdx.x, j = threadIdx.x, lane = j & 31, warp = j / 32, W = 2 * DK + dv + 2;
+    const int bh = blockIdx.x, j = blockIdx.y * blockDim.x + threadIdx.x, W = 2 * DK + dv + 2;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
     const bool active = j < dv;
     const int blocks = (T + block - 1) / block;
     const float* rows = x + (size_t)bh * T * W;
@@ -241,8 +250,8 @@ __device__ void backward(const float* x, const float* dout, float* dx, float* ke
                     dq += red[(w * 2 + 0) * DK + e];
                     dk += red[(w * 2 + 1) * DK + e];
                 }
-                drow[e] = dq + k[e] * udo;
-                drow[DK + e] = dk;
+                atomicAdd(drow + e, dq + k[e] * udo);
+                atomicAdd(drow + DK + e, dk);
             }
             if (threadIdx.x == 0) {
                 float dbeta = 0.0f, dg = 0.0f;
@@ -250,8 +259,8 @@ __device__ void backward(const float* x, const float* dout, float* dx, float* ke
                     dbeta += red_sc[w * 3 + 0];
                     dg += red_sc[w * 3 + 2];
                 }
-                drow[2 * DK + dv] = a * dg;
-                drow[2 * DK + dv + 1] = dbeta;
+                atomicAdd(drow + 2 * DK + dv, a * dg);
+                atomicAdd(drow + 2 * DK + dv + 1, dbeta);
             }
         }
     }

@@ -6,7 +6,8 @@
 //!
 //! Launching a kernel of our own needs `unsafe` (device allocations the kernel fills, the FFI launch); as in
 //! `delta_decode_cuda.rs` this module allows it. The kernels take the packed f32 rows of the CPU node
-//! (`[B, H, T, 2·d_k + d_v + 2]`, contiguous), one block per head, one thread per state column.
+//! (`[B, H, T, 2·d_k + d_v + 2]`, contiguous), one block per head and group of 32 state columns, one thread per
+//! column.
 #![allow(unsafe_code)]
 
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
@@ -22,16 +23,24 @@ const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/delta_rule.ptx"));
 const MODULE: &str = "sgvlm_delta_rule";
 /// Tokens between the states the backward pass keeps (it replays each block from its kept state).
 const BLOCK: usize = 32;
-/// The most value columns (threads per block) the kernels take: at `d_k` = 128 a thread holds ~250 registers.
-const MAX_DV: usize = 256;
+/// The most value columns the kernels take.
+const MAX_DV: usize = 1024;
 
 /// Whether the kernels take heads of `dk × dv` (`dk` one of the instantiated sizes, `dv` at most [`MAX_DV`]).
 pub(crate) fn supports(dk: usize, dv: usize) -> bool {
     matches!(dk, 16 | 32 | 64 | 128) && (1..=MAX_DV).contains(&dv)
 }
 
+/// Columns (threads) per block: a head's columns are split over blocks of one warp (`COLS` in `delta_rule.cu`).
+const COLS: usize = 32;
+
 fn threads(dv: usize) -> u32 {
-    dv.div_ceil(32) as u32 * 32
+    (dv.div_ceil(32) * 32).min(COLS) as u32
+}
+
+/// The grid: a block per head and group of [`COLS`] columns.
+fn grid(heads: usize, dv: usize) -> (u32, u32, u32) {
+    (heads as u32, dv.div_ceil(COLS) as u32, 1)
 }
 
 /// `(heads, t, dv)` of packed rows of width `w` for `dk`.
@@ -57,7 +66,7 @@ fn launch_forward(
 ) -> candle_core::Result<()> {
     let f = dev.get_or_load_custom_func(&format!("delta_rule_fwd_f32_dk{dk}"), MODULE, PTX)?;
     let cfg = LaunchConfig {
-        grid_dim: (heads as u32, 1, 1),
+        grid_dim: grid(heads, dv),
         block_dim: (threads(dv), 1, 1),
         shared_mem_bytes: (2 * dk as u32 + 2) * 4,
     };
@@ -127,7 +136,7 @@ pub(super) fn backward(x: &Tensor, dout: &Tensor, dk: usize) -> Result<Tensor> {
     let f = dev.get_or_load_custom_func(&format!("delta_rule_bwd_f32_dk{dk}"), MODULE, PTX)?;
     let warps = threads(dv) / 32;
     let cfg = LaunchConfig {
-        grid_dim: (heads as u32, 1, 1),
+        grid_dim: grid(heads, dv),
         block_dim: (threads(dv), 1, 1),
         shared_mem_bytes: (2 * dk as u32 + 2 + warps * (2 * dk as u32 + 3)) * 4,
     };
