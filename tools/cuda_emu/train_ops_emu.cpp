@@ -10,6 +10,7 @@
 //   train_ops_emu DIR silu_mul_bwd TOTAL                             a b g      -> da db
 //   train_ops_emu DIR conv_silu_fwd B T C K                          x taps     -> y
 //   train_ops_emu DIR conv_silu_bwd B T C K                          x taps g   -> dx dtaps
+//   train_ops_emu DIR rope B H T D ROT TB TRANSPOSE                  x cos sin  -> y
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -118,6 +119,14 @@ int main(int argc, char** argv) {
             write("dx", dx);
             write("dtaps", dtaps);
         }
+    } else if (k == "rope") {
+        int B = I(0), H = I(1), T = I(2), D = I(3), rot = I(4), tb = I(5), tr = I(6);
+        size_t total = (size_t)B * H * T * D;
+        auto x = read("x", total), cos = read("cos", (size_t)tb * T * rot), sin = read("sin", (size_t)tb * T * rot);
+        std::vector<float> y(total);
+        emu::launch(elem_blocks(total), ELEM_THREADS,
+                    [&] { rope_f32(x.data(), cos.data(), sin.data(), y.data(), B, H, T, D, rot, tb, tr); });
+        write("y", y);
     } else {
         std::fprintf(stderr, "unknown kernel %s\n", k.c_str());
         return 2;

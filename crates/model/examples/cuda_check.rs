@@ -155,25 +155,38 @@ fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f6
     Ok(errs)
 }
 
-/// The training kernels' CUDA twins (`kernels::{normalize, rms_norm, softmax, silu_mul, conv_silu}` on f32 CUDA
-/// tensors) against their CPU nodes in f64: `(check, worst relative error of the value and every input gradient)`.
+/// The training kernels' CUDA twins (`kernels::{normalize, rms_norm, softmax, silu_mul, conv_silu,
+/// rope_on_device}` on f32 CUDA tensors) against their CPU nodes in f64: `(check, worst relative error of the value and every input gradient)`.
 fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
     use sgvlm_model::kernels;
-    type Op = Box<dyn Fn(&[&Tensor]) -> sgvlm_model::Result<Tensor>>;
+    type Op = Box<dyn Fn(&[&Tensor], &Device) -> sgvlm_model::Result<Tensor>>;
     let cpu = Device::Cpu;
     let mk = |dims: &[usize], std: f64| Tensor::randn(0f64, std, dims, &cpu);
+    let angles = mk(&[2, 5, 6], 2.0)?;
     let ops: Vec<(&str, Vec<Tensor>, Op)> = vec![
-        ("normalize_rms", vec![mk(&[6, 300], 2.0)?], Box::new(|t| kernels::normalize(t[0], 1e-6, true))),
-        ("normalize_l2", vec![mk(&[6, 128], 2.0)?], Box::new(|t| kernels::normalize(t[0], 1e-6, false))),
+        ("normalize_rms", vec![mk(&[6, 300], 2.0)?], Box::new(|t, _| kernels::normalize(t[0], 1e-6, true))),
+        ("normalize_l2", vec![mk(&[6, 128], 2.0)?], Box::new(|t, _| kernels::normalize(t[0], 1e-6, false))),
         (
             "rms_norm_1p",
             vec![mk(&[6, 300], 2.0)?, mk(&[300], 0.5)?],
-            Box::new(|t| kernels::rms_norm(t[0], t[1], 1e-6, true)),
+            Box::new(|t, _| kernels::rms_norm(t[0], t[1], 1e-6, true)),
         ),
-        ("softmax_causal", vec![mk(&[2, 3, 9, 13], 2.0)?], Box::new(|t| kernels::softmax(t[0], 0.3, Some(4)))),
-        ("softmax", vec![mk(&[5, 400], 2.0)?], Box::new(|t| kernels::softmax(t[0], 1.0, None))),
-        ("silu_mul", vec![mk(&[3, 700], 2.0)?, mk(&[3, 700], 1.0)?], Box::new(|t| kernels::silu_mul(t[0], t[1]))),
-        ("conv_silu", vec![mk(&[2, 70, 130], 1.0)?, mk(&[4, 130], 0.5)?], Box::new(|t| kernels::conv_silu(t[0], t[1]))),
+        ("softmax_causal", vec![mk(&[2, 3, 9, 13], 2.0)?], Box::new(|t, _| kernels::softmax(t[0], 0.3, Some(4)))),
+        ("softmax", vec![mk(&[5, 400], 2.0)?], Box::new(|t, _| kernels::softmax(t[0], 1.0, None))),
+        ("silu_mul", vec![mk(&[3, 700], 2.0)?, mk(&[3, 700], 1.0)?], Box::new(|t, _| kernels::silu_mul(t[0], t[1]))),
+        (
+            "conv_silu",
+            vec![mk(&[2, 70, 130], 1.0)?, mk(&[4, 130], 0.5)?],
+            Box::new(|t, _| kernels::conv_silu(t[0], t[1])),
+        ),
+        (
+            "rope",
+            vec![mk(&[2, 3, 5, 10], 1.0)?],
+            Box::new(move |t, dev| {
+                let table = |x: Tensor| x.to_dtype(t[0].dtype())?.to_device(dev);
+                kernels::rope_on_device(t[0], &table(angles.cos()?)?, &table(angles.sin()?)?)
+            }),
+        ),
     ];
     let mut out = Vec::new();
     for (name, xs, op) in ops {
@@ -181,7 +194,7 @@ fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
             let vars: Vec<Var> =
                 xs.iter().map(|x| Var::from_tensor(&x.to_dtype(dtype)?.to_device(dev)?)).collect::<Result<_, _>>()?;
             let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
-            let y = op(&ts)?;
+            let y = op(&ts, dev)?;
             let seed = Tensor::ones(y.dims(), DType::F64, &Device::Cpu)?.cumsum(y.rank() - 1)?.sin()?.to_device(dev)?;
             let grads = (y.to_dtype(DType::F64)? * seed)?.sum_all()?.backward()?;
             let gs = vars

@@ -125,6 +125,10 @@ impl TextRope {
         if !crate::ops::needs_grad(&[x]) && !x.device().is_cpu() {
             return self.apply_no_grad(x);
         }
+        if x.device().is_cuda() && crate::kernels::trainable(x) {
+            // Training on CUDA: one node, the tables left on the device (kernels::rope_on_device).
+            return crate::kernels::rope_on_device(x, &self.cos, &self.sin);
+        }
         self.apply_composed(x)
     }
 
@@ -199,6 +203,11 @@ pub fn vision_rope(
 
 /// Applies vision rotary tables `[N, D]` to `x` `[N, H, D]`.
 pub fn apply_vision_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if x.device().is_cuda() && crate::ops::needs_grad(&[x]) && crate::kernels::trainable(x) {
+        // Training on CUDA: the text kernel's node, each patch a batch row of one position.
+        let y = crate::kernels::rope_on_device(&x.unsqueeze(2)?, &cos.unsqueeze(1)?, &sin.unsqueeze(1)?)?;
+        return Ok(y.squeeze(2)?);
+    }
     let cos = cos.unsqueeze(1)?.to_dtype(x.dtype())?;
     let sin = sin.unsqueeze(1)?.to_dtype(x.dtype())?;
     Ok((x.broadcast_mul(&cos)? + rotate_half(x)?.broadcast_mul(&sin)?)?)

@@ -4,7 +4,8 @@
 //! * the gated delta rule (`src/kernels/delta_rule.cu`): the forward from a zero and from a given state (output and
 //!   final state) and the backward (the gradients of all five inputs);
 //! * the training kernels' twins (`src/kernels/train_ops.cu`): normalisation with and without a weight, the scaled
-//!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU — values and every input's gradient.
+//!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU, the rotary embedding — values and
+//!   every input's gradient.
 //!
 //! This checks the kernels' indexing, block replay, reductions and striding on a machine without a GPU;
 //! `examples/cuda_check.rs` checks the compiled kernels on a GPU. Needs a C++20 compiler (`$CXX`, default `c++`),
@@ -15,7 +16,7 @@ use std::process::Command;
 
 use candle_core::{DType, Device, Tensor, Var};
 use sgvlm_model::kernels::delta_rule::gated_delta_rule_with_state;
-use sgvlm_model::kernels::{conv_silu, gated_delta_rule, normalize, rms_norm, silu_mul, softmax};
+use sgvlm_model::kernels::{conv_silu, gated_delta_rule, normalize, rms_norm, rope, silu_mul, softmax};
 
 fn emulator(dir: &Path, name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tools/cuda_emu/{name}.cpp"));
@@ -232,5 +233,22 @@ fn the_cuda_training_kernels_compute_the_cpu_nodes_and_their_gradients() {
     let got = train_op(&exe, &tmp, "conv_silu_bwd", &args, &[("x", &x), ("taps", &taps), ("g", &g)], &outs);
     close("conv_silu dx", &got[0], &d[0]);
     close("conv_silu dtaps", &got[1], &d[1]);
+
+    // The rotary embedding with a pass-through tail, per-row and shared tables; its transpose is the gradient.
+    let (bs, h, t, d, rot) = (2, 3, 5, 10, 6);
+    let (x, g) = (n(&[bs, h, t, d], 1.0), n(&[bs, h, t, d], 1.0));
+    for tb in [bs, 1] {
+        let angles = n(&[tb, t, rot], 2.0);
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let (y, dx) = reference(&[&x], &g, |ts| rope(ts[0], &cos, &sin).unwrap());
+        let args = |tr: f64| s(&[bs as f64, h as f64, t as f64, d as f64, rot as f64, tb as f64, tr]);
+        let tables = [("cos", &cos), ("sin", &sin)];
+        let got =
+            train_op(&exe, &tmp, "rope", &args(0.0), &[("x", &x), tables[0], tables[1]], &[("y", &[bs, h, t, d])]);
+        close(&format!("rope (tables of {tb})"), &got[0], &y);
+        let got =
+            train_op(&exe, &tmp, "rope", &args(1.0), &[("x", &g), tables[0], tables[1]], &[("y", &[bs, h, t, d])]);
+        close(&format!("rope gradient (tables of {tb})"), &got[0], &dx[0]);
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -11,7 +11,8 @@
 //! * [`softmax`]: `softmax(scale·x)` over the last dimension, optionally with the causal mask of a `[.., T, past+T]`
 //!   score block applied inside (masked entries are exactly 0, as with an additive `−∞`);
 //! * [`rope`]: rotary embedding of the first `rot` features of `[B, H, T, D]` with `[B|1, T, rot]` tables (used
-//!   at inference on the CPU too, with the tables kept on the host once per forward: [`RopeTables`]);
+//!   at inference on the CPU too, with the tables kept on the host once per forward: [`RopeTables`]; on CUDA
+//!   [`rope_on_device`], the tables staying on the device);
 //! * [`silu_mul`]: `silu(a)⊙b`, and [`conv_silu`]: Gated DeltaNet's causal depthwise convolution and its SiLU;
 //! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token.
 //!
@@ -20,6 +21,12 @@
 //! [`matmul_bf16_weight`], a projection with f32 activations and weights kept in bf16.
 //!
 //! No crate offers these for candle's CPU backend (candle-nn's fused kernels have no backward); the loops are ours.
+//!
+//! With the `cuda` feature, every training kernel has a CUDA twin of ours (`train_ops.cu` and `train_cuda.rs`;
+//! the delta rule's in `delta_rule.cu`): the same node with the same backward on a GPU, where each op of a
+//! composition is a kernel launch and, under autograd, a gradient buffer to zero-fill and add. [`trainable`] says
+//! where a training graph takes them. Their logic is tested on the CPU through a CUDA stand-in
+//! (`tests/cuda_kernels_emulated.rs`, `tools/cuda_emu/`) and on a GPU by `examples/cuda_check.rs`.
 
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
@@ -46,7 +53,7 @@ pub use delta_decode::{
 pub use delta_rule::gated_delta_rule;
 pub use gated::{conv_silu, silu_mul};
 pub use norm::{normalize, rms_norm};
-pub use rope::{rope, rope_tables, RopeTables};
+pub use rope::{rope, rope_on_device, rope_tables, RopeTables};
 pub use softmax::softmax;
 
 /// The float types the kernels run in (f64 for the gradient checks).
@@ -106,7 +113,7 @@ pub fn supported(x: &Tensor) -> bool {
 }
 
 /// Whether a training graph takes the kernels with a gradient ([`normalize`], [`rms_norm`], [`softmax`],
-/// [`silu_mul`], [`conv_silu`]) for `x`: on the CPU as [`supported`]; on CUDA for f32 tensors in a build with the
+/// [`silu_mul`], [`conv_silu`], [`rope_on_device`]) for `x`: on the CPU as [`supported`]; on CUDA for f32 tensors in a build with the
 /// `cuda` feature, where their CUDA twins run (`train_ops.cu`), unless `SGVLM_CUDA_KERNELS=0` (then the
 /// compositions run, as before those twins existed).
 pub fn trainable(x: &Tensor) -> bool {

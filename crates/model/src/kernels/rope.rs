@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 
 use super::{bwd_by_dtype, host, unary_fwd, Real};
 use crate::error::{Error, Result};
@@ -113,6 +113,66 @@ pub fn rope_tables(x: &Tensor, tables: &RopeTables) -> Result<Tensor> {
         return Err(Error::Input(format!("rope tables [{tb}, {tt}, {rot}] do not fit input {:?}", x.dims())));
     }
     Ok(x.contiguous()?.apply_op1(Rope { tables: tables.clone() })?)
+}
+
+/// The rotary embedding with its tables as operands on the device (CUDA): [`rope`]'s node on a GPU, where the
+/// tables stay where they were made. The tables get no gradient.
+struct RopeOnDevice {
+    transpose: bool,
+}
+
+impl CustomOp3 for RopeOnDevice {
+    fn name(&self) -> &'static str {
+        "rope-on-device"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        candle_core::bail!("rope-on-device runs on CUDA; the CPU takes `rope` (tables on the host)")
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        cos: &candle_core::CudaStorage,
+        cl: &Layout,
+        sin: &candle_core::CudaStorage,
+        sl: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        super::train_cuda::rope((x, xl), (cos, cl), (sin, sl), self.transpose)
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = grad.detach().to_dtype(candle_core::DType::F32)?.contiguous()?;
+        let dx = g.apply_op3_no_bwd(cos, sin, &RopeOnDevice { transpose: !self.transpose })?;
+        Ok((Some(dx), None, None))
+    }
+}
+
+/// [`rope`] for training on CUDA (f32 `x`; `cos, sin: [B|1, T, rot]` on its device, converted to f32): one node
+/// with the tables left on the device. On the CPU it is [`rope`].
+pub fn rope_on_device(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return rope(x, cos, sin);
+    }
+    let f32c = |t: &Tensor| -> Result<Tensor> { Ok(t.detach().to_dtype(candle_core::DType::F32)?.contiguous()?) };
+    Ok(x.contiguous()?.apply_op3(&f32c(cos)?, &f32c(sin)?, RopeOnDevice { transpose: false })?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The CUDA launches of the training kernels' twins (`train_ops.cu`, compiled to PTX by build.rs): normalisation
 //! (plain and with a weight), the scaled and causally masked softmax, `silu(a)·b` and the causal conv with its SiLU,
-//! forward and backward, f32, contiguous. The CPU nodes of `norm.rs`, `softmax.rs` and `gated.rs` call these from
+//! and the rotary embedding, forward and backward, f32, contiguous. The CPU nodes of `norm.rs`, `softmax.rs` and `gated.rs` call these from
 //! their `cuda_fwd` and, for CUDA tensors, from their backward passes, so one graph node stays one node on a GPU.
 //!
 //! Launching a kernel of our own needs `unsafe` (device allocations the kernels fill, the FFI launch); as in the other
@@ -277,4 +277,37 @@ pub(super) fn conv_silu_bwd(x: &Tensor, taps: &Tensor, g: &Tensor) -> Result<(Te
         })?;
     }
     Ok((wrap(dx, &dims, dev), wrap(dtaps, taps.dims(), dev)))
+}
+
+/// The rotary embedding of `x: [B, H, T, D]` by `cos, sin: [B|1, T, rot]` ([`super::rope`]), or its transpose (the
+/// backward pass, applied to the output gradient).
+pub(super) fn rope(
+    (s, l): (&CudaStorage, &Layout),
+    (cs, cl): (&CudaStorage, &Layout),
+    (ss, sl): (&CudaStorage, &Layout),
+    transpose: bool,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    let dev = &s.device;
+    let (x, cos, sin) = (storage_view(s, l, WHAT)?, storage_view(cs, cl, WHAT)?, storage_view(ss, sl, WHAT)?);
+    let [b, h, t, d] = l.dims() else {
+        candle_core::bail!("rope (CUDA): expected [B, H, T, D], got {:?}", l.dims());
+    };
+    let [tb, tt, rot] = cl.dims() else {
+        candle_core::bail!("rope (CUDA): expected tables [B|1, T, rot], got {:?}", cl.dims());
+    };
+    if tt != t || rot > d || rot % 2 != 0 || (*tb != 1 && tb != b) || sl.dims() != cl.dims() {
+        candle_core::bail!("rope (CUDA): tables {:?} do not fit input {:?}", cl.dims(), l.dims());
+    }
+    let total = l.shape().elem_count();
+    let y = dev.alloc_zeros::<f32>(total.max(1))?;
+    if total > 0 {
+        let f = dev.get_or_load_custom_func("rope_f32", MODULE, PTX)?;
+        let (bi, hi, ti, di) = (i32_of(*b)?, i32_of(*h)?, i32_of(*t)?, i32_of(*d)?);
+        let (ri, tbi, tr) = (i32_of(*rot)?, i32_of(*tb)?, transpose as i32);
+        let mut lb = f.builder();
+        lb.arg(&x).arg(&cos).arg(&sin).arg(&y).arg(&bi).arg(&hi).arg(&ti).arg(&di).arg(&ri).arg(&tbi).arg(&tr);
+        // SAFETY: as above.
+        unsafe { lb.launch(elem_cfg(total)) }.w()?;
+    }
+    Ok((CudaStorage::wrap_cuda_slice(y, dev.clone()), l.shape().clone()))
 }

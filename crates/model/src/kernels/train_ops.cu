@@ -187,3 +187,30 @@ extern "C" __global__ void conv_silu_bwd_f32(const float* x, const float* taps, 
     }
     for (int j = 0; j < K; ++j) atomicAdd(dtaps + (size_t)j * C + c, acc[j]);
 }
+
+// Rotary embedding of the first `rot` features of x [B, H, T, D] by tables cos, sin [TB, T, rot] (TB 1 or B): per
+// half-pair j, y1 = x1 c1 - x2 s1 and y2 = x2 c2 + x1 s2; with `transpose` (the backward pass, applied to the output
+// gradient) x1 c1 + x2 s2 and x2 c2 - x1 s1. Features past `rot` pass through. One thread per element.
+extern "C" __global__ void rope_f32(const float* x, const float* cos, const float* sin, float* y, int B, int H, int T,
+                                    int D, int rot, int table_batch, int transpose) {
+    const size_t total = (size_t)B * H * T * D;
+    const int half = rot / 2;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int d = i % D;
+        const size_t row = i / D;
+        if (d >= rot) {
+            y[i] = x[i];
+            continue;
+        }
+        const int t = row % T, b = row / ((size_t)H * T);
+        const size_t tab = ((size_t)(table_batch == 1 ? 0 : b) * T + t) * rot;
+        const float* xr = x + row * D;
+        if (d < half) {
+            const float x1 = xr[d], x2 = xr[d + half];
+            y[i] = transpose ? x1 * cos[tab + d] + x2 * sin[tab + d + half] : x1 * cos[tab + d] - x2 * sin[tab + d];
+        } else {
+            const float x1 = xr[d - half], x2 = xr[d];
+            y[i] = transpose ? x2 * cos[tab + d] - x1 * sin[tab + d - half] : x2 * cos[tab + d] + x1 * sin[tab + d];
+        }
+    }
+}
