@@ -11,6 +11,8 @@
 //   train_ops_emu DIR conv_silu_fwd B T C K                          x taps     -> y
 //   train_ops_emu DIR conv_silu_bwd B T C K                          x taps g   -> dx dtaps
 //   train_ops_emu DIR rope B H T D ROT TB TRANSPOSE                  x cos sin  -> y
+//   train_ops_emu DIR delta_pack_fwd B T NK NV DK DV                  conv g beta -> out
+//   train_ops_emu DIR delta_pack_bwd B T NK NV DK DV                  conv dp    -> dconv dg dbeta
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -127,6 +129,25 @@ int main(int argc, char** argv) {
         emu::launch(elem_blocks(total), ELEM_THREADS,
                     [&] { rope_f32(x.data(), cos.data(), sin.data(), y.data(), B, H, T, D, rot, tb, tr); });
         write("y", y);
+    } else if (k == "delta_pack_fwd" || k == "delta_pack_bwd") {
+        int B = I(0), T = I(1), nk = I(2), nv = I(3), dk = I(4), dv = I(5);
+        int C = 2 * nk * dk + nv * dv, W = 2 * dk + dv + 2;
+        auto conv = read("conv", (size_t)B * T * C);
+        if (k == "delta_pack_fwd") {
+            auto g = read("g", (size_t)B * T * nv), beta = read("beta", (size_t)B * T * nv);
+            std::vector<float> out((size_t)B * nv * T * W);
+            emu::launch(B * nv * T, 32, [&] { delta_pack_fwd_f32(conv.data(), g.data(), beta.data(), out.data(), B, T, nk, nv, dk, dv); });
+            write("out", out);
+        } else {
+            auto dp = read("dp", (size_t)B * nv * T * W);
+            std::vector<float> dconv((size_t)B * T * C, NAN), dg((size_t)B * T * nv, NAN), dbeta((size_t)B * T * nv, NAN);
+            emu::launch(B * T * nk, 32, [&] {
+                delta_pack_bwd_f32(conv.data(), dp.data(), dconv.data(), dg.data(), dbeta.data(), B, T, nk, nv, dk, dv);
+            });
+            write("dconv", dconv);
+            write("dg", dg);
+            write("dbeta", dbeta);
+        }
     } else {
         std::fprintf(stderr, "unknown kernel %s\n", k.c_str());
         return 2;

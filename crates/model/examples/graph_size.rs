@@ -41,8 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let loss = hidden.sqr()?.mean_all()?;
     let secs = t0.elapsed().as_secs_f64();
     let nodes = loss.sorted_nodes();
-    let params: std::collections::HashSet<_> =
-        varmap.all_vars().iter().map(|v| v.as_tensor().id()).collect();
+    let params: std::collections::HashSet<_> = varmap.all_vars().iter().map(|v| v.as_tensor().id()).collect();
     // Distinct buffers only (views share their source's), counted at their full size; the weights' own buffers (and
     // views of them, such as transposes) are not activations.
     let mut seen = std::collections::HashSet::new();

@@ -4,8 +4,8 @@
 //! * the gated delta rule (`src/kernels/delta_rule.cu`): the forward from a zero and from a given state (output and
 //!   final state) and the backward (the gradients of all five inputs);
 //! * the training kernels' twins (`src/kernels/train_ops.cu`): normalisation with and without a weight, the scaled
-//!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU, the rotary embedding — values and
-//!   every input's gradient.
+//!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU, the rotary embedding, the packing
+//!   of the delta rule's inputs — values and every input's gradient.
 //!
 //! This checks the kernels' indexing, block replay, reductions and striding on a machine without a GPU;
 //! `examples/cuda_check.rs` checks the compiled kernels on a GPU. Needs a C++20 compiler (`$CXX`, default `c++`),
@@ -16,7 +16,9 @@ use std::process::Command;
 
 use candle_core::{DType, Device, Tensor, Var};
 use sgvlm_model::kernels::delta_rule::gated_delta_rule_with_state;
-use sgvlm_model::kernels::{conv_silu, gated_delta_rule, normalize, rms_norm, rope, silu_mul, softmax};
+use sgvlm_model::kernels::{
+    conv_silu, delta_pack, gated_delta_rule, normalize, rms_norm, rope, silu_mul, softmax, PackHeads,
+};
 
 fn emulator(dir: &Path, name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tools/cuda_emu/{name}.cpp"));
@@ -249,6 +251,26 @@ fn the_cuda_training_kernels_compute_the_cpu_nodes_and_their_gradients() {
         let got =
             train_op(&exe, &tmp, "rope", &args(1.0), &[("x", &g), tables[0], tables[1]], &[("y", &[bs, h, t, d])]);
         close(&format!("rope gradient (tables of {tb})"), &got[0], &dx[0]);
+    }
+
+    // The delta rule's input packing: key heads shared by two value heads, and one each; head sizes past a warp.
+    for h in [PackHeads { n_k: 2, n_v: 4, d_k: 40, d_v: 36 }, PackHeads { n_k: 3, n_v: 3, d_k: 16, d_v: 8 }] {
+        let (bs, t) = (2, 5);
+        let ch = 2 * h.n_k * h.d_k + h.n_v * h.d_v;
+        let width = 2 * h.d_k + h.d_v + 2;
+        let (conv, g, beta) = (n(&[bs, t, ch], 1.0), n(&[bs, t, h.n_v], 1.0), n(&[bs, t, h.n_v], 1.0));
+        let dp = n(&[bs, h.n_v, t, width], 1.0);
+        let (y, d) = reference(&[&conv, &g, &beta], &dp, |ts| delta_pack(ts[0], ts[1], ts[2], h).unwrap());
+        let args = s(&[bs, t, h.n_k, h.n_v, h.d_k, h.d_v].map(|v| v as f64));
+        let ins = [("conv", &conv), ("g", &g), ("beta", &beta)];
+        let got = train_op(&exe, &tmp, "delta_pack_fwd", &args, &ins, &[("out", &[bs, h.n_v, t, width])]);
+        close(&format!("delta_pack {h:?}"), &got[0], &y);
+        let outs: [(&str, &[usize]); 3] =
+            [("dconv", &[bs, t, ch]), ("dg", &[bs, t, h.n_v]), ("dbeta", &[bs, t, h.n_v])];
+        let got = train_op(&exe, &tmp, "delta_pack_bwd", &args, &[("conv", &conv), ("dp", &dp)], &outs);
+        for (i, part) in ["dconv", "dg", "dbeta"].iter().enumerate() {
+            close(&format!("delta_pack {part} {h:?}"), &got[i], &d[i]);
+        }
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -342,10 +342,13 @@ pub fn gated_delta_rule_with_state(
 /// in f32)): `o: [B, H, T, d_v]`, one graph node.
 pub fn gated_delta_rule(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
     let dk = q.dim(D::Minus1)?;
-    let mut packed = Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?;
-    if packed.device().is_cuda() {
-        packed = packed.to_dtype(DType::F32)?;
-    }
+    gated_delta_rule_packed(&Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?, dk)
+}
+
+/// [`gated_delta_rule`] over rows already packed (`[B, H, T, 2·d_k + d_v + 2]`: `q, k, v, g, β`, as
+/// [`super::delta_pack`] makes them): `o: [B, H, T, d_v]`, one graph node.
+pub fn gated_delta_rule_packed(packed: &Tensor, dk: usize) -> Result<Tensor> {
+    let packed = if packed.device().is_cuda() { packed.to_dtype(DType::F32)? } else { packed.clone() };
     Ok(packed.contiguous()?.apply_op1(DeltaRule { dk })?)
 }
 

@@ -14,7 +14,8 @@
 //!   at inference on the CPU too, with the tables kept on the host once per forward: [`RopeTables`]; on CUDA
 //!   [`rope_on_device`], the tables staying on the device);
 //! * [`silu_mul`]: `silu(a)⊙b`, and [`conv_silu`]: Gated DeltaNet's causal depthwise convolution and its SiLU;
-//! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token.
+//! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token, over packed
+//!   rows, which [`delta_pack`] makes from Gated DeltaNet's conv output (heads split, q/k normalised).
 //!
 //! Two kernels serve decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
 //! decoding step after the projections (conv window, decay, q/k norms, state update and read-out), and
@@ -36,6 +37,7 @@ mod cuda_views;
 mod delta_decode;
 #[cfg(feature = "cuda")]
 mod delta_decode_cuda;
+mod delta_pack;
 pub mod delta_rule;
 #[cfg(feature = "cuda")]
 mod delta_rule_cuda;
@@ -50,6 +52,7 @@ pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
 pub use delta_decode::{
     delta_decode, delta_decode_into, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads,
 };
+pub use delta_pack::{delta_pack, PackHeads};
 pub use delta_rule::gated_delta_rule;
 pub use gated::{conv_silu, silu_mul};
 pub use norm::{normalize, rms_norm};

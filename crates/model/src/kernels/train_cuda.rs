@@ -1,6 +1,6 @@
 //! The CUDA launches of the training kernels' twins (`train_ops.cu`, compiled to PTX by build.rs): normalisation
 //! (plain and with a weight), the scaled and causally masked softmax, `silu(a)·b` and the causal conv with its SiLU,
-//! and the rotary embedding, forward and backward, f32, contiguous. The CPU nodes of `norm.rs`, `softmax.rs` and `gated.rs` call these from
+//! the rotary embedding and the delta rule's input packing, forward and backward, f32, contiguous. The CPU nodes of `norm.rs`, `softmax.rs` and `gated.rs` call these from
 //! their `cuda_fwd` and, for CUDA tensors, from their backward passes, so one graph node stays one node on a GPU.
 //!
 //! Launching a kernel of our own needs `unsafe` (device allocations the kernels fill, the FFI launch); as in the other
@@ -12,6 +12,7 @@ use candle_core::cuda_backend::{CudaStorage, WrapErr};
 use candle_core::{DType, Layout, Shape, Tensor};
 
 use super::cuda_views::{cuda_device, storage_view, with_views, wrap};
+use super::PackHeads;
 use crate::error::Result;
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/train_ops.ptx"));
@@ -310,4 +311,64 @@ pub(super) fn rope(
         unsafe { lb.launch(elem_cfg(total)) }.w()?;
     }
     Ok((CudaStorage::wrap_cuda_slice(y, dev.clone()), l.shape().clone()))
+}
+
+/// `(B, T, n_k, n_v, d_k, d_v)` as kernel arguments.
+fn pack_args((b, t): (usize, usize), h: PackHeads) -> candle_core::Result<[i32; 6]> {
+    Ok([i32_of(b)?, i32_of(t)?, i32_of(h.n_k)?, i32_of(h.n_v)?, i32_of(h.d_k)?, i32_of(h.d_v)?])
+}
+
+/// The delta rule's packed rows from the conv output, `g` and `beta` ([`super::delta_pack`]).
+pub(super) fn delta_pack_fwd(
+    (s1, l1): (&CudaStorage, &Layout),
+    (s2, l2): (&CudaStorage, &Layout),
+    (s3, l3): (&CudaStorage, &Layout),
+    (b, t): (usize, usize),
+    h: PackHeads,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    let dev = &s1.device;
+    let (conv, g, beta) = (storage_view(s1, l1, WHAT)?, storage_view(s2, l2, WHAT)?, storage_view(s3, l3, WHAT)?);
+    let width = 2 * h.d_k + h.d_v + 2;
+    let rows = b * h.n_v * t;
+    let out = dev.alloc_zeros::<f32>((rows * width).max(1))?;
+    if rows > 0 {
+        let f = dev.get_or_load_custom_func("delta_pack_fwd_f32", MODULE, PTX)?;
+        let [bi, ti, nk, nv, dk, dv] = pack_args((b, t), h)?;
+        let mut l = f.builder();
+        l.arg(&conv).arg(&g).arg(&beta).arg(&out).arg(&bi).arg(&ti).arg(&nk).arg(&nv).arg(&dk).arg(&dv);
+        let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (32, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: as above.
+        unsafe { l.launch(cfg) }.w()?;
+    }
+    Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), Shape::from((b, h.n_v, t, width))))
+}
+
+/// `(∂conv, ∂g, ∂β)` of [`delta_pack_fwd`] from the packed rows' gradient.
+pub(super) fn delta_pack_bwd(
+    conv: &Tensor,
+    grad: &Tensor,
+    (b, t): (usize, usize),
+    h: PackHeads,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let dev = cuda_device(conv, WHAT)?;
+    let [conv, grad] = f32s([conv, grad])?;
+    let dconv = dev.alloc_zeros::<f32>(conv.elem_count().max(1))?;
+    let (dg, dbeta) =
+        (dev.alloc_zeros::<f32>((b * t * h.n_v).max(1))?, dev.alloc_zeros::<f32>((b * t * h.n_v).max(1))?);
+    let blocks = b * t * h.n_k;
+    if blocks > 0 {
+        let f = dev.get_or_load_custom_func("delta_pack_bwd_f32", MODULE, PTX)?;
+        let [bi, ti, nk, nv, dk, dv] = pack_args((b, t), h)?;
+        let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (32, 1, 1), shared_mem_bytes: 0 };
+        with_views(&[&conv, &grad], WHAT, |v| {
+            let mut l = f.builder();
+            l.arg(&v[0]).arg(&v[1]).arg(&dconv).arg(&dg).arg(&dbeta);
+            l.arg(&bi).arg(&ti).arg(&nk).arg(&nv).arg(&dk).arg(&dv);
+            // SAFETY: as above.
+            unsafe { l.launch(cfg) }.w()?;
+            Ok(())
+        })?;
+    }
+    let gd = [b, t, h.n_v];
+    Ok((wrap(dconv, conv.dims(), dev), wrap(dg, &gd, dev), wrap(dbeta, &gd, dev)))
 }

@@ -214,3 +214,82 @@ extern "C" __global__ void rope_f32(const float* x, const float* cos, const floa
         }
     }
 }
+
+#define QK_NORM_EPS 1e-6f  // text/delta_rule.rs QK_NORM_EPS
+
+__device__ __forceinline__ float warp_allsum(float x) {
+    for (int off = 16; off >= 1; off >>= 1) x += __shfl_xor_sync(FULL_MASK, x, off);
+    return x;
+}
+
+// The delta rule's packed rows from Gated DeltaNet's conv output (delta_pack.rs): conv [B, T, C] with
+// C = 2 n_k dk + n_v dv (q heads, k heads, v heads), g and beta [B, T, n_v] -> out [B, n_v, T, 2 dk + dv + 2] with
+// rows q^ = q nu(q) / sqrt(dk), k^ = k nu(k), v, g, beta; value head h reads key head h / (n_v / n_k),
+// nu(x) = 1 / sqrt(sum x^2 + eps). One warp (block of 32) per output row.
+extern "C" __global__ void delta_pack_fwd_f32(const float* conv, const float* g, const float* beta, float* out, int B,
+                                              int T, int n_k, int n_v, int dk, int dv) {
+    const int row = blockIdx.x, lane = threadIdx.x;
+    const int t = row % T, h = (row / T) % n_v, b = row / (T * n_v), kh = h / (n_v / n_k);
+    const int C = 2 * n_k * dk + n_v * dv, W = 2 * dk + dv + 2;
+    const float* src = conv + ((size_t)b * T + t) * C;
+    const float *q = src + kh * dk, *k = src + (n_k + kh) * dk, *v = src + 2 * n_k * dk + h * dv;
+    float sq = 0.0f, sk = 0.0f;
+    for (int i = lane; i < dk; i += 32) {
+        sq += q[i] * q[i];
+        sk += k[i] * k[i];
+    }
+    sq = warp_allsum(sq);
+    sk = warp_allsum(sk);
+    const float nq = (1.0f / sqrtf(sq + QK_NORM_EPS)) * (1.0f / sqrtf((float)dk));
+    const float nk = 1.0f / sqrtf(sk + QK_NORM_EPS);
+    float* o = out + (size_t)row * W;
+    for (int i = lane; i < dk; i += 32) {
+        o[i] = q[i] * nq;
+        o[dk + i] = k[i] * nk;
+    }
+    for (int j = lane; j < dv; j += 32) o[2 * dk + j] = v[j];
+    if (lane == 0) {
+        const size_t gi = ((size_t)b * T + t) * n_v + h;
+        o[W - 2] = g[gi];
+        o[W - 1] = beta[gi];
+    }
+}
+
+// Its backward: from dp (the packed rows' gradient) to dconv, dg and dbeta. One warp per (b, t, key head): the
+// gradient of q^ (and k^) summed over the value heads sharing the key head, through the normalisation:
+// dx = scale nu (G - x nu^2 (G . x)); then the value heads' v, g and beta gradients copied.
+extern "C" __global__ void delta_pack_bwd_f32(const float* conv, const float* dp, float* dconv, float* dg, float* dbeta,
+                                              int B, int T, int n_k, int n_v, int dk, int dv) {
+    const int lane = threadIdx.x, kh = blockIdx.x % n_k, bt = blockIdx.x / n_k, b = bt / T, t = bt % T;
+    const int rep = n_v / n_k, C = 2 * n_k * dk + n_v * dv, W = 2 * dk + dv + 2;
+    const float* src = conv + (size_t)bt * C;
+    float* dst = dconv + (size_t)bt * C;
+    for (int part = 0; part < 2; ++part) {
+        const int at = (part == 0 ? kh : n_k + kh) * dk;
+        const float scale = part == 0 ? 1.0f / sqrtf((float)dk) : 1.0f;
+        const float* x = src + at;
+        float dot = 0.0f, sq = 0.0f;
+        for (int i = lane; i < dk; i += 32) {
+            float G = 0.0f;
+            for (int h = kh * rep; h < (kh + 1) * rep; ++h) G += dp[(((size_t)b * n_v + h) * T + t) * W + part * dk + i];
+            dot += G * x[i];
+            sq += x[i] * x[i];
+        }
+        dot = warp_allsum(dot);
+        sq = warp_allsum(sq);
+        const float nu = 1.0f / sqrtf(sq + QK_NORM_EPS);
+        for (int i = lane; i < dk; i += 32) {
+            float G = 0.0f;
+            for (int h = kh * rep; h < (kh + 1) * rep; ++h) G += dp[(((size_t)b * n_v + h) * T + t) * W + part * dk + i];
+            dst[at + i] = scale * nu * (G - x[i] * nu * nu * dot);
+        }
+    }
+    for (int h = kh * rep; h < (kh + 1) * rep; ++h) {
+        const float* r = dp + (((size_t)b * n_v + h) * T + t) * W;
+        for (int j = lane; j < dv; j += 32) dst[2 * n_k * dk + h * dv + j] = r[2 * dk + j];
+        if (lane == 0) {
+            dg[(size_t)bt * n_v + h] = r[W - 2];
+            dbeta[(size_t)bt * n_v + h] = r[W - 1];
+        }
+    }
+}

@@ -136,24 +136,23 @@ impl GatedDeltaNet {
             }
         }
         let grad = needs_grad(&[x, &mixed]);
-        // Training on the CPU (no state kept, a gradient wanted): conv, SiLU and the delta rule as one-node kernels.
-        if state.is_none() && kernels::supported(&mixed) && grad {
-            let conv = kernels::conv_silu(&mixed, &self.conv_taps.to_dtype(mixed.dtype())?)?;
-            let (q, k, v) = self.split_heads(&conv, b, t)?;
-            let core = delta_rule::fused(&q, &k, &v, &g, &beta)?;
-            return self.finish(&core, &z, b, t);
-        }
-        // Training on CUDA: the same nodes through their CUDA twins (f32), where they take this layer's sizes.
+        // Training (no state kept, a gradient wanted) on the CPU, or on CUDA where our kernels take this layer's
+        // sizes: the conv with its SiLU, the packing of the delta rule's inputs and the delta rule as one graph node
+        // each (kernels::{conv_silu, delta_pack, gated_delta_rule_packed}; on CUDA their twins, in f32).
         let cuda_rule = kernels::delta_rule::cuda_supported(x.device(), self.d_k, self.d_v);
-        if state.is_none() && grad && cuda_rule {
-            let m32 = mixed.to_dtype(DType::F32)?;
+        let cpu_train = kernels::supported(&mixed);
+        if state.is_none() && grad && (cpu_train || cuda_rule) {
+            let m32 = if cpu_train { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
             let conv = if kernels::trainable(&m32) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS {
-                kernels::conv_silu(&m32, &self.conv_taps.to_dtype(DType::F32)?)?.to_dtype(mixed.dtype())?
+                kernels::conv_silu(&m32, &self.conv_taps.to_dtype(m32.dtype())?)?
             } else {
-                self.composed_conv(&mixed.pad_with_zeros(1, self.kernel - 1, 0)?, t)?
+                self.composed_conv(&mixed.pad_with_zeros(1, self.kernel - 1, 0)?, t)?.to_dtype(m32.dtype())?
             };
-            let (q, k, v) = self.split_heads(&conv, b, t)?;
-            let core = delta_rule::fused(&q, &k, &v, &g, &beta)?;
+            let heads = kernels::PackHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
+            let (g, beta) = (g.to_dtype(conv.dtype())?, beta.to_dtype(conv.dtype())?);
+            let packed = kernels::delta_pack(&conv, &g, &beta, heads)?;
+            let core = kernels::delta_rule::gated_delta_rule_packed(&packed, self.d_k)?;
+            let core = core.transpose(1, 2)?.contiguous()?.to_dtype(mixed.dtype())?;
             return self.finish(&core, &z, b, t);
         }
         // Causal depthwise conv: left context is the previous state (zeros at the sequence start).
