@@ -4,8 +4,9 @@
 //! and for every token does `S ← exp(g)·S`, `S ← S + k·(β·(v − Sᵀk))ᵀ`, `o = Sᵀq`.
 //!
 //! * [`recurrent`] runs that loop token by token (one-token decode; also the test oracle).
-//! * [`fused`] runs the loop as one graph node with a hand-written backward (training on the CPU, and on CUDA
-//!   through kernels of ours where [`crate::kernels::delta_rule::cuda_supported`]).
+//! * [`fused`] runs the loop as one graph node with a hand-written backward (on the CPU, and on CUDA through
+//!   kernels of ours where [`crate::kernels::delta_rule::cuda_supported`]); the layer's training path packs its
+//!   inputs straight from the conv output instead (`kernels::delta_pack`) and runs the same node.
 //! * [`loops`] runs the loop from a given state without a graph node and returns the final state too
 //!   (inference: the prefill, on the CPU and on CUDA under the same condition).
 //! * [`chunked`] processes `chunk`-token blocks with matrix products (prefill and training): inside a chunk the
@@ -99,8 +100,7 @@ pub fn recurrent(
 }
 
 /// The gated delta rule from a zero state as one graph node with a hand-written backward
-/// ([`crate::kernels::delta_rule`]): the training path on the CPU and on CUDA. Same inputs and output as [`chunked`]
-/// without a state.
+/// ([`crate::kernels::delta_rule`]), on the CPU and on CUDA. Same inputs and output as [`chunked`] without a state.
 pub fn fused(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
     let out_dtype = v.dtype();
     let [q, k, v, g, beta] = prepare(q, k, v, g, beta)?;
