@@ -142,11 +142,12 @@ impl GatedDeltaNet {
         let cuda_rule = kernels::delta_rule::cuda_supported(x.device(), self.d_k, self.d_v);
         let cpu_train = kernels::supported(&mixed);
         if state.is_none() && grad && (cpu_train || cuda_rule) {
-            let m32 = if cpu_train { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
-            let conv = if kernels::trainable(&m32) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS {
-                kernels::conv_silu(&m32, &self.conv_taps.to_dtype(m32.dtype())?)?
+            // The kernels' dtype: the CPU's f32 or f64, f32 on CUDA (under bf16 weights too).
+            let work = if cpu_train { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
+            let conv = if kernels::trainable(&work) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS {
+                kernels::conv_silu(&work, &self.conv_taps.to_dtype(work.dtype())?)?
             } else {
-                self.composed_conv(&mixed.pad_with_zeros(1, self.kernel - 1, 0)?, t)?.to_dtype(m32.dtype())?
+                self.composed_conv(&mixed.pad_with_zeros(1, self.kernel - 1, 0)?, t)?.to_dtype(work.dtype())?
             };
             let heads = kernels::PackHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
             let (g, beta) = (g.to_dtype(conv.dtype())?, beta.to_dtype(conv.dtype())?);
