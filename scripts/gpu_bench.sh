@@ -109,6 +109,7 @@ fi
 # 1. The CUDA path, cheaply.
 if [ -x "$CHECK" ]; then
     run_step cuda_check 120 "$CHECK"
+    cp "$OUT/cuda_check.log" /tmp/sgvlm-cuda-check.json 2>/dev/null # read by scripts/gpu_demo.sh
 else
     say "missing $CHECK"; printf 'cuda_check\tmissing\t0\t-\n' >>"$SUMMARY"
 fi

@@ -8,7 +8,8 @@
 #        scenes), TEST (256), VAL (128).
 # The first run (2026-11-27, H200, batch 16, SFT share 0.6, delta-rule chunk 16) trained 208 + 580 steps in 249 s and
 # reached SGG 0.014 (crates/train/results/demo_gpu.md): a step is bound by launching its ~5,000–7,700 graph nodes, not
-# by the batch, so this run trains on twice the batch, longer, with chunk 64 (the recipe's default since then).
+# by the batch, so this run trains on twice the batch, longer, with chunk 64 (the recipe's default since then). Since
+# the eighteenth session a step takes our kernels' CUDA twins instead (1,107 graph nodes instead of 3,316).
 # Output: the demo's progress on stderr, its results table, the peak GPU memory, and `$OUT/demo/results.json`.
 set -u
 
@@ -34,6 +35,22 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 if [ -z "${SGVLM_DECODE:-}" ] && grep -q '"ok": false' /tmp/sgvlm-graph-check.json 2>/dev/null; then
     echo "CUDA graph check failed on this machine: decoding op by op (SGVLM_DECODE=eager)" >&2
     export SGVLM_DECODE=eager
+fi
+
+# Training and the prefill run through our CUDA kernels (the delta rule, norms, softmax, gates, conv, rotary) unless
+# cuda_check, run by scripts/gpu_bench.sh before (verdicts in /tmp/sgvlm-cuda-check.json) or here when it was not,
+# found one of them off the CPU's values: then that family runs as candle's compositions instead.
+CHECK_JSON=/tmp/sgvlm-cuda-check.json
+if [ ! -s "$CHECK_JSON" ] && [ -x dist/cuda/cuda_check ]; then
+    timeout 150 dist/cuda/cuda_check >"$CHECK_JSON" 2>"$OUT/cuda_check.err"
+fi
+if [ -z "${SGVLM_CUDA_DELTA_RULE:-}" ] && grep '"check":"delta_rule_' "$CHECK_JSON" 2>/dev/null | grep -q '"ok":false'; then
+    echo "cuda_check: a delta-rule kernel is off on this machine: the chunked form (SGVLM_CUDA_DELTA_RULE=0)" >&2
+    export SGVLM_CUDA_DELTA_RULE=0
+fi
+if [ -z "${SGVLM_CUDA_KERNELS:-}" ] && grep '"check":"kernel_' "$CHECK_JSON" 2>/dev/null | grep -q '"ok":false'; then
+    echo "cuda_check: a training kernel is off on this machine: candle's compositions (SGVLM_CUDA_KERNELS=0)" >&2
+    export SGVLM_CUDA_KERNELS=0
 fi
 
 sampler=""
