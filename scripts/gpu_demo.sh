@@ -44,6 +44,10 @@ CHECK_JSON=/tmp/sgvlm-cuda-check.json
 if [ ! -s "$CHECK_JSON" ] && [ -x dist/cuda/cuda_check ]; then
     timeout 150 dist/cuda/cuda_check >"$CHECK_JSON" 2>"$OUT/cuda_check.err"
 fi
+if [ -s "$CHECK_JSON" ] && ! grep -q '"check":"summary"' "$CHECK_JSON"; then
+    echo "cuda_check stopped before its summary: both kernel families off (candle's compositions)" >&2
+    export SGVLM_CUDA_DELTA_RULE="${SGVLM_CUDA_DELTA_RULE:-0}" SGVLM_CUDA_KERNELS="${SGVLM_CUDA_KERNELS:-0}"
+fi
 if [ -z "${SGVLM_CUDA_DELTA_RULE:-}" ] && grep '"check":"delta_rule_' "$CHECK_JSON" 2>/dev/null | grep -q '"ok":false'; then
     echo "cuda_check: a delta-rule kernel is off on this machine: the chunked form (SGVLM_CUDA_DELTA_RULE=0)" >&2
     export SGVLM_CUDA_DELTA_RULE=0
