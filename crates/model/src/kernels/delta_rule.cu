@@ -69,21 +69,38 @@ __device__ __forceinline__ void load_token(const float* row, int dv, float* tok)
     }
 }
 
-// One token on column `s` (held by this thread): decay, delta update; returns nothing, `s` is advanced.
+// Sums over the DK rows are split over ACC partial sums: a single chain of DK dependent adds per token would make
+// the sequential walk over tokens wait on the adder's latency.
+#define ACC 4
+
+__device__ __forceinline__ float total(const float* acc) {
+    float t = 0.0f;
+#pragma unroll
+    for (int r = 0; r < ACC; ++r) t += acc[r];
+    return t;
+}
+
+// One token on column `s` (held by this thread): decay, delta update; with `q` (not null) returns the read-out
+// o = S^T q after the update, else 0.
 template <int DK>
-__device__ __forceinline__ void advance(float* s, const float* tok, float vj) {
+__device__ __forceinline__ float advance(float* s, const float* tok, float vj, const float* q = nullptr) {
     const float* k = tok + DK;
     const float a = expf(tok[2 * DK]);
     const float beta = tok[2 * DK + 1];
-    float m = 0.0f;
+    float acc[ACC] = {};
 #pragma unroll
     for (int i = 0; i < DK; ++i) {
         s[i] *= a;
-        m += s[i] * k[i];
+        acc[i % ACC] += s[i] * k[i];
     }
-    const float u = beta * (vj - m);
+    const float u = beta * (vj - total(acc));
+    float out[ACC] = {};
 #pragma unroll
-    for (int i = 0; i < DK; ++i) s[i] += k[i] * u;
+    for (int i = 0; i < DK; ++i) {
+        s[i] += k[i] * u;
+        if (q != nullptr) out[i % ACC] += s[i] * q[i];
+    }
+    return total(out);
 }
 
 // Forward over every token of one head from `init` (null: zero) into `out` [BH, T, dv]; the last state goes to
@@ -103,10 +120,7 @@ __device__ void forward(const float* x, const float* init, float* out, float* fi
         load_token<DK>(row, dv, tok);
         __syncthreads();
         const float vj = active ? row[2 * DK + j] : 0.0f;
-        advance<DK>(s, tok, vj);
-        float o = 0.0f;
-#pragma unroll
-        for (int i = 0; i < DK; ++i) o += s[i] * tok[i];
+        const float o = advance<DK>(s, tok, vj, tok);
         if (active) out[((size_t)bh * T + t) * dv + j] = o;
     }
     if (final_state != nullptr && active) {
@@ -199,15 +213,15 @@ __device__ void backward(const float* x, const float* dout, float* dx, float* ke
             const float doj = active ? dout[((size_t)bh * T + t) * dv + j] : 0.0f;
             // Column j of S_prev (zero for the idle lanes).
             const float* prev = my_states + (size_t)n * DK * dv + j;
-            float m = 0.0f, du = 0.0f;
+            float m_acc[ACC] = {}, du_acc[ACC] = {};
 #pragma unroll
             for (int i = 0; i < DK; ++i) {
                 const float sv = active ? prev[(size_t)i * dv] : 0.0f;
-                m += sv * k[i];
+                m_acc[i % ACC] += sv * k[i];
                 ds[i] += q[i] * doj;
-                du += ds[i] * k[i];
+                du_acc[i % ACC] += ds[i] * k[i];
             }
-            m *= a;
+            const float m = a * total(m_acc), du = total(du_acc);
             const float u = beta * (vj - m);
             const float dm = -beta * du;
             float da = 0.0f;
