@@ -219,11 +219,13 @@ impl FullAttention {
         let (k, v) = (expand(&k)?, expand(&v)?);
         let scale = (self.d_h as f64).powf(-0.5);
         let raw = matmul(&q.contiguous()?, &k.t()?.contiguous()?)?;
-        let raw_c = raw.to_dtype(compute_dtype(raw.dtype()))?;
-        if key_mask.is_none() && t > 1 && needs_grad(&[&raw]) && kernels::trainable(&raw_c) {
-            // Training: scale, causal mask and softmax as one node (kernels::softmax; on CUDA its twin).
-            let probs = kernels::softmax(&raw_c, scale, Some(past))?;
-            return self.finish(&probs, &v, &gate, b, t);
+        if key_mask.is_none() && t > 1 && needs_grad(&[&raw]) {
+            // Training: scale, causal mask and softmax as one node (kernels::softmax; on CUDA its twin, in f32).
+            let raw_c = raw.to_dtype(compute_dtype(raw.dtype()))?;
+            if kernels::trainable(&raw_c) {
+                let probs = kernels::softmax(&raw_c, scale, Some(past))?;
+                return self.finish(&probs, &v, &gate, b, t);
+            }
         }
         let scores = (raw * scale)?;
         let scores = scores.to_dtype(compute_dtype(scores.dtype()))?;
