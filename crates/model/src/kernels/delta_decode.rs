@@ -80,10 +80,10 @@ pub fn delta_decode_supported(mixed: &Tensor) -> bool {
     super::supported(mixed)
 }
 
-/// `SGVLM_CUDA_DELTA_DECODE=0` turns the CUDA kernels off (the composed ops run instead), read once.
+/// `SGVLM_CUDA_DELTA_DECODE=0` turns the CUDA kernels off (the composed ops run instead).
 fn cuda_allowed() -> bool {
     static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("SGVLM_CUDA_DELTA_DECODE").map_or(true, |v| v != "0"))
+    super::switched_on(&ALLOWED, "SGVLM_CUDA_DELTA_DECODE")
 }
 
 /// Runs one decoding step (see the module doc). Shapes are checked; inputs of other dtypes are converted.

@@ -18,7 +18,8 @@
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
-use super::{host, Real};
+use super::norm::inv_norm;
+use super::{contiguous, host, Real};
 use crate::error::{Error, Result};
 use crate::text::delta_rule::QK_NORM_EPS;
 
@@ -59,12 +60,6 @@ impl PackHeads {
     }
 }
 
-/// `ν(x) = 1 / sqrt(Σx² + eps)`.
-fn inv_norm<T: Real>(x: &[T]) -> T {
-    let sq = x.iter().fold(T::zero(), |a, &v| a + v * v);
-    T::one() / (sq + T::of(QK_NORM_EPS)).sqrt_()
-}
-
 struct DeltaPack {
     heads: PackHeads,
 }
@@ -97,7 +92,7 @@ impl DeltaPack {
                     let src = &conv[(bi * t + ti) * c..(bi * t + ti + 1) * c];
                     let row = &mut out[((bi * h.n_v + hv) * t + ti) * w..][..w];
                     let (q, k) = (&src[h.q_at(kh)..][..h.d_k], &src[h.k_at(kh)..][..h.d_k]);
-                    let (nq, nk) = (inv_norm(q) * s, inv_norm(k));
+                    let (nq, nk) = (inv_norm(q, QK_NORM_EPS, false) * s, inv_norm(k, QK_NORM_EPS, false));
                     for i in 0..h.d_k {
                         row[i] = q[i] * nq;
                         row[h.d_k + i] = k[i] * nk;
@@ -136,7 +131,7 @@ impl DeltaPack {
                                 *acc += d;
                             }
                         }
-                        let nu = inv_norm(x);
+                        let nu = inv_norm(x, QK_NORM_EPS, false);
                         let dot = gsum.iter().zip(x).fold(T::zero(), |a, (&g, &x)| a + g * x);
                         for ((d, &g), &x) in dst[at..][..h.d_k].iter_mut().zip(&gsum).zip(x) {
                             *d = scale * nu * (g - x * nu * nu * dot);
@@ -153,13 +148,6 @@ impl DeltaPack {
             }
         }
         (dconv, dg, dbeta)
-    }
-}
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("delta pack: the operands must be contiguous"),
     }
 }
 

@@ -325,7 +325,7 @@ pub fn gated_delta_rule_with_state(
         Ok((Tensor::from_vec(out, (b, h, t, d.dv), dev)?, Tensor::from_vec(state, (b, h, d.dk, d.dv), dev)?))
     }
     let d = Dims { dk: q.dim(D::Minus1)?, dv: v.dim(D::Minus1)? };
-    let packed = Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?.contiguous()?;
+    let packed = pack(q, k, v, g, beta)?.contiguous()?;
     #[cfg(feature = "cuda")]
     if packed.device().is_cuda() {
         let (out, last) = super::delta_rule_cuda::forward_with_state(&packed.to_dtype(DType::F32)?, d.dk, init)?;
@@ -342,8 +342,12 @@ pub fn gated_delta_rule_with_state(
 /// `v: [B, H, T, d_v]`, `g, beta: [B, H, T]`, all f32 or all f64 on the CPU, or on CUDA ([`cuda_supported`]; there
 /// in f32)): `o: [B, H, T, d_v]`, one graph node.
 pub fn gated_delta_rule(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
-    let dk = q.dim(D::Minus1)?;
-    gated_delta_rule_packed(&Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?, dk)
+    gated_delta_rule_packed(&pack(q, k, v, g, beta)?, q.dim(D::Minus1)?)
+}
+
+/// The node's rows `[B, H, T, 2·d_k + d_v + 2]` from heads-first `q, k, v` and `g, beta: [B, H, T]`.
+fn pack(q: &Tensor, k: &Tensor, v: &Tensor, g: &Tensor, beta: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::cat(&[q, k, v, &g.unsqueeze(3)?, &beta.unsqueeze(3)?], 3)?)
 }
 
 /// [`gated_delta_rule`] over rows already packed (`[B, H, T, 2·d_k + d_v + 2]`: `q, k, v, g, β`, as
@@ -355,13 +359,15 @@ pub fn gated_delta_rule_packed(packed: &Tensor, dk: usize) -> Result<Tensor> {
 
 /// Whether the whole-sequence kernels run on CUDA for heads of `dk × dv` on `device`: a build with the `cuda`
 /// feature, the kernels enabled ([`super::set_enabled`]), `SGVLM_CUDA_DELTA_RULE` not `0`, and a size the kernels
-/// are instantiated for (`d_k` of 16, 32, 64 or 128, `d_v` up to 256). Otherwise CUDA runs the chunked form.
+/// are instantiated for (`d_k` of 16, 32, 64 or 128, `d_v` up to 1,024). Otherwise CUDA runs the chunked form.
 pub fn cuda_supported(device: &candle_core::Device, dk: usize, dv: usize) -> bool {
     #[cfg(feature = "cuda")]
     {
         static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let allowed = *ALLOWED.get_or_init(|| std::env::var("SGVLM_CUDA_DELTA_RULE").map_or(true, |v| v != "0"));
-        device.is_cuda() && super::enabled() && allowed && super::delta_rule_cuda::supports(dk, dv)
+        device.is_cuda()
+            && super::enabled()
+            && super::switched_on(&ALLOWED, "SGVLM_CUDA_DELTA_RULE")
+            && super::delta_rule_cuda::supports(dk, dv)
     }
     #[cfg(not(feature = "cuda"))]
     {

@@ -22,6 +22,14 @@ impl SiluMul {
         a.iter().zip(b).map(|(&a, &b)| a * sigmoid(a) * b).collect()
     }
 
+    /// Both operands of one shape.
+    fn check(l1: &Layout, l2: &Layout) -> candle_core::Result<()> {
+        if l1.dims() != l2.dims() {
+            candle_core::bail!("silu-mul: operands differ in shape: {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        Ok(())
+    }
+
     fn bwd<T: Real>(a: &Tensor, b: &Tensor, g: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (av, bv, gv) = (host::<T>(a)?, host::<T>(b)?, host::<T>(g)?);
         let da: Vec<T> = av.iter().zip(&bv).zip(&gv).map(|((&a, &b), &g)| g * b * silu_grad(a)).collect();
@@ -42,9 +50,7 @@ impl CustomOp2 for SiluMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        if l1.dims() != l2.dims() {
-            candle_core::bail!("silu-mul: operands differ in shape: {:?} and {:?}", l1.dims(), l2.dims());
-        }
+        Self::check(l1, l2)?;
         binary_fwd(self.name(), (s1, l1), (s2, l2), Self::fwd, Self::fwd)
     }
 
@@ -56,9 +62,7 @@ impl CustomOp2 for SiluMul {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        if l1.dims() != l2.dims() {
-            candle_core::bail!("silu-mul: operands differ in shape: {:?} and {:?}", l1.dims(), l2.dims());
-        }
+        Self::check(l1, l2)?;
         super::train_cuda::silu_mul_fwd((s1, l1), (s2, l2))
     }
 
@@ -88,6 +92,17 @@ pub fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 struct ConvSilu;
 
 impl ConvSilu {
+    /// `((B, T, C), K)` of an input `[B, T, C]` and taps `[K, C]` with `1 ≤ K` (and `K ≤ max_taps` when given).
+    fn check(l1: &Layout, l2: &Layout, max_taps: Option<usize>) -> candle_core::Result<((usize, usize, usize), usize)> {
+        let (xd, wd) = (l1.dims(), l2.dims());
+        let too_long = max_taps.is_some_and(|m| wd.first().is_some_and(|&k| k > m));
+        if xd.len() != 3 || wd.len() != 2 || wd[1] != xd[2] || wd[0] == 0 || too_long {
+            let k = max_taps.map_or("K".to_string(), |m| format!("K ≤ {m}"));
+            candle_core::bail!("causal conv: input {xd:?} and taps {wd:?} do not fit ([B, T, C] and [{k}, C])");
+        }
+        Ok(((xd[0], xd[1], xd[2]), wd[0]))
+    }
+
     /// Pre-activations `[B, T, C]`.
     fn pre<T: Real>(x: &[T], taps: &[T], (b, t, c): (usize, usize, usize), k: usize) -> Vec<T> {
         let mut out = vec![T::zero(); b * t * c];
@@ -143,11 +158,7 @@ impl CustomOp2 for ConvSilu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (xd, wd) = (l1.dims(), l2.dims());
-        if xd.len() != 3 || wd.len() != 2 || wd[1] != xd[2] || wd[0] == 0 {
-            candle_core::bail!("causal conv: input {xd:?} and taps {wd:?} do not fit ([B, T, C] and [K, C])");
-        }
-        let (dims, k) = ((xd[0], xd[1], xd[2]), wd[0]);
+        let (dims, k) = Self::check(l1, l2, None)?;
         fn act<T: Real>(pre: Vec<T>) -> Vec<T> {
             pre.into_iter().map(|p| p * sigmoid(p)).collect()
         }
@@ -168,10 +179,7 @@ impl CustomOp2 for ConvSilu {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let (xd, wd) = (l1.dims(), l2.dims());
-        if xd.len() != 3 || wd.len() != 2 || wd[1] != xd[2] || wd[0] == 0 || wd[0] > super::MAX_CUDA_CONV_TAPS {
-            candle_core::bail!("causal conv (CUDA): input {xd:?} and taps {wd:?} do not fit ([B, T, C], [K ≤ 16, C])");
-        }
+        Self::check(l1, l2, Some(super::MAX_CUDA_CONV_TAPS))?;
         super::train_cuda::conv_silu_fwd((s1, l1), (s2, l2))
     }
 

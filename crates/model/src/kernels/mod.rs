@@ -116,9 +116,9 @@ pub fn supported(x: &Tensor) -> bool {
 }
 
 /// Whether a training graph takes the kernels with a gradient ([`normalize`], [`rms_norm`], [`softmax`],
-/// [`silu_mul`], [`conv_silu`], [`rope_on_device`]) for `x`: on the CPU as [`supported`]; on CUDA for f32 tensors in a build with the
-/// `cuda` feature, where their CUDA twins run (`train_ops.cu`), unless `SGVLM_CUDA_KERNELS=0` (then the
-/// compositions run, as before those twins existed).
+/// [`silu_mul`], [`conv_silu`], [`rope_on_device`]) for `x`: on the CPU as [`supported`]; on CUDA for f32 tensors
+/// in a build with the `cuda` feature, where their CUDA twins run (`train_ops.cu`), unless `SGVLM_CUDA_KERNELS=0`
+/// (then the compositions run, as before those twins existed).
 pub fn trainable(x: &Tensor) -> bool {
     if x.device().is_cuda() {
         return cfg!(feature = "cuda") && enabled() && x.dtype() == DType::F32 && cuda_kernels_allowed();
@@ -126,10 +126,15 @@ pub fn trainable(x: &Tensor) -> bool {
     supported(x)
 }
 
-/// `SGVLM_CUDA_KERNELS=0` turns the CUDA twins of the training kernels off, read once.
+/// `SGVLM_CUDA_KERNELS=0` turns the CUDA twins of the training kernels off.
 fn cuda_kernels_allowed() -> bool {
     static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("SGVLM_CUDA_KERNELS").map_or(true, |v| v != "0"))
+    switched_on(&ALLOWED, "SGVLM_CUDA_KERNELS")
+}
+
+/// Whether the switch `var` is on (unset or anything but `0`), read from the environment once into `cell`.
+pub(crate) fn switched_on(cell: &'static std::sync::OnceLock<bool>, var: &str) -> bool {
+    *cell.get_or_init(|| std::env::var(var).map_or(true, |v| v != "0"))
 }
 
 /// The longest causal conv the CUDA twin of [`conv_silu`] takes.

@@ -5,8 +5,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use super::{binary_bwd, binary_fwd, bwd_by_dtype, host, last_dim, unary_fwd, Real};
 use crate::error::Result;
 
-/// `1 / sqrt(c·Σx² + eps)` of one row.
-fn inv_norm<T: Real>(x: &[T], eps: f64, mean: bool) -> T {
+/// `1 / sqrt(c·Σx² + eps)` of one row (`c = 1/n` when `mean`, else 1).
+pub(super) fn inv_norm<T: Real>(x: &[T], eps: f64, mean: bool) -> T {
     let sq = x.iter().fold(T::zero(), |a, &v| a + v * v);
     let c = if mean { T::of(1.0 / x.len().max(1) as f64) } else { T::one() };
     T::one() / (sq * c + T::of(eps)).sqrt_()
@@ -106,6 +106,14 @@ impl RmsNorm {
         out
     }
 
+    /// A weight of the input's last dimension.
+    fn check(l1: &Layout, l2: &Layout) -> candle_core::Result<()> {
+        if l2.dims().len() != 1 || l2.dims()[0] != last_dim(l1) {
+            candle_core::bail!("rms norm: weight {:?} does not match input {:?}", l2.dims(), l1.dims());
+        }
+        Ok(())
+    }
+
     /// With `y = x̂·w'` and `x̂ = x/norm`: `∂w = Σ_rows g⊙x̂`, `∂x = (ĝ − x̂·mean(ĝ⊙x̂)) / norm` with `ĝ = g⊙w'`.
     fn bwd<T: Real>(&self, x: &Tensor, w: &Tensor, g: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (xs, ws, gs) = (host::<T>(x)?, host::<T>(w)?, host::<T>(g)?);
@@ -143,9 +151,7 @@ impl CustomOp2 for RmsNorm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        if l2.dims().len() != 1 || l2.dims()[0] != last_dim(l1) {
-            candle_core::bail!("rms norm: weight {:?} does not match input {:?}", l2.dims(), l1.dims());
-        }
+        Self::check(l1, l2)?;
         binary_fwd(self.name(), (s1, l1), (s2, l2), |x, w| self.fwd(x, w), |x, w| self.fwd(x, w))
     }
 
@@ -157,9 +163,7 @@ impl CustomOp2 for RmsNorm {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        if l2.dims().len() != 1 || l2.dims()[0] != last_dim(l1) {
-            candle_core::bail!("rms norm: weight {:?} does not match input {:?}", l2.dims(), l1.dims());
-        }
+        Self::check(l1, l2)?;
         super::train_cuda::norm_fwd((s1, l1), Some((s2, l2)), self.eps, true, self.plus_one)
     }
 

@@ -95,7 +95,7 @@ pub(super) fn norm_bwd(
 ) -> Result<(Tensor, Option<Tensor>)> {
     let dev = cuda_device(x, WHAT)?;
     let [x, g] = f32s([x, g])?;
-    let w = w.map(|w| -> Result<Tensor> { Ok(w.detach().to_dtype(DType::F32)?.contiguous()?) }).transpose()?;
+    let w = w.map(|w| f32s([w]).map(|[w]| w)).transpose()?;
     let (rows, n) = rows_of(x.layout());
     let dx = dev.alloc_zeros::<f32>(x.elem_count().max(1))?;
     let dw = dev.alloc_zeros::<f32>(n)?;
