@@ -111,6 +111,24 @@ fn grads(
     Ok(out)
 }
 
+/// `op` at `xs` (each cast to `dtype`, moved to `dev` and made a variable) and the gradient of each input for a fixed
+/// output gradient (`sin` of a running count, the same on every device).
+fn value_and_grads(
+    xs: &[Tensor],
+    dev: &Device,
+    dtype: DType,
+    op: impl Fn(&[&Tensor]) -> sgvlm_model::Result<Tensor>,
+) -> Res<(Tensor, Vec<Tensor>)> {
+    let vars: Vec<Var> =
+        xs.iter().map(|x| Var::from_tensor(&x.to_dtype(dtype)?.to_device(dev)?)).collect::<Result<_, _>>()?;
+    let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+    let y = op(&ts)?;
+    let seed = Tensor::ones(y.dims(), DType::F64, &Device::Cpu)?.cumsum(y.rank() - 1)?.sin()?.to_device(dev)?;
+    let grads = (y.to_dtype(DType::F64)? * seed)?.sum_all()?.backward()?;
+    let gs = vars.iter().map(|v| grads.get(v.as_tensor()).cloned().ok_or("no gradient")).collect::<Result<_, _>>()?;
+    Ok((y, gs))
+}
+
 /// The gated delta rule on CUDA (our kernels, when `cuda_supported`; the chunked form otherwise) against the CPU's
 /// f64 node: `(check, relative error, tolerance)` for the training node's output and input gradients and for the
 /// inference form from a random state. 3 heads of 2 sequences, 77 tokens (not a whole number of the backward's
@@ -127,20 +145,9 @@ fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f6
         (mk(&[b, t, h], 0.5)? - 1.0)?.exp()?.neg()?,
         candle_nn::ops::sigmoid(&mk(&[b, t, h], 1.0)?)?,
     ];
-    let seed = mk(&[b, t, h, dv], 1.0)?;
-    let run = |dev: &Device, dtype: DType| -> Res<(Tensor, Vec<Tensor>)> {
-        let vars: Vec<Var> =
-            ins.iter().map(|x| Var::from_tensor(&x.to_dtype(dtype)?.to_device(dev)?)).collect::<Result<_, _>>()?;
-        let [q, k, v, g, beta] = [0, 1, 2, 3, 4].map(|i| vars[i].as_tensor());
-        let out = delta_rule::fused(q, k, v, g, beta)?;
-        let loss = (out.to_dtype(DType::F64)? * seed.to_device(dev)?)?.sum_all()?;
-        let grads = loss.backward()?;
-        let gs =
-            vars.iter().map(|v| grads.get(v.as_tensor()).cloned().ok_or("no gradient")).collect::<Result<_, _>>()?;
-        Ok((out, gs))
-    };
-    let (o_ref, g_ref) = run(&cpu, DType::F64)?;
-    let (o, gs) = run(cuda, DType::F32)?;
+    let fused = |t: &[&Tensor]| delta_rule::fused(t[0], t[1], t[2], t[3], t[4]);
+    let (o_ref, g_ref) = value_and_grads(&ins, &cpu, DType::F64, fused)?;
+    let (o, gs) = value_and_grads(&ins, cuda, DType::F32, fused)?;
     let mut errs = vec![("forward".to_string(), rel_err(&o, &o_ref)?, 1e-4)];
     for (name, (a, r)) in ["dq", "dk", "dv", "dg", "dbeta"].iter().zip(gs.iter().zip(&g_ref)) {
         errs.push((format!("grad_{name}"), rel_err(a, r)?, 1e-3));
@@ -190,21 +197,8 @@ fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
     ];
     let mut out = Vec::new();
     for (name, xs, op) in ops {
-        let run = |dev: &Device, dtype: DType| -> Res<(Tensor, Vec<Tensor>)> {
-            let vars: Vec<Var> =
-                xs.iter().map(|x| Var::from_tensor(&x.to_dtype(dtype)?.to_device(dev)?)).collect::<Result<_, _>>()?;
-            let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
-            let y = op(&ts, dev)?;
-            let seed = Tensor::ones(y.dims(), DType::F64, &Device::Cpu)?.cumsum(y.rank() - 1)?.sin()?.to_device(dev)?;
-            let grads = (y.to_dtype(DType::F64)? * seed)?.sum_all()?.backward()?;
-            let gs = vars
-                .iter()
-                .map(|v| grads.get(v.as_tensor()).cloned().ok_or("no gradient"))
-                .collect::<Result<_, _>>()?;
-            Ok((y, gs))
-        };
-        let (y_ref, g_ref) = run(&cpu, DType::F64)?;
-        let (y, gs) = run(cuda, DType::F32)?;
+        let (y_ref, g_ref) = value_and_grads(&xs, &cpu, DType::F64, |t| op(t, &cpu))?;
+        let (y, gs) = value_and_grads(&xs, cuda, DType::F32, |t| op(t, cuda))?;
         let mut worst = rel_err(&y, &y_ref)?;
         for (a, r) in gs.iter().zip(&g_ref) {
             worst = worst.max(rel_err(a, r)?);
