@@ -24,7 +24,8 @@
 # (or the smaller gzipped `dist/cuda-gz`, unpacked here) and `dist/bench`.
 #
 # Usage: scripts/gpu_bench.sh        Env: OUT (logs; default /tmp/sgvlm-gpu-bench), BUDGET_S (default 560),
-#        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found), MODEL_DIR (default /tmp/sgvlm-q08),
+#        SGVLM_HF_BENCH (path of hf_baseline_bench.py when not found; `-`: skip transformers), MODEL_DIR (default
+#        /tmp/sgvlm-q08), GPU_STATE (where the verdicts for scripts/gpu_demo.sh go; default /tmp),
 #        TRAIN_F32=1 (also time the f32 training step), GRPO_PROMPTS (prompts of the GRPO step; 4).
 # Output: one JSON line per measurement as the steps print them, logs under $OUT, and a summary table last.
 set -u
@@ -33,6 +34,7 @@ START=$(date +%s)
 BUDGET_S="${BUDGET_S:-560}"
 OUT="${OUT:-/tmp/sgvlm-gpu-bench}"
 MODEL_DIR="${MODEL_DIR:-/tmp/sgvlm-q08}"
+GPU_STATE="${GPU_STATE:-/tmp}"
 BIN=dist/cuda/sgvlm
 CHECK=dist/cuda/cuda_check
 # The call may carry the gzipped binaries only (dist/cuda-gz, written by scripts/build_cuda.sh): unpack them.
@@ -88,7 +90,7 @@ run_step() {
 # Where the transformers baseline lives: the device gets a copy of the repository's working tree, with shared/
 # inside it only when the checkout has one, so look in both places (and at an explicit path).
 HF_BENCH=""
-for c in "${SGVLM_HF_BENCH:-}" dist/bench/hf_baseline_bench.py shared/bench/hf_baseline_bench.py ../shared/bench/hf_baseline_bench.py \
+[ "${SGVLM_HF_BENCH:-}" = - ] || for c in "${SGVLM_HF_BENCH:-}" dist/bench/hf_baseline_bench.py shared/bench/hf_baseline_bench.py ../shared/bench/hf_baseline_bench.py \
     /work/shared/bench/hf_baseline_bench.py; do
     if [ -n "$c" ] && [ -f "$c" ]; then HF_BENCH=$c; break; fi
 done
@@ -106,10 +108,27 @@ if [ ! -x "$BIN" ]; then
     say "missing $BIN: build it with scripts/build_cuda.sh first"
 fi
 
-# 1. The CUDA path, cheaply.
+# 1. The CUDA path, cheaply. A kernel family cuda_check finds off the CPU's values, or that faults, is switched off
+# (scripts/cuda_verdicts.sh) and cuda_check runs again without it, so every step after runs on what works here
+# (the summary's `switches` row says what was turned off).
+. scripts/cuda_verdicts.sh
+SWITCHES=""
 if [ -x "$CHECK" ]; then
     run_step cuda_check 120 "$CHECK"
-    cp "$OUT/cuda_check.log" /tmp/sgvlm-cuda-check.json 2>/dev/null # read by scripts/gpu_demo.sh
+    for attempt in 2 3; do
+        verdict=$(switch_union "$SWITCHES" "$(cuda_verdict "$OUT/cuda_check.log")")
+        [ "$verdict" = "$SWITCHES" ] && break
+        SWITCHES=$verdict
+        say "cuda_check: turning off $SWITCHES, checking again"
+        cp "$OUT/cuda_check.log" "$OUT/cuda_check_$((attempt - 1)).log"
+        # shellcheck disable=SC2086 # words like SGVLM_CUDA_KERNELS=0
+        run_step cuda_check 120 env $SWITCHES "$CHECK"
+    done
+    # shellcheck disable=SC2086
+    [ -n "$SWITCHES" ] && export $SWITCHES
+    printf 'switches\t%s\t0\t-\n' "${SWITCHES:-none}" >>"$SUMMARY"
+    echo "$SWITCHES" >"$GPU_STATE/sgvlm-cuda-switches" # read by scripts/gpu_demo.sh
+    cp "$OUT/cuda_check.log" "$GPU_STATE/sgvlm-cuda-check.json" 2>/dev/null
 else
     say "missing $CHECK"; printf 'cuda_check\tmissing\t0\t-\n' >>"$SUMMARY"
 fi
@@ -119,7 +138,7 @@ EAGER=()
 "$BIN" bench generate --help 2>/dev/null | grep -q -- '--decode' && EAGER=(--decode eager)
 
 # CUDA graphs must decode what the op-by-op steps decode: the tiny model in f32, both ways, same token digests.
-TINY_DIR=/tmp/sgvlm-tiny-f32
+TINY_DIR="$GPU_STATE/sgvlm-tiny-f32"
 if [ ${#EAGER[@]} -gt 0 ]; then
     run_step tiny_init 60 "$BIN" model init --preset tiny --dtype f32 --out "$TINY_DIR"
     for m in eager graph; do
@@ -140,7 +159,13 @@ print(json.dumps({"check": "graph_tokens_equal_eager", "ok": same,
                   "error": next((r["graph_error"] for r in graph if r.get("graph_error")), None)}))
 EOF
     printf 'graph_check\t0\t0\t-\n' >>"$SUMMARY"
-    cp "$OUT/graph_check.log" /tmp/sgvlm-graph-check.json 2>/dev/null # read by scripts/gpu_demo.sh
+    cp "$OUT/graph_check.log" "$GPU_STATE/sgvlm-graph-check.json" 2>/dev/null # read by scripts/gpu_demo.sh
+    # Graphs that do not decode what the op-by-op steps decode are not measured: every step after decodes op by op.
+    if [ -n "$(graph_verdict "$OUT/graph_check.log")" ]; then
+        say "CUDA graphs off on this machine: decoding op by op (SGVLM_DECODE=eager); the *_eager steps are skipped"
+        export SGVLM_DECODE=eager
+        EAGER=()
+    fi
 fi
 
 # 2. The 0.8B shape on random weights.

@@ -3,7 +3,7 @@
 # tiny model), run ON the GPU machine from the repository root with dist/cuda/sgvlm built by scripts/build_cuda.sh.
 # It is the same command as on the CPU with `--device cuda --large`; one call of the device tool (600 s at most).
 #
-# Usage: scripts/gpu_demo.sh     Env: OUT (default /tmp/sgvlm-gpu-demo), MINUTES (whole budget, default 9.5),
+# Usage: scripts/gpu_demo.sh     Env: OUT (default /tmp/sgvlm-gpu-demo), GPU_STATE (/tmp), MINUTES (whole budget, 9.5),
 #        SFT_SHARE (0.7 of it for SFT; GRPO gets most of the rest), BATCH (SFT batch, 32), SEED (0), TRAIN (20000
 #        scenes), TEST (256), VAL (128).
 # The first run (2026-11-27, H200, batch 16, SFT share 0.6, delta-rule chunk 16) trained 208 + 580 steps in 249 s and
@@ -14,6 +14,7 @@
 set -u
 
 OUT="${OUT:-/tmp/sgvlm-gpu-demo}"
+GPU_STATE="${GPU_STATE:-/tmp}" # where scripts/gpu_bench.sh left its verdicts
 BIN="${BIN:-dist/cuda/sgvlm}"
 mkdir -p "$OUT"
 for d in /usr/local/cuda-13.0/targets/x86_64-linux/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib64; do
@@ -30,32 +31,32 @@ if [ ! -x "$BIN" ]; then
     exit 2
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/machine.txt" >&2
-# Decode steps run as CUDA graphs unless scripts/gpu_bench.sh, run before on this machine, found their tokens differ
-# from the op-by-op steps' (it leaves its verdict in /tmp/sgvlm-graph-check.json).
-if [ -z "${SGVLM_DECODE:-}" ] && grep -q '"ok": false' /tmp/sgvlm-graph-check.json 2>/dev/null; then
+# What scripts/gpu_bench.sh, run before on this machine, left in $GPU_STATE (scripts/cuda_verdicts.sh): decode steps
+# run as CUDA graphs unless its graph check found their tokens differ from the op-by-op steps' (sgvlm-graph-check.json);
+# training and the prefill run through our CUDA kernels (the delta rule, norms, softmax, gates, conv, rotary, packing)
+# unless cuda_check found a family off the CPU's values or faulting (sgvlm-cuda-switches, or cuda_check's output
+# sgvlm-cuda-check.json; cuda_check runs here when neither is there): that family runs as candle's compositions.
+. scripts/cuda_verdicts.sh
+if [ -z "${SGVLM_DECODE:-}" ] && [ -f "$GPU_STATE/sgvlm-graph-check.json" ] && [ -n "$(graph_verdict "$GPU_STATE/sgvlm-graph-check.json")" ]; then
     echo "CUDA graph check failed on this machine: decoding op by op (SGVLM_DECODE=eager)" >&2
     export SGVLM_DECODE=eager
 fi
-
-# Training and the prefill run through our CUDA kernels (the delta rule, norms, softmax, gates, conv, rotary) unless
-# cuda_check, run by scripts/gpu_bench.sh before (verdicts in /tmp/sgvlm-cuda-check.json) or here when it was not,
-# found one of them off the CPU's values: then that family runs as candle's compositions instead.
-CHECK_JSON=/tmp/sgvlm-cuda-check.json
-if [ ! -s "$CHECK_JSON" ] && [ -x dist/cuda/cuda_check ]; then
-    timeout 150 dist/cuda/cuda_check >"$CHECK_JSON" 2>"$OUT/cuda_check.err"
+if [ -f "$GPU_STATE/sgvlm-cuda-switches" ]; then
+    SWITCHES=$(cat "$GPU_STATE/sgvlm-cuda-switches")
+else
+    CHECK_JSON="$GPU_STATE/sgvlm-cuda-check.json"
+    if [ ! -s "$CHECK_JSON" ] && [ -x dist/cuda/cuda_check ]; then
+        timeout 150 dist/cuda/cuda_check >"$CHECK_JSON" 2>"$OUT/cuda_check.err"
+    fi
+    SWITCHES=$(cuda_verdict "$CHECK_JSON")
 fi
-if [ -s "$CHECK_JSON" ] && ! grep -q '"check":"summary"' "$CHECK_JSON"; then
-    echo "cuda_check stopped before its summary: both kernel families off (candle's compositions)" >&2
-    export SGVLM_CUDA_DELTA_RULE="${SGVLM_CUDA_DELTA_RULE:-0}" SGVLM_CUDA_KERNELS="${SGVLM_CUDA_KERNELS:-0}"
-fi
-if [ -z "${SGVLM_CUDA_DELTA_RULE:-}" ] && grep '"check":"delta_rule_' "$CHECK_JSON" 2>/dev/null | grep -q '"ok":false'; then
-    echo "cuda_check: a delta-rule kernel is off on this machine: the chunked form (SGVLM_CUDA_DELTA_RULE=0)" >&2
-    export SGVLM_CUDA_DELTA_RULE=0
-fi
-if [ -z "${SGVLM_CUDA_KERNELS:-}" ] && grep '"check":"kernel_' "$CHECK_JSON" 2>/dev/null | grep -q '"ok":false'; then
-    echo "cuda_check: a training kernel is off on this machine: candle's compositions (SGVLM_CUDA_KERNELS=0)" >&2
-    export SGVLM_CUDA_KERNELS=0
-fi
+for w in $SWITCHES; do
+    var=${w%%=*}
+    if [ -z "${!var:-}" ]; then # a switch the caller set wins
+        echo "cuda_check: $w on this machine (candle's compositions for that family)" >&2
+        export "$w"
+    fi
+done
 
 sampler=""
 if command -v nvidia-smi >/dev/null; then

@@ -1,10 +1,13 @@
-//! Cheap check of the CUDA path (run on the GPU machine before any benchmark): the tiny model on random weights,
-//! one image+text forward, cached decode steps and one backward pass, on CUDA (f32 and bf16) against the CPU in f32.
-//! The bf16 backward pass is sgvlm-train's bf16 compute: the model over bf16 casts of f32 variables, gradients
-//! arriving in f32 on the variables. Then the gated delta rule's own CUDA kernels at the head sizes of the demo and of
-//! Qwen3.5-0.8B (`delta_rule_*`): the training node's output and the gradients of its five inputs, and the
-//! inference form from a state (output and final state), against the CPU node in f64; and the CUDA twins of the
-//! training kernels (`kernel_*`: normalisation, softmax, `silu(a)·b`, the causal conv; value and input gradients).
+//! Cheap check of the CUDA path (run on the GPU machine before any benchmark). First our own kernels, each alone:
+//! the gated delta rule's at the head sizes of the demo and of Qwen3.5-0.8B (`delta_rule_*`: the training node's
+//! output and the gradients of its five inputs, and the inference form from a state, output and final state), then
+//! the CUDA twins of the training kernels (`kernel_*`: normalisation, softmax, `silu(a)·b`, the causal conv, the
+//! delta rule's packing, the rotary embedding; value and input gradients), all against the CPU nodes in f64. A kernel
+//! that faults ends the process, so these come first and the lines printed before it name the family
+//! (`scripts/cuda_verdicts.sh` turns it off for the runs after). Then the tiny model on random weights: one
+//! image+text forward, cached decode steps and one backward pass, on CUDA (f32 and bf16) against the CPU in f32. The
+//! bf16 backward pass is sgvlm-train's bf16 compute: the model over bf16 casts of f32 variables, gradients arriving
+//! in f32 on the variables. `SGVLM_CUDA_DELTA_RULE=0` / `SGVLM_CUDA_KERNELS=0` check candle's compositions instead.
 //!
 //! ```sh
 //! cargo run -p sgvlm-model --features cuda --example cuda_check      # or dist/cuda/cuda_check (scripts/build_cuda.sh)
@@ -21,6 +24,8 @@ use candle_nn::{VarBuilder, VarMap};
 use sgvlm_model::{checkpoint, Cache, Config, ImageInput, ModelInput, Qwen35};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+/// A kernel's worst relative error against the CPU and the seconds its check took.
+type Checked = Res<(f64, f64)>;
 
 fn rel_err(a: &Tensor, b: &Tensor) -> Res<f64> {
     let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
@@ -163,8 +168,9 @@ fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f6
 }
 
 /// The training kernels' CUDA twins (`kernels::{normalize, rms_norm, softmax, silu_mul, conv_silu,
-/// rope_on_device}` on f32 CUDA tensors) against their CPU nodes in f64: `(check, worst relative error of the value and every input gradient)`.
-fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
+/// rope_on_device, delta_pack}` on f32 CUDA tensors) against their CPU nodes in f64: per kernel, the worst relative
+/// error of the value and every input gradient, and the seconds it took (or the error the kernel returned).
+fn train_op_errors(cuda: &Device) -> Res<Vec<(String, Checked)>> {
     use sgvlm_model::kernels;
     type Op = Box<dyn Fn(&[&Tensor], &Device) -> sgvlm_model::Result<Tensor>>;
     let cpu = Device::Cpu;
@@ -187,6 +193,14 @@ fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
             Box::new(|t, _| kernels::conv_silu(t[0], t[1])),
         ),
         (
+            "delta_pack",
+            vec![mk(&[2, 9, 2 * 2 * 40 + 4 * 36], 1.0)?, mk(&[2, 9, 4], 1.0)?, mk(&[2, 9, 4], 1.0)?],
+            Box::new(|t, _| {
+                let heads = kernels::PackHeads { n_k: 2, n_v: 4, d_k: 40, d_v: 36 };
+                kernels::delta_pack(t[0], t[1], t[2], heads)
+            }),
+        ),
+        (
             "rope",
             vec![mk(&[2, 3, 5, 10], 1.0)?],
             Box::new(move |t, dev| {
@@ -195,17 +209,20 @@ fn train_op_errors(cuda: &Device) -> Res<Vec<(String, f64)>> {
             }),
         ),
     ];
-    let mut out = Vec::new();
-    for (name, xs, op) in ops {
-        let (y_ref, g_ref) = value_and_grads(&xs, &cpu, DType::F64, |t| op(t, &cpu))?;
-        let (y, gs) = value_and_grads(&xs, cuda, DType::F32, |t| op(t, cuda))?;
+    let check = |xs: &[Tensor], op: &Op| -> Res<(f64, f64)> {
+        let t0 = Instant::now();
+        let (y_ref, g_ref) = value_and_grads(xs, &cpu, DType::F64, |t| op(t, &cpu))?;
+        let (y, gs) = value_and_grads(xs, cuda, DType::F32, |t| op(t, cuda))?;
         let mut worst = rel_err(&y, &y_ref)?;
         for (a, r) in gs.iter().zip(&g_ref) {
-            worst = worst.max(rel_err(a, r)?);
+            let e = rel_err(a, r)?;
+            if e > worst || e.is_nan() {
+                worst = e;
+            }
         }
-        out.push((name.to_string(), worst));
-    }
-    Ok(out)
+        Ok((worst, t0.elapsed().as_secs_f64()))
+    };
+    Ok(ops.into_iter().map(|(name, xs, op)| (name.to_string(), check(&xs, &op))).collect())
 }
 
 fn main() -> Res<()> {
@@ -236,6 +253,37 @@ fn main() -> Res<()> {
             serde_json::json!({"check": check, "rel_err": err, "tolerance": tol, "ok": ok, "seconds": seconds})
         );
     };
+    // Our kernels alone first: a kernel that faults takes the process with it, and the lines printed before say
+    // which family it was (scripts/cuda_verdicts.sh reads them).
+    // A kernel that returns an error (rather than faulting) fails its check with the message; the rest go on.
+    let failed = |check: &str, e: &dyn std::fmt::Display| {
+        println!("{}", serde_json::json!({"check": check, "ok": false, "error": e.to_string()}));
+    };
+    let mut kernels_ok = true;
+    for (dk, dv) in [(32, 32), (128, 128)] {
+        let t0 = Instant::now();
+        match delta_rule_errors(dk, dv, &cuda) {
+            Ok(errs) => {
+                let secs = t0.elapsed().as_secs_f64();
+                for (name, err, tol) in errs {
+                    report(&format!("delta_rule_{name}_dk{dk}"), err, tol, secs);
+                }
+            }
+            Err(e) => {
+                kernels_ok = false;
+                failed(&format!("delta_rule_dk{dk}"), &e);
+            }
+        }
+    }
+    for (name, result) in train_op_errors(&cuda)? {
+        match result {
+            Ok((err, secs)) => report(&format!("kernel_{name}"), err, 1e-4, secs),
+            Err(e) => {
+                kernels_ok = false;
+                failed(&format!("kernel_{name}"), &e);
+            }
+        }
+    }
     for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 5e-2)] {
         let t0 = Instant::now();
         let model = Qwen35::from_tensors(&cfg, weights.clone(), dtype, &cuda)?;
@@ -264,20 +312,7 @@ fn main() -> Res<()> {
         }
         report(&format!("gradients_{dtype:?} ({} params)", g_cpu.len()), worst, tol, secs);
     }
-    for (dk, dv) in [(32, 32), (128, 128)] {
-        let t0 = Instant::now();
-        let errs = delta_rule_errors(dk, dv, &cuda)?;
-        let secs = t0.elapsed().as_secs_f64();
-        for (name, err, tol) in errs {
-            report(&format!("delta_rule_{name}_dk{dk}"), err, tol, secs);
-        }
-    }
-    let t0 = Instant::now();
-    let errs = train_op_errors(&cuda)?;
-    let secs = t0.elapsed().as_secs_f64();
-    for (name, err) in errs {
-        report(&format!("kernel_{name}"), err, 1e-4, secs);
-    }
+    all_ok &= kernels_ok;
     println!("{}", serde_json::json!({"check": "summary", "ok": all_ok}));
     if !all_ok {
         std::process::exit(1);
