@@ -5,7 +5,8 @@
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0] [--sft-share 1 (below 1: GRPO after SFT)] [--from-sft DIR (a finished `sft` folder: GRPO only)]
 //! [--grpo-lr 2e-6] [--grpo-temperature 0.7] [--grpo-group 8] [--grpo-prompts 4] [--grpo-eval-every 20]
-//! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`)]
+//! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`)] [--grpo-margin 2]
+//! [--grpo-confirm 1 | off (confirmation scenes' margin, `DemoRecipe::grpo_confirm_margin`)] [--grpo-confirm-all]
 //! [--head-share 0.2] [--head-lr 3e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
@@ -54,6 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.grpo_group = num("--grpo-group", r.grpo_group as f64) as usize;
     r.grpo_prompts = num("--grpo-prompts", r.grpo_prompts as f64) as usize;
     r.grpo_select_margin = num("--grpo-margin", r.grpo_select_margin);
+    r.grpo_confirm_all = args.iter().any(|a| a == "--grpo-confirm-all");
+    r.grpo_confirm_margin = match get("--grpo-confirm").as_deref() {
+        None => r.grpo_confirm_margin,
+        Some("off") => None,
+        Some(m) => Some(m.parse().map_err(|_| format!("--grpo-confirm off|MARGIN, not {m}"))?),
+    };
     r.grpo_row_credit = num("--grpo-row-credit", r.grpo_row_credit);
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,

@@ -63,6 +63,17 @@ pub struct GrpoOptions {
     /// errors of the paired per-prompt reward difference ([`paired_gain`]). 0 (the paper's rule): the best mean
     /// validation reward wins, however slim its lead over the start.
     pub select_margin: f64,
+    /// A checkpoint that clears [`Self::select_margin`] is taken only if it also beats the starting policy on the
+    /// confirmation prompts ([`run`]'s `confirm`, unseen by the selection) by this many paired standard errors: the
+    /// best of many validation points is partly luck, a fresh sample is not. Unused without confirmation prompts.
+    pub confirm_margin: f64,
+    /// The share of the validation prompts `sgvlm train grpo` holds back as confirmation prompts (the last ones);
+    /// 0, the default (the paper's rule): none.
+    pub confirm_share: f64,
+    /// Decode the confirmation prompts at every validation, not only for candidates (diagnostics: whether
+    /// validation gains carry over to prompts the selection never saw; `"kind": "confirm"` lines with
+    /// `"candidate": false`). Costs one more greedy decoding per validation.
+    pub confirm_all: bool,
     /// Completions per backward pass on a GPU (memory bound); the CPU takes at most [`passes::CPU_PASS`] per pass.
     pub micro_batch: usize,
     pub seed: u64,
@@ -92,6 +103,9 @@ impl Default for GrpoOptions {
             max_seconds: None,
             eval_every: 0,
             select_margin: 0.0,
+            confirm_margin: 1.0,
+            confirm_share: 0.0,
+            confirm_all: false,
             micro_batch: 8,
             seed: 42,
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
@@ -386,18 +400,26 @@ pub struct GrpoSummary {
     /// ([`paired_gain`]).
     pub best_gain: Option<f64>,
     pub best_gain_se: Option<f64>,
+    /// The taken checkpoint's lead on the confirmation prompts and its standard error (with confirmation prompts).
+    pub confirm_gain: Option<f64>,
+    pub confirm_gain_se: Option<f64>,
+    /// Checkpoints that cleared the selection margin but not the confirmation.
+    pub unconfirmed: u64,
     pub best_checkpoint: Option<PathBuf>,
     pub seconds: f64,
 }
 
 /// Runs GRPO. The best checkpoint by validation reward is kept in `out_dir/best` (the weights are also left in
-/// `policy` at the end of the run; call [`Policy::save`] or load `best` for the selected one).
+/// `policy` at the end of the run; call [`Policy::save`] or load `best` for the selected one). A checkpoint other
+/// than the start is taken only if its paired gain on `val` clears [`GrpoOptions::select_margin`] and, when
+/// `confirm` has prompts, its gain on them clears [`GrpoOptions::confirm_margin`].
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     policy: &Policy,
     parts: &mut GrpoParts,
     train: &[GrpoPrompt],
     val: &[GrpoPrompt],
+    confirm: &[GrpoPrompt],
     o: &GrpoOptions,
     out_dir: Option<&Path>,
     save: &dyn Fn(&Policy, &Path) -> Result<()>,
@@ -416,22 +438,49 @@ pub fn run(
     let mut summary = GrpoSummary::default();
     let mut cursor = 0usize;
     let mut rewards = Vec::new();
-    // The starting policy's per-prompt validation rewards, for the paired selection margin.
+    // The starting policy's per-prompt validation (and confirmation) rewards, for the paired margins.
     let mut start: Vec<f64> = Vec::new();
+    let mut start_confirm: Vec<f64> = Vec::new();
     let mut consider_best = |step: u64, parts: &mut GrpoParts, summary: &mut GrpoSummary| -> Result<()> {
         let (totals, _) = validate(parts, val, o.max_new_tokens)?;
         let v = if totals.is_empty() { 0.0 } else { totals.iter().sum::<f64>() / totals.len() as f64 };
         if step == 0 {
             start = totals.clone();
+            start_confirm = validate(parts, confirm, o.max_new_tokens)?.0;
         }
         let (gain, se) = paired_gain(&totals, &start);
         let rec = json!({"kind": "val", "step": step, "val_reward": v, "gain": gain, "gain_se": se});
         metrics.write(&rec)?;
         reporter.message(&format!("step {step}: validation reward {v:.3} (vs start {gain:+.3} ± {se:.3})"));
-        if (step == 0 || clears_margin(gain, se, o.select_margin)) && summary.best_val_reward.is_none_or(|b| v > b) {
+        let candidate =
+            (step == 0 || clears_margin(gain, se, o.select_margin)) && summary.best_val_reward.is_none_or(|b| v > b);
+        // A candidate is taken when the confirmation prompts (if any) also show its gain.
+        let mut taken = candidate;
+        let (mut cgain, mut cse) = (None, None);
+        if step > 0 && !confirm.is_empty() && (candidate || o.confirm_all) {
+            let (g, e) = paired_gain(&validate(parts, confirm, o.max_new_tokens)?.0, &start_confirm);
+            taken = candidate && clears_margin(g, e, o.confirm_margin);
+            let rec = json!({"kind": "confirm", "step": step, "gain": g, "gain_se": e, "candidate": candidate, "taken": taken});
+            metrics.write(&rec)?;
+            let verdict = match (candidate, taken) {
+                (false, _) => "not a candidate",
+                (true, true) => "taken",
+                (true, false) => "not confirmed, not taken",
+            };
+            reporter.message(&format!(
+                "step {step}: on the {} confirmation prompts {g:+.3} ± {e:.3}: {verdict}",
+                confirm.len()
+            ));
+            if candidate && !taken {
+                summary.unconfirmed += 1;
+            }
+            (cgain, cse) = (Some(g), Some(e));
+        }
+        if taken {
             summary.best_val_reward = Some(v);
             summary.best_step = Some(step);
             (summary.best_gain, summary.best_gain_se) = (Some(gain), Some(se));
+            (summary.confirm_gain, summary.confirm_gain_se) = (cgain, cse);
             if let Some(d) = out_dir {
                 let best = d.join("best");
                 save(policy, &best)?;
@@ -637,6 +686,78 @@ mod tests {
         assert_eq!(paired_gain(&[3.0, 3.0], &[1.0, 1.0]), (2.0, 0.0));
         assert_eq!(paired_gain(&[3.0], &[1.0]), (2.0, 0.0));
         assert_eq!(paired_gain(&[], &[]), (0.0, 0.0));
+    }
+
+    /// Greedy calls (validation, temperature 0) answer from a script, one entry per call: `true` writes the
+    /// reference answer for every prompt, `false` a wrong one. Sampled rollouts are all wrong (no advantage, so the
+    /// policy's steps change nothing and only the script decides).
+    struct Scripted {
+        greedy: Vec<bool>,
+        calls: usize,
+    }
+
+    impl Rollout for Scripted {
+        fn generate(&mut self, prompts: &[Prompt], n: usize, s: &Sampling) -> Result<Vec<Vec<u32>>> {
+            let right = s.temperature == 0.0 && {
+                self.calls += 1;
+                self.greedy[self.calls - 1]
+            };
+            Ok(vec![vec![if right { 1 } else { 2 }]; prompts.len() * n])
+        }
+    }
+
+    /// `run` with two steps, validating after each, over `script`'s greedy answers: `(best step, unconfirmed,
+    /// greedy decodings)`.
+    fn select(script: &[bool], with_confirm: bool, confirm_all: bool) -> (Option<u64>, u64, usize) {
+        let policy = crate::policy::tiny_random();
+        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+        let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
+        let decode = |c: &[u32]| if c == [1] { solution.to_string() } else { "<answer>\n</answer>".to_string() };
+        let prompt = |ids: Vec<u32>| GrpoPrompt { prompt: ids, image: None, solution: solution.to_string() };
+        let (train, val, confirm) = (
+            vec![prompt(vec![5, 9, 2])],
+            vec![prompt(vec![3, 1]), prompt(vec![4, 1])],
+            vec![prompt(vec![5, 9]), prompt(vec![2, 6])],
+        );
+        let mut scripted = Scripted { greedy: script.to_vec(), calls: 0 };
+        let mut parts = GrpoParts {
+            rollout: &mut scripted,
+            reference: &reference,
+            decode: &decode,
+            stop_ids: Vec::new(),
+            stop_seq: Vec::new(),
+            schema: Schema::Triplet,
+            rewards: RewardConfig::default(),
+            pad: 0,
+        };
+        let o = GrpoOptions {
+            group: 2,
+            prompts_per_step: 1,
+            steps: 2,
+            eval_every: 1,
+            select_margin: 2.0,
+            max_new_tokens: 4,
+            confirm_all,
+            ..GrpoOptions::default()
+        };
+        let confirm = if with_confirm { &confirm[..] } else { &[] };
+        let save = |_: &Policy, _: &Path| Ok(());
+        let s = run(&policy, &mut parts, &train, &val, confirm, &o, None, &save, &crate::report::Silent).unwrap();
+        (s.best_step, s.unconfirmed, scripted.calls)
+    }
+
+    #[test]
+    fn a_checkpoint_past_the_margin_is_taken_only_when_fresh_prompts_confirm_it() {
+        // Without confirmation prompts: start wrong, step 1 right (taken), step 2 right (no better: kept at 1).
+        assert_eq!(select(&[false, true, true], false, false), (Some(1), 0, 3));
+        // With them: start wrong on both sets; step 1 right on validation, wrong on confirmation: not taken;
+        // step 2 right on both: taken.
+        assert_eq!(select(&[false, false, true, false, true, true], true, false), (Some(2), 1, 6));
+        // Never confirmed: the start stays.
+        assert_eq!(select(&[false, false, true, false, true, false], true, false), (Some(0), 2, 6));
+        // Diagnostics: the confirmation prompts are decoded at every validation; a checkpoint that is no candidate
+        // (step 1: wrong on validation) is not taken however it does on them.
+        assert_eq!(select(&[false, false, false, true, true, true], true, true), (Some(2), 0, 6));
     }
 
     #[test]

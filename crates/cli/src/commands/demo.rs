@@ -163,6 +163,15 @@ fn results_table(r: &DemoResult) -> String {
             g.best_gain.unwrap_or(f64::NAN),
             g.best_gain_se.unwrap_or(f64::NAN),
         ));
+        if let (Some(c), Some(se)) = (g.confirm_gain, g.confirm_gain_se) {
+            t.push_str(&format!("; on the confirmation scenes {c:+.3} ± {se:.3}"));
+        }
+        if g.unconfirmed > 0 {
+            t.push_str(&format!(
+                "; {} checkpoint(s) past the validation margin were not confirmed on fresh scenes",
+                g.unconfirmed
+            ));
+        }
     }
     t.push_str(
         "\nThe hallucination columns are the mean GRPO penalties on the test scenes (0 is best, -1 worst; an invalid \

@@ -242,7 +242,12 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
                 Some(v) => grpo_prompts(v, &enc, &cfg, cfg.data.val_limit)?,
                 None => Vec::new(),
             };
-            eprintln!("{} training and {} validation prompts", train.len(), val.len());
+            eprintln!(
+                "{} training and {} validation prompts{}",
+                train.len(),
+                val.len(),
+                if cfg.grpo.confirm_share > 0.0 { " (some held back to confirm the choice)" } else { "" }
+            );
             let reference = policy.frozen_model(cfg.grpo.compute_dtype.dtype())?;
             let mut sampler = CachedSampler { model: sgvlm_train::demo::inference_model(&policy)?, max_batch: 64 };
             let stop_seq = enc.tokenizer.encode("</answer>")?;
@@ -265,7 +270,10 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
             let model_dir = cfg.model.dir.clone();
             let save = move |p: &Policy, dir: &Path| p.save(dir, candle_core::DType::F32, pixels, Some(&model_dir));
             let o = cfg.grpo_options();
-            let s = grpo::run(&policy, &mut parts, &train, &val, &o, Some(&cfg.out), &save, &Bar::new())?;
+            // The last `confirm_share` of the validation prompts confirm the selected checkpoint.
+            let held = ((val.len() as f64) * o.confirm_share.clamp(0.0, 1.0)).round() as usize;
+            let (val, confirm) = val.split_at(val.len() - held.min(val.len()));
+            let s = grpo::run(&policy, &mut parts, &train, val, confirm, &o, Some(&cfg.out), &save, &Bar::new())?;
             policy.save(&cfg.out.join("last"), candle_core::DType::F32, pixels, Some(&cfg.model.dir))?;
             out.line(&serde_json::to_string(&s)?)?;
         }

@@ -49,6 +49,8 @@ use sft_phases::{read_summary, train_sft, HeadPhase};
 
 /// The stream of the held-out test scenes ([`scene`]; training scenes are stream 0, validation scenes stream 1).
 pub const TEST_STREAM: u64 = 2;
+/// The scene stream of GRPO's confirmation scenes ([`DemoRecipe::grpo_confirm_margin`]).
+pub const CONFIRM_STREAM: u64 = 3;
 
 /// One synthetic sample: the 640×480 rendering (empty for the demo's training and validation scenes), the
 /// model-sized RGB, and the ground-truth answer.
@@ -599,13 +601,24 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             ..GrpoOptions::default()
         };
         let save = |p: &Policy, dir: &std::path::Path| p.save(dir, candle_core::DType::F32, out.pixels, None);
-        // Every validation scene (32 by default): the choice of the tested checkpoint rests on them.
+        // Every validation scene (32 by default): the choice of the tested checkpoint rests on them; as many fresh
+        // scenes confirm it.
         let vp = &val_prompts[..];
+        let confirm = match r.grpo_confirm_margin {
+            Some(_) => {
+                let (scenes, ex) = build(CONFIRM_STREAM, o.val_scenes)?;
+                to_prompts(&scenes, &ex)
+            }
+            None => Vec::new(),
+        };
+        let go =
+            GrpoOptions { confirm_margin: r.grpo_confirm_margin.unwrap_or(0.0), confirm_all: r.grpo_confirm_all, ..go };
         grpo_summary = Some(grpo::run(
             &rl,
             &mut parts,
             &rl_prompts,
             vp,
+            &confirm,
             &go,
             o.out.as_ref().map(|d| d.join("grpo")).as_deref(),
             &save,
@@ -618,9 +631,13 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
                     rl.restore(best)?;
                     reporter.message(&if step == 0 {
                         format!(
-                            "GRPO: no checkpoint beat the SFT model on validation by {} paired standard errors; \
+                            "GRPO: no checkpoint beat the SFT model on validation by {} paired standard errors{}; \
                              the SFT weights are tested",
-                            r.grpo_select_margin
+                            r.grpo_select_margin,
+                            match r.grpo_confirm_margin {
+                                Some(m) => format!(" and on the confirmation scenes by {m}"),
+                                None => String::new(),
+                            }
                         )
                     } else {
                         format!("GRPO: evaluating the best checkpoint (step {step} of {})", g.steps)
