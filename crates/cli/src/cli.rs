@@ -280,7 +280,8 @@ pub struct DemoArgs {
     /// Held-out test scenes.
     #[arg(long, default_value_t = 32)]
     pub test: usize,
-    /// Validation scenes, never the test scenes: GRPO tests the checkpoint they choose (default: as many as --test).
+    /// Validation scenes, never the test scenes: GRPO tests the checkpoint they choose, once as many fresh scenes
+    /// confirm its gain (default: as many as --test).
     #[arg(long)]
     pub val: Option<usize>,
     /// A larger tiny model (8 layers, hidden 256; for a GPU).
