@@ -7,6 +7,7 @@
 //! [--grpo-lr 2e-6] [--grpo-temperature 0.7] [--grpo-group 8] [--grpo-prompts 4] [--grpo-eval-every 20]
 //! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`)] [--grpo-margin 2]
 //! [--grpo-confirm 1 | off (confirmation scenes' margin, `DemoRecipe::grpo_confirm_margin`)] [--grpo-confirm-all]
+//! [--grpo-baseline group_mean|greedy (`sgvlm_train::grpo::Baseline`)]
 //! [--head-share 0.2] [--head-lr 3e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
@@ -55,6 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     r.grpo_group = num("--grpo-group", r.grpo_group as f64) as usize;
     r.grpo_prompts = num("--grpo-prompts", r.grpo_prompts as f64) as usize;
     r.grpo_select_margin = num("--grpo-margin", r.grpo_select_margin);
+    if let Some(b) = get("--grpo-baseline") {
+        r.grpo_baseline = b.parse()?;
+    }
     r.grpo_confirm_all = args.iter().any(|a| a == "--grpo-confirm-all");
     r.grpo_confirm_margin = match get("--grpo-confirm").as_deref() {
         None => r.grpo_confirm_margin,

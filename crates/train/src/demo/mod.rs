@@ -595,6 +595,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             eval_every: r.grpo_eval_every,
             select_margin: r.grpo_select_margin,
             row_credit: r.grpo_row_credit,
+            baseline: r.grpo_baseline,
             micro_batch: 16,
             seed: o.seed,
             vocab_chunk: 4096,
@@ -774,10 +775,15 @@ mod tests {
             );
         }
 
-        // Starting again from the SFT folder it wrote: no training, the same SFT model (the same greedy graphs on
-        // the same test scenes) and the same summaries.
-        let again = DemoOptions { minutes: 0.2, from_sft: Some(dir.path().join("sft")), out: None, ..o };
+        // Starting again from the SFT folder it wrote: no SFT, the same SFT model (the same greedy graphs on the
+        // same test scenes) and the same summaries; then GRPO, validated and confirmed on fresh scenes, and tested.
+        let again = DemoOptions { minutes: 0.7, from_sft: Some(dir.path().join("sft")), out: None, ..o };
         let r2 = run(&again, &crate::report::Silent).unwrap();
+        let g = r2.grpo.as_ref().expect("GRPO ran");
+        assert!(g.steps > 0 && g.best_step.is_some(), "{g:?}");
+        // Taken only with a confirmation gain; kept at the SFT model (step 0) without one.
+        assert_eq!(g.confirm_gain.is_some(), g.best_step != Some(0), "{g:?}");
+        assert_eq!(r2.stages.iter().filter(|s| s.stage == "SFT+GRPO").count(), 2);
         assert_eq!(r2.sft.steps, r.sft.steps);
         assert_eq!(r2.sft_head.as_ref().map(|h| h.steps), Some(head.steps));
         let sft = |r: &DemoResult| -> Vec<(String, Vec<String>)> {

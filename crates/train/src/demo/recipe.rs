@@ -181,6 +181,8 @@ pub struct DemoRecipe {
     pub grpo_confirm_margin: Option<f64>,
     /// [`crate::grpo::GrpoOptions::confirm_all`] (diagnostics; off by default).
     pub grpo_confirm_all: bool,
+    /// [`crate::grpo::GrpoOptions::baseline`] (the paper's group mean by default).
+    pub grpo_baseline: crate::grpo::Baseline,
     /// [`crate::grpo::GrpoOptions::row_credit`] (0: the paper's advantage).
     pub grpo_row_credit: f64,
 }
@@ -244,6 +246,7 @@ impl Default for DemoRecipe {
             grpo_select_margin: 2.0,
             grpo_confirm_margin: Some(1.0),
             grpo_confirm_all: false,
+            grpo_baseline: crate::grpo::Baseline::GroupMean,
             grpo_row_credit: 0.0,
         }
     }
