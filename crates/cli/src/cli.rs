@@ -312,6 +312,15 @@ pub struct DemoArgs {
     /// Each object and relation row's tokens are pushed up when the rewards count the row right, down when not.
     #[arg(long, default_value_t = 0.0, value_name = "W")]
     pub grpo_row_credit: f64,
+    /// How far fresh confirmation scenes must show a GRPO checkpoint's gain, in paired standard errors, before it
+    /// replaces the SFT model (a checkpoint chosen on the validation scenes is partly chosen for its luck); `off`:
+    /// the validation margin alone decides.
+    #[arg(long, default_value = "1", value_name = "MARGIN|off")]
+    pub grpo_confirm: String,
+    /// What each GRPO rollout's reward is compared with: `group_mean` (the paper's) or `greedy` (the policy's greedy
+    /// answer to the same prompt; ours).
+    #[arg(long, default_value = "group_mean", value_name = "BASELINE")]
+    pub grpo_baseline: String,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

@@ -147,12 +147,15 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         .iter()
         .copied()
         .chain(["--minutes", "0.15", "--sft-share", "1", "--batch-size", "4", "--out", out])
+        .chain(["--grpo-confirm", "off", "--grpo-baseline", "greedy"])
         .collect();
     let o = sgvlm(&args, None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results.json")).unwrap();
     assert_eq!(r["recipe"]["batch_size"], 4);
+    assert!(r["recipe"]["grpo_confirm_margin"].is_null(), "{}", r["recipe"]);
+    assert_eq!(r["recipe"]["grpo_baseline"], "greedy");
     assert!(r["grpo"].is_null(), "no time was left for GRPO: {}", r["grpo"]);
     let sft = &r["sft"];
     assert!(sft["steps"].as_u64().unwrap() > 0);
@@ -161,9 +164,12 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
     assert!(dir.join("images/test_0001.png").is_file());
     std::fs::remove_dir_all(&dir).ok();
 
-    for (flag, value, message) in
-        [("--sft-share", "0", "--sft-share 0: expected a share"), ("--batch-size", "0", "--batch-size 0: expected")]
-    {
+    for (flag, value, message) in [
+        ("--sft-share", "0", "--sft-share 0: expected a share"),
+        ("--batch-size", "0", "--batch-size 0: expected"),
+        ("--grpo-confirm", "some", "--grpo-confirm some: expected a number of standard errors or `off`"),
+        ("--grpo-baseline", "mode", "--grpo-baseline mode: expected group_mean or greedy"),
+    ] {
         let args: Vec<&str> = common.iter().copied().chain([flag, value, "--out", out]).collect();
         let o = sgvlm(&args, None);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}");

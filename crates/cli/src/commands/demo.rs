@@ -63,6 +63,19 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(a.grpo_row_credit.is_finite(), "--grpo-row-credit {}: expected a number", a.grpo_row_credit);
     recipe.grpo_row_credit = a.grpo_row_credit;
+    recipe.grpo_confirm_margin = match a.grpo_confirm.as_str() {
+        "off" => None,
+        m => Some(
+            m.parse::<f64>()
+                .ok()
+                .filter(|m| m.is_finite())
+                .with_context(|| format!("--grpo-confirm {m}: expected a number of standard errors or `off`"))?,
+        ),
+    };
+    recipe.grpo_baseline = a
+        .grpo_baseline
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--grpo-baseline {}: expected group_mean or greedy", a.grpo_baseline))?;
     let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");
