@@ -60,11 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.grpo_baseline = b.parse()?;
     }
     r.grpo_confirm_all = args.iter().any(|a| a == "--grpo-confirm-all");
-    r.grpo_confirm_margin = match get("--grpo-confirm").as_deref() {
-        None => r.grpo_confirm_margin,
-        Some("off") => None,
-        Some(m) => Some(m.parse().map_err(|_| format!("--grpo-confirm off|MARGIN, not {m}"))?),
-    };
+    if let Some(m) = get("--grpo-confirm") {
+        r.grpo_confirm_margin = sgvlm_train::demo::parse_confirm_margin(&m)?;
+    }
     r.grpo_row_credit = num("--grpo-row-credit", r.grpo_row_credit);
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,

@@ -63,15 +63,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(a.grpo_row_credit.is_finite(), "--grpo-row-credit {}: expected a number", a.grpo_row_credit);
     recipe.grpo_row_credit = a.grpo_row_credit;
-    recipe.grpo_confirm_margin = match a.grpo_confirm.as_str() {
-        "off" => None,
-        m => Some(
-            m.parse::<f64>()
-                .ok()
-                .filter(|m| m.is_finite())
-                .with_context(|| format!("--grpo-confirm {m}: expected a number of standard errors or `off`"))?,
-        ),
-    };
+    recipe.grpo_confirm_margin = sgvlm_train::demo::parse_confirm_margin(&a.grpo_confirm)?;
     recipe.grpo_baseline = a
         .grpo_baseline
         .parse()

@@ -42,7 +42,8 @@ use crate::sft::{self, Output, Schedule, SftOptions};
 mod recipe;
 mod sft_phases;
 pub use recipe::{
-    fan_in_init, init_policy, model_config, recipe_config, recipe_weights, sincos_2d, DemoRecipe, Weighted,
+    fan_in_init, init_policy, model_config, parse_confirm_margin, recipe_config, recipe_weights, sincos_2d, DemoRecipe,
+    Weighted,
 };
 pub use sft_phases::{image_use, ImageUse};
 use sft_phases::{read_summary, train_sft, HeadPhase};
@@ -594,6 +595,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             max_seconds: Some(grpo_seconds),
             eval_every: r.grpo_eval_every,
             select_margin: r.grpo_select_margin,
+            confirm_margin: r.grpo_confirm_margin.unwrap_or(0.0),
+            confirm_all: r.grpo_confirm_all,
             row_credit: r.grpo_row_credit,
             baseline: r.grpo_baseline,
             micro_batch: 16,
@@ -612,8 +615,6 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             }
             None => Vec::new(),
         };
-        let go =
-            GrpoOptions { confirm_margin: r.grpo_confirm_margin.unwrap_or(0.0), confirm_all: r.grpo_confirm_all, ..go };
         grpo_summary = Some(grpo::run(
             &rl,
             &mut parts,

@@ -252,6 +252,20 @@ impl Default for DemoRecipe {
     }
 }
 
+/// A confirmation margin as the command lines take it: a number of standard errors, or `off` (no confirmation;
+/// [`DemoRecipe::grpo_confirm_margin`]).
+pub fn parse_confirm_margin(s: &str) -> crate::error::Result<Option<f64>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(m) if m.is_finite() => Ok(Some(m)),
+        _ => Err(crate::error::TrainError::Input(format!(
+            "--grpo-confirm {s}: expected a number of standard errors or `off`"
+        ))),
+    }
+}
+
 /// The token-class weights of the recipe's full-answer phase: the scheduled class weight, and the units digits of
 /// the box coordinates at `units_weight` throughout (each only when it is not 1).
 pub fn recipe_weights(r: &DemoRecipe, tokenizer: &Tokenizer) -> Vec<TokenWeight> {
@@ -318,4 +332,19 @@ pub fn init_policy(cfg: &Config, r: &DemoRecipe, seed: u64, device: &Device) -> 
         )?,
     );
     Policy::from_tensors(cfg.clone(), weights, Freeze { vit: false, aligner: false }, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confirmation_margin_is_a_finite_number_or_off() {
+        assert_eq!(parse_confirm_margin("1.5").unwrap(), Some(1.5));
+        assert_eq!(parse_confirm_margin("off").unwrap(), None);
+        for bad in ["", "inf", "NaN", "one"] {
+            let e = parse_confirm_margin(bad).unwrap_err().to_string();
+            assert!(e.contains("expected a number of standard errors or `off`"), "{bad}: {e}");
+        }
+    }
 }
