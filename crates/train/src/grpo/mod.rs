@@ -403,7 +403,8 @@ pub fn grpo_gradients(
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct GrpoSummary {
     pub steps: u64,
-    /// The rollouts' mean reward averaged over the first and the last ten steps (single steps are noisy).
+    /// The rollouts' mean reward averaged over the first and the last ten steps (single steps are noisy; in a run
+    /// of fewer than 20 steps, over its first and last halves, so the two never share a step).
     pub early_reward: Option<f64>,
     pub late_reward: Option<f64>,
     pub best_val_reward: Option<f64>,
@@ -458,8 +459,9 @@ pub fn run(
         Ok(Some(best))
     };
     selection.consider(0, parts, &mut summary, &metrics, reporter, &keep)?;
+    let first_step_at = started.elapsed().as_secs_f64();
     for step in 0..o.steps {
-        if o.max_seconds.is_some_and(|b| started.elapsed().as_secs_f64() >= b) {
+        if o.max_seconds.is_some_and(|b| !time_for_another(started.elapsed().as_secs_f64(), first_step_at, step, b)) {
             break;
         }
         let prompts: Vec<&GrpoPrompt> =
@@ -484,11 +486,24 @@ pub fn run(
         selection.consider(summary.steps, parts, &mut summary, &metrics, reporter, &keep)?;
     }
     reporter.finish();
-    let mean = |r: &[f64]| (!r.is_empty()).then(|| r.iter().sum::<f64>() / r.len() as f64);
-    summary.early_reward = mean(&rewards[..rewards.len().min(10)]);
-    summary.late_reward = mean(&rewards[rewards.len().saturating_sub(10)..]);
+    (summary.early_reward, summary.late_reward) = early_late(&rewards);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Whether a step started at `elapsed` seconds is expected to end within `budget`, the `steps` done since
+/// `first_step_at` (validations included) having taken their mean each. The first step always starts; a phase of
+/// steps of 256 prompts (~2 minutes each on a CPU core) would otherwise overrun its budget by up to a step.
+fn time_for_another(elapsed: f64, first_step_at: f64, steps: u64, budget: f64) -> bool {
+    let per_step = if steps == 0 { 0.0 } else { (elapsed - first_step_at).max(0.0) / steps as f64 };
+    steps == 0 || elapsed + per_step <= budget
+}
+
+/// The mean of the first and of the last `min(10, n / 2)` (at least one) of `n` step rewards ([`GrpoSummary`]).
+fn early_late(rewards: &[f64]) -> (Option<f64>, Option<f64>) {
+    let w = (rewards.len() / 2).clamp(1, 10);
+    let mean = |r: &[f64]| (!r.is_empty()).then(|| r.iter().sum::<f64>() / r.len() as f64);
+    (mean(&rewards[..w.min(rewards.len())]), mean(&rewards[rewards.len().saturating_sub(w)..]))
 }
 
 #[cfg(test)]
@@ -587,6 +602,28 @@ mod tests {
         assert!(change(&objects[1]) < 0.0, "wrong object row: {}", change(&objects[1]));
         // Every rollout of the group wrote the relation wrong: the group baseline leaves it no term.
         assert_eq!(relations.len(), 1);
+    }
+
+    #[test]
+    fn a_step_starts_only_when_it_is_expected_to_end_within_the_budget() {
+        // The first step starts whatever the budget (the step-0 validation took 5 s of a 4-second budget).
+        assert!(time_for_another(5.0, 5.0, 0, 4.0));
+        // Two steps of 10 s from 5 s: at 25 s a third ends at 35 s.
+        assert!(time_for_another(25.0, 5.0, 2, 35.0));
+        assert!(!time_for_another(25.0, 5.0, 2, 34.9));
+        // Past the budget nothing starts.
+        assert!(!time_for_another(40.0, 5.0, 2, 39.0));
+    }
+
+    #[test]
+    fn early_and_late_rewards_never_share_a_step() {
+        assert_eq!(early_late(&[]), (None, None));
+        assert_eq!(early_late(&[2.0]), (Some(2.0), Some(2.0)));
+        // Seven steps: the first three and the last three.
+        assert_eq!(early_late(&[1.0, 2.0, 3.0, 10.0, 5.0, 6.0, 7.0]), (Some(2.0), Some(6.0)));
+        // Thirty steps: the first ten and the last ten.
+        let r: Vec<f64> = (0..30).map(f64::from).collect();
+        assert_eq!(early_late(&r), (Some(4.5), Some(24.5)));
     }
 
     #[test]
