@@ -308,10 +308,11 @@ pub struct DemoArgs {
     /// GRPO. Use the same --seed, --test and --image-size to evaluate on the same test scenes.
     #[arg(long, value_name = "DIR")]
     pub from_sft: Option<PathBuf>,
-    /// GRPO with per-row credit of this weight added to the paper's advantage (0, the default: the paper's GRPO).
-    /// Each object and relation row's tokens are pushed up when the rewards count the row right, down when not.
-    #[arg(long, default_value_t = 0.0, value_name = "W")]
-    pub grpo_row_credit: f64,
+    /// GRPO with per-row credit of this weight added to the paper's advantage (ours; default: 1 with large steps,
+    /// 0 — the paper's GRPO — with small ones). Each object and relation row's tokens are pushed up when the
+    /// rewards count the row right, down when not.
+    #[arg(long, value_name = "W")]
+    pub grpo_row_credit: Option<f64>,
     /// How far fresh confirmation scenes must show a GRPO checkpoint's gain, in paired standard errors, before it
     /// replaces the SFT model (a checkpoint chosen on the validation scenes is partly chosen for its luck); `off`:
     /// the validation margin alone decides.
@@ -321,6 +322,10 @@ pub struct DemoArgs {
     /// answer to the same prompt; ours).
     #[arg(long, default_value = "group_mean", value_name = "BASELINE")]
     pub grpo_baseline: String,
+    /// GRPO's steps: `small` (4 prompts × 8 rollouts at lr 2e-6, validated every 20 steps), `large` (256 prompts × 8
+    /// rollouts at lr 1e-4, validated every step; ours) or `auto` (large when the GRPO phase has 10 minutes or more).
+    #[arg(long, default_value = "auto", value_name = "auto|small|large")]
+    pub grpo_steps: String,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

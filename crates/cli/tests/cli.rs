@@ -147,7 +147,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         .iter()
         .copied()
         .chain(["--minutes", "0.15", "--sft-share", "1", "--batch-size", "4", "--out", out])
-        .chain(["--grpo-confirm", "off", "--grpo-baseline", "greedy"])
+        .chain(["--grpo-confirm", "off", "--grpo-baseline", "greedy", "--grpo-steps", "small"])
         .collect();
     let o = sgvlm(&args, None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -156,6 +156,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
     assert_eq!(r["recipe"]["batch_size"], 4);
     assert!(r["recipe"]["grpo_confirm_margin"].is_null(), "{}", r["recipe"]);
     assert_eq!(r["recipe"]["grpo_baseline"], "greedy");
+    assert!(r["recipe"]["grpo_large"].is_null(), "{}", r["recipe"]);
     assert!(r["grpo"].is_null(), "no time was left for GRPO: {}", r["grpo"]);
     let sft = &r["sft"];
     assert!(sft["steps"].as_u64().unwrap() > 0);
@@ -169,6 +170,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         ("--batch-size", "0", "--batch-size 0: expected"),
         ("--grpo-confirm", "some", "--grpo-confirm some: expected a number of standard errors or `off`"),
         ("--grpo-baseline", "mode", "--grpo-baseline mode: expected group_mean or greedy"),
+        ("--grpo-steps", "huge", "--grpo-steps huge: expected auto, small or large"),
     ] {
         let args: Vec<&str> = common.iter().copied().chain([flag, value, "--out", out]).collect();
         let o = sgvlm(&args, None);

@@ -5,9 +5,11 @@
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0] [--sft-share 1 (below 1: GRPO after SFT)] [--from-sft DIR (a finished `sft` folder: GRPO only)]
 //! [--grpo-lr 2e-6] [--grpo-temperature 0.7] [--grpo-group 8] [--grpo-prompts 4] [--grpo-eval-every 20]
-//! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`)] [--grpo-margin 2]
+//! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`; large steps: 1)] [--grpo-margin 2]
 //! [--grpo-confirm 1 | off (confirmation scenes' margin, `DemoRecipe::grpo_confirm_margin`)] [--grpo-confirm-all]
 //! [--grpo-baseline group_mean|greedy (`sgvlm_train::grpo::Baseline`)]
+//! [--grpo-scenes 2048] [--grpo-train-scenes (GRPO on the first training scenes, not fresh ones)]
+//! [--grpo-small-steps (never `DemoRecipe::grpo_large`; so do --grpo-prompts, --grpo-lr, --grpo-eval-every)]
 //! [--head-share 0.2] [--head-lr 3e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
 use candle_core::Device;
@@ -64,6 +66,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.grpo_confirm_margin = sgvlm_train::demo::parse_confirm_margin(&m)?;
     }
     r.grpo_row_credit = num("--grpo-row-credit", r.grpo_row_credit);
+    r.grpo_scenes = num("--grpo-scenes", r.grpo_scenes as f64) as usize;
+    // Steps as given, or the recipe's large steps in a long phase (`DemoRecipe::grpo_large`).
+    if ["--grpo-prompts", "--grpo-lr", "--grpo-eval-every", "--grpo-small-steps"]
+        .iter()
+        .any(|k| args.iter().any(|a| a == k))
+    {
+        r.grpo_large = None;
+    }
+    if let (Some(w), Some(l)) = (get("--grpo-row-credit"), r.grpo_large.as_mut()) {
+        l.steps.row_credit = w.parse()?;
+    }
+    if args.iter().any(|a| a == "--grpo-train-scenes") {
+        r.grpo_fresh = false;
+    }
     r.weighted = match get("--weighted").as_deref() {
         None => r.weighted,
         Some("digits") => sgvlm_train::demo::Weighted::Digits,

@@ -61,13 +61,24 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = a.batch_size {
         recipe.batch_size = b;
     }
-    anyhow::ensure!(a.grpo_row_credit.is_finite(), "--grpo-row-credit {}: expected a number", a.grpo_row_credit);
-    recipe.grpo_row_credit = a.grpo_row_credit;
     recipe.grpo_confirm_margin = sgvlm_train::demo::parse_confirm_margin(&a.grpo_confirm)?;
     recipe.grpo_baseline = a
         .grpo_baseline
         .parse()
         .map_err(|_| anyhow::anyhow!("--grpo-baseline {}: expected group_mean or greedy", a.grpo_baseline))?;
+    recipe.grpo_large = match a.grpo_steps.as_str() {
+        "auto" => recipe.grpo_large,
+        "small" => None,
+        "large" => recipe.grpo_large.map(|l| sgvlm_train::demo::LargeSteps { min_seconds: 0.0, ..l }),
+        s => anyhow::bail!("--grpo-steps {s}: expected auto, small or large"),
+    };
+    if let Some(w) = a.grpo_row_credit {
+        anyhow::ensure!(w.is_finite(), "--grpo-row-credit {w}: expected a number");
+        recipe.grpo_row_credit = w;
+        if let Some(l) = recipe.grpo_large.as_mut() {
+            l.steps.row_credit = w;
+        }
+    }
     let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");
@@ -158,7 +169,7 @@ fn results_table(r: &DemoResult) -> String {
     }
     if let Some(g) = &r.grpo {
         t.push_str(&format!(
-            "\nGRPO: {} steps, rollout reward {:.3} → {:.3} (means of the first and last ten steps), tested: step {} \
+            "\nGRPO: {} steps, rollout reward {:.3} → {:.3} (means of the first and the last ten steps, or halves of a shorter run), tested: step {} \
              (validation reward {:.3}, {:+.3} ± {:.3} over the SFT model; step 0 is the SFT model)",
             g.steps,
             g.early_reward.unwrap_or(f64::NAN),

@@ -43,7 +43,7 @@ mod recipe;
 mod sft_phases;
 pub use recipe::{
     fan_in_init, init_policy, model_config, parse_confirm_margin, recipe_config, recipe_weights, sincos_2d, DemoRecipe,
-    Weighted,
+    GrpoSteps, LargeSteps, Weighted,
 };
 pub use sft_phases::{image_use, ImageUse};
 use sft_phases::{read_summary, train_sft, HeadPhase};
@@ -52,6 +52,8 @@ use sft_phases::{read_summary, train_sft, HeadPhase};
 pub const TEST_STREAM: u64 = 2;
 /// The scene stream of GRPO's confirmation scenes ([`DemoRecipe::grpo_confirm_margin`]).
 pub const CONFIRM_STREAM: u64 = 3;
+/// The scene stream of GRPO's prompts when they are fresh ([`DemoRecipe::grpo_fresh`]).
+pub const GRPO_STREAM: u64 = 4;
 
 /// One synthetic sample: the 640×480 rendering (empty for the demo's training and validation scenes), the
 /// model-sized RGB, and the ground-truth answer.
@@ -88,6 +90,13 @@ pub enum ObjectOrder {
     LeftToRight,
     /// By kind (the order of [`vocabulary`]), then left to right within a kind.
     ByKind,
+}
+
+/// The scene stream GRPO's prompts come from and how many ([`DemoRecipe::grpo_fresh`], [`DemoRecipe::grpo_scenes`];
+/// never more than SFT's training scenes, so a small demo builds a small pool).
+pub fn grpo_scenes(o: &DemoOptions, r: &DemoRecipe) -> (u64, usize) {
+    let n = r.grpo_scenes.min(o.train_scenes).max(1);
+    (if r.grpo_fresh { GRPO_STREAM } else { 0 }, n)
 }
 
 /// Scene `i` of stream `stream` (640×480, PSG names), shown to the model at `size`, objects left to right.
@@ -572,8 +581,11 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             device: o.device.clone(),
         };
         let mut sampler = engine_rollout(&rl, &encoder, !o.free_rollouts)?;
-        let (train_scenes, train_ex) = build(0, o.train_scenes.min(256))?;
-        let rl_prompts = to_prompts(&train_scenes, &train_ex);
+        let rl_prompts = {
+            let (stream, n) = grpo_scenes(o, r);
+            let (scenes, ex) = build(stream, n)?;
+            to_prompts(&scenes, &ex)
+        };
         let dec = |ids: &[u32]| decode(&encoder, ids);
         let mut parts = GrpoParts {
             rollout: &mut sampler,
@@ -585,19 +597,27 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             rewards: RewardConfig::default(),
             pad: encoder.pad,
         };
+        let plan = r.grpo_steps(grpo_seconds);
+        reporter.message(&format!(
+            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts at lr {:e}{}",
+            plan.prompts,
+            r.grpo_group,
+            plan.lr,
+            if plan.row_credit != 0.0 { format!(", row credit {}", plan.row_credit) } else { String::new() }
+        ));
         let go = GrpoOptions {
             group: r.grpo_group,
-            prompts_per_step: r.grpo_prompts,
+            prompts_per_step: plan.prompts,
             temperature: r.grpo_temperature,
             max_new_tokens: max_new,
-            lr: r.grpo_lr,
+            lr: plan.lr,
             steps: u64::MAX,
             max_seconds: Some(grpo_seconds),
-            eval_every: r.grpo_eval_every,
+            eval_every: plan.eval_every,
             select_margin: r.grpo_select_margin,
             confirm_margin: r.grpo_confirm_margin.unwrap_or(0.0),
             confirm_all: r.grpo_confirm_all,
-            row_credit: r.grpo_row_credit,
+            row_credit: plan.row_credit,
             baseline: r.grpo_baseline,
             micro_batch: 16,
             seed: o.seed,
@@ -794,6 +814,31 @@ mod tests {
         assert_eq!(sft(&r2), sft(&r));
         let missing = DemoOptions { from_sft: Some(dir.path().join("nothing")), ..again };
         assert!(run(&missing, &crate::report::Silent).is_err());
+    }
+
+    #[test]
+    fn a_long_grpo_phase_takes_large_steps() {
+        let r = DemoRecipe::default();
+        let large = r.grpo_large.expect("on by default");
+        let big = GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0 };
+        assert_eq!(r.grpo_steps(large.min_seconds), big);
+        let small = GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0 };
+        assert_eq!(r.grpo_steps(large.min_seconds - 1.0), small);
+        assert_eq!(DemoRecipe { grpo_large: None, ..r }.grpo_steps(1e9), small);
+    }
+
+    #[test]
+    fn grpo_prompts_are_fresh_scenes_unless_asked_for_training_scenes() {
+        let o = DemoOptions { train_scenes: 6000, ..small_demo() };
+        let r = DemoRecipe::default();
+        assert_eq!(grpo_scenes(&o, &r), (GRPO_STREAM, 2048));
+        assert_eq!(grpo_scenes(&DemoOptions { train_scenes: 24, ..small_demo() }, &r), (GRPO_STREAM, 24));
+        assert_eq!(grpo_scenes(&o, &DemoRecipe { grpo_fresh: false, grpo_scenes: 256, ..r }), (0, 256));
+        // No stream GRPO draws from is one SFT, validation, test or confirmation use.
+        let streams = [0, 1, TEST_STREAM, CONFIRM_STREAM];
+        assert!(!streams.contains(&GRPO_STREAM));
+        let fresh = scene(3, GRPO_STREAM, 0, (64, 48)).answer;
+        assert!(streams.iter().all(|&s| scene(3, s, 0, (64, 48)).answer != fresh));
     }
 
     #[test]
