@@ -65,17 +65,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(m) = get("--grpo-confirm") {
         r.grpo_confirm_margin = sgvlm_train::demo::parse_confirm_margin(&m)?;
     }
-    r.grpo_row_credit = num("--grpo-row-credit", r.grpo_row_credit);
     r.grpo_scenes = num("--grpo-scenes", r.grpo_scenes as f64) as usize;
     // Steps as given, or the recipe's large steps in a long phase (`DemoRecipe::grpo_large`).
     if ["--grpo-prompts", "--grpo-lr", "--grpo-eval-every", "--grpo-small-steps"]
         .iter()
         .any(|k| args.iter().any(|a| a == k))
     {
-        r.grpo_large = None;
+        r.set_grpo_steps("small")?;
     }
-    if let (Some(w), Some(l)) = (get("--grpo-row-credit"), r.grpo_large.as_mut()) {
-        l.steps.row_credit = w.parse()?;
+    if let Some(w) = get("--grpo-row-credit") {
+        r.set_row_credit(w.parse()?)?;
     }
     if args.iter().any(|a| a == "--grpo-train-scenes") {
         r.grpo_fresh = false;

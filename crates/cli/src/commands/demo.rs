@@ -66,18 +66,9 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         .grpo_baseline
         .parse()
         .map_err(|_| anyhow::anyhow!("--grpo-baseline {}: expected group_mean or greedy", a.grpo_baseline))?;
-    recipe.grpo_large = match a.grpo_steps.as_str() {
-        "auto" => recipe.grpo_large,
-        "small" => None,
-        "large" => recipe.grpo_large.map(|l| sgvlm_train::demo::LargeSteps { min_seconds: 0.0, ..l }),
-        s => anyhow::bail!("--grpo-steps {s}: expected auto, small or large"),
-    };
+    recipe.set_grpo_steps(&a.grpo_steps)?;
     if let Some(w) = a.grpo_row_credit {
-        anyhow::ensure!(w.is_finite(), "--grpo-row-credit {w}: expected a number");
-        recipe.grpo_row_credit = w;
-        if let Some(l) = recipe.grpo_large.as_mut() {
-            l.steps.row_credit = w;
-        }
+        recipe.set_row_credit(w)?;
     }
     let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).

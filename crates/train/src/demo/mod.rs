@@ -726,6 +726,15 @@ mod tests {
         let small = GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0 };
         assert_eq!(r.grpo_steps(large.min_seconds - 1.0), small);
         assert_eq!(DemoRecipe { grpo_large: None, ..r }.grpo_steps(1e9), small);
+        // As the command lines set them: the mode, and one row-credit weight for both kinds of step.
+        let mut m = r.clone();
+        m.set_grpo_steps("large").unwrap();
+        assert_eq!(m.grpo_steps(0.0), big);
+        m.set_row_credit(0.5).unwrap();
+        assert_eq!((m.grpo_steps(0.0).row_credit, m.grpo_row_credit), (0.5, 0.5));
+        m.set_grpo_steps("small").unwrap();
+        assert_eq!(m.grpo_steps(1e9), GrpoSteps { row_credit: 0.5, ..small });
+        assert!(m.set_grpo_steps("huge").is_err() && m.set_row_credit(f64::NAN).is_err());
     }
 
     #[test]

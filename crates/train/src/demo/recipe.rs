@@ -310,6 +310,34 @@ impl DemoRecipe {
             },
         }
     }
+
+    /// GRPO's steps as the command lines name them: `auto` ([`DemoRecipe::grpo_large`] when the phase is long
+    /// enough), `small` (never large steps) or `large` (large steps however short the phase).
+    pub fn set_grpo_steps(&mut self, mode: &str) -> crate::error::Result<()> {
+        self.grpo_large = match mode {
+            "auto" => self.grpo_large,
+            "small" => None,
+            "large" => self.grpo_large.map(|l| LargeSteps { min_seconds: 0.0, ..l }),
+            _ => {
+                return Err(crate::error::TrainError::Input(format!(
+                    "--grpo-steps {mode}: expected auto, small or large"
+                )))
+            }
+        };
+        Ok(())
+    }
+
+    /// The row-credit weight of GRPO's steps, small and large alike.
+    pub fn set_row_credit(&mut self, w: f64) -> crate::error::Result<()> {
+        if !w.is_finite() {
+            return Err(crate::error::TrainError::Input(format!("--grpo-row-credit {w}: expected a number")));
+        }
+        self.grpo_row_credit = w;
+        if let Some(l) = self.grpo_large.as_mut() {
+            l.steps.row_credit = w;
+        }
+        Ok(())
+    }
 }
 
 /// A confirmation margin as the command lines take it: a number of standard errors, or `off` (no confirmation;
