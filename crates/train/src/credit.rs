@@ -14,14 +14,21 @@
 //! precision rewards and the hallucination penalties measure, one row at a time; the row count (the `[N]` of each
 //! header) keeps only the sequence-level advantage.
 //!
-//! A completion gets no row terms (only `A`) when it fails the strict gate, when the schema is Action Genome
-//! (a pair row stands for several atomic relations), when its rows cannot be found in the text as the parse
-//! counted them, or when its tokens do not decode piecewise to its text; [`RowTerms::credited`] counts the others.
+//! A completion that fails the strict gate *at a row* (a relation to an object the answer never listed, a
+//! self-loop, a duplicate relation, a malformed row: the gate names its line) gets `−1` on that row's tokens, as a
+//! wrong row of its kind, and no other row term: what made it score 0 is that row, which the sequence advantage
+//! alone spreads over every token. Such completions come only from free decoding (the demo's
+//! [`crate::grpo::GrpoOptions::free_rollouts`]); a constrained one cannot write the row.
+//!
+//! A completion gets no row terms (only `A`) when it fails the gate anywhere else (no answer frame, a count that
+//! does not match its rows), when the schema is Action Genome (a pair row stands for several atomic relations),
+//! when its rows cannot be found in the text as the parse counted them, or when its tokens do not decode piecewise
+//! to its text; [`RowTerms::credited`] counts the others.
 
 use std::ops::Range;
 
 use sgvlm_eval::rewards::{row_verdicts_of, Prepared, RewardConfig, RowVerdicts};
-use sgvlm_graph::{lenient, Schema};
+use sgvlm_graph::{lenient, strict, Schema};
 
 /// Byte ranges of a completion's rows, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,8 +138,10 @@ pub fn row_terms(
                 if schema != Schema::Triplet {
                     return None;
                 }
-                let verdicts = row_verdicts_of(&texts[i], &solution, schema, cfg)?;
-                credited_rows(&ids[i], &texts[i], &verdicts, decode)
+                match row_verdicts_of(&texts[i], &solution, schema, cfg) {
+                    Some(verdicts) => credited_rows(&ids[i], &texts[i], &verdicts, decode),
+                    None => rejected_row(&ids[i], &texts[i], cfg, decode),
+                }
             })
             .collect();
         let mean = |object: bool| {
@@ -191,6 +200,33 @@ fn credited_rows(
         .chain(relations.iter().zip(&verdicts.relations).map(|(r, &ok)| row(r, false, ok)))
         .collect();
     Some(rows)
+}
+
+/// The row at which a triplet completion fails the strict gate, as a wrong row (module doc); `None` when it fails
+/// elsewhere, or when its lines might not be the gate's (`str.splitlines()` also breaks at `\r`, form feeds, …).
+fn rejected_row(
+    ids: &[u32],
+    text: &str,
+    cfg: &RewardConfig,
+    decode: &dyn Fn(&[u32]) -> String,
+) -> Option<Vec<CreditedRow>> {
+    const OTHER_BREAKS: [char; 9] =
+        ['\r', '\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}', '\u{2029}'];
+    if text.contains(OTHER_BREAKS) {
+        return None;
+    }
+    let line = strict::parse_triplet(text, &cfg.gate).err()?.line?;
+    let begin: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let end = begin + text[begin..].find('\n').unwrap_or(text.len() - begin);
+    let RowSpans { objects, relations } = row_spans(text)?;
+    let at_line = |r: &&Range<usize>| r.start >= begin && r.end <= end;
+    let object = match (objects.iter().find(at_line), relations.iter().find(at_line)) {
+        (Some(_), _) => true,
+        (None, Some(_)) => false,
+        (None, None) => return None,
+    };
+    let ends = token_ends(ids, text, decode)?;
+    Some(vec![CreditedRow { tokens: tokens_in(&ends, &(begin..end)), object, value: -1.0 }])
 }
 
 #[cfg(test)]
@@ -256,10 +292,62 @@ mod tests {
         // A completion that fails the gate gets none, and the group mean is over the others only.
         let broken = PRED.replace("\nrel[2]", "\n\nrel[2]");
         let (c, _) = bytes(&broken);
-        let t = row_terms(&[c, a], &[broken.clone(), PRED.to_string()], &[GT, GT], 2, Schema::Triplet, &cfg, &decode);
+        let t = row_terms(
+            &[c, a.clone()],
+            &[broken.clone(), PRED.to_string()],
+            &[GT, GT],
+            2,
+            Schema::Triplet,
+            &cfg,
+            &decode,
+        );
         assert_eq!(t.credited, 1);
         assert!(t.terms[0].iter().all(|&x| x == 0.0));
         assert!(close(t.terms[1][PRED.find("3,on,1").unwrap()], -1.0));
+        // A relation to an object the answer never listed fails the gate at its row: that row is a wrong one.
+        let unknown = PRED.replace("3,on,1", "3,on,4");
+        let (d, _) = bytes(&unknown);
+        let t = row_terms(
+            &[d, a.clone()],
+            &[unknown.clone(), PRED.to_string()],
+            &[GT, GT],
+            2,
+            Schema::Triplet,
+            &cfg,
+            &decode,
+        );
+        assert_eq!(t.credited, 2);
+        // Relations: the rejected row (−1) and PRED's 1 right and 1 wrong: mean −1/3.
+        let row = unknown.find("3,on,4").unwrap();
+        for k in row..row + "3,on,4".len() {
+            assert!(close(t.terms[0][k], -1.0 + 1.0 / 3.0), "byte {k}: {}", t.terms[0][k]);
+        }
+        let rejected: f64 = t.terms[0].iter().map(|x| x.abs()).sum();
+        assert!(close(rejected, 6.0 * (2.0 / 3.0)), "only the rejected row has terms: {rejected}");
+        assert!(close(t.terms[1][PRED.find("3,on,1").unwrap()], -1.0 + 1.0 / 3.0));
+        // A self-loop is a wrong relation row, a malformed object row a wrong object row, each against the group's
+        // rows of its kind: with GT's, relations (−1, +1, +1) have mean 1/3, objects (−1, +1, +1, +1) 1/2.
+        for (from, to, term) in [("3,on,1", "3,on,3", -4.0 / 3.0), ("2,ball,0,0,20,20", "2,ball,0,0,20", -1.5)] {
+            let bad = PRED.replace(from, to);
+            let (e, _) = bytes(&bad);
+            let t = row_terms(
+                &[e, b.clone()],
+                &[bad.clone(), GT.to_string()],
+                &[GT, GT],
+                2,
+                Schema::Triplet,
+                &cfg,
+                &decode,
+            );
+            assert_eq!(t.credited, 2, "{to}");
+            let k = bad.find(to).unwrap();
+            assert!(close(t.terms[0][k], term), "{to}: {}", t.terms[0][k]);
+        }
+        // A count that does not match the rows is no row's fault.
+        let miscounted = PRED.replace("rel[2]", "rel[3]");
+        let (f, _) = bytes(&miscounted);
+        let t = row_terms(&[f], &[miscounted.clone()], &[GT], 1, Schema::Triplet, &cfg, &decode);
+        assert_eq!(t.credited, 0);
         // Action Genome rows get no credit.
         let t = row_terms(&[b], &[GT.to_string()], &[GT], 1, Schema::Ag, &cfg, &decode);
         assert_eq!(t.credited, 0);
