@@ -23,7 +23,8 @@ pub enum Command {
     /// ×4 in the loss for the first half of that phase; after each phase it reports how much the model uses the
     /// image (validation loss with the scenes' own images against other scenes' images). Writes OUT/results.json,
     /// OUT/results.md (the table),
-    /// OUT/report/<stage>/ (evaluation reports with rendered examples) and the training metrics
+    /// OUT/report/<stage>/ (evaluation reports with rendered examples, and predictions.jsonl: every test scene's
+    /// answer and prediction with the strict gate's verdict, rows `sgvlm eval --input` reads) and the training metrics
     /// (OUT/sft_head/metrics.jsonl, OUT/sft/metrics.jsonl, OUT/grpo/metrics.jsonl). The results JSON also
     /// goes to stdout. `--examples` instead validates and pretty-prints the bundled model outputs (no training).
     Demo(DemoArgs),
@@ -326,6 +327,11 @@ pub struct DemoArgs {
     /// rollouts at lr 1e-4, validated every step; ours) or `auto` (large when the GRPO phase has 10 minutes or more).
     #[arg(long, default_value = "auto", value_name = "auto|small|large")]
     pub grpo_steps: String,
+    /// Of each prompt's 8 GRPO rollouts, how many are decoded without the TOON constraint (ours): those that fail
+    /// the strict gate (a relation to an unlisted object, a self-loop) score 0 and are pushed down, which constrained
+    /// rollouts never show the model. Ignored with --free-rollouts (all free).
+    #[arg(long, value_name = "K")]
+    pub grpo_free_rollouts: Option<usize>,
     /// Validate and pretty-print the bundled model outputs instead (no training).
     #[arg(long)]
     pub examples: bool,

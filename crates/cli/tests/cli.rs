@@ -148,6 +148,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         .copied()
         .chain(["--minutes", "0.15", "--sft-share", "1", "--batch-size", "4", "--out", out])
         .chain(["--grpo-confirm", "off", "--grpo-baseline", "greedy", "--grpo-steps", "small"])
+        .chain(["--grpo-free-rollouts", "2"])
         .collect();
     let o = sgvlm(&args, None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -156,6 +157,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
     assert_eq!(r["recipe"]["batch_size"], 4);
     assert!(r["recipe"]["grpo_confirm_margin"].is_null(), "{}", r["recipe"]);
     assert_eq!(r["recipe"]["grpo_baseline"], "greedy");
+    assert_eq!(r["recipe"]["grpo_free_rollouts"], 2);
     assert!(r["recipe"]["grpo_large"].is_null(), "{}", r["recipe"]);
     assert!(r["grpo"].is_null(), "no time was left for GRPO: {}", r["grpo"]);
     let sft = &r["sft"];
@@ -163,6 +165,24 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
     let stages: Vec<&str> = r["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["random init", "random init", "SFT", "SFT"]);
     assert!(dir.join("images/test_0001.png").is_file());
+    // Every stage's predictions as rows `sgvlm eval` reads, with the strict gate's verdict.
+    for stage in ["random_init_free", "random_init_constrained", "sft_free", "sft_constrained"] {
+        let path = dir.join("report").join(stage).join("predictions.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 2, "{stage}");
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row["line"], i + 1);
+            let (answer, predict) = (row["content"].as_str().unwrap(), row["predict"].as_str().unwrap());
+            assert!(answer.starts_with("<answer>\nobj["), "{answer}");
+            let valid = sgvlm_graph::strict::is_valid(predict, sgvlm_graph::Schema::Triplet, &Default::default());
+            assert_eq!(row["strict_error"].is_null(), valid, "{stage} row {}: {row}", i + 1);
+        }
+        let o = sgvlm(&["eval", "--input", path.to_str().unwrap()], None);
+        assert_eq!(o.status.code(), Some(0), "{stage}: {}", stderr(&o));
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(summary["num_samples"], 2, "{stage}: {summary}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 
     for (flag, value, message) in [
@@ -171,6 +191,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         ("--grpo-confirm", "some", "--grpo-confirm some: expected a number of standard errors or `off`"),
         ("--grpo-baseline", "mode", "--grpo-baseline mode: expected group_mean or greedy"),
         ("--grpo-steps", "huge", "--grpo-steps huge: expected auto, small or large"),
+        ("--grpo-free-rollouts", "9", "--grpo-free-rollouts 9: expected at most the 8 rollouts of a prompt"),
     ] {
         let args: Vec<&str> = common.iter().copied().chain([flag, value, "--out", out]).collect();
         let o = sgvlm(&args, None);

@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed: 0,
             stop_ids: vec![enc.im_end],
             stop_seq: stop_seq.clone(),
+            unconstrained: 0,
         };
         let out = sampler.generate(&[Prompt { ids: &ex.prompt, image: ex.image.as_ref() }], 1, &sm)?;
         println!("--- scene {i}: prompt tail {:?}", enc.tokenizer.decode(&ex.prompt[ex.prompt.len() - 12..], false)?);

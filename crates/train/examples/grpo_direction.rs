@@ -126,6 +126,7 @@ fn main() -> Result<(), Error> {
             seed: seed ^ 0x5A,
             stop_ids: parts.stop_ids.clone(),
             stop_seq: parts.stop_seq.clone(),
+            unconstrained: 0,
         };
         let out = parts.rollout.generate(&ps, sampled, &s)?;
         let texts: Vec<String> = out.iter().map(|c| (parts.decode)(c)).collect();

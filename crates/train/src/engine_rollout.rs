@@ -17,7 +17,8 @@ use sgvlm_model::tokenizer::NON_THINKING_PREFIX;
 use crate::error::Result;
 use crate::rollout::{Prompt, Rollout, Sampling};
 
-/// Rollouts from an [`Engine`], optionally constrained.
+/// Rollouts from an [`Engine`], optionally constrained (all but the last [`Sampling::unconstrained`] of each
+/// prompt's completions).
 pub struct EngineRollout {
     pub engine: Engine,
     /// `Some`: closed-grammar decoding (module doc); `None`: free decoding.
@@ -55,7 +56,8 @@ impl Rollout for EngineRollout {
         let mut items = Vec::with_capacity(prompts.len() * n);
         for p in prompts {
             let ep = self.prompt(p)?;
-            for _ in 0..n {
+            let free_from = n - s.unconstrained.min(n);
+            for j in 0..n {
                 let params = GenParams {
                     max_new_tokens: s.max_new_tokens.max(1),
                     temperature: s.temperature,
@@ -63,7 +65,7 @@ impl Rollout for EngineRollout {
                     seed: Some(s.seed.wrapping_mul(1_000_003).wrapping_add(items.len() as u64)),
                     stop: stop.clone(),
                     response_prefix: None,
-                    constraint: self.constraint.clone(),
+                    constraint: if j < free_from { self.constraint.clone() } else { None },
                 };
                 items.push((ep.clone(), params));
             }
@@ -136,6 +138,7 @@ mod tests {
             seed: 3,
             stop_ids: vec![enc.im_end],
             stop_seq: enc.tokenizer.encode("</answer>").unwrap(),
+            unconstrained: 0,
         }
     }
 
@@ -189,5 +192,26 @@ mod tests {
         let mut v = sgvlm_infer::constrain::validator_for(er.constraint.as_ref().unwrap()).unwrap();
         assert!(v.feed_str(&enc.tokenizer.decode(&free[0], true).unwrap()).is_err(), "free decoding is not checked");
         assert!(out[0] != out[1] || out[1] != out[2], "a group's three sampled rollouts are identical");
+    }
+
+    #[test]
+    fn the_last_unconstrained_rollouts_of_each_group_decode_freely() {
+        let (policy, enc, ex) = setup();
+        let mut er = engine_rollout(&policy, &enc, Some(crate::demo::constraint()));
+        let prompts: Vec<Prompt> = ex.iter().map(|e| Prompt { ids: &e.prompt, image: e.image.as_ref() }).collect();
+        let s = Sampling { unconstrained: 1, ..sampling(&enc, 60, 1.0) };
+        let out = er.generate(&prompts, 3, &s).unwrap();
+        let free = engine_rollout(&policy, &enc, None).generate(&prompts, 3, &s).unwrap();
+        for (i, ids) in out.iter().enumerate() {
+            let text = enc.tokenizer.decode(ids, true).unwrap();
+            let mut v = sgvlm_infer::constrain::validator_for(er.constraint.as_ref().unwrap()).unwrap();
+            if i % 3 == 2 {
+                // The same seed as the free generator's rollout, and the random model's free text breaks the grammar.
+                assert_eq!(ids, &free[i], "rollout {i}");
+                assert!(v.feed_str(&text).is_err(), "rollout {i} looks constrained: {text:?}");
+            } else {
+                assert!(v.feed_str(&text).is_ok(), "rollout {i} is not a valid prefix: {text:?}");
+            }
+        }
     }
 }

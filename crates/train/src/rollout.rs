@@ -32,6 +32,10 @@ pub struct Sampling {
     pub stop_ids: Vec<u32>,
     /// …or after this id sequence (e.g. `</answer>`), kept.
     pub stop_seq: Vec<u32>,
+    /// Of each prompt's `n` completions, how many (the last ones) a constrained generator decodes without its
+    /// constraint ([`crate::grpo::GrpoOptions::free_rollouts`]); generators without a constraint decode every
+    /// completion freely and ignore it.
+    pub unconstrained: usize,
 }
 
 /// A generator of completions (token ids, stop token included) for prompts.

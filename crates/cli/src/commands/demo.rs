@@ -67,6 +67,14 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .map_err(|_| anyhow::anyhow!("--grpo-baseline {}: expected group_mean or greedy", a.grpo_baseline))?;
     recipe.set_grpo_steps(&a.grpo_steps)?;
+    if let Some(k) = a.grpo_free_rollouts {
+        anyhow::ensure!(
+            k <= recipe.grpo_group,
+            "--grpo-free-rollouts {k}: expected at most the {} rollouts of a prompt",
+            recipe.grpo_group
+        );
+        recipe.grpo_free_rollouts = k;
+    }
     if let Some(w) = a.grpo_row_credit {
         recipe.set_row_credit(w)?;
     }
@@ -101,6 +109,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         let dir = a.out.join("report").join(name);
         let input = ReportInput { summary: &st.summary, per_predicate: None, samples: &samples, canvas: (640, 480) };
         write_report(&dir, &input).with_context(|| format!("Failed to write the report in `{}`", dir.display()))?;
+        write_predictions(&dir.join("predictions.jsonl"), &r.test, &st.predictions)?;
     }
     let table = results_table(&r);
     eprintln!("{table}");
@@ -111,6 +120,24 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&jp, format!("{json}\n")).with_context(|| format!("Failed to write `{}`", jp.display()))?;
     print_json_line(&r)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every test scene's answer and prediction as rows `sgvlm eval --input` reads (`content`, `predict`), with the
+/// strict gate's verdict (`strict_error`: `null` when the prediction passes, else the reason and line).
+fn write_predictions(
+    path: &std::path::Path,
+    test: &[sgvlm_train::demo::Scene],
+    preds: &[String],
+) -> anyhow::Result<()> {
+    let cfg = StrictConfig::default();
+    let mut text = String::new();
+    for (i, (s, p)) in test.iter().zip(preds).enumerate() {
+        let error = strict::parse(p, Schema::Triplet, &cfg).err().map(|e| e.to_string());
+        let row = serde_json::json!({"line": i + 1, "content": s.answer, "predict": p, "strict_error": error});
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("Failed to write `{}`", path.display()))
 }
 
 /// The three stages side by side (Markdown).

@@ -259,6 +259,7 @@ fn evaluate(
         seed: 0,
         stop_ids: vec![ctx.encoder.im_end],
         stop_seq: ctx.stop_seq.clone(),
+        unconstrained: 0,
     };
     let started = Instant::now();
     let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
@@ -500,9 +501,14 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         };
         let plan = r.grpo_steps(grpo_seconds);
         reporter.message(&format!(
-            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts at lr {:e}{}",
+            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}",
             plan.prompts,
             r.grpo_group,
+            match r.grpo_free_rollouts.min(r.grpo_group) {
+                0 => String::new(),
+                k if !o.free_rollouts => format!(" ({k} of them unconstrained)"),
+                _ => String::new(),
+            },
             plan.lr,
             if plan.row_credit != 0.0 { format!(", row credit {}", plan.row_credit) } else { String::new() }
         ));
@@ -520,6 +526,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             confirm_all: r.grpo_confirm_all,
             row_credit: plan.row_credit,
             baseline: r.grpo_baseline,
+            free_rollouts: r.grpo_free_rollouts,
             micro_batch: 16,
             seed: o.seed,
             vocab_chunk: 4096,

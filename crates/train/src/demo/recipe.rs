@@ -197,6 +197,10 @@ pub struct DemoRecipe {
     /// on them (+0.67 in four steps of 256 prompts) while the validation and confirmation scenes barely moved
     /// (results/demo_grpo.md, "Twentieth session").
     pub grpo_fresh: bool,
+    /// [`crate::grpo::GrpoOptions::free_rollouts`]: of each prompt's `grpo_group` rollouts, how many are decoded
+    /// without the TOON constraint, so that answers failing the strict gate (a relation to an object the answer
+    /// never listed, a self-loop) score 0 and are pushed down.
+    pub grpo_free_rollouts: usize,
 }
 
 impl Default for DemoRecipe {
@@ -262,6 +266,7 @@ impl Default for DemoRecipe {
             grpo_row_credit: 0.0,
             grpo_scenes: 2048,
             grpo_fresh: true,
+            grpo_free_rollouts: 0,
             grpo_large: Some(LargeSteps {
                 steps: GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0 },
                 min_seconds: 600.0,

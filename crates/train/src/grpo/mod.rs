@@ -91,6 +91,13 @@ pub struct GrpoOptions {
     pub row_credit: f64,
     /// What each rollout's reward is compared with ([`Baseline`]; default the paper's group mean).
     pub baseline: Baseline,
+    /// With a constrained generator: how many of each prompt's `group` rollouts are decoded without the constraint
+    /// (ours; 0, the default: all constrained). Constrained rollouts never show the policy an answer that fails
+    /// the strict gate, so nothing keeps its unconstrained distribution valid; free rollouts that fail score 0
+    /// (every weighted reward, the paper's rule) and are pushed down. `StepStats::free_valid` reports their pass rate.
+    /// Not a config key: `sgvlm train grpo`'s generator has no constraint.
+    #[serde(skip)]
+    pub free_rollouts: usize,
     /// `"f32"` or `"bf16"`: the dtype of the training forward and backward pass (weights and optimizer stay f32;
     /// build the reference model in the same dtype with [`Policy::frozen_model`]). Rollouts are the generator's.
     pub compute_dtype: ComputeDtype,
@@ -121,6 +128,7 @@ impl Default for GrpoOptions {
             vocab_chunk: crate::loss::DEFAULT_CHUNK,
             row_credit: 0.0,
             baseline: Baseline::GroupMean,
+            free_rollouts: 0,
             compute_dtype: ComputeDtype::F32,
         }
     }
@@ -221,6 +229,11 @@ pub struct StepStats {
     /// The mean reward of the greedy answers to the step's prompts ([`Baseline::Greedy`] only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub greedy_reward: Option<f64>,
+    /// The share of the unconstrained rollouts that pass the strict gate ([`GrpoOptions::free_rollouts`] only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_valid: Option<f64>,
+    /// Rollouts left out of the loss for writing a vision token (an image placeholder, a vision start or end).
+    pub vision_token_rollouts: usize,
 }
 
 /// Scores completions (texts) against solutions; returns the total rewards and the per-function means.
@@ -296,6 +309,7 @@ pub fn grpo_gradients(
         seed,
         stop_ids: parts.stop_ids.clone(),
         stop_seq: parts.stop_seq.clone(),
+        unconstrained: o.free_rollouts.min(o.group),
     };
     let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
     let completions = parts.rollout.generate(&ps, o.group, &s)?;
@@ -314,12 +328,24 @@ pub fn grpo_gradients(
     let rows = (o.row_credit != 0.0).then(|| {
         credit::row_terms(&completions, &texts, &solutions, o.group, parts.schema, &parts.rewards, parts.decode)
     });
+    // A free rollout may write one of the model's vision tokens; the training forward would take an image
+    // placeholder among its tokens for part of the prompt's image and fail the whole step. Such a completion keeps
+    // its reward (its text fails the gate) but is left out of the loss, like a rollout the generator failed.
+    let cfg = &model.config;
+    let vision = [cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id];
+    let mut vision_token_rollouts = 0;
     let examples: Vec<Example> = completions
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let p = prompts[i / o.group];
-            Example { prompt: p.prompt.clone(), target: c.clone(), image: p.image.clone() }
+            let target = if c.iter().any(|t| vision.contains(t)) {
+                vision_token_rollouts += 1;
+                Vec::new()
+            } else {
+                c.clone()
+            };
+            Example { prompt: p.prompt.clone(), target, image: p.image.clone() }
         })
         .collect();
     let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
@@ -395,8 +421,21 @@ pub fn grpo_gradients(
         grad_norm: 0.0,
         row_credited: rows.map_or(0.0, |r| r.credited as f64 / completions.len().max(1) as f64),
         greedy_reward,
+        free_valid: free_valid(&texts, o, parts),
+        vision_token_rollouts,
     };
     Ok((grads, stats))
+}
+
+/// The strict-gate pass rate of the unconstrained rollouts (the last `free_rollouts` of each group).
+fn free_valid(texts: &[String], o: &GrpoOptions, parts: &GrpoParts) -> Option<f64> {
+    let k = o.free_rollouts.min(o.group);
+    if k == 0 {
+        return None;
+    }
+    let free: Vec<&String> = texts.chunks(o.group.max(1)).flat_map(|g| &g[g.len() - k.min(g.len())..]).collect();
+    let pass = free.iter().filter(|t| sgvlm_graph::strict::is_valid(t, parts.schema, &parts.rewards.gate)).count();
+    Some(pass as f64 / free.len().max(1) as f64)
 }
 
 /// What a GRPO run did.
@@ -602,6 +641,76 @@ mod tests {
         assert!(change(&objects[1]) < 0.0, "wrong object row: {}", change(&objects[1]));
         // Every rollout of the group wrote the relation wrong: the group baseline leaves it no term.
         assert_eq!(relations.len(), 1);
+    }
+
+    /// The generator is asked for the last `free_rollouts` of each group unconstrained, and the step reports how
+    /// many of those passed the strict gate.
+    #[test]
+    fn free_rollouts_are_requested_and_their_pass_rate_reported() {
+        struct Recording(Vec<usize>);
+        impl Rollout for Recording {
+            fn generate(&mut self, prompts: &[Prompt], n: usize, s: &Sampling) -> Result<Vec<Vec<u32>>> {
+                self.0.push(s.unconstrained);
+                // Per group: right, wrong, right, wrong — the last two are the free ones when two are free.
+                Ok((0..prompts.len() * n).map(|i| vec![if i % 2 == 0 { 1 } else { 2 }]).collect())
+            }
+        }
+        let policy = crate::policy::tiny_random();
+        let model = policy.model().unwrap();
+        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+        let prompts = [
+            GrpoPrompt { prompt: vec![5, 9, 2], image: None, solution: SOLUTION.to_string() },
+            GrpoPrompt { prompt: vec![4, 4, 8, 1], image: None, solution: SOLUTION.to_string() },
+        ];
+        let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
+        let mut run = |free_rollouts: usize| {
+            let mut rec = Recording(Vec::new());
+            let mut parts = parts_over(&mut rec, &reference, &right_or_wrong);
+            let o = GrpoOptions { group: 4, free_rollouts, ..GrpoOptions::default() };
+            let (_, stats) = grpo_gradients(&model, &opt, &mut parts, &refs, 0, &o).unwrap();
+            (rec.0, stats.free_valid)
+        };
+        assert_eq!(run(0), (vec![0], None));
+        assert_eq!(run(2), (vec![2], Some(0.5)));
+        assert_eq!(run(1), (vec![1], Some(0.0)));
+        // More free rollouts than the group holds: all of them.
+        assert_eq!(run(9), (vec![4], Some(0.5)));
+    }
+
+    /// A free rollout that writes an image placeholder would put one placeholder too many beside the prompt's image
+    /// (the twenty-first session's run died of it: "97 image placeholder tokens but 96 image features"): it is
+    /// scored, left out of the loss and counted, and the step goes on.
+    #[test]
+    fn a_rollout_that_writes_a_vision_token_is_left_out_of_the_loss() {
+        use crate::demo::{demo_encoder, model_config, scene, user_prompt};
+        let cfg = model_config(false);
+        let weights = sgvlm_model::checkpoint::random_weights(&cfg, 5, &candle_core::Device::Cpu).unwrap();
+        let policy =
+            Policy::from_tensors(cfg.clone(), weights, crate::policy::Freeze::default(), &candle_core::Device::Cpu)
+                .unwrap();
+        let model = policy.model().unwrap();
+        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+        let enc = demo_encoder(&cfg, 64 * 48).unwrap();
+        let s = scene(1, 2, 0, (64, 48));
+        let ex = enc.example(&user_prompt(), &s.answer, Some((&s.small.0, s.small.1, s.small.2))).unwrap();
+        let prompt = GrpoPrompt { prompt: ex.prompt.clone(), image: ex.image.clone(), solution: s.answer.clone() };
+        let decode = |c: &[u32]| enc.tokenizer.decode(c, false).unwrap();
+        let mut placeholder = ex.target.clone();
+        placeholder.insert(3, cfg.image_token_id);
+        let mut vision_start = ex.target.clone();
+        vision_start.insert(5, cfg.vision_start_token_id);
+        let mut fixed = Fixed(vec![ex.target.clone(), placeholder, vision_start]);
+        let mut parts = parts_over(&mut fixed, &reference, &decode);
+        parts.pad = enc.pad;
+        let o = GrpoOptions { group: 3, ..GrpoOptions::default() };
+        let (grads, stats) = grpo_gradients(&model, &opt, &mut parts, &[&prompt], 0, &o).unwrap();
+        assert_eq!(stats.vision_token_rollouts, 2);
+        // The right answer beat the two broken ones: its tokens carry a gradient.
+        assert!(stats.reward_std > 0.0);
+        let norm: f32 = grads.iter().map(|g| g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()).sum();
+        assert!(norm > 0.0);
     }
 
     #[test]

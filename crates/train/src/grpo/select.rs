@@ -58,6 +58,7 @@ pub fn greedy_scores(
         seed: 0,
         stop_ids: parts.stop_ids.clone(),
         stop_seq: parts.stop_seq.clone(),
+        unconstrained: 0,
     };
     let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
     let out = parts.rollout.generate(&ps, 1, &s)?;
