@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use sgvlm_model::tokenizer::{ChatPrompt, Tokenizer, IM_END};
+use sgvlm_model::tokenizer::{ChatPrompt, Tokenizer, IMAGE_PAD, IM_END, VISION_END, VISION_START};
 use sgvlm_model::vision::processor::ImageProcessor;
 use sgvlm_model::Config;
 
@@ -62,6 +62,7 @@ impl Encoder {
         };
         let counts: Vec<usize> = image.iter().map(|(_, g)| g[0] * g[1] * g[2] / (self.merge * self.merge)).collect();
         let text = user.replace("<image>\n", "").replace("<image>", "");
+        no_vision_tokens("user message", &text)?;
         let rendered = ChatPrompt {
             system: self.system.as_deref(),
             image_tokens: &counts,
@@ -75,9 +76,23 @@ impl Encoder {
     /// A training example: the prompt of `user`, and `answer` + `<|im_end|>` as the target.
     pub fn example(&self, user: &str, answer: &str, rgb: Option<(&[u8], usize, usize)>) -> Result<Example> {
         let (prompt, image) = self.prompt(user, rgb)?;
+        no_vision_tokens("answer", answer)?;
         let mut target = self.tokenizer.encode(answer)?;
         target.push(self.im_end);
         Ok(Example { prompt, target, image })
+    }
+}
+
+/// Text that would tokenize to one of the model's vision tokens is refused: the model reads an image placeholder
+/// as part of an image (one too many fails the step: "N image placeholder tokens but M image features"), and a
+/// stray vision start or end moves the image positions.
+fn no_vision_tokens(what: &str, text: &str) -> Result<()> {
+    const VISION: [&str; 4] = [IMAGE_PAD, "<|video_pad|>", VISION_START, VISION_END];
+    match VISION.iter().find(|t| text.contains(*t)) {
+        Some(t) => {
+            Err(TrainError::Input(format!("the {what} contains `{t}`, a token the model reads as part of an image")))
+        }
+        None => Ok(()),
     }
 }
 
@@ -99,4 +114,25 @@ pub fn load_rgb(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
         .to_rgb8();
     let (w, h) = img.dimensions();
     Ok((img.into_raw(), h as usize, w as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::demo::{demo_encoder, model_config, scene, user_prompt};
+
+    #[test]
+    fn text_with_a_vision_token_is_refused_with_the_part_that_holds_it() {
+        let enc = demo_encoder(&model_config(false), 64 * 48).unwrap();
+        let s = scene(1, 2, 0, (64, 48));
+        let img = Some((&s.small.0[..], s.small.1, s.small.2));
+        assert!(enc.example(&user_prompt(), &s.answer, img).is_ok());
+        let answer = s.answer.replace("obj[", "<|image_pad|>obj[");
+        let e = enc.example(&user_prompt(), &answer, img).unwrap_err().to_string();
+        assert!(e.contains("the answer contains `<|image_pad|>`"), "{e}");
+        let user = format!("{} <|vision_start|>", user_prompt());
+        let e = enc.prompt(&user, img).unwrap_err().to_string();
+        assert!(e.contains("the user message contains `<|vision_start|>`"), "{e}");
+        // The `<image>` marker of MS-SWIFT rows is not a vision token: it is dropped.
+        assert!(enc.prompt(&format!("<image>\n{}", user_prompt()), img).is_ok());
+    }
 }
