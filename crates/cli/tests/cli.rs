@@ -157,7 +157,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
     assert_eq!(r["recipe"]["batch_size"], 4);
     assert!(r["recipe"]["grpo_confirm_margin"].is_null(), "{}", r["recipe"]);
     assert_eq!(r["recipe"]["grpo_baseline"], "greedy");
-    assert_eq!(r["recipe"]["grpo_free_rollouts"], 2);
+    assert_eq!(r["recipe"]["grpo_free_rollouts"], 2, "{}", r["recipe"]);
     assert!(r["recipe"]["grpo_large"].is_null(), "{}", r["recipe"]);
     assert!(r["grpo"].is_null(), "no time was left for GRPO: {}", r["grpo"]);
     let sft = &r["sft"];

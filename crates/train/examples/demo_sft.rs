@@ -9,7 +9,7 @@
 //! [--grpo-confirm 1 | off (confirmation scenes' margin, `DemoRecipe::grpo_confirm_margin`)] [--grpo-confirm-all]
 //! [--grpo-baseline group_mean|greedy (`sgvlm_train::grpo::Baseline`)]
 //! [--grpo-scenes 2048] [--grpo-train-scenes (GRPO on the first training scenes, not fresh ones)]
-//! [--grpo-free-rollouts 0 (of each group's rollouts, how many decode without the constraint)]
+//! [--grpo-free-rollouts K (of each group's rollouts, how many decode without the constraint; large steps: 2)]
 //! [--grpo-small-steps (never `DemoRecipe::grpo_large`; so do --grpo-prompts, --grpo-lr, --grpo-eval-every)]
 //! [--head-share 0.2] [--head-lr 3e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 
@@ -67,7 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.grpo_confirm_margin = sgvlm_train::demo::parse_confirm_margin(&m)?;
     }
     r.grpo_scenes = num("--grpo-scenes", r.grpo_scenes as f64) as usize;
-    r.grpo_free_rollouts = num("--grpo-free-rollouts", r.grpo_free_rollouts as f64) as usize;
+    if let Some(k) = get("--grpo-free-rollouts") {
+        r.set_free_rollouts(k.parse()?)?;
+    }
     // Steps as given, or the recipe's large steps in a long phase (`DemoRecipe::grpo_large`).
     if ["--grpo-prompts", "--grpo-lr", "--grpo-eval-every", "--grpo-small-steps"]
         .iter()

@@ -346,7 +346,7 @@ mod tests {
         // A count that does not match the rows is no row's fault.
         let miscounted = PRED.replace("rel[2]", "rel[3]");
         let (f, _) = bytes(&miscounted);
-        let t = row_terms(&[f], &[miscounted.clone()], &[GT], 1, Schema::Triplet, &cfg, &decode);
+        let t = row_terms(&[f], std::slice::from_ref(&miscounted), &[GT], 1, Schema::Triplet, &cfg, &decode);
         assert_eq!(t.credited, 0);
         // Action Genome rows get no credit.
         let t = row_terms(&[b], &[GT.to_string()], &[GT], 1, Schema::Ag, &cfg, &decode);

@@ -68,12 +68,7 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("--grpo-baseline {}: expected group_mean or greedy", a.grpo_baseline))?;
     recipe.set_grpo_steps(&a.grpo_steps)?;
     if let Some(k) = a.grpo_free_rollouts {
-        anyhow::ensure!(
-            k <= recipe.grpo_group,
-            "--grpo-free-rollouts {k}: expected at most the {} rollouts of a prompt",
-            recipe.grpo_group
-        );
-        recipe.grpo_free_rollouts = k;
+        recipe.set_free_rollouts(k)?;
     }
     if let Some(w) = a.grpo_row_credit {
         recipe.set_row_credit(w)?;

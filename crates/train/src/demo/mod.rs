@@ -504,7 +504,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}",
             plan.prompts,
             r.grpo_group,
-            match r.grpo_free_rollouts.min(r.grpo_group) {
+            match plan.free_rollouts.min(r.grpo_group) {
                 0 => String::new(),
                 k if !o.free_rollouts => format!(" ({k} of them unconstrained)"),
                 _ => String::new(),
@@ -526,7 +526,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             confirm_all: r.grpo_confirm_all,
             row_credit: plan.row_credit,
             baseline: r.grpo_baseline,
-            free_rollouts: r.grpo_free_rollouts,
+            free_rollouts: plan.free_rollouts,
             micro_batch: 16,
             seed: o.seed,
             vocab_chunk: 4096,
@@ -728,9 +728,9 @@ mod tests {
     fn a_long_grpo_phase_takes_large_steps() {
         let r = DemoRecipe::default();
         let large = r.grpo_large.expect("on by default");
-        let big = GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0 };
+        let big = GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0, free_rollouts: 2 };
         assert_eq!(r.grpo_steps(large.min_seconds), big);
-        let small = GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0 };
+        let small = GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0, free_rollouts: 0 };
         assert_eq!(r.grpo_steps(large.min_seconds - 1.0), small);
         assert_eq!(DemoRecipe { grpo_large: None, ..r }.grpo_steps(1e9), small);
         // As the command lines set them: the mode, and one row-credit weight for both kinds of step.
@@ -742,6 +742,11 @@ mod tests {
         m.set_grpo_steps("small").unwrap();
         assert_eq!(m.grpo_steps(1e9), GrpoSteps { row_credit: 0.5, ..small });
         assert!(m.set_grpo_steps("huge").is_err() && m.set_row_credit(f64::NAN).is_err());
+        // Free rollouts likewise, at most a group's.
+        let mut f = r.clone();
+        f.set_free_rollouts(3).unwrap();
+        assert_eq!((f.grpo_steps(1e9).free_rollouts, f.grpo_steps(0.0).free_rollouts), (3, 3));
+        assert!(f.set_free_rollouts(9).is_err());
     }
 
     #[test]

@@ -197,9 +197,10 @@ pub struct DemoRecipe {
     /// on them (+0.67 in four steps of 256 prompts) while the validation and confirmation scenes barely moved
     /// (results/demo_grpo.md, "Twentieth session").
     pub grpo_fresh: bool,
-    /// [`crate::grpo::GrpoOptions::free_rollouts`]: of each prompt's `grpo_group` rollouts, how many are decoded
-    /// without the TOON constraint, so that answers failing the strict gate (a relation to an object the answer
-    /// never listed, a self-loop) score 0 and are pushed down.
+    /// [`crate::grpo::GrpoOptions::free_rollouts`] of the small steps (the large ones have their own): of each
+    /// prompt's `grpo_group` rollouts, how many are decoded without the TOON constraint, so that answers failing
+    /// the strict gate (a relation to an object the answer never listed, a self-loop) score 0 and are pushed down.
+    /// 0: a short demo's SFT model fails the gate too often for free rollouts to score.
     pub grpo_free_rollouts: usize,
 }
 
@@ -268,7 +269,7 @@ impl Default for DemoRecipe {
             grpo_fresh: true,
             grpo_free_rollouts: 0,
             grpo_large: Some(LargeSteps {
-                steps: GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0 },
+                steps: GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0, free_rollouts: 2 },
                 min_seconds: 600.0,
             }),
         }
@@ -292,13 +293,15 @@ pub struct LargeSteps {
     pub min_seconds: f64,
 }
 
-/// How a GRPO phase steps: prompts per step, learning rate, validation interval (steps), row-credit weight.
+/// How a GRPO phase steps: prompts per step, learning rate, validation interval (steps), row-credit weight, and
+/// unconstrained rollouts per prompt.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct GrpoSteps {
     pub prompts: usize,
     pub lr: f64,
     pub eval_every: u64,
     pub row_credit: f64,
+    pub free_rollouts: usize,
 }
 
 impl DemoRecipe {
@@ -312,6 +315,7 @@ impl DemoRecipe {
                 lr: self.grpo_lr,
                 eval_every: self.grpo_eval_every,
                 row_credit: self.grpo_row_credit,
+                free_rollouts: self.grpo_free_rollouts,
             },
         }
     }
@@ -329,6 +333,21 @@ impl DemoRecipe {
                 )))
             }
         };
+        Ok(())
+    }
+
+    /// How many of each prompt's rollouts GRPO decodes without the constraint, in small and large steps alike.
+    pub fn set_free_rollouts(&mut self, k: usize) -> crate::error::Result<()> {
+        if k > self.grpo_group {
+            return Err(crate::error::TrainError::Input(format!(
+                "--grpo-free-rollouts {k}: expected at most the {} rollouts of a prompt",
+                self.grpo_group
+            )));
+        }
+        self.grpo_free_rollouts = k;
+        if let Some(l) = self.grpo_large.as_mut() {
+            l.steps.free_rollouts = k;
+        }
         Ok(())
     }
 

@@ -664,7 +664,7 @@ mod tests {
             GrpoPrompt { prompt: vec![4, 4, 8, 1], image: None, solution: SOLUTION.to_string() },
         ];
         let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
-        let mut run = |free_rollouts: usize| {
+        let run = |free_rollouts: usize| {
             let mut rec = Recording(Vec::new());
             let mut parts = parts_over(&mut rec, &reference, &right_or_wrong);
             let o = GrpoOptions { group: 4, free_rollouts, ..GrpoOptions::default() };
