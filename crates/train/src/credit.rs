@@ -258,6 +258,42 @@ mod tests {
         assert_eq!(row_spans("no answer here"), None);
     }
 
+    /// Row terms of one group of completions (one token per byte) against [`GT`].
+    fn group_terms(texts: &[&str]) -> RowTerms {
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| bytes(t).0).collect();
+        let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        let decode = bytes("").1;
+        let solutions = vec![GT; texts.len()];
+        row_terms(&ids, &owned, &solutions, texts.len(), Schema::Triplet, &RewardConfig::default(), &decode)
+    }
+
+    #[test]
+    fn a_row_the_gate_rejects_is_a_wrong_row_of_its_kind() {
+        let close = |x: f64, y: f64| (x - y).abs() < 1e-12;
+        // A relation to an object the answer never listed: relations −1 (rejected), PRED's +1 and −1, mean −1/3.
+        let unknown = PRED.replace("3,on,1", "3,on,4");
+        let t = group_terms(&[&unknown, PRED]);
+        assert_eq!(t.credited, 2);
+        let row = unknown.find("3,on,4").unwrap();
+        for k in row..row + "3,on,4".len() {
+            assert!(close(t.terms[0][k], -1.0 + 1.0 / 3.0), "byte {k}: {}", t.terms[0][k]);
+        }
+        let rejected: f64 = t.terms[0].iter().map(|x| x.abs()).sum();
+        assert!(close(rejected, 6.0 * (2.0 / 3.0)), "only the rejected row has terms: {rejected}");
+        assert!(close(t.terms[1][PRED.find("3,on,1").unwrap()], -1.0 + 1.0 / 3.0));
+        // A self-loop is a wrong relation row, a malformed object row a wrong object row, each against the group's
+        // rows of its kind: with GT's, relations (−1, +1, +1) have mean 1/3, objects (−1, +1, +1, +1) 1/2.
+        for (from, to, term) in [("3,on,1", "3,on,3", -4.0 / 3.0), ("2,ball,0,0,20,20", "2,ball,0,0,20", -1.5)] {
+            let bad = PRED.replace(from, to);
+            let t = group_terms(&[&bad, GT]);
+            assert_eq!(t.credited, 2, "{to}");
+            let k = bad.find(to).unwrap();
+            assert!(close(t.terms[0][k], term), "{to}: {}", t.terms[0][k]);
+        }
+        // A count that does not match the rows is no row's fault.
+        assert_eq!(group_terms(&[&PRED.replace("rel[2]", "rel[3]")]).credited, 0);
+    }
+
     #[test]
     fn token_ends_need_pieces_that_rebuild_the_text() {
         let (ids, decode) = bytes("ab\nc");
@@ -268,11 +304,7 @@ mod tests {
 
     #[test]
     fn right_rows_are_pushed_up_and_wrong_rows_down_against_the_group_mean() {
-        let cfg = RewardConfig::default();
-        let (a, decode) = bytes(PRED);
-        let (b, _) = bytes(GT);
-        let texts = vec![PRED.to_string(), GT.to_string()];
-        let t = row_terms(&[a.clone(), b.clone()], &texts, &[GT, GT], 2, Schema::Triplet, &cfg, &decode);
+        let t = group_terms(&[PRED, GT]);
         assert_eq!(t.credited, 2);
         // Objects: 5 of 6 rows right (mean 4/6); relations: 3 of 4 right (mean 0.5).
         let term_at = |i: usize, text: &str, needle: &str| {
@@ -289,67 +321,15 @@ mod tests {
         for needle in ["<answer>", "obj[3]", "rel[2]", "</answer>"] {
             assert_eq!(term_at(0, PRED, needle), 0.0, "{needle}");
         }
-        // A completion that fails the gate gets none, and the group mean is over the others only.
-        let broken = PRED.replace("\nrel[2]", "\n\nrel[2]");
-        let (c, _) = bytes(&broken);
-        let t = row_terms(
-            &[c, a.clone()],
-            &[broken.clone(), PRED.to_string()],
-            &[GT, GT],
-            2,
-            Schema::Triplet,
-            &cfg,
-            &decode,
-        );
+        // A completion that fails the gate elsewhere than at a row gets none, and the group mean is over the
+        // others only.
+        let t = group_terms(&[&PRED.replace("\nrel[2]", "\n\nrel[2]"), PRED]);
         assert_eq!(t.credited, 1);
         assert!(t.terms[0].iter().all(|&x| x == 0.0));
         assert!(close(t.terms[1][PRED.find("3,on,1").unwrap()], -1.0));
-        // A relation to an object the answer never listed fails the gate at its row: that row is a wrong one.
-        let unknown = PRED.replace("3,on,1", "3,on,4");
-        let (d, _) = bytes(&unknown);
-        let t = row_terms(
-            &[d, a.clone()],
-            &[unknown.clone(), PRED.to_string()],
-            &[GT, GT],
-            2,
-            Schema::Triplet,
-            &cfg,
-            &decode,
-        );
-        assert_eq!(t.credited, 2);
-        // Relations: the rejected row (−1) and PRED's 1 right and 1 wrong: mean −1/3.
-        let row = unknown.find("3,on,4").unwrap();
-        for k in row..row + "3,on,4".len() {
-            assert!(close(t.terms[0][k], -1.0 + 1.0 / 3.0), "byte {k}: {}", t.terms[0][k]);
-        }
-        let rejected: f64 = t.terms[0].iter().map(|x| x.abs()).sum();
-        assert!(close(rejected, 6.0 * (2.0 / 3.0)), "only the rejected row has terms: {rejected}");
-        assert!(close(t.terms[1][PRED.find("3,on,1").unwrap()], -1.0 + 1.0 / 3.0));
-        // A self-loop is a wrong relation row, a malformed object row a wrong object row, each against the group's
-        // rows of its kind: with GT's, relations (−1, +1, +1) have mean 1/3, objects (−1, +1, +1, +1) 1/2.
-        for (from, to, term) in [("3,on,1", "3,on,3", -4.0 / 3.0), ("2,ball,0,0,20,20", "2,ball,0,0,20", -1.5)] {
-            let bad = PRED.replace(from, to);
-            let (e, _) = bytes(&bad);
-            let t = row_terms(
-                &[e, b.clone()],
-                &[bad.clone(), GT.to_string()],
-                &[GT, GT],
-                2,
-                Schema::Triplet,
-                &cfg,
-                &decode,
-            );
-            assert_eq!(t.credited, 2, "{to}");
-            let k = bad.find(to).unwrap();
-            assert!(close(t.terms[0][k], term), "{to}: {}", t.terms[0][k]);
-        }
-        // A count that does not match the rows is no row's fault.
-        let miscounted = PRED.replace("rel[2]", "rel[3]");
-        let (f, _) = bytes(&miscounted);
-        let t = row_terms(&[f], std::slice::from_ref(&miscounted), &[GT], 1, Schema::Triplet, &cfg, &decode);
-        assert_eq!(t.credited, 0);
         // Action Genome rows get no credit.
-        let t = row_terms(&[b], &[GT.to_string()], &[GT], 1, Schema::Ag, &cfg, &decode);
+        let (ids, decode) = bytes(GT);
+        let t = row_terms(&[ids], &[GT.to_string()], &[GT], 1, Schema::Ag, &RewardConfig::default(), &decode);
         assert_eq!(t.credited, 0);
     }
 }
