@@ -505,8 +505,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             plan.prompts,
             r.grpo_group,
             match plan.free_rollouts.min(r.grpo_group) {
-                0 => String::new(),
-                k if !o.free_rollouts => format!(" ({k} of them unconstrained)"),
+                k if k > 0 && !o.free_rollouts => format!(" ({k} of them unconstrained)"),
                 _ => String::new(),
             },
             plan.lr,
