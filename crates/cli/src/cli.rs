@@ -327,10 +327,9 @@ pub struct DemoArgs {
     /// rollouts at lr 1e-4, validated every step; ours) or `auto` (large when the GRPO phase has 10 minutes or more).
     #[arg(long, default_value = "auto", value_name = "auto|small|large")]
     pub grpo_steps: String,
-    /// Of each prompt's 8 GRPO rollouts, how many are decoded without the TOON constraint (ours; default: 2 in
-    /// large steps, 0 in small ones): those that fail the strict gate (a relation to an unlisted object, a
-    /// self-loop) score 0 and are pushed down, which constrained rollouts never show the model. Ignored with
-    /// --free-rollouts (all free).
+    /// Of each prompt's 8 GRPO rollouts, how many are decoded without the TOON constraint (ours; default 0): those
+    /// that fail the strict gate (a relation to an unlisted object, a self-loop) score 0 and are pushed down, which
+    /// constrained rollouts never show the model. Ignored with --free-rollouts (all free).
     #[arg(long, value_name = "K")]
     pub grpo_free_rollouts: Option<usize>,
     /// Validate and pretty-print the bundled model outputs instead (no training).

@@ -9,7 +9,7 @@
 //! [--grpo-confirm 1 | off (confirmation scenes' margin, `DemoRecipe::grpo_confirm_margin`)] [--grpo-confirm-all]
 //! [--grpo-baseline group_mean|greedy (`sgvlm_train::grpo::Baseline`)]
 //! [--grpo-scenes 2048] [--grpo-train-scenes (GRPO on the first training scenes, not fresh ones)]
-//! [--grpo-free-rollouts K (of each group's rollouts, how many decode without the constraint; large steps: 2)]
+//! [--grpo-free-rollouts K (of each group's rollouts, how many decode without the constraint)]
 //! [--grpo-small-steps (never `DemoRecipe::grpo_large`; so do --grpo-prompts, --grpo-lr, --grpo-eval-every)]
 //! [--head-share 0.2] [--head-lr 3e-4] [--units-weight 1] [--by-kind] [--class-weight 4] [--class-hold 0.5] [--class-until 0.8] [--weighted names|digits|units] [--patch 8] [--hidden 96 --inter 256] [--out DIR]`
 

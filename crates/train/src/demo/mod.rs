@@ -727,7 +727,7 @@ mod tests {
     fn a_long_grpo_phase_takes_large_steps() {
         let r = DemoRecipe::default();
         let large = r.grpo_large.expect("on by default");
-        let big = GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0, free_rollouts: 2 };
+        let big = GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0, free_rollouts: 0 };
         assert_eq!(r.grpo_steps(large.min_seconds), big);
         let small = GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0, free_rollouts: 0 };
         assert_eq!(r.grpo_steps(large.min_seconds - 1.0), small);
