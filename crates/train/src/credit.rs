@@ -28,7 +28,7 @@
 use std::ops::Range;
 
 use sgvlm_eval::rewards::{row_verdicts_of, Prepared, RewardConfig, RowVerdicts};
-use sgvlm_graph::{lenient, strict, Schema};
+use sgvlm_graph::{lenient, pytext, strict, Schema};
 
 /// Byte ranges of a completion's rows, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -203,21 +203,16 @@ fn credited_rows(
 }
 
 /// The row at which a triplet completion fails the strict gate, as a wrong row (module doc); `None` when it fails
-/// elsewhere, or when its lines might not be the gate's (`str.splitlines()` also breaks at `\r`, form feeds, …).
+/// elsewhere. The gate's line numbers count lines as `str.splitlines()` does ([`pytext::splitlines`]).
 fn rejected_row(
     ids: &[u32],
     text: &str,
     cfg: &RewardConfig,
     decode: &dyn Fn(&[u32]) -> String,
 ) -> Option<Vec<CreditedRow>> {
-    const OTHER_BREAKS: [char; 9] =
-        ['\r', '\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}', '\u{2029}'];
-    if text.contains(OTHER_BREAKS) {
-        return None;
-    }
     let line = strict::parse_triplet(text, &cfg.gate).err()?.line?;
-    let begin: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
-    let end = begin + text[begin..].find('\n').unwrap_or(text.len() - begin);
+    let (begin, body) = pytext::splitlines(text).nth(line.checked_sub(1)?)?;
+    let end = begin + body.len();
     let RowSpans { objects, relations } = row_spans(text)?;
     let at_line = |r: &&Range<usize>| r.start >= begin && r.end <= end;
     let object = match (objects.iter().find(at_line), relations.iter().find(at_line)) {
