@@ -300,6 +300,18 @@ pub fn gated_delta_rule_with_state(
     beta: &Tensor,
     init: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
+    gated_delta_rule_packed_with_state(&pack(q, k, v, g, beta)?, q.dim(D::Minus1)?, init)
+}
+
+/// [`gated_delta_rule_with_state`] over rows already packed (`[B, H, T, 2·d_k + d_v + 2]`, as [`super::delta_pack`]
+/// makes them; f32 or f64 on the CPU, any float dtype on CUDA, where it runs in f32): the output `[B, H, T, d_v]`
+/// and the final state `[B, H, d_k, d_v]`, both in the rows' dtype. Gated DeltaNet's prefill goes conv → packing →
+/// this, one kernel each.
+pub fn gated_delta_rule_packed_with_state(
+    packed: &Tensor,
+    dk: usize,
+    init: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
     fn run<T: Float>(packed: &Tensor, init: Option<&Tensor>, d: Dims) -> Result<(Tensor, Tensor)> {
         use rayon::prelude::*;
         let (b, h, t, w) = packed.dims4()?;
@@ -324,8 +336,15 @@ pub fn gated_delta_rule_with_state(
         let dev = packed.device();
         Ok((Tensor::from_vec(out, (b, h, t, d.dv), dev)?, Tensor::from_vec(state, (b, h, d.dk, d.dv), dev)?))
     }
-    let d = Dims { dk: q.dim(D::Minus1)?, dv: v.dim(D::Minus1)? };
-    let packed = pack(q, k, v, g, beta)?.contiguous()?;
+    let width = match packed.dims() {
+        [_, _, _, w] => *w,
+        dims => return Err(crate::Error::Input(format!("delta-rule rows: expected [B, H, T, width], got {dims:?}"))),
+    };
+    if width < 2 * dk + 3 {
+        return Err(crate::Error::Input(format!("delta-rule rows: width {width} too small for d_k {dk}")));
+    }
+    let d = Dims { dk, dv: width - 2 * dk - 2 };
+    let packed = packed.contiguous()?;
     #[cfg(feature = "cuda")]
     if packed.device().is_cuda() {
         let (out, last) = super::delta_rule_cuda::forward_with_state(&packed.to_dtype(DType::F32)?, d.dk, init)?;

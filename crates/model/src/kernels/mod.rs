@@ -121,9 +121,14 @@ pub fn supported(x: &Tensor) -> bool {
 /// (then the compositions run, as before those twins existed).
 pub fn trainable(x: &Tensor) -> bool {
     if x.device().is_cuda() {
-        return cfg!(feature = "cuda") && enabled() && x.dtype() == DType::F32 && cuda_kernels_allowed();
+        return x.dtype() == DType::F32 && cuda_twins(x.device());
     }
     supported(x)
+}
+
+/// Whether the CUDA twins of the training kernels run on `device` (for f32 tensors; see [`trainable`]).
+pub fn cuda_twins(device: &candle_core::Device) -> bool {
+    device.is_cuda() && cfg!(feature = "cuda") && enabled() && cuda_kernels_allowed()
 }
 
 /// `SGVLM_CUDA_KERNELS=0` turns the CUDA twins of the training kernels off.

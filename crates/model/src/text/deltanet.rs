@@ -102,8 +102,9 @@ impl GatedDeltaNet {
         2 * self.n_k * self.d_k + self.n_v * self.d_v
     }
 
-    /// Mixes `x` `[B, T, hidden]`. With `state`, continues from it and stores the new one; a one-token step with a
-    /// previous state uses the recurrent form, everything else the chunked form with `chunk`-token blocks.
+    /// Mixes `x` `[B, T, hidden]`. With `state`, continues from it and stores the new one. Where our kernels run
+    /// (the CPU in f32/f64; CUDA), training and inference go through them; elsewhere a one-token step with a
+    /// previous state uses the recurrent form and everything else the chunked form with `chunk`-token blocks.
     pub fn forward(&self, x: &Tensor, state: Option<&mut Option<DeltaNetState>>, chunk: usize) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let mixed = self.in_proj_qkv.forward(x)?; // [B,T,conv_dim]
@@ -156,18 +157,16 @@ impl GatedDeltaNet {
             let core = core.transpose(1, 2)?.contiguous()?.to_dtype(mixed.dtype())?;
             return self.finish(&core, &z, b, t);
         }
+        let cuda_infer = cuda_rule && kernels::cuda_twins(x.device()) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS;
+        if !grad && (cpu_train || cuda_infer) {
+            return self.kernel_inference(&mixed, &z, &g, &beta, state);
+        }
         // Causal depthwise conv: left context is the previous state (zeros at the sequence start).
         let padded = match prev {
             Some(p) => Tensor::cat(&[&p.conv.to_dtype(mixed.dtype())?, &mixed], 1)?,
             None => mixed.pad_with_zeros(1, self.kernel - 1, 0)?,
         };
-        let cpu_inference = kernels::supported(&mixed) && !grad;
-        let conv = if cpu_inference && prev.is_none() {
-            // The prefill on the CPU: one pass of the kernel the CPU trains with (zeros before the sequence).
-            kernels::conv_silu(&mixed, &self.conv_taps.to_dtype(mixed.dtype())?)?
-        } else {
-            self.composed_conv(&padded, t)?
-        };
+        let conv = self.composed_conv(&padded, t)?;
         let new_conv_state = padded.narrow(1, t, self.kernel - 1)?;
 
         let (q, k, v) = self.split_heads(&conv, b, t)?;
@@ -175,9 +174,9 @@ impl GatedDeltaNet {
         let init = prev.map(|p| &p.recurrent);
         let (core, last) = if t == 1 && prev.is_some() {
             delta_rule::recurrent(&q, &k, &v, &g, &beta, init)?
-        } else if cpu_inference || (cuda_rule && !grad) {
-            // Inference (the prefill) on the CPU, or on CUDA through our kernel: token by token, far fewer ops than
-            // the chunked form (~4× faster on the CPU).
+        } else if cuda_rule && !grad {
+            // Inference on CUDA with the training kernels' twins switched off (`SGVLM_CUDA_KERNELS=0`): the delta
+            // rule still through our kernel, token by token, far fewer ops than the chunked form.
             delta_rule::loops(&q, &k, &v, &g, &beta, init)?
         } else {
             delta_rule::chunked(&q, &k, &v, &g, &beta, chunk, init)?
@@ -186,6 +185,53 @@ impl GatedDeltaNet {
             *slot = Some(DeltaNetState { conv: new_conv_state.detach(), recurrent: last.detach() });
         }
         self.finish(&core, &z, b, t)
+    }
+
+    /// Inference over the `t` tokens of `mixed` (the prefill, or a continuation of a cached state) through the
+    /// kernels the layer trains with: the conv with its SiLU, the packing of the delta rule's rows and the delta
+    /// rule from the state, one kernel each (on CUDA in f32), where the composed path makes a dozen full-size
+    /// copies (heads split and moved, q/k normalised, rows concatenated). Stores the new state in `state`.
+    fn kernel_inference(
+        &self,
+        mixed: &Tensor,
+        z: &Tensor,
+        g: &Tensor,
+        beta: &Tensor,
+        state: Option<&mut Option<DeltaNetState>>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = mixed.dims3()?;
+        let ctx = self.kernel - 1;
+        let work = if mixed.device().is_cpu() { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
+        let dt = work.dtype();
+        let prev = state.as_ref().and_then(|s| s.as_ref());
+        let taps = self.conv_taps.to_dtype(dt)?;
+        let conv = match prev {
+            None => kernels::conv_silu(&work, &taps)?,
+            // The conv runs over the cached inputs too; their outputs are the previous call's and are dropped.
+            Some(p) => kernels::conv_silu(&Tensor::cat(&[&p.conv.to_dtype(dt)?, &work], 1)?, &taps)?
+                .narrow(1, ctx, t)?
+                .contiguous()?,
+        };
+        let heads = kernels::PackHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
+        let packed = kernels::delta_pack(&conv, &g.to_dtype(dt)?, &beta.to_dtype(dt)?, heads)?;
+        let init = prev.map(|p| &p.recurrent);
+        let (core, last) = kernels::delta_rule::gated_delta_rule_packed_with_state(&packed, self.d_k, init)?;
+        if let Some(slot) = state {
+            // The last K − 1 inputs, reaching back into the cached ones (or the zeros before the start) when the
+            // call had fewer tokens.
+            let conv_state = if t >= ctx {
+                mixed.narrow(1, t - ctx, ctx)?
+            } else {
+                let before = match slot.as_ref() {
+                    Some(p) => p.conv.to_dtype(mixed.dtype())?,
+                    None => Tensor::zeros((b, ctx, self.conv_dim()), mixed.dtype(), mixed.device())?,
+                };
+                Tensor::cat(&[&before, mixed], 1)?.narrow(1, t, ctx)?
+            };
+            *slot = Some(DeltaNetState { conv: conv_state.contiguous()?, recurrent: last });
+        }
+        let core = core.transpose(1, 2)?.contiguous()?.to_dtype(mixed.dtype())?;
+        self.finish(&core, z, b, t)
     }
 
     /// The causal depthwise conv and its SiLU from candle ops over `padded` (`K − 1` steps of left context, then the
@@ -343,6 +389,52 @@ mod tests {
         let s = state.unwrap();
         assert_eq!(s.conv.dims(), [b, 3, layer.conv_dim()]);
         assert_eq!(s.conv.dtype(), DType::F64);
+    }
+
+    /// The layer as candle ops alone (composed conv, heads split, the token-by-token recurrence): the reference
+    /// for the kernels' path.
+    fn composed(layer: &GatedDeltaNet, x: &Tensor) -> Tensor {
+        let (b, t, _) = x.dims3().unwrap();
+        let mixed = layer.in_proj_qkv.forward(x).unwrap();
+        let z = layer.in_proj_z.forward(x).unwrap().reshape((b, t, layer.n_v, layer.d_v)).unwrap();
+        let beta = sigmoid(&layer.in_proj_b.forward(x).unwrap()).unwrap();
+        let a = layer.in_proj_a.forward(x).unwrap();
+        let g = softplus(&a.broadcast_add(&layer.dt_bias).unwrap())
+            .unwrap()
+            .broadcast_mul(&layer.a_log.exp().unwrap().neg().unwrap())
+            .unwrap();
+        let conv = layer.composed_conv(&mixed.pad_with_zeros(1, layer.kernel - 1, 0).unwrap(), t).unwrap();
+        let (q, k, v) = layer.split_heads(&conv, b, t).unwrap();
+        let (core, _) = delta_rule::recurrent(&q, &k, &v, &g, &beta, None).unwrap();
+        layer.finish(&core, &z, b, t).unwrap()
+    }
+
+    #[test]
+    fn inference_in_pieces_through_the_kernels_equals_the_composed_layer() {
+        let (layer, hidden) = layer();
+        let b = 2;
+        // Pieces shorter than the conv's K − 1 = 3 inputs of context too, and a one-token piece with a state.
+        let pieces = [5, 2, 1, 4, 1, 3];
+        let total: usize = pieces.iter().sum();
+        let x = Tensor::randn(0f64, 1.0, (b, total, hidden), &Device::Cpu).unwrap();
+        let want = composed(&layer, &x);
+        let scale: f64 = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        assert!(scale > 1e-3, "the layer's output is degenerate");
+        let whole = layer.forward(&x, None, DEFAULT_CHUNK).unwrap();
+        assert!(max_diff(&whole, &want) < 1e-10 * scale.max(1.0), "whole: {}", max_diff(&whole, &want));
+        let (mut state, mut at) = (None, 0);
+        for n in pieces {
+            let out = layer.forward(&x.narrow(1, at, n).unwrap(), Some(&mut state), 4).unwrap();
+            let d = max_diff(&out, &want.narrow(1, at, n).unwrap());
+            assert!(d < 1e-10 * scale.max(1.0), "tokens {at}..{}: {d}", at + n);
+            at += n;
+        }
+        let s = state.unwrap();
+        assert_eq!(s.conv.dims(), [b, layer.kernel - 1, layer.conv_dim()]);
+        assert_eq!(s.recurrent.dims(), [b, layer.n_v, layer.d_k, layer.d_v]);
+        // The conv state is the last K − 1 inputs.
+        let mixed = layer.in_proj_qkv.forward(&x.narrow(1, total - 3, 3).unwrap()).unwrap();
+        assert!(max_diff(&s.conv, &mixed) < 1e-12);
     }
 
     #[test]
