@@ -219,8 +219,9 @@ impl FullAttention {
         let (k, v) = (expand(&k)?, expand(&v)?);
         let scale = (self.d_h as f64).powf(-0.5);
         let raw = matmul(&q.contiguous()?, &k.t()?.contiguous()?)?;
-        if key_mask.is_none() && t > 1 && needs_grad(&[&raw]) {
-            // Training: scale, causal mask and softmax as one node (kernels::softmax; on CUDA its twin, in f32).
+        if key_mask.is_none() && t > 1 {
+            // Scale, causal mask and softmax as one node (kernels::softmax; on CUDA its twin, in f32), for
+            // training and the prefill alike.
             let raw_c = raw.to_dtype(compute_dtype(raw.dtype()))?;
             if kernels::trainable(&raw_c) {
                 let probs = kernels::softmax(&raw_c, scale, Some(past))?;
