@@ -76,3 +76,9 @@ inline float __shfl_xor_sync(unsigned, float v, int off) {
     bar.arrive_and_wait();
     return r;
 }
+
+// Round-to-nearest arithmetic intrinsics (what the host's IEEE float operations already are).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }

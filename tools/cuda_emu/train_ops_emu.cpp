@@ -13,6 +13,7 @@
 //   train_ops_emu DIR rope B H T D ROT TB TRANSPOSE                  x cos sin  -> y
 //   train_ops_emu DIR delta_pack_fwd B T NK NV DK DV                  conv g beta -> out
 //   train_ops_emu DIR delta_pack_bwd B T NK NV DK DV                  conv dp    -> dconv dg dbeta
+//   train_ops_emu DIR adamw N B1 C1 B2 C2 SCALE USE_SCALE KEEP DECAY LR R1 R2 EPS   mv g p -> mv_new p_new
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -148,6 +149,15 @@ int main(int argc, char** argv) {
             write("dg", dg);
             write("dbeta", dbeta);
         }
+    } else if (k == "adamw") {
+        int n = I(0), use_scale = I(6), decay = I(8);
+        float b1 = F(1), c1 = F(2), b2 = F(3), c2 = F(4), scale = F(5), keep = F(7), lr = F(9), r1 = F(10),
+              r2 = F(11), eps = F(12);
+        auto mv = read("mv", 2 * (size_t)n), g = read("g", n), p = read("p", n);
+        emu::launch(elem_blocks(n), ELEM_THREADS, [&] { adamw_moments_f32(mv.data(), g.data(), n, b1, c1, b2, c2, scale, use_scale); });
+        emu::launch(elem_blocks(n), ELEM_THREADS, [&] { adamw_apply_f32(p.data(), mv.data(), n, keep, decay, lr, r1, r2, eps); });
+        write("mv_new", mv);
+        write("p_new", p);
     } else {
         std::fprintf(stderr, "unknown kernel %s\n", k.c_str());
         return 2;

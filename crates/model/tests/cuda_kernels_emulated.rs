@@ -5,7 +5,7 @@
 //!   final state) and the backward (the gradients of all five inputs);
 //! * the training kernels' twins (`src/kernels/train_ops.cu`): normalisation with and without a weight, the scaled
 //!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU, the rotary embedding, the packing
-//!   of the delta rule's inputs — values and every input's gradient.
+//!   of the delta rule's inputs — values and every input's gradient; the AdamW update, to the last bit.
 //!
 //! This checks the kernels' indexing, block replay, reductions and striding on a machine without a GPU;
 //! `examples/cuda_check.rs` checks the compiled kernels on a GPU. Needs a C++20 compiler (`$CXX`, default `c++`),
@@ -17,7 +17,8 @@ use std::process::Command;
 use candle_core::{DType, Device, Tensor, Var};
 use sgvlm_model::kernels::delta_rule::gated_delta_rule_with_state;
 use sgvlm_model::kernels::{
-    conv_silu, delta_pack, gated_delta_rule, normalize, rms_norm, rope, silu_mul, softmax, PackHeads,
+    adamw_update, conv_silu, delta_pack, gated_delta_rule, normalize, rms_norm, rope, silu_mul, softmax, AdamWStep,
+    PackHeads,
 };
 
 fn emulator(dir: &Path, name: &str) -> PathBuf {
@@ -269,6 +270,51 @@ fn the_cuda_training_kernels_compute_the_cpu_nodes_and_their_gradients() {
         for (i, part) in ["dconv", "dg", "dbeta"].iter().enumerate() {
             close(&format!("delta_pack {part} {h:?}"), &got[i], &d[i]);
         }
+    }
+
+    // AdamW in place, with and without the clipping factor and the decay, over more elements than one block
+    // covers: the kernels round every operation as the CPU op does, so the two agree to the last bit.
+    let numel = 700;
+    let (p0, g) = (n(&[numel], 1.0).to_dtype(DType::F32).unwrap(), n(&[numel], 0.5).to_dtype(DType::F32).unwrap());
+    let mv0 =
+        Tensor::cat(&[n(&[numel], 0.1), n(&[numel], 0.1).sqr().unwrap()], 0).unwrap().to_dtype(DType::F32).unwrap();
+    for (keep, scale) in [(1.0, 1.0), (1.0 - 1e-3 * 0.1, 0.37)] {
+        let st = AdamWStep {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            lr: 1e-3,
+            keep,
+            inv_bias1: 1.0 / (1.0 - 0.9f64.powi(3)),
+            inv_bias2: 1.0 / (1.0 - 0.999f64.powi(3)),
+            grad_scale: scale,
+        };
+        let (p, mv) = (p0.copy().unwrap(), mv0.copy().unwrap());
+        adamw_update(&p, &mv, &g, &st).unwrap();
+        let args = s(&[
+            numel as f64,
+            st.beta1,
+            1.0 - st.beta1,
+            st.beta2,
+            1.0 - st.beta2,
+            scale,
+            (scale != 1.0) as u8 as f64,
+            keep,
+            (keep != 1.0) as u8 as f64,
+            st.lr,
+            st.inv_bias1,
+            st.inv_bias2,
+            st.eps,
+        ]);
+        let outs: [(&str, &[usize]); 2] = [("mv_new", &[2 * numel]), ("p_new", &[numel])];
+        let got = train_op(&exe, &tmp, "adamw", &args, &[("mv", &mv0), ("g", &g), ("p", &p0)], &outs);
+        let exact = |name: &str, got: &Tensor, want: &Tensor| {
+            let d: f64 =
+                (got - want.to_dtype(DType::F64).unwrap()).unwrap().abs().unwrap().max(0).unwrap().to_scalar().unwrap();
+            assert_eq!(d, 0.0, "AdamW {name} (keep {keep}, scale {scale}) differs from the CPU op by {d:e}");
+        };
+        exact("moments", &got[0], &mv);
+        exact("parameter", &got[1], &p);
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -3,12 +3,16 @@
 //!
 //! Hand-written rather than `candle_nn::AdamW` because that optimizer's moments are private: they could not be saved.
 //! Weight decay skips one-dimensional tensors (norm weights, biases, `A_log`, `dt_bias`), as transformers' trainer
-//! does for biases and norms.
+//! does for biases and norms. Each parameter's update is two in-place passes ([`sgvlm_model::kernels::adamw_update`],
+//! on CUDA two kernels of ours) over its moments, kept together as one `[2, ..]` buffer, instead of some fifteen
+//! candle ops with a fresh buffer each; the clipping factor is applied inside them ([`AdamW::update_scaled`]), and
+//! the global norm costs one device synchronisation ([`global_norm`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
+use sgvlm_model::kernels::{adamw_update, AdamWStep};
 
 use crate::error::{Result, TrainError};
 
@@ -31,8 +35,8 @@ impl Default for AdamWConfig {
 pub struct AdamW {
     pub cfg: AdamWConfig,
     pub params: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    /// Per parameter `[2, ..its dims]`: the first moment, then the second.
+    moments: Vec<Tensor>,
     /// Per-parameter multiplier of the step's learning rate (1 unless [`AdamW::scale_lr`] set it).
     lr_scale: Vec<f64>,
     /// Updates applied so far.
@@ -41,10 +45,12 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(params: Vec<(String, Var)>, cfg: AdamWConfig) -> Result<Self> {
-        let m = params.iter().map(|(_, p)| p.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+        let moments = params
+            .iter()
+            .map(|(_, p)| Tensor::zeros(moments_dims(p), p.dtype(), p.device()))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let lr_scale = vec![1.0; params.len()];
-        Ok(Self { cfg, params, m, v, lr_scale, step: 0 })
+        Ok(Self { cfg, params, moments, lr_scale, step: 0 })
     }
 
     /// Multiplies the learning rate (and so the decoupled weight decay) of every parameter whose name starts with
@@ -62,26 +68,28 @@ impl AdamW {
 
     /// One update with gradients `grads[i]` for `params[i]` at learning rate `lr`.
     pub fn update(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
+        self.update_scaled(grads, lr, 1.0)
+    }
+
+    /// [`AdamW::update`] with every gradient multiplied by `grad_scale` first (global-norm clipping: [`clip_factor`]).
+    pub fn update_scaled(&mut self, grads: &[Tensor], lr: f64, grad_scale: f64) -> Result<()> {
+        if grads.len() != self.params.len() {
+            return Err(TrainError::Input(format!(
+                "AdamW: {} gradients for {} parameters",
+                grads.len(),
+                self.params.len()
+            )));
+        }
         self.step += 1;
         let c = self.cfg;
-        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
-        let bc2 = 1.0 - c.beta2.powi(self.step as i32);
+        let inv_bias1 = 1.0 / (1.0 - c.beta1.powi(self.step as i32));
+        let inv_bias2 = 1.0 / (1.0 - c.beta2.powi(self.step as i32));
         for (i, (_, p)) in self.params.iter().enumerate() {
             let lr = lr * self.lr_scale[i];
-            let g = &grads[i];
-            let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let m_hat = (&m / bc1)?;
-            let v_hat = (&v / bc2)?;
-            let step = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let decayed = if p.rank() > 1 && c.weight_decay > 0.0 {
-                (p.as_tensor() * (1.0 - lr * c.weight_decay))?
-            } else {
-                p.as_tensor().clone()
-            };
-            p.set(&(decayed - (step * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            let keep = if p.rank() > 1 && c.weight_decay > 0.0 { 1.0 - lr * c.weight_decay } else { 1.0 };
+            let step =
+                AdamWStep { beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr, keep, inv_bias1, inv_bias2, grad_scale };
+            adamw_update(p.as_tensor(), &self.moments[i], &grads[i], &step)?;
         }
         Ok(())
     }
@@ -90,8 +98,8 @@ impl AdamW {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut map: HashMap<String, Tensor> = HashMap::new();
         for (i, (name, _)) in self.params.iter().enumerate() {
-            map.insert(format!("m.{name}"), self.m[i].clone());
-            map.insert(format!("v.{name}"), self.v[i].clone());
+            map.insert(format!("m.{name}"), self.moments[i].get(0)?);
+            map.insert(format!("v.{name}"), self.moments[i].get(1)?);
         }
         map.insert("step".into(), Tensor::new(&[self.step as f64], &Device::Cpu)?);
         candle_core::safetensors::save(&map, path)
@@ -103,7 +111,8 @@ impl AdamW {
         let map = candle_core::safetensors::load(path, device)
             .map_err(|e| TrainError::Input(format!("failed to read optimizer state {}: {e}", path.display())))?;
         for (i, (name, p)) in self.params.iter().enumerate() {
-            for (slot, store) in [("m", &mut self.m), ("v", &mut self.v)] {
+            let mut both = Vec::with_capacity(2);
+            for slot in ["m", "v"] {
                 let key = format!("{slot}.{name}");
                 let t = map
                     .get(&key)
@@ -116,8 +125,10 @@ impl AdamW {
                         p.dims()
                     )));
                 }
-                store[i] = t.to_dtype(DType::F32)?;
+                both.push(t.to_dtype(p.dtype())?);
             }
+            // A buffer of its own (the update writes it in place).
+            self.moments[i] = Tensor::stack(&both, 0)?.contiguous()?;
         }
         let step = map.get("step").ok_or_else(|| TrainError::Input(format!("{} has no `step`", path.display())))?;
         self.step = step.to_vec1::<f64>()?[0] as u64;
@@ -183,15 +194,39 @@ impl GradAccumulator {
     }
 }
 
-/// Scales `grads` in place so their global L2 norm is at most `max_norm`; returns the norm before clipping.
-pub fn clip_global_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
-    let mut sq = 0f64;
-    for g in grads.iter() {
-        sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+/// `[2, ..p's dims]`: the moments buffer of a parameter.
+fn moments_dims(p: &Var) -> Vec<usize> {
+    std::iter::once(2).chain(p.dims().iter().copied()).collect()
+}
+
+/// The global L2 norm of `grads`, with one device synchronisation (each tensor's sum of squares stays on the
+/// device until all are read back together; summed in f64 in order).
+pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
+    if grads.is_empty() {
+        return Ok(0.0);
     }
-    let norm = sq.sqrt();
+    let sums =
+        grads.iter().map(|g| g.sqr()?.sum_all()?.to_dtype(DType::F64)).collect::<candle_core::Result<Vec<_>>>()?;
+    let sums: Vec<f64> = Tensor::stack(&sums, 0)?.to_vec1()?;
+    Ok(sums.iter().fold(0f64, |a, &x| a + x).sqrt())
+}
+
+/// What gradients of global norm `norm` are multiplied by so that it is at most `max_norm` (1 when it already is,
+/// or when `max_norm` is not positive).
+pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
     if max_norm > 0.0 && norm > max_norm {
-        let s = max_norm / (norm + 1e-6);
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
+/// Scales `grads` so their global L2 norm is at most `max_norm`; returns the norm before clipping. (The trainers
+/// pass [`clip_factor`] to [`AdamW::update_scaled`] instead of scaling copies.)
+pub fn clip_global_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
+    let norm = global_norm(grads)?;
+    let s = clip_factor(norm, max_norm);
+    if s != 1.0 {
         for g in grads.iter_mut() {
             *g = (&*g * s)?;
         }
@@ -239,6 +274,52 @@ mod tests {
         opt.update(&[g.clone(), g], 0.1).unwrap();
         let moved = |v: &Var| 1.0 - v.as_tensor().to_vec1::<f32>().unwrap()[0];
         assert!((moved(&a) - 0.3).abs() < 1e-6 && (moved(&b) - 0.1).abs() < 1e-6, "{} {}", moved(&a), moved(&b));
+    }
+
+    #[test]
+    fn a_scaled_update_equals_the_update_of_scaled_gradients_and_survives_save_and_load() {
+        let dev = Device::Cpu;
+        let fresh = || {
+            let w = Var::from_tensor(&Tensor::new(&[[1f32, -2.0], [0.5, 0.25]], &dev).unwrap()).unwrap();
+            let b = Var::from_tensor(&Tensor::new(&[3f32, -1.0], &dev).unwrap()).unwrap();
+            let opt = AdamW::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())], AdamWConfig::default());
+            (w, b, opt.unwrap())
+        };
+        let grads = |k: f32| {
+            vec![
+                Tensor::new(&[[0.5f32 * k, -4.0], [0.1, 2.0 * k]], &dev).unwrap(),
+                Tensor::new(&[2f32, -0.3 * k], &dev).unwrap(),
+            ]
+        };
+        let (w1, b1, mut scaled) = fresh();
+        let (w2, b2, mut copied) = fresh();
+        let dir = std::env::temp_dir().join(format!("sgvlm-optim-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for step in 0..3 {
+            let g = grads(1.0 + step as f32);
+            let norm = global_norm(&g).unwrap();
+            let s = clip_factor(norm, 1.0);
+            assert!(s < 1.0, "the gradients are clipped");
+            scaled.update_scaled(&g, 0.1, s).unwrap();
+            let mut g2 = g.clone();
+            assert_eq!(clip_global_norm(&mut g2, 1.0).unwrap(), norm);
+            copied.update(&g2, 0.1).unwrap();
+            if step == 1 {
+                // The second optimizer goes on from its saved state in a new optimizer.
+                copied.save(&dir.join("opt.safetensors")).unwrap();
+                let params = vec![("w".into(), w2.clone()), ("b".into(), b2.clone())];
+                copied = AdamW::new(params, AdamWConfig::default()).unwrap();
+                copied.load(&dir.join("opt.safetensors"), &dev).unwrap();
+                assert_eq!(copied.step, 2);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        for (a, b) in [(&w1, &w2), (&b1, &b2)] {
+            let (a, b): (Vec<f32>, Vec<f32>) =
+                (a.flatten_all().unwrap().to_vec1().unwrap(), b.flatten_all().unwrap().to_vec1().unwrap());
+            assert_eq!(a, b, "to the last bit");
+        }
+        assert!(w1.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0] != 1.0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::batch::{collate, group_by_length, shuffled_batches, target_hidden, Ex
 use crate::curriculum::{combined_weights, TokenWeight};
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
-use crate::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
+use crate::optim::{clip_factor, global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
 use crate::passes;
 use crate::policy::Policy;
 use crate::precision::{ComputeDtype, TrainModel};
@@ -243,9 +243,9 @@ pub fn sft_step(
             }
         }
         let _span = sgvlm_model::profile::span("sft: accumulate, clip, AdamW", &policy.device);
-        let mut grads = acc.finish(opt)?;
-        let norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
-        opt.update(&grads, lr)?;
+        let grads = acc.finish(opt)?;
+        let norm = global_norm(&grads)?;
+        opt.update_scaled(&grads, lr, clip_factor(norm, o.max_grad_norm))?;
         Ok((loss, norm, total))
     })
 }

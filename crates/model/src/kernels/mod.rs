@@ -17,6 +17,8 @@
 //! * [`gated_delta_rule`] ([`delta_rule`]): the gated delta rule from a zero state, token by token, over packed
 //!   rows, which [`delta_pack`] makes from Gated DeltaNet's conv output (heads split, q/k normalised).
 //!
+//! [`adamw_update`] ([`adamw`]) updates a parameter and its moments in place (the optimizer's step, no graph).
+//!
 //! Two kernels serve decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
 //! decoding step after the projections (conv window, decay, q/k norms, state update and read-out), and
 //! [`matmul_bf16_weight`], a projection with f32 activations and weights kept in bf16.
@@ -31,6 +33,7 @@
 
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 
+mod adamw;
 mod bf16_matmul;
 #[cfg(feature = "cuda")]
 mod cuda_views;
@@ -48,6 +51,7 @@ mod softmax;
 #[cfg(feature = "cuda")]
 mod train_cuda;
 
+pub use adamw::{adamw_update, AdamWStep};
 pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
 pub use delta_decode::{
     delta_decode, delta_decode_into, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads,

@@ -372,3 +372,44 @@ pub(super) fn delta_pack_bwd(
     let gd = [b, t, h.n_v];
     Ok((wrap(dconv, conv.dims(), dev), wrap(dg, &gd, dev), wrap(dbeta, &gd, dev)))
 }
+
+/// The AdamW moments `[m; v]` (contiguous elements `range` of `mv`) from the gradient, in place ([`super::adamw`]).
+pub(super) fn adamw_moments(
+    (mv, (a, b)): (&mut CudaStorage, (usize, usize)),
+    (g, gl): (&CudaStorage, &Layout),
+    s: &super::adamw::AdamWStep,
+) -> candle_core::Result<()> {
+    let n = (b - a) / 2;
+    let dev = mv.device.clone();
+    let g = storage_view(g, gl, WHAT)?;
+    let mut mv = mv.as_cuda_slice_mut::<f32>()?.slice_mut(a..b);
+    let f = dev.get_or_load_custom_func("adamw_moments_f32", MODULE, PTX)?;
+    let (ni, use_scale) = (i32_of(n)?, i32::from(s.grad_scale != 1.0));
+    let (b1, c1, b2, c2, sc) =
+        (s.beta1 as f32, (1.0 - s.beta1) as f32, s.beta2 as f32, (1.0 - s.beta2) as f32, s.grad_scale as f32);
+    let mut l = f.builder();
+    l.arg(&mut mv).arg(&g).arg(&ni).arg(&b1).arg(&c1).arg(&b2).arg(&c2).arg(&sc).arg(&use_scale);
+    // SAFETY: the kernel reads n gradient values and reads and writes the 2 n moments of these views.
+    unsafe { l.launch(elem_cfg(n)) }.w()?;
+    Ok(())
+}
+
+/// The parameter (contiguous elements `range`) from the updated moments, in place ([`super::adamw`]).
+pub(super) fn adamw_apply(
+    (p, (a, b)): (&mut CudaStorage, (usize, usize)),
+    (mv, ml): (&CudaStorage, &Layout),
+    s: &super::adamw::AdamWStep,
+) -> candle_core::Result<()> {
+    let n = b - a;
+    let dev = p.device.clone();
+    let mv = storage_view(mv, ml, WHAT)?;
+    let mut p = p.as_cuda_slice_mut::<f32>()?.slice_mut(a..b);
+    let f = dev.get_or_load_custom_func("adamw_apply_f32", MODULE, PTX)?;
+    let (ni, decay) = (i32_of(n)?, i32::from(s.keep != 1.0));
+    let (keep, lr, r1, r2, eps) = (s.keep as f32, s.lr as f32, s.inv_bias1 as f32, s.inv_bias2 as f32, s.eps as f32);
+    let mut l = f.builder();
+    l.arg(&mut p).arg(&mv).arg(&ni).arg(&keep).arg(&decay).arg(&lr).arg(&r1).arg(&r2).arg(&eps);
+    // SAFETY: the kernel reads the 2 n moments and reads and writes the n parameter values of these views.
+    unsafe { l.launch(elem_cfg(n)) }.w()?;
+    Ok(())
+}

@@ -293,3 +293,24 @@ extern "C" __global__ void delta_pack_bwd_f32(const float* conv, const float* dp
         }
     }
 }
+
+// AdamW in place (adamw.rs): the moments mv = [m; v] (2 n floats) from the gradient g scaled by `scale`, then the
+// parameter p from them. `use_scale` and `decay` say whether the scaling and the decay multiply at all, so that
+// without them the arithmetic is the composition's exactly.
+extern "C" __global__ void adamw_moments_f32(float* mv, const float* g, int n, float b1, float c1, float b2,
+                                             float c2, float scale, int use_scale) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const float gi = use_scale ? g[i] * scale : g[i];
+        mv[i] = __fadd_rn(__fmul_rn(mv[i], b1), __fmul_rn(gi, c1));
+        mv[n + i] = __fadd_rn(__fmul_rn(mv[n + i], b2), __fmul_rn(__fmul_rn(gi, gi), c2));
+    }
+}
+
+extern "C" __global__ void adamw_apply_f32(float* p, const float* mv, int n, float keep, int decay, float lr,
+                                           float r1, float r2, float eps) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const float step = __fdiv_rn(__fmul_rn(mv[i], r1), __fadd_rn(sqrtf(__fmul_rn(mv[n + i], r2)), eps));
+        const float kept = decay ? __fmul_rn(p[i], keep) : p[i];
+        p[i] = __fsub_rn(kept, __fmul_rn(step, lr));
+    }
+}

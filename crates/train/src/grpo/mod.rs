@@ -32,7 +32,7 @@ use crate::batch::{collate, target_hidden, Example};
 use crate::credit;
 use crate::error::{Result, TrainError};
 use crate::loss::{logprob_surrogate, token_logprobs};
-use crate::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
+use crate::optim::{clip_factor, global_norm, AdamW, AdamWConfig, GradAccumulator};
 use crate::passes;
 use crate::policy::Policy;
 use crate::precision::{ComputeDtype, TrainModel};
@@ -287,9 +287,9 @@ pub fn grpo_step(
     seed: u64,
     o: &GrpoOptions,
 ) -> Result<StepStats> {
-    let (mut grads, mut stats) = grpo_gradients(model, opt, parts, prompts, seed, o)?;
-    stats.grad_norm = clip_global_norm(&mut grads, o.max_grad_norm)?;
-    opt.update(&grads, lr)?;
+    let (grads, mut stats) = grpo_gradients(model, opt, parts, prompts, seed, o)?;
+    stats.grad_norm = global_norm(&grads)?;
+    opt.update_scaled(&grads, lr, clip_factor(stats.grad_norm, o.max_grad_norm))?;
     Ok(stats)
 }
 
