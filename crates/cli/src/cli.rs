@@ -388,6 +388,12 @@ pub struct BenchGrpoArgs {
     /// Compute dtype of the update's passes and the reference model: f32, or bf16 (f32 master weights).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// What generates the rollouts: `engine` (the native engine, continuous batching and CUDA-graph decode on a
+    /// GPU, as `sgvlm train grpo` and `sgvlm demo` generate) or `sampler` (the trainer's op-by-op cached sampler).
+    /// The engine needs the model's tokenizer: `--model DIR`'s, the tiny one for `--preset tiny`, or the built
+    /// Qwen3.5 tokenizer (`scripts/qwen35_tokenizer.sh`) for `--preset qwen3.5-0.8b`.
+    #[arg(long, default_value = "engine", value_parser = ["engine", "sampler"])]
+    pub rollout: String,
 }
 
 #[derive(Debug, Args)]

@@ -7,11 +7,14 @@
 use std::time::Instant;
 
 use sgvlm_infer::bench::peak_rss_mib;
+use sgvlm_infer::engine::{Engine, EngineConfig};
+use sgvlm_model::vision::processor::ImageProcessor;
 
 use sgvlm_graph::Schema;
 
 use crate::batch::Example;
-use crate::error::Result;
+use crate::engine_rollout::EngineRollout;
+use crate::error::{Result, TrainError};
 use crate::grpo::{grpo_step, GrpoOptions, GrpoParts, GrpoPrompt};
 use crate::optim::AdamW;
 use crate::policy::Policy;
@@ -128,6 +131,8 @@ pub struct GrpoBenchResult {
     /// Completions per backward pass.
     pub micro_batch: usize,
     pub steps: usize,
+    /// What generated the rollouts: `engine` (the native engine, as training does) or `sampler`.
+    pub rollout: String,
     /// Generating the `prompts × group` rollouts.
     pub rollout_s: f64,
     /// Rewards, the reference and policy passes over every rollout, the backward passes, clipping and AdamW.
@@ -141,12 +146,12 @@ pub struct GrpoBenchResult {
 }
 
 /// A [`Rollout`] that adds the time its generator takes to `seconds`.
-struct Timed<'a, R: Rollout> {
-    inner: R,
+struct Timed<'a> {
+    inner: &'a mut dyn Rollout,
     seconds: &'a std::cell::Cell<f64>,
 }
 
-impl<R: Rollout> Rollout for Timed<'_, R> {
+impl Rollout for Timed<'_> {
     fn generate(&mut self, prompts: &[Prompt], n: usize, s: &Sampling) -> Result<Vec<Vec<u32>>> {
         let t = Instant::now();
         let out = self.inner.generate(prompts, n, s);
@@ -155,12 +160,21 @@ impl<R: Rollout> Rollout for Timed<'_, R> {
     }
 }
 
+/// What generates the benchmark's rollouts.
+pub enum BenchRollout {
+    /// The native engine (`sgvlm_infer::engine`, continuous batching, CUDA-graph decode on a GPU) in benchmark mode
+    /// (end tokens ignored), as `sgvlm train grpo` and `sgvlm demo` generate; the tokenizer must cover the model's
+    /// vocabulary.
+    Engine(Box<sgvlm_model::tokenizer::Tokenizer>),
+    /// The trainer's cached sampler ([`CachedSampler`]; op by op).
+    Sampler,
+}
+
 /// Times `steps` GRPO steps (after `warmup` untimed ones) of `prompts` random text prompts of `prompt_len` tokens
 /// with `group` rollouts each at temperature 0.9, every rollout exactly `new_tokens` long (no stop tokens), through
-/// the trainer's own generator ([`CachedSampler`], as `sgvlm train grpo` uses it). The rewards compare the
-/// completions with a fixed answer; on random weights they are all equal, so the advantages vanish, but the update
-/// still runs the reference and the policy over every rollout and backpropagates the KL term, which is the step's
-/// cost.
+/// `rollout`. The rewards compare the completions with a fixed answer; on random weights they are all equal, so the
+/// advantages vanish, but the update still runs the reference and the policy over every rollout and backpropagates
+/// the KL term, which is the step's cost.
 #[allow(clippy::too_many_arguments)]
 pub fn bench_grpo(
     policy: &Policy,
@@ -172,6 +186,7 @@ pub fn bench_grpo(
     micro_batch: usize,
     steps: usize,
     warmup: usize,
+    rollout: BenchRollout,
 ) -> Result<GrpoBenchResult> {
     let mut ids_of = random_ids(policy, 0x6E90);
     let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
@@ -180,8 +195,20 @@ pub fn bench_grpo(
         .collect();
     let reference = policy.frozen_model(dtype.dtype())?;
     let rollout_seconds = std::cell::Cell::new(0.0);
-    let sampler = CachedSampler { model: crate::demo::inference_model(policy)?, max_batch: 64 };
-    let mut timed = Timed { inner: sampler, seconds: &rollout_seconds };
+    let (name, mut generator): (&str, Box<dyn Rollout>) = match rollout {
+        BenchRollout::Sampler => {
+            ("sampler", Box::new(CachedSampler { model: crate::demo::inference_model(policy)?, max_batch: 64 }))
+        }
+        BenchRollout::Engine(tokenizer) => {
+            let tokenizer = *tokenizer;
+            let cfg = EngineConfig { max_batch: 64, ignore_end: true, ..EngineConfig::default() };
+            // Text prompts: the image processor is never used.
+            let engine = Engine::new(crate::demo::inference_model(policy)?, tokenizer, ImageProcessor::default(), cfg)
+                .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;
+            ("engine", Box::new(EngineRollout { engine, constraint: None, failed: 0, first_error: None }))
+        }
+    };
+    let mut timed = Timed { inner: generator.as_mut(), seconds: &rollout_seconds };
     let decode = |ids: &[u32]| ids.iter().map(|t| (b'a' + (t % 26) as u8) as char).collect::<String>();
     let mut parts = GrpoParts {
         rollout: &mut timed,
@@ -230,6 +257,7 @@ pub fn bench_grpo(
         new_tokens,
         micro_batch: o.micro_batch,
         steps,
+        rollout: name.into(),
         rollout_s,
         update_s: median(updates),
         s_per_step: median(totals),
@@ -257,12 +285,18 @@ mod tests {
     #[test]
     fn grpo_bench_times_full_length_rollouts_and_the_update() {
         let p = crate::policy::tiny_random();
-        let r = bench_grpo(&p, ComputeDtype::F32, 2, 3, 5, 4, 4, 1, 0).unwrap();
-        assert_eq!((r.prompts, r.group, r.prompt_len, r.new_tokens, r.steps), (2, 3, 5, 4, 1));
-        assert!(r.rollout_s > 0.0 && r.update_s > 0.0);
-        assert!((r.rollout_s + r.update_s - r.s_per_step).abs() < 1e-9);
-        assert_eq!(r.completion_len, 4.0, "every rollout runs to exactly --new-tokens");
-        assert!((r.rollout_tokens_per_s * r.rollout_s - 24.0).abs() < 1e-6);
-        assert!(r.trainable < r.parameters);
+        for (rollout, name) in [
+            (BenchRollout::Engine(Box::new(sgvlm_model::tokenizer::Tokenizer::tiny())), "engine"),
+            (BenchRollout::Sampler, "sampler"),
+        ] {
+            let r = bench_grpo(&p, ComputeDtype::F32, 2, 3, 5, 4, 4, 1, 0, rollout).unwrap();
+            assert_eq!((r.prompts, r.group, r.prompt_len, r.new_tokens, r.steps), (2, 3, 5, 4, 1));
+            assert_eq!(r.rollout, name);
+            assert!(r.rollout_s > 0.0 && r.update_s > 0.0);
+            assert!((r.rollout_s + r.update_s - r.s_per_step).abs() < 1e-9);
+            assert_eq!(r.completion_len, 4.0, "{name}: every rollout runs to exactly --new-tokens");
+            assert!((r.rollout_tokens_per_s * r.rollout_s - 24.0).abs() < 1e-6);
+            assert!(r.trainable < r.parameters);
+        }
     }
 }

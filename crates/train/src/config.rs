@@ -47,7 +47,31 @@ pub struct RunConfig {
     pub sft: SftSection,
     #[serde(default)]
     pub grpo: GrpoOptions,
+    /// How `sgvlm train grpo` generates its rollouts.
+    #[serde(default)]
+    pub rollout: RolloutSection,
     pub corrupt: Option<CorruptConfig>,
+}
+
+/// The `[rollout]` table: `sgvlm train grpo`'s rollouts come from the native engine over the policy's own weights
+/// (continuous batching; CUDA-graph decode on a GPU), as the demo's do.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutSection {
+    /// Most rollouts decoding together.
+    pub batch: usize,
+    /// `none`: free sampling, as the paper trains. `psg`, `pvsg` or `ag`: every rollout is decoded under the
+    /// strict grammar of that dataset's schema, with its closed vocabularies (PSG, AG) and boxes within `canvas`,
+    /// so every finished rollout passes the gate (ours; the demo's default).
+    pub constrain: String,
+    /// The canvas constrained boxes lie in: width, height.
+    pub canvas: [u32; 2],
+}
+
+impl Default for RolloutSection {
+    fn default() -> Self {
+        Self { batch: 64, constrain: "none".into(), canvas: [640, 480] }
+    }
 }
 
 fn cpu() -> String {
@@ -150,7 +174,13 @@ impl RunConfig {
         c.data.val.as_mut().map(fix);
         c.data.system.as_mut().map(fix);
         c.resume.as_mut().map(fix);
-        if c.sft.batch_size == 0 || c.grpo.group == 0 {
+        if !["none", "psg", "pvsg", "ag"].contains(&c.rollout.constrain.as_str()) {
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!("rollout.constrain `{}`: use none, psg, pvsg or ag", c.rollout.constrain),
+            });
+        }
+        if c.sft.batch_size == 0 || c.grpo.group == 0 || c.rollout.batch == 0 {
             return Err(TrainError::Config {
                 path: path.to_path_buf(),
                 message: "batch sizes must be positive".into(),
@@ -224,5 +254,32 @@ mod tests {
             (ComputeDtype::Bf16, ComputeDtype::Bf16)
         );
         assert!(load(&format!("{base}[sft]\ncompute_dtype = \"fp16\"\n")).is_err());
+    }
+
+    #[test]
+    fn every_shipped_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(c.model.dir.is_absolute() || c.model.dir.starts_with(&dir), "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 8, "{n} configs");
+    }
+
+    #[test]
+    fn the_rollout_table_defaults_to_free_sampling_and_checks_its_values() {
+        let base = "out = \"o\"\n[model]\ndir = \"m\"\n[data]\ntrain = \"t.jsonl\"\n";
+        assert_eq!(load(base).unwrap().rollout, RolloutSection::default());
+        let c = load(&format!("{base}[rollout]\nbatch = 8\nconstrain = \"psg\"\ncanvas = [320, 240]\n")).unwrap();
+        assert_eq!(c.rollout, RolloutSection { batch: 8, constrain: "psg".into(), canvas: [320, 240] });
+        let err = load(&format!("{base}[rollout]\nconstrain = \"coco\"\n")).unwrap_err().to_string();
+        assert!(err.contains("rollout.constrain `coco`"), "{err}");
+        assert!(load(&format!("{base}[rollout]\nbatch = 0\n")).is_err());
+        assert!(load(&format!("{base}[rollout]\nbach = 8\n")).is_err(), "a typo is an error");
     }
 }

@@ -61,7 +61,7 @@ fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
 
 /// The real Qwen3.5 tokenizer built by `scripts/qwen35_tokenizer.sh`, for configs with the real vocabulary
 /// (248,320 rows: 248,044 ranks, 33 specials, padding): `$SGVLM_QWEN35_TOKENIZER`, else the script's cache file.
-fn built_qwen35_tokenizer(vocab_size: usize) -> Option<std::path::PathBuf> {
+pub fn built_qwen35_tokenizer(vocab_size: usize) -> Option<std::path::PathBuf> {
     if vocab_size < 248_077 {
         return None;
     }

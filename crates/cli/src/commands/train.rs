@@ -4,6 +4,7 @@
 //! Every image is preprocessed when the rows are read and kept in memory (about 7 MB per 640×480 image in f32):
 //! right for the demo and small sets; a streaming loader for the full datasets is not written yet.
 
+use super::generate::{constraint_for, DatasetArg};
 use crate::cli::{BenchArgs, BenchGrpoArgs, TrainArgs, TrainCommand};
 use crate::output::Out;
 use anyhow::{bail, Context};
@@ -11,14 +12,17 @@ use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use sgvlm_eval::rewards::RewardConfig;
 use sgvlm_graph::Schema;
+use sgvlm_infer::engine::{Engine, EngineConfig};
+use sgvlm_model::tokenizer::Tokenizer;
 use sgvlm_train::batch::Example;
+use sgvlm_train::bench::BenchRollout;
 use sgvlm_train::config::RunConfig;
 use sgvlm_train::corrupt::corrupt_prompt;
 use sgvlm_train::encode::{load_rgb, Encoder};
+use sgvlm_train::engine_rollout::EngineRollout;
 use sgvlm_train::grpo::{self, GrpoParts, GrpoPrompt};
 use sgvlm_train::policy::{Freeze, Policy};
 use sgvlm_train::report::Reporter;
-use sgvlm_train::rollout::CachedSampler;
 use sgvlm_train::rows::{self, Need, Row};
 use sgvlm_train::sft::{self, Output};
 use std::path::Path;
@@ -175,6 +179,22 @@ fn bench_grpo(b: &BenchGrpoArgs) -> anyhow::Result<sgvlm_train::bench::GrpoBench
     }
     // GRPO freezes the vision tower and merger, as `sgvlm train grpo` does.
     let policy = bench_policy(b.model.as_deref(), &b.preset, Freeze::default(), &b.device)?;
+    let rollout = match b.rollout.as_str() {
+        "sampler" => BenchRollout::Sampler,
+        _ => BenchRollout::Engine(Box::new(match &b.model {
+            Some(dir) => Tokenizer::from_file(&dir.join("tokenizer.json"))
+                .with_context(|| format!("the engine's rollouts need `{}/tokenizer.json`", dir.display()))?,
+            None if b.preset == "tiny" => Tokenizer::tiny(),
+            None => {
+                let vocab = policy.config.text_config.vocab_size;
+                let path = super::model::built_qwen35_tokenizer(vocab).with_context(|| {
+                    "the engine's rollouts need the Qwen3.5 tokenizer: run scripts/qwen35_tokenizer.sh, pass \
+                     --model DIR (from `sgvlm model init`), or use --rollout sampler"
+                })?;
+                Tokenizer::from_file(&path)?
+            }
+        })),
+    };
     Ok(sgvlm_train::bench::bench_grpo(
         &policy,
         b.dtype.parse()?,
@@ -185,7 +205,27 @@ fn bench_grpo(b: &BenchGrpoArgs) -> anyhow::Result<sgvlm_train::bench::GrpoBench
         b.micro_batch,
         b.steps,
         b.warmup,
+        rollout,
     )?)
+}
+
+/// `sgvlm train grpo`'s rollouts: the native engine over the policy's weights (which the optimizer updates in
+/// place, so one engine serves every step), constrained as the config's `[rollout]` table says.
+fn grpo_rollout(cfg: &RunConfig, policy: &Policy, enc: &Encoder) -> anyhow::Result<EngineRollout> {
+    let tokenizer = Tokenizer::from_file(&cfg.model.dir.join("tokenizer.json"))
+        .with_context(|| format!("Failed to load `{}/tokenizer.json`", cfg.model.dir.display()))?;
+    let engine_cfg = EngineConfig { max_batch: cfg.rollout.batch, ..EngineConfig::default() };
+    let model = sgvlm_train::demo::inference_model(policy)?;
+    let engine = Engine::new(model, tokenizer, enc.processor.clone(), engine_cfg)
+        .map_err(|e| anyhow::anyhow!("building the rollout engine: {e}"))?;
+    let canvas = (cfg.rollout.canvas[0], cfg.rollout.canvas[1]);
+    let constraint = match cfg.rollout.constrain.as_str() {
+        "psg" => Some(constraint_for(DatasetArg::Psg, canvas)),
+        "pvsg" => Some(constraint_for(DatasetArg::Pvsg, canvas)),
+        "ag" => Some(constraint_for(DatasetArg::Ag, canvas)),
+        _ => None,
+    };
+    Ok(EngineRollout { engine, constraint, failed: 0, first_error: None })
 }
 
 pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
@@ -249,7 +289,7 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
                 if cfg.grpo.confirm_share > 0.0 { " (some held back to confirm the choice)" } else { "" }
             );
             let reference = policy.frozen_model(cfg.grpo.compute_dtype.dtype())?;
-            let mut sampler = CachedSampler { model: sgvlm_train::demo::inference_model(&policy)?, max_batch: 64 };
+            let mut sampler = grpo_rollout(&cfg, &policy, &enc)?;
             let stop_seq = enc.tokenizer.encode("</answer>")?;
             let im_end = enc.im_end;
             let decode = |ids: &[u32]| {
@@ -274,6 +314,13 @@ pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {
             let held = ((val.len() as f64) * o.confirm_share.clamp(0.0, 1.0)).round() as usize;
             let (val, confirm) = val.split_at(val.len() - held.min(val.len()));
             let s = grpo::run(&policy, &mut parts, &train, val, confirm, &o, Some(&cfg.out), &save, &Bar::new())?;
+            if sampler.failed > 0 {
+                eprintln!(
+                    "{} rollouts failed in the engine and scored as invalid answers; the first: {}",
+                    sampler.failed,
+                    sampler.first_error.as_deref().unwrap_or("?")
+                );
+            }
             policy.save(&cfg.out.join("last"), candle_core::DType::F32, pixels, Some(&cfg.model.dir))?;
             out.line(&serde_json::to_string(&s)?)?;
         }
