@@ -52,6 +52,8 @@ pub struct BenchRow {
     pub decode: String,
     /// Decode steps that were one CUDA graph launch.
     pub graph_steps: usize,
+    /// Fixed-shape batch states built (with graphs, each a warm-up step and a capture).
+    pub fixed_builds: usize,
     /// Why capturing a CUDA graph failed, when it did (the steps then ran op by op).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph_error: Option<String>,
@@ -127,6 +129,7 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             rss_mib,
             decode: format!("{:?}", engine.decode_mode()).to_lowercase(),
             graph_steps: timings.graph_steps,
+            fixed_builds: timings.fixed_builds,
             graph_error: timings.graph_error.clone(),
             tokens_digest: digest(outs.iter().flat_map(|g| g.tokens.iter().copied())),
             profile: sgvlm_model::profile::enabled().then(sgvlm_model::profile::take),

@@ -123,6 +123,32 @@ fn fixed_shape_steps_equal_eager_steps_token_for_token() {
 }
 
 #[test]
+fn fixed_shape_batches_change_once_per_wave_and_decode_what_eager_steps_decode() {
+    // A queue three times the batch with lengths all different (GRPO's rollouts): finished rows stay in a
+    // fixed-shape batch, frozen, until half of it is done, then leave as the next queued requests join, so the
+    // batch (with graphs: a warm-up and a capture) is rebuilt once per wave rather than once per finish.
+    let sampled = GenParams { temperature: 1.0, top_p: 0.9, seed: Some(3), stop: vec![], ..GenParams::default() };
+    let reqs: Vec<GenRequest> = (0..12)
+        .map(|i| {
+            let mut r = mixed_requests(&sampled).swap_remove(i % 5);
+            r.params.max_new_tokens = 3 + (7 * i) % 11;
+            r.params.seed = Some(100 + i as u64);
+            r
+        })
+        .collect();
+    let (a, ta) = engine_in(Config::tiny(), 4, false, DecodeMode::Eager).generate_timed(&reqs);
+    let (b, tb) = engine_in(Config::tiny(), 4, false, DecodeMode::Fixed).generate_timed(&reqs);
+    for (i, (a, b)) in ok(a).iter().zip(&ok(b)).enumerate() {
+        assert_eq!(a.tokens, b.tokens, "request {i}");
+        assert_eq!(a.tokens.len(), 3 + (7 * i) % 11);
+    }
+    assert_eq!(ta.fixed_builds, 0);
+    // Eager batching changed the batch at every finish (up to 12 times); waves of at least two leave together.
+    assert!((1..=6).contains(&tb.fixed_builds), "{} rebuilds", tb.fixed_builds);
+    assert!(tb.decode_steps >= ta.decode_steps, "frozen rows ride along, never fewer steps");
+}
+
+#[test]
 fn seeded_sampling_is_reproducible_whatever_the_batch() {
     let params = GenParams {
         max_new_tokens: 10,

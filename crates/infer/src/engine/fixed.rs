@@ -9,8 +9,11 @@
 //! its own. Its kernels and their addresses are then the same at every step of a batch, which is what a CUDA
 //! graph records: in [`DecodeMode::Graph`] the first step of a batch runs op by op (the warm-up candle's upload
 //! cache needs, `sgvlm_model::cuda`), the second is captured and every later one is a single graph launch.
-//! Whenever the batch changes (a request joins, one finishes) the state here is rebuilt and, with graphs, captured
-//! again. On the CPU the fixed-shape step runs op by op ([`DecodeMode::Fixed`]); tests hold it to the eager
+//! Whenever the batch changes the state here is rebuilt and, with graphs, captured again. So that this happens once
+//! per wave of requests rather than at every finish, a finished row stays in the batch, frozen (same input, same
+//! position; its outputs ignored), until at most half of the batch is still decoding and requests are queued:
+//! then the finished rows leave and queued requests join together (`Engine::run_seqs`; `Timings::fixed_builds`
+//! counts the rebuilds). On the CPU the fixed-shape step runs op by op ([`DecodeMode::Fixed`]); tests hold it to the eager
 //! step's tokens.
 
 use candle_core::{Device, Tensor};

@@ -113,6 +113,8 @@ pub struct Timings {
     pub decode_steps: usize,
     /// Decode steps that were one CUDA graph launch.
     pub graph_steps: usize,
+    /// Fixed-shape decoding states built (one per batch composition; each a warm-up and a capture with graphs).
+    pub fixed_builds: usize,
     /// Why capturing a decode step as a CUDA graph failed (those batches then decoded op by op).
     pub graph_error: Option<String>,
 }
@@ -260,7 +262,18 @@ impl Engine {
         let mut fixed: Option<Fixed> = None;
         let mode = self.decode_mode();
         let mut running: Vec<Seq> = Vec::new();
+        // With fixed-shape steps every change of the batch rebuilds their state (with graphs: a warm-up step and a
+        // capture), so finished rows stay in the batch, frozen, until the live rows are down to half the batch (or
+        // none): then they leave and queued requests join together, one rebuild per wave instead of one per finish.
+        let lazy = matches!(mode, DecodeMode::Fixed | DecodeMode::Graph);
         loop {
+            let live = running.iter().filter(|s| s.finish.is_none()).count();
+            if lazy && (live == 0 || (2 * live <= self.cfg.max_batch && !queue.is_empty())) {
+                if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
+                    self.fail_all(&mut running, &mut results, &e);
+                    batch = Batch::new();
+                }
+            }
             // Admit queued requests while there is room.
             while running.len() < self.cfg.max_batch && !queue.is_empty() {
                 let t = Instant::now();
@@ -284,13 +297,18 @@ impl Engine {
                     }
                 }
                 timings.prefill_s += t.elapsed().as_secs_f64();
-                if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
-                    self.fail_all(&mut running, &mut results, &e);
-                    batch = Batch::new();
+                if !lazy {
+                    if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
+                        self.fail_all(&mut running, &mut results, &e);
+                        batch = Batch::new();
+                    }
                 }
             }
             if running.is_empty() {
                 break;
+            }
+            if lazy && running.iter().all(|s| s.finish.is_some()) {
+                continue; // the top of the loop lets them go
             }
             let t = Instant::now();
             let step = match mode {
@@ -305,9 +323,11 @@ impl Engine {
                 }
             }
             timings.decode_steps += 1;
-            if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
-                self.fail_all(&mut running, &mut results, &e);
-                batch = Batch::new();
+            if !lazy {
+                if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
+                    self.fail_all(&mut running, &mut results, &e);
+                    batch = Batch::new();
+                }
             }
             timings.decode_s += t.elapsed().as_secs_f64();
         }
@@ -429,8 +449,11 @@ impl Engine {
             *fixed = None; // the previous batch's graph and buffers go first
             let positions = seqs.iter().map(|s| s.next_pos.max(0) as usize + s.room() + 1).max().unwrap_or(1);
             *fixed = Some(Fixed::new(&self.model, cache, batch.generation, &batch.left_pad, positions, &self.device)?);
+            timings.fixed_builds += 1;
         }
         let f = fixed.as_mut().ok_or("internal: no fixed-shape state")?;
+        // A finished row still in the batch stays frozen: the same input at the same position, within the rotary
+        // table; its outputs are ignored, and rows never read each other's keys.
         let rows: Vec<(u32, i64)> = seqs.iter().map(|s| (s.pending, s.next_pos)).collect();
         f.set_inputs(&rows, batch.kv_len, &self.device)?;
         let graph = f.step(&self.model, cache, mode, &self.device)?;
@@ -439,7 +462,7 @@ impl Engine {
         }
         cache.advance_static().map_err(|e| e.to_string())?;
         batch.kv_len += 1;
-        for s in seqs.iter_mut() {
+        for s in seqs.iter_mut().filter(|s| s.finish.is_none()) {
             s.next_pos += 1;
         }
         self.sample(seqs, f.logits()?)?;
@@ -449,10 +472,11 @@ impl Engine {
     /// Picks each sequence's next token from `logits` `[B, V]` and records it.
     fn sample(&self, seqs: &mut [Seq], logits: &Tensor) -> Result<(), String> {
         let c = |e: candle_core::Error| e.to_string();
-        let device_greedy = seqs.iter().all(|s| s.sampler.is_greedy() && s.validator.is_none());
+        // Finished rows (kept in a fixed-shape batch) take no token.
+        let device_greedy = seqs.iter().all(|s| s.finish.is_some() || (s.sampler.is_greedy() && s.validator.is_none()));
         if device_greedy {
             let ids = logits.argmax(D::Minus1).and_then(|t| t.to_vec1::<u32>()).map_err(c)?;
-            for (s, id) in seqs.iter_mut().zip(ids) {
+            for (s, id) in seqs.iter_mut().zip(ids).filter(|(s, _)| s.finish.is_none()) {
                 s.accept(id, &self.vocab, self.cfg.ignore_end);
             }
             return Ok(());
@@ -460,7 +484,7 @@ impl Engine {
         let host = logits.to_dtype(DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(c)?;
         let mut allowed = self.constraint.new_mask();
         let bytes_of = |id: u32| self.vocab.bytes(id).to_vec();
-        for (s, row) in seqs.iter_mut().zip(host) {
+        for (s, row) in seqs.iter_mut().zip(host).filter(|(s, _)| s.finish.is_none()) {
             let pick = match &s.validator {
                 Some(v) => {
                     self.constraint.allowed(v, &bytes_of, &mut allowed);
