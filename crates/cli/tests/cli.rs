@@ -31,10 +31,9 @@ fn example(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name).display().to_string()
 }
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sgvlm-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join(name);
+/// Writes `bytes` to `name` in `dir` (a test's own temporary folder, removed when the test ends).
+fn temp_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, bytes).expect("write temp file");
     p
 }
@@ -139,7 +138,8 @@ fn demo_runs_on_embedded_examples() {
 
 #[test]
 fn synthetic_demo_trains_with_the_given_batch_and_share() {
-    let dir = std::env::temp_dir().join(format!("sgvlm-cli-demo-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
     let out = dir.to_str().unwrap();
     let common = ["demo", "--train", "8", "--test", "2", "--val", "2", "--image-size", "64x48", "--threads", "1"];
     // SFT only (share 1), batches of 4: a few steps in 9 seconds, every stage evaluated, the recipe recorded.
@@ -271,7 +271,8 @@ fn bad_inputs_give_one_clear_line() {
     assert!(err.starts_with("error: Failed to read `/nonexistent/file.txt`"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
-    let p = temp_file("latin1.txt", b"<answer>\n\xe9\n</answer>");
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(&dir, "latin1.txt", b"<answer>\n\xe9\n</answer>");
     let o = sgvlm(&["toon", "validate", p.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is not valid UTF-8 (first bad byte at offset 9)"), "{}", stderr(&o));

@@ -10,12 +10,6 @@ fn sgvlm(args: &[&str]) -> Output {
 
 use sgvlm_testdata::shared_dir;
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sgvlm-eval-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
-}
-
 const GT: &str = "<answer>\nobj[3]{id,name,x1,y1,x2,y2}:\n1,adult,100,100,300,400\n2,chair,250,300,400,480\n\
                   3,table,350,200,600,450\nrel[2]{subj,pred,obj}:\n1,sitting-on,2\n1,beside,3\n</answer>\n";
 
@@ -36,9 +30,10 @@ fn triplet_summary_per_sample_rows_and_bad_lines() {
         )
     };
     let input = format!("{}\n\n{}\nnot json\n{{\"content\":\"G\"}}\n", row(&partial, "1.0"), row(GT, "2.0"));
-    let path = temp_path("triplet.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("triplet.jsonl");
     std::fs::write(&path, input).unwrap();
-    let per_sample = temp_path("triplet-per-sample.jsonl");
+    let per_sample = dir.path().join("triplet-per-sample.jsonl");
     let p = path.to_str().unwrap();
     let o = sgvlm(&["eval", "--input", p, "--per-sample", per_sample.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -263,8 +263,8 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let c = RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(c.model.dir.is_absolute() || c.model.dir.starts_with(&dir), "{}", path.display());
+                // Unknown keys and bad values are errors: a shipped config must not hold a typo.
+                RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 n += 1;
             }
         }

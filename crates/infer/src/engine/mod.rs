@@ -552,9 +552,13 @@ impl Engine {
         })
     }
 
+    /// Fails every sequence still decoding with `e`; those that had finished (kept in a fixed-shape batch) keep
+    /// their results.
     fn fail_all(&self, seqs: &mut Vec<Seq>, results: &mut [Option<Res<Generated>>], e: &str) {
         for s in seqs.drain(..) {
-            results[s.idx] = Some(Err(BackendError::Engine(e.to_string())));
+            let idx = s.idx;
+            results[idx] =
+                Some(if s.finish.is_some() { self.finish(s) } else { Err(BackendError::Engine(e.to_string())) });
         }
     }
 }

@@ -7,8 +7,9 @@
 //! * [`fused`] runs the loop as one graph node with a hand-written backward (on the CPU, and on CUDA through
 //!   kernels of ours where [`crate::kernels::delta_rule::cuda_supported`]); the layer's training path packs its
 //!   inputs straight from the conv output instead (`kernels::delta_pack`) and runs the same node.
-//! * [`loops`] runs the loop from a given state without a graph node and returns the final state too
-//!   (inference: the prefill, on the CPU and on CUDA under the same condition).
+//! * [`loops`] runs the loop from a given state without a graph node and returns the final state too (inference;
+//!   the layer itself runs the same kernel on rows it packs straight from its conv output,
+//!   `kernels::delta_rule::gated_delta_rule_packed_with_state`).
 //! * [`chunked`] processes `chunk`-token blocks with matrix products (prefill and training): inside a chunk the
 //!   delta updates are condensed by the UT transform `(I + L)⁻¹`, a unit lower-triangular inverse computed by
 //!   block recursion (`unit_lower_inverse`), and only the chunk-to-chunk state pass is sequential.

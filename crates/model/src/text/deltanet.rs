@@ -137,29 +137,11 @@ impl GatedDeltaNet {
             }
         }
         let grad = needs_grad(&[x, &mixed]);
-        // Training (no state kept, a gradient wanted) on the CPU, or on CUDA where our kernels take this layer's
-        // sizes: the conv with its SiLU, the packing of the delta rule's inputs and the delta rule as one graph node
-        // each (kernels::{conv_silu, delta_pack, gated_delta_rule_packed}; on CUDA their twins, in f32).
+        // Where our kernels take this layer — the CPU in f32/f64, CUDA for the head sizes its delta-rule kernels are
+        // built for — training without a state and all inference go through them (`through_kernels`).
         let cuda_rule = kernels::delta_rule::cuda_supported(x.device(), self.d_k, self.d_v);
-        let cpu_train = kernels::supported(&mixed);
-        if state.is_none() && grad && (cpu_train || cuda_rule) {
-            // The kernels' dtype: the CPU's f32 or f64, f32 on CUDA (under bf16 weights too).
-            let work = if cpu_train { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
-            let conv = if kernels::trainable(&work) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS {
-                kernels::conv_silu(&work, &self.conv_taps.to_dtype(work.dtype())?)?
-            } else {
-                self.composed_conv(&mixed.pad_with_zeros(1, self.kernel - 1, 0)?, t)?.to_dtype(work.dtype())?
-            };
-            let heads = kernels::PackHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
-            let (g, beta) = (g.to_dtype(conv.dtype())?, beta.to_dtype(conv.dtype())?);
-            let packed = kernels::delta_pack(&conv, &g, &beta, heads)?;
-            let core = kernels::delta_rule::gated_delta_rule_packed(&packed, self.d_k)?;
-            let core = core.transpose(1, 2)?.contiguous()?.to_dtype(mixed.dtype())?;
-            return self.finish(&core, &z, b, t);
-        }
-        let cuda_infer = cuda_rule && kernels::cuda_twins(x.device()) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS;
-        if !grad && (cpu_train || cuda_infer) {
-            return self.kernel_inference(&mixed, &z, &g, &beta, state);
+        if (kernels::supported(&mixed) || cuda_rule) && (state.is_none() || !grad) {
+            return self.through_kernels(&mixed, &z, &g, &beta, state, grad);
         }
         // Causal depthwise conv: left context is the previous state (zeros at the sequence start).
         let padded = match prev {
@@ -174,10 +156,6 @@ impl GatedDeltaNet {
         let init = prev.map(|p| &p.recurrent);
         let (core, last) = if t == 1 && prev.is_some() {
             delta_rule::recurrent(&q, &k, &v, &g, &beta, init)?
-        } else if cuda_rule && !grad {
-            // Inference on CUDA with the training kernels' twins switched off (`SGVLM_CUDA_KERNELS=0`): the delta
-            // rule still through our kernel, token by token, far fewer ops than the chunked form.
-            delta_rule::loops(&q, &k, &v, &g, &beta, init)?
         } else {
             delta_rule::chunked(&q, &k, &v, &g, &beta, chunk, init)?
         };
@@ -187,49 +165,60 @@ impl GatedDeltaNet {
         self.finish(&core, &z, b, t)
     }
 
-    /// Inference over the `t` tokens of `mixed` (the prefill, or a continuation of a cached state) through the
-    /// kernels the layer trains with: the conv with its SiLU, the packing of the delta rule's rows and the delta
-    /// rule from the state, one kernel each (on CUDA in f32), where the composed path makes a dozen full-size
-    /// copies (heads split and moved, q/k normalised, rows concatenated). Stores the new state in `state`.
-    fn kernel_inference(
+    /// The layer after its projections through the kernels it trains with: the conv with its SiLU, the packing of
+    /// the delta rule's rows (heads split, key heads shared, q/k normalised) and the delta rule, one kernel each (on
+    /// CUDA in f32, under bf16 weights too), where candle's compositions make a dozen full-size copies per layer.
+    /// With `grad` (training, no state) the delta rule is a graph node with its backward; otherwise (inference:
+    /// the prefill, or a continuation of `state`) it runs from the state and the new state is stored.
+    fn through_kernels(
         &self,
         mixed: &Tensor,
         z: &Tensor,
         g: &Tensor,
         beta: &Tensor,
         state: Option<&mut Option<DeltaNetState>>,
+        grad: bool,
     ) -> Result<Tensor> {
         let (b, t, _) = mixed.dims3()?;
         let ctx = self.kernel - 1;
-        let work = if mixed.device().is_cpu() { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
+        let work = if kernels::supported(mixed) { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
         let dt = work.dtype();
         let prev = state.as_ref().and_then(|s| s.as_ref());
-        let taps = self.conv_taps.to_dtype(dt)?;
-        let conv = match prev {
-            None => kernels::conv_silu(&work, &taps)?,
-            // The conv runs over the cached inputs too; their outputs are the previous call's and are dropped.
-            Some(p) => kernels::conv_silu(&Tensor::cat(&[&p.conv.to_dtype(dt)?, &work], 1)?, &taps)?
-                .narrow(1, ctx, t)?
-                .contiguous()?,
+        // The conv runs over the cached inputs too when there are some; their outputs are the previous call's.
+        let (input, skip) = match prev {
+            None => (work.clone(), 0),
+            Some(p) => (Tensor::cat(&[&p.conv.to_dtype(dt)?, &work], 1)?, ctx),
         };
+        let conv = if kernels::trainable(&input) && self.kernel <= kernels::MAX_CUDA_CONV_TAPS {
+            kernels::conv_silu(&input, &self.conv_taps.to_dtype(dt)?)?
+        } else {
+            // The CUDA twins switched off (`SGVLM_CUDA_KERNELS=0`), or a conv longer than they take.
+            self.composed_conv(&input.pad_with_zeros(1, ctx, 0)?, skip + t)?
+        };
+        let conv = if skip > 0 { conv.narrow(1, skip, t)?.contiguous()? } else { conv };
         let heads = kernels::PackHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
         let packed = kernels::delta_pack(&conv, &g.to_dtype(dt)?, &beta.to_dtype(dt)?, heads)?;
-        let init = prev.map(|p| &p.recurrent);
-        let (core, last) = kernels::delta_rule::gated_delta_rule_packed_with_state(&packed, self.d_k, init)?;
-        if let Some(slot) = state {
-            // The last K − 1 inputs, reaching back into the cached ones (or the zeros before the start) when the
-            // call had fewer tokens.
-            let conv_state = if t >= ctx {
-                mixed.narrow(1, t - ctx, ctx)?
-            } else {
-                let before = match slot.as_ref() {
-                    Some(p) => p.conv.to_dtype(mixed.dtype())?,
-                    None => Tensor::zeros((b, ctx, self.conv_dim()), mixed.dtype(), mixed.device())?,
+        let core = if grad {
+            kernels::delta_rule::gated_delta_rule_packed(&packed, self.d_k)?
+        } else {
+            let init = prev.map(|p| &p.recurrent);
+            let (core, last) = kernels::delta_rule::gated_delta_rule_packed_with_state(&packed, self.d_k, init)?;
+            if let Some(slot) = state {
+                // The last K − 1 inputs, reaching back into the cached ones (or the zeros before the start) when
+                // the call had fewer tokens.
+                let conv_state = if t >= ctx {
+                    mixed.narrow(1, t - ctx, ctx)?
+                } else {
+                    let before = match slot.as_ref() {
+                        Some(p) => p.conv.to_dtype(mixed.dtype())?,
+                        None => Tensor::zeros((b, ctx, self.conv_dim()), mixed.dtype(), mixed.device())?,
+                    };
+                    Tensor::cat(&[&before, mixed], 1)?.narrow(1, t, ctx)?
                 };
-                Tensor::cat(&[&before, mixed], 1)?.narrow(1, t, ctx)?
-            };
-            *slot = Some(DeltaNetState { conv: conv_state.contiguous()?, recurrent: last });
-        }
+                *slot = Some(DeltaNetState { conv: conv_state.contiguous()?, recurrent: last });
+            }
+            core
+        };
         let core = core.transpose(1, 2)?.contiguous()?.to_dtype(mixed.dtype())?;
         self.finish(&core, z, b, t)
     }
