@@ -1,7 +1,6 @@
 //! End-to-end tests of `sgvlm eval`: summaries on stdout, per-sample files, bad lines reported with file:line.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn sgvlm(args: &[&str]) -> Output {
