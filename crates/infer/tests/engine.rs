@@ -136,15 +136,29 @@ fn fixed_shape_batches_change_once_per_wave_and_decode_what_eager_steps_decode()
             r
         })
         .collect();
+    let fixed = |wait: usize| {
+        let mut e = engine_in(Config::tiny(), 4, false, DecodeMode::Fixed);
+        e.set_config(EngineConfig {
+            max_batch: 4,
+            decode: DecodeMode::Fixed,
+            refill_wait_steps: wait,
+            ..EngineConfig::default()
+        });
+        e.generate_timed(&reqs)
+    };
     let (a, ta) = engine_in(Config::tiny(), 4, false, DecodeMode::Eager).generate_timed(&reqs);
-    let (b, tb) = engine_in(Config::tiny(), 4, false, DecodeMode::Fixed).generate_timed(&reqs);
-    for (i, (a, b)) in ok(a).iter().zip(&ok(b)).enumerate() {
+    let (b, tb) = fixed(usize::MAX);
+    // Without waiting, finished rows leave at once whenever a request is queued: a rebuild at every finish.
+    let (c, tc) = fixed(0);
+    for (i, ((a, b), c)) in ok(a).iter().zip(&ok(b)).zip(&ok(c)).enumerate() {
         assert_eq!(a.tokens, b.tokens, "request {i}");
+        assert_eq!(a.tokens, c.tokens, "request {i}");
         assert_eq!(a.tokens.len(), 3 + (7 * i) % 11);
     }
     assert_eq!(ta.fixed_builds, 0);
-    // Eager batching changed the batch at every finish (up to 12 times); waves of at least two leave together.
-    assert!((1..=6).contains(&tb.fixed_builds), "{} rebuilds", tb.fixed_builds);
+    assert!(tc.fixed_builds >= 8, "{} rebuilds without waves", tc.fixed_builds);
+    // Waves of at least two leave together.
+    assert!((1..=6).contains(&tb.fixed_builds), "{} rebuilds in waves, {} without", tb.fixed_builds, tc.fixed_builds);
     assert!(tb.decode_steps >= ta.decode_steps, "frozen rows ride along, never fewer steps");
 }
 

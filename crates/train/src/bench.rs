@@ -201,7 +201,12 @@ pub fn bench_grpo(
         }
         BenchRollout::Engine(tokenizer) => {
             let tokenizer = *tokenizer;
-            let cfg = EngineConfig { max_batch: 64, ignore_end: true, ..EngineConfig::default() };
+            let cfg = EngineConfig {
+                max_batch: 64,
+                ignore_end: true,
+                refill_wait_steps: usize::MAX,
+                ..EngineConfig::default()
+            };
             // Text prompts: the image processor is never used.
             let engine = Engine::new(crate::demo::inference_model(policy)?, tokenizer, ImageProcessor::default(), cfg)
                 .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;

@@ -214,7 +214,9 @@ fn bench_grpo(b: &BenchGrpoArgs) -> anyhow::Result<sgvlm_train::bench::GrpoBench
 fn grpo_rollout(cfg: &RunConfig, policy: &Policy, enc: &Encoder) -> anyhow::Result<EngineRollout> {
     let tokenizer = Tokenizer::from_file(&cfg.model.dir.join("tokenizer.json"))
         .with_context(|| format!("Failed to load `{}/tokenizer.json`", cfg.model.dir.display()))?;
-    let engine_cfg = EngineConfig { max_batch: cfg.rollout.batch, ..EngineConfig::default() };
+    // Rollouts want throughput: the batch refills in waves (`EngineConfig::refill_wait_steps`).
+    let engine_cfg =
+        EngineConfig { max_batch: cfg.rollout.batch, refill_wait_steps: usize::MAX, ..EngineConfig::default() };
     let model = sgvlm_train::demo::inference_model(policy)?;
     let engine = Engine::new(model, tokenizer, enc.processor.clone(), engine_cfg)
         .map_err(|e| anyhow::anyhow!("building the rollout engine: {e}"))?;

@@ -11,9 +11,9 @@
 //! cache needs, `sgvlm_model::cuda`), the second is captured and every later one is a single graph launch.
 //! Whenever the batch changes the state here is rebuilt and, with graphs, captured again. So that this happens once
 //! per wave of requests rather than at every finish, a finished row stays in the batch, frozen (same input, same
-//! position; its outputs ignored), until at most half of the batch is still decoding and requests are queued:
-//! then the finished rows leave and queued requests join together (`Engine::run_seqs`; `Timings::fixed_builds`
-//! counts the rebuilds). On the CPU the fixed-shape step runs op by op ([`DecodeMode::Fixed`]); tests hold it to the eager
+//! position; its outputs ignored), until at most half of the batch is still decoding and requests are queued, or a
+//! queued request has waited `EngineConfig::refill_wait_steps` steps: then the finished rows leave and queued
+//! requests join together (`Engine::run_seqs`; `Timings::fixed_builds` counts the rebuilds). On the CPU the fixed-shape step runs op by op ([`DecodeMode::Fixed`]); tests hold it to the eager
 //! step's tokens.
 
 use candle_core::{Device, Tensor};

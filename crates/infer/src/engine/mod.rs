@@ -66,6 +66,11 @@ pub struct EngineConfig {
     pub ignore_end: bool,
     /// How decode steps run ([`DecodeMode`]; `Auto`: CUDA graphs on a GPU).
     pub decode: DecodeMode,
+    /// Fixed-shape decoding (CUDA graphs) rebuilds its state whenever the batch changes, so finished rows stay in a
+    /// full batch until half of it has finished; a queued request waits at most this many decode steps for that
+    /// before the finished rows leave anyway (a server's latency). `usize::MAX`: waves only (throughput: GRPO's
+    /// rollouts, batch inference).
+    pub refill_wait_steps: usize,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +81,7 @@ impl Default for EngineConfig {
             max_prompt_tokens: 8192,
             ignore_end: false,
             decode: DecodeMode::Auto,
+            refill_wait_steps: 16,
         }
     }
 }
@@ -264,11 +270,16 @@ impl Engine {
         let mut running: Vec<Seq> = Vec::new();
         // With fixed-shape steps every change of the batch rebuilds their state (with graphs: a warm-up step and a
         // capture), so finished rows stay in the batch, frozen, until the live rows are down to half the batch (or
-        // none): then they leave and queued requests join together, one rebuild per wave instead of one per finish.
+        // none, or a queued request has waited `refill_wait_steps`): then they leave and queued requests join
+        // together, one rebuild per wave instead of one per finish.
         let lazy = matches!(mode, DecodeMode::Fixed | DecodeMode::Graph);
+        // Decode steps a queued request has waited for a full batch (`EngineConfig::refill_wait_steps`).
+        let mut waited = 0usize;
         loop {
             let live = running.iter().filter(|s| s.finish.is_none()).count();
-            if lazy && (live == 0 || (2 * live <= self.cfg.max_batch && !queue.is_empty())) {
+            let refill = !queue.is_empty() && (2 * live <= self.cfg.max_batch || waited >= self.cfg.refill_wait_steps);
+            if lazy && (live == 0 || refill) {
+                waited = 0;
                 if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
                     self.fail_all(&mut running, &mut results, &e);
                     batch = Batch::new();
@@ -323,6 +334,9 @@ impl Engine {
                 }
             }
             timings.decode_steps += 1;
+            if !queue.is_empty() && running.len() >= self.cfg.max_batch {
+                waited += 1;
+            }
             if !lazy {
                 if let Err(e) = self.drop_finished(&mut running, &mut batch, &mut results) {
                     self.fail_all(&mut running, &mut results, &e);

@@ -228,7 +228,7 @@ pub fn engine_rollout(policy: &Policy, encoder: &Encoder, constrained: bool) -> 
         inference_model(policy)?,
         Tokenizer::tiny(),
         encoder.processor.clone(),
-        sgvlm_infer::engine::EngineConfig { max_batch, ..Default::default() },
+        sgvlm_infer::engine::EngineConfig { max_batch, refill_wait_steps: usize::MAX, ..Default::default() },
     )
     .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;
     Ok(EngineRollout { engine, constraint: constrained.then(constraint), failed: 0, first_error: None })
