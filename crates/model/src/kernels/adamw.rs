@@ -56,8 +56,8 @@ pub fn adamw_update(param: &Tensor, moments: &Tensor, grad: &Tensor, s: &AdamWSt
         return Ok(());
     }
     let grad = grad.detach().to_dtype(param.dtype())?.contiguous()?;
-    moments.inplace_op2(&grad, &Moments(*s))?;
-    param.inplace_op2(moments, &Apply(*s))?;
+    moments.inplace_op2(&grad, &Pass::Moments(*s))?;
+    param.inplace_op2(moments, &Pass::Apply(*s))?;
     Ok(())
 }
 
@@ -65,33 +65,63 @@ fn range(layout: &Layout, what: &str) -> candle_core::Result<(usize, usize)> {
     layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("AdamW: {what} must be contiguous")))
 }
 
-/// `m, v` from `g` (the first pass).
-struct Moments(AdamWStep);
+/// One of the two in-place passes; the first operand is written, the second read.
+enum Pass {
+    /// The moments `[m; v]` from the gradient.
+    Moments(AdamWStep),
+    /// The parameter from the updated moments.
+    Apply(AdamWStep),
+}
 
-impl Moments {
-    fn run<T: Real>(&self, mv: &mut [T], g: &[T]) {
-        let s = &self.0;
-        let (b1, c1, b2, c2, sc) =
-            (T::of(s.beta1), T::of(1.0 - s.beta1), T::of(s.beta2), T::of(1.0 - s.beta2), T::of(s.grad_scale));
-        let (m, v) = mv.split_at_mut(g.len());
-        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-            let g = if s.grad_scale == 1.0 { g } else { g * sc };
-            *m = *m * b1 + g * c1;
-            *v = *v * b2 + g * g * c2;
+impl Pass {
+    /// What the written and the read operand are, for errors.
+    fn operands(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Moments(_) => ("the moments", "the gradient"),
+            Self::Apply(_) => ("the parameter", "the moments"),
+        }
+    }
+
+    fn run<T: Real>(&self, dst: &mut [T], src: &[T]) {
+        match self {
+            Self::Moments(s) => {
+                let (b1, c1, b2, c2, sc) =
+                    (T::of(s.beta1), T::of(1.0 - s.beta1), T::of(s.beta2), T::of(1.0 - s.beta2), T::of(s.grad_scale));
+                let (m, v) = dst.split_at_mut(src.len());
+                for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(src) {
+                    let g = if s.grad_scale == 1.0 { g } else { g * sc };
+                    *m = *m * b1 + g * c1;
+                    *v = *v * b2 + g * g * c2;
+                }
+            }
+            Self::Apply(s) => {
+                let (keep, lr, r1, r2, eps) =
+                    (T::of(s.keep), T::of(s.lr), T::of(s.inv_bias1), T::of(s.inv_bias2), T::of(s.eps));
+                let (m, v) = src.split_at(dst.len());
+                for ((p, &m), &v) in dst.iter_mut().zip(m).zip(v) {
+                    let step = (m * r1) / ((v * r2).sqrt_() + eps);
+                    let kept = if s.keep == 1.0 { *p } else { *p * keep };
+                    *p = kept - step * lr;
+                }
+            }
         }
     }
 }
 
-impl InplaceOp2 for Moments {
+impl InplaceOp2 for Pass {
     fn name(&self) -> &'static str {
-        "adamw-moments"
+        match self {
+            Self::Moments(_) => "adamw-moments",
+            Self::Apply(_) => "adamw-apply",
+        }
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let ((a1, b1), (a2, b2)) = (range(l1, "the moments")?, range(l2, "the gradient")?);
+        let (dst, src) = self.operands();
+        let ((a1, b1), (a2, b2)) = (range(l1, dst)?, range(l2, src)?);
         match (s1, s2) {
-            (CpuStorage::F32(mv), CpuStorage::F32(g)) => self.run(&mut mv[a1..b1], &g[a2..b2]),
-            (CpuStorage::F64(mv), CpuStorage::F64(g)) => self.run(&mut mv[a1..b1], &g[a2..b2]),
+            (CpuStorage::F32(d), CpuStorage::F32(s)) => self.run(&mut d[a1..b1], &s[a2..b2]),
+            (CpuStorage::F64(d), CpuStorage::F64(s)) => self.run(&mut d[a1..b1], &s[a2..b2]),
             _ => candle_core::bail!("AdamW: f32 or f64 parameters only on the CPU"),
         }
         Ok(())
@@ -105,51 +135,11 @@ impl InplaceOp2 for Moments {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        super::train_cuda::adamw_moments((s1, range(l1, "the moments")?), (s2, l2), &self.0)
-    }
-}
-
-/// The parameter from the updated moments (the second pass).
-struct Apply(AdamWStep);
-
-impl Apply {
-    fn run<T: Real>(&self, p: &mut [T], mv: &[T]) {
-        let s = &self.0;
-        let (keep, lr, r1, r2, eps) =
-            (T::of(s.keep), T::of(s.lr), T::of(s.inv_bias1), T::of(s.inv_bias2), T::of(s.eps));
-        let (m, v) = mv.split_at(p.len());
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            let step = (m * r1) / ((v * r2).sqrt_() + eps);
-            let kept = if s.keep == 1.0 { *p } else { *p * keep };
-            *p = kept - step * lr;
+        let dst = (s1, range(l1, self.operands().0)?);
+        match self {
+            Self::Moments(s) => super::train_cuda::adamw_moments(dst, (s2, l2), s),
+            Self::Apply(s) => super::train_cuda::adamw_apply(dst, (s2, l2), s),
         }
-    }
-}
-
-impl InplaceOp2 for Apply {
-    fn name(&self) -> &'static str {
-        "adamw-apply"
-    }
-
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let ((a1, b1), (a2, b2)) = (range(l1, "the parameter")?, range(l2, "the moments")?);
-        match (s1, s2) {
-            (CpuStorage::F32(p), CpuStorage::F32(mv)) => self.run(&mut p[a1..b1], &mv[a2..b2]),
-            (CpuStorage::F64(p), CpuStorage::F64(mv)) => self.run(&mut p[a1..b1], &mv[a2..b2]),
-            _ => candle_core::bail!("AdamW: f32 or f64 parameters only on the CPU"),
-        }
-        Ok(())
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &mut candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<()> {
-        super::train_cuda::adamw_apply((s1, range(l1, "the parameter")?), (s2, l2), &self.0)
     }
 }
 
