@@ -279,16 +279,7 @@ fn the_cuda_training_kernels_compute_the_cpu_nodes_and_their_gradients() {
     let mv0 =
         Tensor::cat(&[n(&[numel], 0.1), n(&[numel], 0.1).sqr().unwrap()], 0).unwrap().to_dtype(DType::F32).unwrap();
     for (keep, scale) in [(1.0, 1.0), (1.0 - 1e-3 * 0.1, 0.37)] {
-        let st = AdamWStep {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            lr: 1e-3,
-            keep,
-            inv_bias1: 1.0 / (1.0 - 0.9f64.powi(3)),
-            inv_bias2: 1.0 / (1.0 - 0.999f64.powi(3)),
-            grad_scale: scale,
-        };
+        let st = AdamWStep::new(0.9, 0.999, 1e-8, 3, 1e-3, keep, scale);
         let (p, mv) = (p0.copy().unwrap(), mv0.copy().unwrap());
         adamw_update(&p, &mv, &g, &st).unwrap();
         let args = s(&[

@@ -82,13 +82,10 @@ impl AdamW {
         }
         self.step += 1;
         let c = self.cfg;
-        let inv_bias1 = 1.0 / (1.0 - c.beta1.powi(self.step as i32));
-        let inv_bias2 = 1.0 / (1.0 - c.beta2.powi(self.step as i32));
         for (i, (_, p)) in self.params.iter().enumerate() {
             let lr = lr * self.lr_scale[i];
             let keep = if p.rank() > 1 && c.weight_decay > 0.0 { 1.0 - lr * c.weight_decay } else { 1.0 };
-            let step =
-                AdamWStep { beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr, keep, inv_bias1, inv_bias2, grad_scale };
+            let step = AdamWStep::new(c.beta1, c.beta2, c.eps, self.step, lr, keep, grad_scale);
             adamw_update(p.as_tensor(), &self.moments[i], &grads[i], &step)?;
         }
         Ok(())

@@ -16,7 +16,7 @@ use sgvlm_infer::engine::{Engine, EngineConfig};
 use sgvlm_model::tokenizer::Tokenizer;
 use sgvlm_train::batch::Example;
 use sgvlm_train::bench::BenchRollout;
-use sgvlm_train::config::RunConfig;
+use sgvlm_train::config::{RolloutConstraint, RunConfig};
 use sgvlm_train::corrupt::corrupt_prompt;
 use sgvlm_train::encode::{load_rgb, Encoder};
 use sgvlm_train::engine_rollout::EngineRollout;
@@ -221,12 +221,13 @@ fn grpo_rollout(cfg: &RunConfig, policy: &Policy, enc: &Encoder) -> anyhow::Resu
     let engine = Engine::new(model, tokenizer, enc.processor.clone(), engine_cfg)
         .map_err(|e| anyhow::anyhow!("building the rollout engine: {e}"))?;
     let canvas = (cfg.rollout.canvas[0], cfg.rollout.canvas[1]);
-    let constraint = match cfg.rollout.constrain.as_str() {
-        "psg" => Some(constraint_for(DatasetArg::Psg, canvas)),
-        "pvsg" => Some(constraint_for(DatasetArg::Pvsg, canvas)),
-        "ag" => Some(constraint_for(DatasetArg::Ag, canvas)),
-        _ => None,
+    let dataset = match cfg.rollout.constrain {
+        RolloutConstraint::None => None,
+        RolloutConstraint::Psg => Some(DatasetArg::Psg),
+        RolloutConstraint::Pvsg => Some(DatasetArg::Pvsg),
+        RolloutConstraint::Ag => Some(DatasetArg::Ag),
     };
+    let constraint = dataset.map(|d| constraint_for(d, canvas));
     Ok(EngineRollout { engine, constraint, failed: 0, first_error: None })
 }
 

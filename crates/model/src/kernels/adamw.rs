@@ -37,6 +37,15 @@ pub struct AdamWStep {
     pub grad_scale: f64,
 }
 
+impl AdamWStep {
+    /// The constants of update number `step` (from 1): the bias corrections follow from it.
+    pub fn new(beta1: f64, beta2: f64, eps: f64, step: u64, lr: f64, keep: f64, grad_scale: f64) -> Self {
+        let inv_bias1 = 1.0 / (1.0 - beta1.powi(step as i32));
+        let inv_bias2 = 1.0 / (1.0 - beta2.powi(step as i32));
+        Self { beta1, beta2, eps, lr, keep, inv_bias1, inv_bias2, grad_scale }
+    }
+}
+
 /// Updates `moments` (`[2, ..p's dims]`: `m` then `v`, contiguous, the parameter's dtype) from `grad` and then
 /// `param` from the moments, both in place. The CPU takes f32 and f64; CUDA f32 (a build with the `cuda` feature).
 pub fn adamw_update(param: &Tensor, moments: &Tensor, grad: &Tensor, s: &AdamWStep) -> Result<()> {
@@ -168,16 +177,7 @@ mod tests {
             let (p0, m0, g) = (r(1.0), r(0.1), r(0.5));
             let v0 = r(0.1).sqr().unwrap();
             for (keep, scale) in [(1.0, 1.0), (1.0 - 1e-3 * 0.1, 0.37)] {
-                let s = AdamWStep {
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    lr: 1e-3,
-                    keep,
-                    inv_bias1: 1.0 / (1.0 - 0.9f64.powi(3)),
-                    inv_bias2: 1.0 / (1.0 - 0.999f64.powi(3)),
-                    grad_scale: scale,
-                };
+                let s = AdamWStep::new(0.9, 0.999, 1e-8, 3, 1e-3, keep, scale);
                 let p = Var::from_tensor(&p0.copy().unwrap()).unwrap();
                 let mv = Tensor::stack(&[&m0, &v0], 0).unwrap().copy().unwrap();
                 adamw_update(&p, &mv, &g, &s).unwrap();
@@ -199,16 +199,7 @@ mod tests {
     fn mismatched_buffers_are_refused() {
         let dev = Device::Cpu;
         let p = Tensor::zeros((2, 3), DType::F32, &dev).unwrap();
-        let s = AdamWStep {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            lr: 1e-3,
-            keep: 1.0,
-            inv_bias1: 1.0,
-            inv_bias2: 1.0,
-            grad_scale: 1.0,
-        };
+        let s = AdamWStep::new(0.9, 0.999, 1e-8, 1, 1e-3, 1.0, 1.0);
         let short = Tensor::zeros((2, 2), DType::F32, &dev).unwrap();
         assert!(adamw_update(&p, &short, &p, &s).unwrap_err().to_string().contains("moments"));
         let mv64 = Tensor::zeros((2, 2, 3), DType::F64, &dev).unwrap();
