@@ -314,6 +314,15 @@ pub struct DemoArgs {
     /// rewards count the row right, down when not.
     #[arg(long, value_name = "W")]
     pub grpo_row_credit: Option<f64>,
+    /// Caps the log-ratio inside GRPO's KL term (ours; default none, the paper's k3): past it the k3 term grows
+    /// linearly, so no single token's KL gradient can outweigh a step.
+    #[arg(long, value_name = "D|off")]
+    pub grpo_kl_cap: Option<String>,
+    /// Leave out of GRPO's loss every constrained rollout token whose step kept less than this share of the
+    /// sampling distribution's mass (ours; default 0.01; `off`: every token counts). The grammar, not the model,
+    /// chose such a token, and its unconstrained log-probability can fall far below the reference's.
+    #[arg(long, value_name = "SHARE|off")]
+    pub grpo_forced_below: Option<String>,
     /// How far fresh confirmation scenes must show a GRPO checkpoint's gain, in paired standard errors, before it
     /// replaces the SFT model (a checkpoint chosen on the validation scenes is partly chosen for its luck); `off`:
     /// the validation margin alone decides.

@@ -192,6 +192,8 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         ("--grpo-baseline", "mode", "--grpo-baseline mode: expected group_mean or greedy"),
         ("--grpo-steps", "huge", "--grpo-steps huge: expected auto, small or large"),
         ("--grpo-free-rollouts", "9", "--grpo-free-rollouts 9: expected at most the 8 rollouts of a prompt"),
+        ("--grpo-kl-cap", "0", "--grpo-kl-cap 0: expected a positive number or `off`"),
+        ("--grpo-forced-below", "2", "--grpo-forced-below 2: expected a share in (0, 1) or `off`"),
     ] {
         let args: Vec<&str> = common.iter().copied().chain([flag, value, "--out", out]).collect();
         let o = sgvlm(&args, None);

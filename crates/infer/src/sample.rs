@@ -83,6 +83,22 @@ impl Sampler {
         }
         cand.last().map(|c| c.0)
     }
+
+    /// The share of the tempered distribution's mass (`softmax(logits / temperature)`, before any top-p cut) that
+    /// `allowed` keeps: 1 when the mask removes nothing, near 0 when it forces a token the model finds unlikely.
+    /// Greedy samplers measure at temperature 1. NaN logits carry no mass.
+    pub fn allowed_share(&self, logits: &[f32], allowed: &TokenMask) -> f32 {
+        let inv_t = if self.is_greedy() { 1.0 } else { 1.0 / self.temperature as f64 };
+        let max = logits.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+        if !max.is_finite() {
+            return 0.0;
+        }
+        let weight = |v: f32| if v.is_nan() { 0.0 } else { ((v - max) as f64 * inv_t).exp() };
+        let total: f64 = logits.iter().map(|&v| weight(v)).sum();
+        let kept: f64 =
+            allowed.iter().take_while(|&i| (i as usize) < logits.len()).map(|i| weight(logits[i as usize])).sum();
+        (kept / total) as f32
+    }
 }
 
 fn argmax(ids: impl Iterator<Item = u32>, logits: &[f32]) -> Option<u32> {
@@ -119,6 +135,25 @@ mod tests {
         assert_eq!(s.pick(&logits, Some(&mask(&[1, 2]))), Some(1));
         let ties = [1.0, 2.0, 2.0, 2.0];
         assert_eq!(s.pick(&ties, Some(&mask(&[0, 2, 3]))), Some(2));
+    }
+
+    #[test]
+    fn the_allowed_share_is_the_tempered_mass_the_mask_keeps() {
+        let logits = [0.0, 3f32.ln(), f32::NAN];
+        let mask = |ids: &[u32]| {
+            let mut m = TokenMask::new(logits.len());
+            ids.iter().for_each(|&i| m.insert(i));
+            m
+        };
+        // Temperature 1: probabilities 1/4 and 3/4; at 0.5 the weights are 1 and 9.
+        let t1 = Sampler::new(1.0, 1.0, Some(0));
+        assert!((t1.allowed_share(&logits, &mask(&[1])) - 0.75).abs() < 1e-6);
+        assert!((t1.allowed_share(&logits, &mask(&[0])) - 0.25).abs() < 1e-6);
+        assert!((t1.allowed_share(&logits, &mask(&[0, 1, 2])) - 1.0).abs() < 1e-6);
+        assert_eq!(t1.allowed_share(&logits, &mask(&[2])), 0.0);
+        let half = Sampler::new(0.5, 1.0, Some(0));
+        assert!((half.allowed_share(&logits, &mask(&[1])) - 0.9).abs() < 1e-6);
+        assert_eq!(t1.allowed_share(&[f32::NAN; 3], &mask(&[0])), 0.0);
     }
 
     #[test]

@@ -34,14 +34,17 @@ fn engine_with(cfg: Config, max_batch: usize, bf16_weights: bool) -> Engine {
 }
 
 fn engine_in(cfg: Config, max_batch: usize, bf16_weights: bool, decode: DecodeMode) -> Engine {
+    engine_from(cfg, bf16_weights, EngineConfig { max_batch, decode, ..EngineConfig::default() })
+}
+
+fn engine_from(cfg: Config, bf16_weights: bool, engine_cfg: EngineConfig) -> Engine {
     let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
     let mut model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
     if bf16_weights {
         model.keep_bf16().unwrap();
     }
     let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
-    Engine::new(model, Tokenizer::tiny(), processor, EngineConfig { max_batch, decode, ..EngineConfig::default() })
-        .unwrap()
+    Engine::new(model, Tokenizer::tiny(), processor, engine_cfg).unwrap()
 }
 
 fn request(text: &str, image: Option<(u32, u32)>, params: GenParams) -> GenRequest {
@@ -231,6 +234,42 @@ fn bad_requests_fail_alone() {
     assert!(out[0].is_err());
     assert!(out[1].is_ok());
     assert!(matches!(out[2], Err(sgvlm_infer::BackendError::Image { index: 0, .. })));
+}
+
+/// With `record_allowed_mass`, each token of a constrained, sampled request comes with the share of the sampling
+/// distribution the constraint kept at its step; recording changes no token, and free or greedy requests get none.
+#[test]
+fn constrained_sampling_records_the_mass_the_constraint_kept() {
+    let constraint = Constraint { schema: Schema::Triplet, canvas: (64, 48), objects: None, predicates: None };
+    let params = |temperature: f32, constrained: bool| GenParams {
+        max_new_tokens: 40,
+        temperature,
+        seed: Some(7),
+        constraint: constrained.then(|| constraint.clone()),
+        ..GenParams::default()
+    };
+    let reqs = vec![
+        request("<image>\nScene graph:", Some((64, 48)), params(1.0, true)),
+        request("Scene graph:", None, params(0.8, true)),
+        request("Scene graph:", None, params(1.0, false)),
+        request("Scene graph:", None, params(0.0, true)),
+    ];
+    let run = |record: bool| {
+        let ec = EngineConfig { max_batch: 4, record_allowed_mass: record, ..EngineConfig::default() };
+        ok(engine_from(Config::tiny(), false, ec).generate(&reqs))
+    };
+    let (recorded, plain) = (run(true), run(false));
+    for (r, p) in recorded.iter().zip(&plain) {
+        assert_eq!(r.tokens, p.tokens, "recording changes no token");
+        assert!(p.allowed_mass.is_empty());
+    }
+    for g in &recorded[..2] {
+        assert_eq!(g.allowed_mass.len(), g.tokens.len());
+        assert!(g.allowed_mass.iter().all(|&m| m > 0.0 && m <= 1.0 + 1e-6), "{:?}", g.allowed_mass);
+        // A random model spreads its mass over the vocabulary; the grammar keeps a small part of it.
+        assert!(g.allowed_mass.iter().any(|&m| m < 0.5), "{:?}", g.allowed_mass);
+    }
+    assert!(recorded[2].allowed_mass.is_empty() && recorded[3].allowed_mass.is_empty());
 }
 
 fn constrained_outputs(schema: Schema, seeds: std::ops::Range<u64>) -> Vec<Generated> {

@@ -158,6 +158,10 @@ impl Rollout for Timed<'_> {
         self.seconds.set(self.seconds.get() + t.elapsed().as_secs_f64());
         out
     }
+
+    fn allowed_mass(&self) -> Option<&[Vec<f32>]> {
+        self.inner.allowed_mass()
+    }
 }
 
 /// What generates the benchmark's rollouts.
@@ -210,7 +214,7 @@ pub fn bench_grpo(
             // Text prompts: the image processor is never used.
             let engine = Engine::new(crate::demo::inference_model(policy)?, tokenizer, ImageProcessor::default(), cfg)
                 .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;
-            ("engine", Box::new(EngineRollout { engine, constraint: None, failed: 0, first_error: None }))
+            ("engine", Box::new(EngineRollout::new(engine, None)))
         }
     };
     let mut timed = Timed { inner: generator.as_mut(), seconds: &rollout_seconds };

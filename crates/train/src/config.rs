@@ -190,6 +190,18 @@ impl RunConfig {
                 message: "batch sizes must be positive".into(),
             });
         }
+        if let Some(k) = c.grpo.kl_cap.filter(|k| !(*k > 0.0 && k.is_finite())) {
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!("[grpo] kl_cap = {k}: expected a positive number (leave it out for none)"),
+            });
+        }
+        if let Some(f) = c.grpo.forced_below.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!("[grpo] forced_below = {f}: expected a share in (0, 1) (leave it out for none)"),
+            });
+        }
         Ok(c)
     }
 
@@ -258,6 +270,20 @@ mod tests {
             (ComputeDtype::Bf16, ComputeDtype::Bf16)
         );
         assert!(load(&format!("{base}[sft]\ncompute_dtype = \"fp16\"\n")).is_err());
+    }
+
+    #[test]
+    fn the_kl_cap_and_the_forced_share_are_unset_by_default_and_checked() {
+        let base = "out = \"o\"\n[model]\ndir = \"m\"\n[data]\ntrain = \"t.jsonl\"\n";
+        assert_eq!(load(base).unwrap().grpo_options().kl_cap, None);
+        assert_eq!(load(&format!("{base}[grpo]\nkl_cap = 3.0\n")).unwrap().grpo_options().kl_cap, Some(3.0));
+        let err = load(&format!("{base}[grpo]\nkl_cap = -1.0\n")).unwrap_err().to_string();
+        assert!(err.contains("kl_cap"), "{err}");
+        assert_eq!(load(base).unwrap().grpo_options().forced_below, None);
+        let c = load(&format!("{base}[grpo]\nforced_below = 0.01\n")).unwrap();
+        assert_eq!(c.grpo_options().forced_below, Some(0.01));
+        let err = load(&format!("{base}[grpo]\nforced_below = 1.5\n")).unwrap_err().to_string();
+        assert!(err.contains("forced_below"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! rollouts condition on exactly the tokens the model is trained on. Build the engine over
 //! [`crate::demo::inference_model`] of the policy: its tensors are detached views of the policy's `Var`s, which the
 //! optimizer updates in place, so one engine serves every GRPO step (tested below). The log-probabilities the
-//! GRPO loss recomputes are the model's unconstrained ones, as when a server applies the grammar.
+//! GRPO loss recomputes are the model's unconstrained ones, as when a server applies the grammar; with
+//! `EngineConfig::record_allowed_mass` the engine also reports, per constrained token, the share of the sampling
+//! mass the grammar kept ([`Rollout::allowed_mass`]), so the loss can leave out the tokens the grammar forced
+//! (`GrpoOptions::forced_below`).
 
 use candle_core::Tensor;
 use sgvlm_infer::engine::prompt::Prompt as EnginePrompt;
@@ -28,9 +31,17 @@ pub struct EngineRollout {
     pub failed: usize,
     /// The first such error, for the report.
     pub first_error: Option<String>,
+    /// [`Rollout::allowed_mass`] of the last call (empty unless the engine records it).
+    allowed_mass: Vec<Vec<f32>>,
 }
 
 impl EngineRollout {
+    /// Rollouts from `engine`; build it with [`sgvlm_infer::engine::EngineConfig::record_allowed_mass`] for
+    /// [`Rollout::allowed_mass`].
+    pub fn new(engine: Engine, constraint: Option<Constraint>) -> Self {
+        Self { engine, constraint, failed: 0, first_error: None, allowed_mass: Vec::new() }
+    }
+
     fn prompt(&self, p: &Prompt) -> Result<EnginePrompt> {
         let (pixel_values, grids) = match p.image {
             Some((px, g)) => {
@@ -72,24 +83,33 @@ impl Rollout for EngineRollout {
         }
         let end_ids = &s.stop_ids;
         let mut out = Vec::with_capacity(items.len());
+        self.allowed_mass.clear();
         for (i, r) in self.engine.generate_prepared(&items).into_iter().enumerate() {
             match r {
                 Ok(g) => {
-                    let mut t = g.tokens;
+                    let (mut t, mut m) = (g.tokens, g.allowed_mass);
                     // The engine ends on its own end tokens; the trainer's stop ids are the same (`<|im_end|>`).
                     if let Some(k) = t.iter().position(|x| end_ids.contains(x)) {
                         t.truncate(k + 1);
                     }
+                    // One share per token where recorded (constrained, sampled), none for free rollouts.
+                    m.truncate(t.len());
                     out.push(t);
+                    self.allowed_mass.push(m);
                 }
                 Err(e) => {
                     self.failed += 1;
                     self.first_error.get_or_insert_with(|| format!("rollout {i}: {e}"));
                     out.push(Vec::new());
+                    self.allowed_mass.push(Vec::new());
                 }
             }
         }
         Ok(out)
+    }
+
+    fn allowed_mass(&self) -> Option<&[Vec<f32>]> {
+        Some(&self.allowed_mass)
     }
 }
 
@@ -128,7 +148,7 @@ mod tests {
             EngineConfig { max_batch: 4, ..EngineConfig::default() },
         )
         .unwrap();
-        EngineRollout { engine, constraint, failed: 0, first_error: None }
+        EngineRollout::new(engine, constraint)
     }
 
     fn sampling(enc: &Encoder, max_new_tokens: usize, temperature: f32) -> Sampling {

@@ -9,7 +9,7 @@
 //! never the prompt.
 //!
 //! A caller gives a coefficient `c_t = ∂L/∂logp_t` per token: `−1/N` for cross-entropy, the clipped-ratio and KL
-//! terms for GRPO ([`crate::grpo::token_terms`]).
+//! terms for GRPO ([`crate::grpo::Objective::token`]).
 
 use candle_core::{DType, Tensor, D};
 

@@ -42,6 +42,13 @@ pub struct Sampling {
 pub trait Rollout {
     /// `n` completions of each prompt, in order: the result has `prompts.len() × n` entries.
     fn generate(&mut self, prompts: &[Prompt], n: usize, s: &Sampling) -> Result<Vec<Vec<u32>>>;
+
+    /// For the last [`Rollout::generate`] call's completions (same order), the share of the sampling
+    /// distribution's mass a constraint allowed at each token; an empty list where nothing was recorded (a free
+    /// completion, a generator that does not know). `None`: this generator never records it.
+    fn allowed_mass(&self) -> Option<&[Vec<f32>]> {
+        None
+    }
 }
 
 /// The built-in cached sampler (module doc).

@@ -73,6 +73,12 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = a.grpo_row_credit {
         recipe.set_row_credit(w)?;
     }
+    if let Some(c) = &a.grpo_kl_cap {
+        recipe.set_kl_cap(c)?;
+    }
+    if let Some(f) = &a.grpo_forced_below {
+        recipe.set_forced_below(f)?;
+    }
     let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");

@@ -215,8 +215,12 @@ fn grpo_rollout(cfg: &RunConfig, policy: &Policy, enc: &Encoder) -> anyhow::Resu
     let tokenizer = Tokenizer::from_file(&cfg.model.dir.join("tokenizer.json"))
         .with_context(|| format!("Failed to load `{}/tokenizer.json`", cfg.model.dir.display()))?;
     // Rollouts want throughput: the batch refills in waves (`EngineConfig::refill_wait_steps`).
-    let engine_cfg =
-        EngineConfig { max_batch: cfg.rollout.batch, refill_wait_steps: usize::MAX, ..EngineConfig::default() };
+    let engine_cfg = EngineConfig {
+        max_batch: cfg.rollout.batch,
+        refill_wait_steps: usize::MAX,
+        record_allowed_mass: true,
+        ..EngineConfig::default()
+    };
     let model = sgvlm_train::demo::inference_model(policy)?;
     let engine = Engine::new(model, tokenizer, enc.processor.clone(), engine_cfg)
         .map_err(|e| anyhow::anyhow!("building the rollout engine: {e}"))?;
@@ -228,7 +232,7 @@ fn grpo_rollout(cfg: &RunConfig, policy: &Policy, enc: &Encoder) -> anyhow::Resu
         RolloutConstraint::Ag => Some(DatasetArg::Ag),
     };
     let constraint = dataset.map(|d| constraint_for(d, canvas));
-    Ok(EngineRollout { engine, constraint, failed: 0, first_error: None })
+    Ok(EngineRollout::new(engine, constraint))
 }
 
 pub fn run(cmd: TrainCommand) -> anyhow::Result<ExitCode> {

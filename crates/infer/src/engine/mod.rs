@@ -71,6 +71,10 @@ pub struct EngineConfig {
     /// before the finished rows leave anyway (a server's latency). `usize::MAX`: waves only (throughput: GRPO's
     /// rollouts, batch inference).
     pub refill_wait_steps: usize,
+    /// For each token of a constrained, sampled request, record the share of the sampling distribution's mass the
+    /// constraint allowed ([`Generated::allowed_mass`]): a GRPO trainer tells the tokens the grammar forced from
+    /// those the policy chose. One more pass over the vocabulary per such token; off by default.
+    pub record_allowed_mass: bool,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +86,7 @@ impl Default for EngineConfig {
             ignore_end: false,
             decode: DecodeMode::Auto,
             refill_wait_steps: 16,
+            record_allowed_mass: false,
         }
     }
 }
@@ -98,6 +103,10 @@ pub struct Generated {
     /// Preprocessed images `[Σ patches, C·T_p·P·P]` (f32, on the engine's device) and their grids.
     pub pixel_values: Option<Tensor>,
     pub grids: Vec<[usize; 3]>,
+    /// With [`EngineConfig::record_allowed_mass`] and a constrained, sampled request: for each generated token, the
+    /// share of the tempered distribution's mass the constraint allowed at its step (1: the mask removed nothing;
+    /// near 0: the grammar, not the model, chose the token). Empty otherwise.
+    pub allowed_mass: Vec<f32>,
 }
 
 impl Generated {
@@ -381,6 +390,7 @@ impl Engine {
             validator,
             finish: None,
             error: None,
+            allowed_mass: Vec::new(),
         })
     }
 
@@ -502,6 +512,9 @@ impl Engine {
             let pick = match &s.validator {
                 Some(v) => {
                     self.constraint.allowed(v, &bytes_of, &mut allowed);
+                    if self.cfg.record_allowed_mass && !s.sampler.is_greedy() {
+                        s.allowed_mass.push(s.sampler.allowed_share(&row, &allowed));
+                    }
                     s.sampler.pick(&row, Some(&allowed))
                 }
                 None => s.sampler.pick(&row, None),
@@ -563,6 +576,7 @@ impl Engine {
             finish: s.finish.unwrap_or(FinishReason::Length),
             pixel_values: s.prompt.pixel_values,
             grids: s.prompt.grids,
+            allowed_mass: s.allowed_mass,
         })
     }
 

@@ -24,6 +24,8 @@ pub struct Seq {
     pub validator: Option<Validator>,
     pub finish: Option<FinishReason>,
     pub error: Option<String>,
+    /// [`super::Generated::allowed_mass`], one entry per sampled token when recorded.
+    pub allowed_mass: Vec<f32>,
 }
 
 impl Seq {

@@ -228,10 +228,15 @@ pub fn engine_rollout(policy: &Policy, encoder: &Encoder, constrained: bool) -> 
         inference_model(policy)?,
         Tokenizer::tiny(),
         encoder.processor.clone(),
-        sgvlm_infer::engine::EngineConfig { max_batch, refill_wait_steps: usize::MAX, ..Default::default() },
+        sgvlm_infer::engine::EngineConfig {
+            max_batch,
+            refill_wait_steps: usize::MAX,
+            record_allowed_mass: true,
+            ..Default::default()
+        },
     )
     .map_err(|e| TrainError::Input(format!("building the engine: {e}")))?;
-    Ok(EngineRollout { engine, constraint: constrained.then(constraint), failed: 0, first_error: None })
+    Ok(EngineRollout::new(engine, constrained.then(constraint)))
 }
 
 /// Evaluates one stage with free and with constrained decoding.
@@ -504,7 +509,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         };
         let plan = r.grpo_steps(grpo_seconds);
         reporter.message(&format!(
-            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}",
+            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}{}",
             plan.prompts,
             r.grpo_group,
             match plan.free_rollouts.min(r.grpo_group) {
@@ -512,7 +517,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
                 _ => String::new(),
             },
             plan.lr,
-            if plan.row_credit != 0.0 { format!(", row credit {}", plan.row_credit) } else { String::new() }
+            if plan.row_credit != 0.0 { format!(", row credit {}", plan.row_credit) } else { String::new() },
+            r.grpo_kl_cap.map_or(String::new(), |c| format!(", KL log-ratio cap {c}"))
         ));
         let go = GrpoOptions {
             group: r.grpo_group,
@@ -527,6 +533,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             confirm_margin: r.grpo_confirm_margin.unwrap_or(0.0),
             confirm_all: r.grpo_confirm_all,
             row_credit: plan.row_credit,
+            kl_cap: r.grpo_kl_cap,
+            forced_below: r.grpo_forced_below,
             baseline: r.grpo_baseline,
             free_rollouts: plan.free_rollouts,
             micro_batch: 16,
@@ -749,6 +757,19 @@ mod tests {
         f.set_free_rollouts(3).unwrap();
         assert_eq!((f.grpo_steps(1e9).free_rollouts, f.grpo_steps(0.0).free_rollouts), (3, 3));
         assert!(f.set_free_rollouts(9).is_err());
+        // The KL cap (`off`: the paper's k3) and the forced share as the command lines give them.
+        let mut k = r.clone();
+        assert_eq!((k.grpo_kl_cap, k.grpo_forced_below), (None, Some(0.01)));
+        k.set_kl_cap("2.5").unwrap();
+        assert_eq!(k.grpo_kl_cap, Some(2.5));
+        k.set_kl_cap("off").unwrap();
+        assert_eq!(k.grpo_kl_cap, None);
+        assert!(k.set_kl_cap("-1").is_err() && k.set_kl_cap("wide").is_err() && k.set_kl_cap("inf").is_err());
+        k.set_forced_below("0.05").unwrap();
+        assert_eq!(k.grpo_forced_below, Some(0.05));
+        k.set_forced_below("off").unwrap();
+        assert_eq!(k.grpo_forced_below, None);
+        assert!(k.set_forced_below("1").is_err() && k.set_forced_below("0").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! The loss of a step is the mean over completions of each completion's mean token loss (the original GRPO
 //! normalisation). With one optimisation pass per generation (`num_iterations 1`), the old policy equals the
 //! current one, so the ratio is 1 in value while its gradient is the policy gradient; the clipping matters only
-//! when [`token_terms`] is given an older policy. The vision tower and merger stay frozen ([`crate::policy`]).
+//! when [`Objective::token`] is given an older policy. The vision tower and merger stay frozen ([`crate::policy`]).
 //!
 //! [`GrpoOptions::row_credit`] adds an optional per-row term to the advantage of each object and relation row's
 //! tokens ([`crate::credit`]), and [`GrpoOptions::baseline`] can compare each rollout with the greedy answer instead
@@ -39,10 +39,13 @@ use crate::precision::{ComputeDtype, TrainModel};
 use crate::report::{MetricsLog, Reporter};
 use crate::rollout::{Prompt, Rollout, Sampling};
 
+mod objective;
 mod select;
 #[cfg(test)]
 mod testing;
 
+use objective::KlTally;
+pub use objective::{advantages, advantages_over, k3, Objective};
 pub use select::{clears_margin, greedy_scores, paired_gain, validate};
 
 /// GRPO settings, also the `[grpo]` table of a config file (every key optional; defaults: the paper's §7.2 recipe).
@@ -101,6 +104,22 @@ pub struct GrpoOptions {
     /// `"f32"` or `"bf16"`: the dtype of the training forward and backward pass (weights and optimizer stay f32;
     /// build the reference model in the same dtype with [`Policy::frozen_model`]). Rollouts are the generator's.
     pub compute_dtype: ComputeDtype,
+    /// Caps the KL term's log-ratio `d = ref − logp` (ours; `None`, the default: the paper's k3). Past the cap the
+    /// k3 estimator continues along its tangent, so a token's KL gradient is at most `β·(e^cap − 1)`. Uncapped, one
+    /// sampled token the policy has pushed far below the reference outweighs a whole step: in a demo run of large
+    /// steps a token at log-probability −14.9 under the policy and −2.4 under the reference (d = 12.6, k3 ≈ 287,000)
+    /// made the step's gradient norm 74 instead of 0.25–0.5, global-norm clipping shrank every other token's share
+    /// to nothing, and the validation reward fell 0.26 (results/demo_grpo.md, twenty-third session). Those were
+    /// tokens the constraint forced; [`Self::forced_below`] leaves them out, which worked better there than a cap.
+    pub kl_cap: Option<f64>,
+    /// Leaves out of the loss (policy gradient and KL) every constrained token whose step's allowed mass — the
+    /// share of the sampling distribution the constraint kept ([`crate::rollout::Rollout::allowed_mass`]) — was
+    /// below this (ours; `None`, the default: every token counts, as with the paper's free rollouts). The loss
+    /// scores tokens under the unconstrained distribution; where the grammar, not the policy, chose the token, its
+    /// unconstrained log-probability measures how much mass the policy puts on tokens the grammar forbids, which
+    /// constrained decoding never sees, and its k3 term can grow without bound (results/demo_grpo.md,
+    /// twenty-third session). `forced_tokens` in `metrics.jsonl` counts them.
+    pub forced_below: Option<f64>,
 }
 
 impl Default for GrpoOptions {
@@ -130,6 +149,8 @@ impl Default for GrpoOptions {
             baseline: Baseline::GroupMean,
             free_rollouts: 0,
             compute_dtype: ComputeDtype::F32,
+            kl_cap: None,
+            forced_below: None,
         }
     }
 }
@@ -171,48 +192,6 @@ pub struct GrpoPrompt {
     pub solution: String,
 }
 
-/// Group-relative advantages: each reward minus its group's mean (groups of `group` consecutive rewards).
-pub fn advantages(rewards: &[f64], group: usize) -> Vec<f64> {
-    rewards
-        .chunks(group.max(1))
-        .flat_map(|g| {
-            let mean = g.iter().sum::<f64>() / g.len() as f64;
-            g.iter().map(move |r| r - mean)
-        })
-        .collect()
-}
-
-/// Advantages against a baseline per group: each reward minus its group's entry of `baseline` (one per group of
-/// `group` consecutive rewards; [`Baseline::Greedy`]).
-pub fn advantages_over(rewards: &[f64], group: usize, baseline: &[f64]) -> Vec<f64> {
-    rewards.chunks(group.max(1)).zip(baseline).flat_map(|(g, b)| g.iter().map(move |r| r - b)).collect()
-}
-
-/// The loss of one token and its derivative with respect to the token's log-probability under the policy.
-///
-/// `loss = −min(r·A, clip(r, 1 − eps_low, 1 + eps_high)·A) + β·k3`, `r = exp(logp − old)`,
-/// `k3 = exp(ref − logp) − (ref − logp) − 1`.
-pub fn token_terms(
-    logp: f64,
-    old: f64,
-    reference: f64,
-    adv: f64,
-    eps_low: f64,
-    eps_high: f64,
-    beta: f64,
-) -> (f64, f64) {
-    let r = (logp - old).exp();
-    let unclipped = r * adv;
-    let clipped = r.clamp(1.0 - eps_low, 1.0 + eps_high) * adv;
-    // The unclipped term carries the gradient unless the clipped one is smaller (then the ratio is out of range
-    // in the direction the advantage pushes, and the token contributes no policy gradient).
-    let (obj, dobj) = if unclipped <= clipped { (unclipped, unclipped) } else { (clipped, 0.0) };
-    let d = reference - logp;
-    let k3 = d.exp() - d - 1.0;
-    let dk3 = 1.0 - d.exp();
-    (-obj + beta * k3, -dobj + beta * dk3)
-}
-
 /// Diagnostics of one step's rollouts.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StepStats {
@@ -223,6 +202,18 @@ pub struct StepStats {
     pub completion_len: f64,
     pub loss: f64,
     pub kl: f64,
+    /// The step's largest per-token k3 and the policy's and the reference's log-probabilities of that token: a
+    /// mean `kl` far above the usual comes from one token or from many.
+    pub kl_max: f64,
+    pub kl_max_logp: f64,
+    pub kl_max_ref_logp: f64,
+    /// The allowed mass at that token's step (constrained rollouts from a generator that records it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_max_allowed_mass: Option<f64>,
+    /// Tokens left out of the loss as forced by the constraint ([`GrpoOptions::forced_below`]), and all the
+    /// step's completion tokens.
+    pub forced_tokens: usize,
+    pub tokens: usize,
     pub grad_norm: f64,
     /// Share of the completions whose rows got credit (0 without [`GrpoOptions::row_credit`]).
     pub row_credited: f64,
@@ -349,17 +340,21 @@ pub fn grpo_gradients(
         })
         .collect();
     let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
+    let masses: Option<Vec<Vec<f32>>> = parts.rollout.allowed_mass().map(<[_]>::to_vec);
+    let mass_at = |i: usize, k: usize| masses.as_ref().and_then(|m| m.get(i)?.get(k)).map(|&m| m as f64);
     let (reference, pad) = (parts.reference, parts.pad);
     // The forward and backward passes on rayon's threads (`sgvlm_model::ops::on_pool`): on the CPU as passes of
     // a few completions of similar length dealt to the cores, on a GPU as passes of `micro_batch` ([`passes`]).
     let device = model.text.embed_tokens.device();
-    let (grads, loss_sum, kl_sum, kl_n) = sgvlm_model::ops::on_pool(|| -> Result<_> {
+    let objective = Objective::of(o);
+    let (grads, loss_sum, kl) = sgvlm_model::ops::on_pool(|| -> Result<_> {
         let order: Vec<usize> = (0..examples.len()).filter(|&i| !examples[i].target.is_empty()).collect();
         let (threads, pass_size) = passes::layout(device, 0, o.micro_batch.max(1));
         let plan = passes::plan(&order, &examples, threads, pass_size);
         let results = passes::on_threads(&plan, |list: &[Vec<usize>]| -> Result<_> {
             let mut acc = GradAccumulator::new(opt);
-            let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
+            let mut kl = KlTally::default();
+            let mut loss_sum = 0f64;
             for chunk in list {
                 let refs: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
                 let batch = collate(&refs, pad, device)?;
@@ -382,32 +377,35 @@ pub fn grpo_gradients(
                         .map(|(t, &l)| {
                             let b = batch.seq_of[t];
                             let i = chunk[b];
-                            let a = adv[i] + rows.as_ref().map_or(0.0, |r| o.row_credit * r.terms[i][t - first[b]]);
+                            let k = t - first[b];
+                            let mass = mass_at(i, k);
+                            if mass.zip(o.forced_below).is_some_and(|(m, f)| m < f) {
+                                kl.forced += 1;
+                                return 0.0;
+                            }
+                            let a = adv[i] + rows.as_ref().map_or(0.0, |r| o.row_credit * r.terms[i][k]);
                             let w = 1.0 / (n_seq * seq_len[b]);
-                            let (loss, d) =
-                                token_terms(l as f64, l as f64, ref_lp[t] as f64, a, o.eps_low, o.eps_high, o.beta);
+                            let (loss, d) = objective.token(l as f64, l as f64, ref_lp[t] as f64, a);
                             loss_sum += w * loss;
-                            let d_ref = ref_lp[t] as f64 - l as f64;
-                            kl_sum += d_ref.exp() - d_ref - 1.0;
-                            kl_n += 1;
+                            kl.add(l as f64, ref_lp[t] as f64, mass);
                             (w * d) as f32
                         })
                         .collect()
                 })?;
                 acc.add(opt, &head.surrogate.backward()?)?;
             }
-            Ok((acc, loss_sum, kl_sum, kl_n))
+            Ok((acc, loss_sum, kl))
         });
         let mut acc = GradAccumulator::new(opt);
-        let (mut loss_sum, mut kl_sum, mut kl_n) = (0f64, 0f64, 0usize);
+        let mut kl = KlTally::default();
+        let mut loss_sum = 0f64;
         for r in results {
-            let (a, l, k, n) = r?;
+            let (a, l, k) = r?;
             acc.merge(a)?;
             loss_sum += l;
-            kl_sum += k;
-            kl_n += n;
+            kl.merge(k);
         }
-        Ok((acc.finish(opt)?, loss_sum, kl_sum, kl_n))
+        Ok((acc.finish(opt)?, loss_sum, kl))
     })?;
     let mean = totals.iter().sum::<f64>() / totals.len().max(1) as f64;
     let var = totals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / totals.len().max(1) as f64;
@@ -417,7 +415,13 @@ pub fn grpo_gradients(
         functions,
         completion_len: completions.iter().map(|c| c.len() as f64).sum::<f64>() / completions.len().max(1) as f64,
         loss: loss_sum,
-        kl: kl_sum / kl_n.max(1) as f64,
+        kl: kl.sum / kl.n.max(1) as f64,
+        kl_max: kl.max,
+        kl_max_logp: kl.max_logp,
+        kl_max_ref_logp: kl.max_ref_logp,
+        kl_max_allowed_mass: kl.max_mass,
+        forced_tokens: kl.forced,
+        tokens: kl.n + kl.forced,
         grad_norm: 0.0,
         row_credited: rows.map_or(0.0, |r| r.credited as f64 / completions.len().max(1) as f64),
         greedy_reward,
@@ -678,6 +682,49 @@ mod tests {
         assert_eq!(run(9), (vec![4], Some(0.5)));
     }
 
+    /// Tokens the constraint forced (allowed mass below `forced_below`) add nothing to the loss; tokens the policy
+    /// chose count as without the option.
+    #[test]
+    fn forced_tokens_are_left_out_of_the_loss() {
+        // One share per completion token, as the engine records them (8 single-token completions).
+        struct Masked(Vec<Vec<f32>>);
+        impl Rollout for Masked {
+            fn generate(&mut self, prompts: &[Prompt], n: usize, _: &Sampling) -> Result<Vec<Vec<u32>>> {
+                Ok((0..prompts.len() * n).map(|i| vec![if i % 2 == 0 { 1 } else { 2 }]).collect())
+            }
+            fn allowed_mass(&self) -> Option<&[Vec<f32>]> {
+                Some(&self.0)
+            }
+        }
+        let policy = crate::policy::tiny_random();
+        let model = policy.model().unwrap();
+        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+        let prompts = [
+            GrpoPrompt { prompt: vec![5, 9, 2], image: None, solution: SOLUTION.to_string() },
+            GrpoPrompt { prompt: vec![4, 4, 8, 1], image: None, solution: SOLUTION.to_string() },
+        ];
+        let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
+        let run = |mass: f32, forced_below: Option<f64>| {
+            let mut rollout = Masked(vec![vec![mass]; 8]);
+            let mut parts = parts_over(&mut rollout, &reference, &right_or_wrong);
+            let o = GrpoOptions { group: 4, forced_below, ..GrpoOptions::default() };
+            let (grads, stats) = grpo_gradients(&model, &opt, &mut parts, &refs, 0, &o).unwrap();
+            let flat: Vec<f32> =
+                grads.iter().flat_map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect();
+            (flat, stats)
+        };
+        let (all, off) = run(0.001, None);
+        assert_eq!((off.forced_tokens, off.tokens), (0, 8));
+        assert!(all.iter().any(|&g| g != 0.0));
+        let (chosen, stats) = run(0.5, Some(0.01));
+        assert_eq!(stats.forced_tokens, 0);
+        assert_eq!(chosen, all);
+        let (forced, stats) = run(0.001, Some(0.01));
+        assert_eq!((stats.forced_tokens, stats.tokens), (8, 8));
+        assert!(forced.iter().all(|&g| g == 0.0) && stats.loss == 0.0);
+    }
+
     /// A free rollout that writes an image placeholder would put one placeholder too many beside the prompt's image
     /// (the twenty-first session's run died of it: "97 image placeholder tokens but 96 image features"): it is
     /// scored, left out of the loss and counted, and the step goes on.
@@ -736,13 +783,6 @@ mod tests {
     }
 
     #[test]
-    fn advantages_subtract_the_group_mean_without_std_scaling() {
-        let a = advantages(&[1.0, 3.0, 5.0, 0.0, 0.0, 9.0], 3);
-        assert_eq!(a, vec![-2.0, 0.0, 2.0, -3.0, -3.0, 6.0]);
-        assert_eq!(advantages(&[4.0, 4.0], 2), vec![0.0, 0.0]);
-    }
-
-    #[test]
     fn sampling_log_probabilities_are_those_of_the_tempered_logits() {
         let policy = crate::policy::tiny_random();
         let model = policy.model().unwrap();
@@ -789,24 +829,5 @@ mod tests {
         assert!(norm > 0.0);
         assert_eq!("greedy".parse::<Baseline>().unwrap(), Baseline::Greedy);
         assert!("mode".parse::<Baseline>().is_err());
-    }
-
-    #[test]
-    fn token_terms_on_hand_computed_cases() {
-        // On-policy (logp = old = ref): ratio 1, k3 = 0, gradient −A.
-        let (l, d) = token_terms(-1.0, -1.0, -1.0, 2.0, 0.2, 0.28, 0.04);
-        assert!((l + 2.0).abs() < 1e-12 && (d + 2.0).abs() < 1e-12);
-        // Ratio e^0.5 ≈ 1.6487 > 1.28 with A = 1: clipped objective 1.28, no policy gradient; KL to a reference
-        // 0.5 below: d = −0.5, k3 = e^−0.5 + 0.5 − 1 = 0.106531, dk3 = 1 − e^−0.5 = 0.393469.
-        let (l, d) = token_terms(0.0, -0.5, -0.5, 1.0, 0.2, 0.28, 0.04);
-        assert!((l - (-1.28 + 0.04 * 0.106_530_66)).abs() < 1e-6, "{l}");
-        assert!((d - 0.04 * 0.393_469_34).abs() < 1e-6, "{d}");
-        // Ratio e^−0.5 ≈ 0.6065 < 0.8 with A = −1: min(−0.6065, −0.8) = −0.8 (clipped): no gradient, loss 0.8.
-        let (l, d) = token_terms(-1.0, -0.5, -1.0, -1.0, 0.2, 0.28, 0.0);
-        assert!((l - 0.8).abs() < 1e-12 && d == 0.0);
-        // Ratio e^−0.5 with A = +1: the unclipped term is the smaller one, gradient −r·A.
-        let r = (-0.5f64).exp();
-        let (l, d) = token_terms(-1.0, -0.5, -1.0, 1.0, 0.2, 0.28, 0.0);
-        assert!((l + r).abs() < 1e-12 && (d + r).abs() < 1e-12);
     }
 }
