@@ -551,15 +551,12 @@ fn early_late(rewards: &[f64]) -> (Option<f64>, Option<f64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{parts_over, right_or_wrong, Fixed, Scripted, SOLUTION};
+    use super::testing::{alternating, parts_over, right_or_wrong, tiny_setup, two_prompts, Fixed, Scripted, SOLUTION};
     use super::*;
 
     #[test]
     fn gradients_do_not_depend_on_how_the_completions_are_split_into_passes() {
-        let policy = crate::policy::tiny_random();
-        let model = policy.model().unwrap();
-        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
-        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+        let (model, reference, opt) = tiny_setup();
         let solution = "<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,person,1,2,30,40\nrel[0]{subj,pred,obj}:\n</answer>";
         // Completions of different lengths; the even-length ones "answer" perfectly, so the advantages differ.
         let completions: Vec<Vec<u32>> =
@@ -656,17 +653,11 @@ mod tests {
             fn generate(&mut self, prompts: &[Prompt], n: usize, s: &Sampling) -> Result<Vec<Vec<u32>>> {
                 self.0.push(s.unconstrained);
                 // Per group: right, wrong, right, wrong — the last two are the free ones when two are free.
-                Ok((0..prompts.len() * n).map(|i| vec![if i % 2 == 0 { 1 } else { 2 }]).collect())
+                Ok(alternating(prompts.len() * n))
             }
         }
-        let policy = crate::policy::tiny_random();
-        let model = policy.model().unwrap();
-        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
-        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
-        let prompts = [
-            GrpoPrompt { prompt: vec![5, 9, 2], image: None, solution: SOLUTION.to_string() },
-            GrpoPrompt { prompt: vec![4, 4, 8, 1], image: None, solution: SOLUTION.to_string() },
-        ];
+        let (model, reference, opt) = tiny_setup();
+        let prompts = two_prompts();
         let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
         let run = |free_rollouts: usize| {
             let mut rec = Recording(Vec::new());
@@ -690,20 +681,14 @@ mod tests {
         struct Masked(Vec<Vec<f32>>);
         impl Rollout for Masked {
             fn generate(&mut self, prompts: &[Prompt], n: usize, _: &Sampling) -> Result<Vec<Vec<u32>>> {
-                Ok((0..prompts.len() * n).map(|i| vec![if i % 2 == 0 { 1 } else { 2 }]).collect())
+                Ok(alternating(prompts.len() * n))
             }
             fn allowed_mass(&self) -> Option<&[Vec<f32>]> {
                 Some(&self.0)
             }
         }
-        let policy = crate::policy::tiny_random();
-        let model = policy.model().unwrap();
-        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
-        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
-        let prompts = [
-            GrpoPrompt { prompt: vec![5, 9, 2], image: None, solution: SOLUTION.to_string() },
-            GrpoPrompt { prompt: vec![4, 4, 8, 1], image: None, solution: SOLUTION.to_string() },
-        ];
+        let (model, reference, opt) = tiny_setup();
+        let prompts = two_prompts();
         let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
         let run = |mass: f32, forced_below: Option<f64>| {
             let mut rollout = Masked(vec![vec![mass]; 8]);
@@ -810,10 +795,7 @@ mod tests {
         assert_eq!(advantages_over(&[1.0, 3.0, 2.0, 2.0], 2, &[2.5, 1.0]), vec![-1.5, 0.5, 1.0, 1.0]);
         // In a step: the greedy answers (scripted right) score above every sampled one (wrong), so every rollout's
         // advantage is negative and the step reports the greedy reward it compared with.
-        let policy = crate::policy::tiny_random();
-        let model = policy.model().unwrap();
-        let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
-        let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+        let (model, reference, opt) = tiny_setup();
         let prompts = [GrpoPrompt { prompt: vec![5, 9, 2], image: None, solution: SOLUTION.to_string() }];
         let refs: Vec<&GrpoPrompt> = prompts.iter().collect();
         let mut scripted = Scripted { greedy: vec![true], calls: 0 };

@@ -4,8 +4,9 @@ use sgvlm_eval::rewards::RewardConfig;
 use sgvlm_graph::Schema;
 use sgvlm_model::Qwen35;
 
-use super::GrpoParts;
+use super::{GrpoParts, GrpoPrompt};
 use crate::error::Result;
+use crate::optim::{AdamW, AdamWConfig};
 use crate::rollout::{Prompt, Rollout, Sampling};
 
 /// A one-object answer the rewards score as right.
@@ -64,4 +65,26 @@ impl Rollout for Scripted {
         };
         Ok(vec![vec![if right { 1 } else { 2 }]; prompts.len() * n])
     }
+}
+
+/// A tiny random policy's model, its frozen reference and a fresh optimizer over its trainable weights.
+pub(super) fn tiny_setup() -> (Qwen35, Qwen35, AdamW) {
+    let policy = crate::policy::tiny_random();
+    let model = policy.model().unwrap();
+    let reference = policy.frozen_model(candle_core::DType::F32).unwrap();
+    let opt = AdamW::new(policy.trainable(), AdamWConfig::default()).unwrap();
+    (model, reference, opt)
+}
+
+/// Two text prompts whose reference answer is [`SOLUTION`].
+pub(super) fn two_prompts() -> [GrpoPrompt; 2] {
+    [
+        GrpoPrompt { prompt: vec![5, 9, 2], image: None, solution: SOLUTION.to_string() },
+        GrpoPrompt { prompt: vec![4, 4, 8, 1], image: None, solution: SOLUTION.to_string() },
+    ]
+}
+
+/// `n` single-token completions, right (`[1]`) and wrong (`[2]`) in turn.
+pub(super) fn alternating(n: usize) -> Vec<Vec<u32>> {
+    (0..n).map(|i| vec![if i % 2 == 0 { 1 } else { 2 }]).collect()
 }
