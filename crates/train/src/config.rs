@@ -190,13 +190,13 @@ impl RunConfig {
                 message: "batch sizes must be positive".into(),
             });
         }
-        if let Some(k) = c.grpo.kl_cap.filter(|k| !(*k > 0.0 && k.is_finite())) {
+        if let Some(k) = c.grpo.kl_cap.filter(|&k| !GrpoOptions::valid_kl_cap(k)) {
             return Err(TrainError::Config {
                 path: path.to_path_buf(),
                 message: format!("[grpo] kl_cap = {k}: expected a positive number (leave it out for none)"),
             });
         }
-        if let Some(f) = c.grpo.forced_below.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+        if let Some(f) = c.grpo.forced_below.filter(|&f| !GrpoOptions::valid_forced_below(f)) {
             return Err(TrainError::Config {
                 path: path.to_path_buf(),
                 message: format!("[grpo] forced_below = {f}: expected a share in (0, 1) (leave it out for none)"),

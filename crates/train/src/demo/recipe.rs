@@ -9,6 +9,7 @@ use sgvlm_model::{checkpoint, Config};
 use super::ObjectOrder;
 use crate::curriculum::TokenWeight;
 use crate::error::Result;
+use crate::grpo::GrpoOptions;
 use crate::policy::{Freeze, Policy};
 
 /// The demo model: Qwen3.5's architecture at a tiny size over the 2,112-token tiny vocabulary.
@@ -377,13 +378,14 @@ impl DemoRecipe {
 
     /// [`DemoRecipe::grpo_kl_cap`] as the command lines take it: a positive number, or `off` (the paper's k3).
     pub fn set_kl_cap(&mut self, s: &str) -> crate::error::Result<()> {
-        self.grpo_kl_cap = number_or_off("--grpo-kl-cap", s, |c| c > 0.0 && c.is_finite(), "a positive number")?;
+        self.grpo_kl_cap = number_or_off("--grpo-kl-cap", s, GrpoOptions::valid_kl_cap, "a positive number")?;
         Ok(())
     }
 
     /// [`DemoRecipe::grpo_forced_below`] as the command lines take it: a share in (0, 1), or `off`.
     pub fn set_forced_below(&mut self, s: &str) -> crate::error::Result<()> {
-        self.grpo_forced_below = number_or_off("--grpo-forced-below", s, |f| f > 0.0 && f < 1.0, "a share in (0, 1)")?;
+        self.grpo_forced_below =
+            number_or_off("--grpo-forced-below", s, GrpoOptions::valid_forced_below, "a share in (0, 1)")?;
         Ok(())
     }
 }

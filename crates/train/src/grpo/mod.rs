@@ -122,6 +122,18 @@ pub struct GrpoOptions {
     pub forced_below: Option<f64>,
 }
 
+impl GrpoOptions {
+    /// Whether `cap` can be a [`Self::kl_cap`]: positive and finite.
+    pub fn valid_kl_cap(cap: f64) -> bool {
+        cap > 0.0 && cap.is_finite()
+    }
+
+    /// Whether `share` can be a [`Self::forced_below`]: a share of the mass in (0, 1).
+    pub fn valid_forced_below(share: f64) -> bool {
+        share > 0.0 && share < 1.0
+    }
+}
+
 impl Default for GrpoOptions {
     fn default() -> Self {
         Self {
@@ -340,8 +352,8 @@ pub fn grpo_gradients(
         })
         .collect();
     let n_seq = examples.iter().filter(|e| !e.target.is_empty()).count().max(1) as f64;
-    let masses: Option<Vec<Vec<f32>>> = parts.rollout.allowed_mass().map(<[_]>::to_vec);
-    let mass_at = |i: usize, k: usize| masses.as_ref().and_then(|m| m.get(i)?.get(k)).map(|&m| m as f64);
+    let masses = parts.rollout.allowed_mass();
+    let mass_at = |i: usize, k: usize| masses.and_then(|m| m.get(i)?.get(k)).map(|&m| m as f64);
     let (reference, pad) = (parts.reference, parts.pad);
     // The forward and backward passes on rayon's threads (`sgvlm_model::ops::on_pool`): on the CPU as passes of
     // a few completions of similar length dealt to the cores, on a GPU as passes of `micro_batch` ([`passes`]).
