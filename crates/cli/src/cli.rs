@@ -282,7 +282,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 32)]
     pub test: usize,
     /// Validation scenes, never the test scenes: GRPO tests the checkpoint they choose, once as many fresh scenes
-    /// confirm its gain (default: as many as --test).
+    /// confirm its gain (default: as many as --test; GRPO's large steps choose on at least 512 of each).
     #[arg(long)]
     pub val: Option<usize>,
     /// A larger tiny model (8 layers, hidden 256; for a GPU).

@@ -239,6 +239,14 @@ pub fn engine_rollout(policy: &Policy, encoder: &Encoder, constrained: bool) -> 
     Ok(EngineRollout::new(engine, constrained.then(constraint)))
 }
 
+/// GRPO's share of the `left` seconds after SFT's evaluation took `eval_seconds`: all but what the last
+/// evaluation needs (the same decodings of the same test scenes; half again for the longer answers GRPO may write)
+/// and ten seconds for the choice of checkpoint. Until the twenty-fourth session GRPO had 60 % of what was left, so
+/// a long demo ended early (of 60 minutes left after SFT, 24 went unused less a minute of evaluation).
+fn grpo_budget(left: f64, eval_seconds: f64) -> f64 {
+    (left - 1.5 * eval_seconds - 10.0).max(0.0)
+}
+
 /// Evaluates one stage with free and with constrained decoding.
 fn evaluate_both(
     ctx: &Ctx,
@@ -475,12 +483,13 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     reporter
         .message(&format!("image use after SFT: gap {:.2e} (near 0 would mean the answers ignore the image)", u.gap));
     uses.push(u);
+    let eval_started = Instant::now();
     stages.extend(evaluate_both(&ctx, &policy, "SFT", &test, &test_prompts, max_new)?);
+    let eval_seconds = eval_started.elapsed().as_secs_f64();
     reporter.message(&format!("SFT evaluated ({:.0} s)", started.elapsed().as_secs_f64()));
 
     let left = budget - started.elapsed().as_secs_f64();
-    // What is left after GRPO pays for the last evaluation (two decodings, about as long as the SFT ones).
-    let grpo_seconds = (left * 0.6).max(0.0);
+    let grpo_seconds = grpo_budget(left, eval_seconds);
     let mut grpo_summary = None;
     if grpo_seconds > 20.0 {
         let reference = policy.frozen_model(candle_core::DType::F32)?;
@@ -508,8 +517,18 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             pad: encoder.pad,
         };
         let plan = r.grpo_steps(grpo_seconds);
+        // The checkpoint choice rests on every validation scene, and as many fresh scenes confirm it; large steps
+        // ask for more of both than `--val` may give (`GrpoSteps::select_scenes`).
+        let n_select = o.val_scenes.max(plan.select_scenes);
+        let val_prompts = if n_select > val_prompts.len() {
+            let (scenes, ex) = build(1, n_select)?;
+            to_prompts(&scenes, &ex)
+        } else {
+            val_prompts
+        };
         reporter.message(&format!(
-            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}{}",
+            "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}{}; checkpoints \
+             chosen on {} validation scenes{}",
             plan.prompts,
             r.grpo_group,
             match plan.free_rollouts.min(r.grpo_group) {
@@ -518,7 +537,13 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             },
             plan.lr,
             if plan.row_credit != 0.0 { format!(", row credit {}", plan.row_credit) } else { String::new() },
-            r.grpo_kl_cap.map_or(String::new(), |c| format!(", KL log-ratio cap {c}"))
+            r.grpo_kl_cap.map_or(String::new(), |c| format!(", KL log-ratio cap {c}")),
+            val_prompts.len(),
+            if r.grpo_confirm_margin.is_some() {
+                format!(", confirmed on {n_select} fresh ones")
+            } else {
+                String::new()
+            }
         ));
         let go = GrpoOptions {
             group: r.grpo_group,
@@ -543,12 +568,10 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             ..GrpoOptions::default()
         };
         let save = |p: &Policy, dir: &std::path::Path| p.save(dir, candle_core::DType::F32, out.pixels, None);
-        // Every validation scene (32 by default): the choice of the tested checkpoint rests on them; as many fresh
-        // scenes confirm it.
         let vp = &val_prompts[..];
         let confirm = match r.grpo_confirm_margin {
             Some(_) => {
-                let (scenes, ex) = build(CONFIRM_STREAM, o.val_scenes)?;
+                let (scenes, ex) = build(CONFIRM_STREAM, n_select)?;
                 to_prompts(&scenes, &ex)
             }
             None => Vec::new(),
@@ -730,17 +753,37 @@ mod tests {
         };
         assert_eq!(r2.stages[0].stage, "SFT");
         assert_eq!(sft(&r2), sft(&r));
-        let missing = DemoOptions { from_sft: Some(dir.path().join("nothing")), ..again };
+        let missing = DemoOptions { from_sft: Some(dir.path().join("nothing")), ..again.clone() };
         assert!(run(&missing, &crate::report::Silent).is_err());
+        // Small steps choose on the `--val` scenes; large ones on at least their `select_scenes`, as many
+        // validation as confirmation scenes.
+        assert_eq!((g.val_prompts, g.confirm_prompts), (2, 2));
+        let mut large = DemoRecipe::default();
+        large.set_grpo_steps("large").unwrap();
+        let l = large.grpo_large.as_mut().unwrap();
+        l.steps = GrpoSteps { prompts: 2, select_scenes: 3, ..l.steps };
+        let r3 = run_with(&DemoOptions { minutes: 0.8, ..again }, &large, &crate::report::Silent).unwrap();
+        let g3 = r3.grpo.as_ref().expect("GRPO ran");
+        assert_eq!((g3.val_prompts, g3.confirm_prompts), (3, 3));
+    }
+
+    #[test]
+    fn grpo_gets_what_the_last_evaluation_leaves() {
+        // 40 minutes left, the SFT evaluation took 20 s: all but 40 s.
+        assert_eq!(grpo_budget(2400.0, 20.0), 2360.0);
+        assert_eq!(grpo_budget(30.0, 20.0), 0.0);
+        assert_eq!(grpo_budget(-5.0, 0.0), 0.0);
     }
 
     #[test]
     fn a_long_grpo_phase_takes_large_steps() {
         let r = DemoRecipe::default();
         let large = r.grpo_large.expect("on by default");
-        let big = GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0, free_rollouts: 0 };
+        let big =
+            GrpoSteps { prompts: 256, lr: 1e-4, eval_every: 1, row_credit: 1.0, free_rollouts: 0, select_scenes: 512 };
         assert_eq!(r.grpo_steps(large.min_seconds), big);
-        let small = GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0, free_rollouts: 0 };
+        let small =
+            GrpoSteps { prompts: 4, lr: 2e-6, eval_every: 20, row_credit: 0.0, free_rollouts: 0, select_scenes: 0 };
         assert_eq!(r.grpo_steps(large.min_seconds - 1.0), small);
         assert_eq!(DemoRecipe { grpo_large: None, ..r }.grpo_steps(1e9), small);
         // As the command lines set them: the mode, and one row-credit weight for both kinds of step.

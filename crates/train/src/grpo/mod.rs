@@ -473,6 +473,9 @@ pub struct GrpoSummary {
     pub confirm_gain_se: Option<f64>,
     /// Checkpoints that cleared the selection margin but not the confirmation.
     pub unconfirmed: u64,
+    /// How many validation and confirmation prompts the choice rested on.
+    pub val_prompts: usize,
+    pub confirm_prompts: usize,
     pub best_checkpoint: Option<PathBuf>,
     pub seconds: f64,
 }
@@ -503,7 +506,7 @@ pub fn run(
     crate::batch::shuffle(&mut order, o.seed);
     let started = Instant::now();
     reporter.start("grpo", o.steps);
-    let mut summary = GrpoSummary::default();
+    let mut summary = GrpoSummary { val_prompts: val.len(), confirm_prompts: confirm.len(), ..Default::default() };
     let mut cursor = 0usize;
     let mut rewards = Vec::new();
     let mut selection = select::Selection::new(val, confirm, o);
