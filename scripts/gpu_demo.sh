@@ -3,10 +3,12 @@
 # tiny model), run ON the GPU machine from the repository root with dist/cuda/sgvlm built by scripts/build_cuda.sh.
 # It is the same command as on the CPU with `--device cuda --large`; one call of the device tool (600 s at most).
 #
-# Usage: scripts/gpu_demo.sh     Env: OUT (default /tmp/sgvlm-gpu-demo), GPU_STATE (/tmp), MINUTES (whole budget, 9.5),
-#        SFT_SHARE (0.7 of it for SFT; GRPO gets most of the rest), BATCH (SFT batch, 32), SEED (0), TRAIN (20000
-#        scenes), TEST (256), VAL (128), GRPO_STEPS (auto|small|large: `large`, steps of 256 prompts × 8 rollouts,
-#        is what showed GRPO's gains on the CPU; `auto` takes it only for a GRPO phase of 10 minutes or more).
+# Usage: scripts/gpu_demo.sh     Env: OUT (default /tmp/sgvlm-gpu-demo), GPU_STATE (/tmp), MINUTES (whole budget, 9;
+#        the demo uses nearly all of it since the twenty-fourth session, and the call has at most 600 s),
+#        SFT_SHARE (0.7 of it for SFT; GRPO gets the rest less the last evaluation), BATCH (SFT batch, 32), SEED
+#        (0), TRAIN (20000 scenes), TEST (256), VAL (128), GRPO_STEPS (auto|small|large: `large`, steps of 256
+#        prompts × 8 rollouts, is what showed GRPO's gains on the CPU; `auto` takes it only for a GRPO phase of 10
+#        minutes or more).
 # The first run (2026-11-27, H200, batch 16, SFT share 0.6, delta-rule chunk 16) trained 208 + 580 steps in 249 s and
 # reached SGG 0.014 (crates/train/results/demo_gpu.md): a step is bound by launching its ~5,000–7,700 graph nodes, not
 # by the batch, so this run trains on twice the batch, longer, with chunk 64 (the recipe's default since then). Since
@@ -64,7 +66,7 @@ if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 >"$OUT/gpumem.log" 2>/dev/null &
     sampler=$!
 fi
-"$BIN" demo --device cuda --large --minutes "${MINUTES:-9.5}" --sft-share "${SFT_SHARE:-0.7}" \
+"$BIN" demo --device cuda --large --minutes "${MINUTES:-9}" --sft-share "${SFT_SHARE:-0.7}" \
     --batch-size "${BATCH:-32}" --seed "${SEED:-0}" --train "${TRAIN:-20000}" --test "${TEST:-256}" --val "${VAL:-128}" \
     --grpo-steps "${GRPO_STEPS:-auto}" --out "$OUT/demo" >"$OUT/demo.json" 2> >(tee "$OUT/demo.log" >&2)
 rc=$?
