@@ -326,7 +326,7 @@ pub struct GrpoSteps {
     /// Validation and confirmation on at least this many scenes each, however few `--val` asks for (0: `--val`'s).
     /// Large steps: 512. On 128 scenes a paired gain's standard error was 0.13–0.23, so the selection margin (two of
     /// them, ~0.4) rejected every step of the twenty-third session's runs whose gains on fresh scenes held at
-    /// +0.2–0.4 from the fifth step on; four times the scenes should halve it (measured: 0.08–0.09
+    /// +0.2–0.4 from the fifth step on; four times the scenes should halve it (measured: 0.075–0.096
     /// where 128 gave 0.13–0.23). The larger sets cost ~30 s a step on the 2-core CPU (~165 s instead of ~130 s).
     pub select_scenes: usize,
 }
