@@ -278,9 +278,10 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
     let user = user_prompt();
     // Scenes 0..n of a stream with their examples, built on every core. Only the test scenes keep their 640×480
     // renderings (the report draws them): 20,000 training scenes would otherwise hold 18 GB.
-    let build = |stream: u64, n: usize| -> Result<(Vec<Scene>, Vec<Example>)> {
+    // Scenes `from..to` of a stream with their training examples.
+    let build_range = |stream: u64, from: usize, to: usize| -> Result<(Vec<Scene>, Vec<Example>)> {
         let keep_full = stream == TEST_STREAM;
-        let built = (0..n as u64)
+        let built = (from as u64..to as u64)
             .into_par_iter()
             .map(|i| {
                 let mut s = scene_ordered(o.seed, stream, i, o.image_size, r.order);
@@ -293,6 +294,7 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             .collect::<Result<Vec<_>>>()?;
         Ok(built.into_iter().unzip())
     };
+    let build = |stream: u64, n: usize| build_range(stream, 0, n);
     reporter.message(&format!(
         "generating {} train, {} validation, {} test scenes",
         o.train_scenes, o.val_scenes, o.test_scenes
@@ -431,12 +433,9 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
         // The checkpoint choice rests on every validation scene, and as many fresh scenes confirm it; large steps
         // ask for more of both than `--val` may give (`GrpoSteps::select_scenes`).
         let n_select = o.val_scenes.max(plan.select_scenes);
-        let val_prompts = if n_select > val_prompts.len() {
-            let (scenes, ex) = build(1, n_select)?;
-            to_prompts(&scenes, &ex)
-        } else {
-            val_prompts
-        };
+        let mut val_prompts = val_prompts;
+        let (more, more_ex) = build_range(1, val_prompts.len(), n_select)?;
+        val_prompts.extend(to_prompts(&more, &more_ex));
         reporter.message(&format!(
             "GRPO for {grpo_seconds:.0} s in steps of {} prompts × {} rollouts{} at lr {:e}{}{}; checkpoints \
              chosen on {} validation scenes{}",
