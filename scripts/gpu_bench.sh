@@ -8,8 +8,9 @@
 #      two runs' token digests must be equal (graph_check prints whether they are)
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
 #   3. engine_b1/b64   sgvlm bench generate --batch 1 / 64, 700 text tokens + a 640x480 image, 256 new tokens
-#                      (decode steps as CUDA graphs, the default on a GPU); engine_b1_eager/b64_eager: the same op
-#                      by op (`--decode eager`, the path measured before graphs)
+#                      (fused decode steps as CUDA graphs, the default on a GPU); engine_b1_unfused/b64_unfused: the
+#                      graphs of op-by-op steps (SGVLM_FUSED=0); engine_b1_eager/b64_eager (EXTRA=1): op by op
+#                      (`--decode eager`, the path measured before graphs)
 #   4. hf              the transformers baseline (shared/bench/hf_baseline_bench.py) with the same shapes
 #   5. train_bf16, hf_train, grpo
 #                      sgvlm train bench with bf16 compute (and the f32 step first with TRAIN_F32=1),
@@ -181,13 +182,17 @@ else
     run_step init 150 "$BIN" model init --preset qwen3.5-0.8b --out "$MODEL_DIR" "${TOK_ARGS[@]}"
 fi
 
-# 3. The engine at batch 1 and 64 (each in its own process for its own memory peak), as CUDA graphs (the default)
-# and op by op.
+# 3. The engine at batch 1 and 64 (each in its own process for its own memory peak), as CUDA graphs of fused steps
+# (the default), as graphs of the op-by-op steps (SGVLM_FUSED=0: the third run's path), and with EXTRA=1 op by op.
 for b in 1 64; do
     run_step "engine_b$b" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
         --new-tokens 256 --device cuda
 done
-if [ ${#EAGER[@]} -gt 0 ]; then
+for b in 1 64; do
+    run_step "engine_b${b}_unfused" 200 env SGVLM_FUSED=0 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" \
+        --text-tokens 700 --new-tokens 256 --device cuda
+done
+if [ ${#EAGER[@]} -gt 0 ] && [ "${EXTRA:-0}" = 1 ]; then
     for b in 1 64; do
         run_step "engine_b${b}_eager" 200 "$BIN" bench generate --model "$MODEL_DIR" --batch "$b" --text-tokens 700 \
             --new-tokens 256 --device cuda "${EAGER[@]}"

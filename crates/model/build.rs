@@ -1,4 +1,4 @@
-//! With the `cuda` feature, compiles the CUDA kernels of `src/kernels/` (`delta_decode.cu`, `delta_rule.cu`,
+//! With the `cuda` feature, compiles the CUDA kernels of `src/kernels/` (`decode_ops.cu`, `delta_decode.cu`, `delta_rule.cu`,
 //! `train_ops.cu`) to PTX (nvcc from PATH, for `compute_$CUDA_COMPUTE_CAP`, default 90 = H100/H200) into
 //! `$OUT_DIR/<name>.ptx`, which the `kernels::*_cuda` modules embed; the driver JIT-compiles them on first use.
 //! CPU builds need nothing.
@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: [&str; 3] = ["delta_decode", "delta_rule", "train_ops"];
+const KERNELS: [&str; 4] = ["decode_ops", "delta_decode", "delta_rule", "train_ops"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

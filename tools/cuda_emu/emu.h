@@ -13,6 +13,7 @@
 #include <functional>
 #include <barrier>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -82,3 +83,24 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
+
+// bf16 as cuda_bf16.h has it, for the kernels that read and write bf16 activations: the upper 16 bits of an f32,
+// converted with round-to-nearest-even (as __float2bfloat16 does; NaN kept a NaN).
+struct __nv_bfloat16 {
+    unsigned short bits;
+};
+
+inline float __bfloat162float(__nv_bfloat16 x) {
+    unsigned int u = (unsigned int)x.bits << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+inline __nv_bfloat16 __float2bfloat16(float f) {
+    unsigned int u;
+    std::memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return __nv_bfloat16{(unsigned short)((u >> 16) | 0x40)};
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return __nv_bfloat16{(unsigned short)(u >> 16)};
+}

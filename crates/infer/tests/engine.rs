@@ -38,11 +38,20 @@ fn engine_in(cfg: Config, max_batch: usize, bf16_weights: bool, decode: DecodeMo
 }
 
 fn engine_from(cfg: Config, bf16_weights: bool, engine_cfg: EngineConfig) -> Engine {
+    engine_fused(cfg, bf16_weights, engine_cfg, false)
+}
+
+/// `fused`: the decode steps through the fused ops (`TextModel::fuse_for_decode`, what a CUDA model loads with).
+fn engine_fused(cfg: Config, bf16_weights: bool, engine_cfg: EngineConfig, fused: bool) -> Engine {
     let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
     let mut model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
-    if bf16_weights {
-        model.keep_bf16().unwrap();
+    if fused {
+        assert!(model.text.fuse_for_decode().unwrap());
     }
+    if bf16_weights {
+        model.keep_bf16().unwrap(); // after fusing: stacks the bf16 weights again
+    }
+    assert_eq!(model.text.is_fused(), fused);
     let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
     Engine::new(model, Tokenizer::tiny(), processor, engine_cfg).unwrap()
 }
@@ -106,15 +115,20 @@ fn fixed_shape_steps_equal_eager_steps_token_for_token() {
                 .collect();
             for max_batch in [8, 2] {
                 let eager = engine_in(cfg.clone(), max_batch, bf16, DecodeMode::Eager);
-                let fixed = engine_in(cfg.clone(), max_batch, bf16, DecodeMode::Fixed);
                 let (a, _) = eager.generate_timed(&reqs);
-                let (b, t) = fixed.generate_timed(&reqs);
-                for (i, (a, b)) in ok(a).iter().zip(&ok(b)).enumerate() {
-                    assert_eq!(a.tokens, b.tokens, "request {i}, batch {max_batch}, bf16 {bf16}");
-                    assert_eq!(a.tokens.len(), 6 + 3 * i);
+                let a = ok(a);
+                // Op by op, and through the fused ops (stacked projections, fused norms) a CUDA model decodes with.
+                for fused in [false, true] {
+                    let engine_cfg = EngineConfig { max_batch, decode: DecodeMode::Fixed, ..EngineConfig::default() };
+                    let fixed = engine_fused(cfg.clone(), bf16, engine_cfg, fused);
+                    let (b, t) = fixed.generate_timed(&reqs);
+                    for (i, (a, b)) in a.iter().zip(&ok(b)).enumerate() {
+                        assert_eq!(a.tokens, b.tokens, "request {i}, batch {max_batch}, bf16 {bf16}, fused {fused}");
+                        assert_eq!(a.tokens.len(), 6 + 3 * i);
+                    }
+                    assert_eq!((t.graph_steps, t.graph_error), (0, None), "no graphs on the CPU");
+                    assert!(t.decode_steps > 0);
                 }
-                assert_eq!((t.graph_steps, t.graph_error), (0, None), "no graphs on the CPU");
-                assert!(t.decode_steps > 0);
             }
         }
     }

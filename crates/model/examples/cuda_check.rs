@@ -2,7 +2,10 @@
 //! the gated delta rule's at the head sizes of the demo and of Qwen3.5-0.8B (`delta_rule_*`: the training node's
 //! output and the gradients of its five inputs, and the inference form from a state, output and final state), then
 //! the CUDA twins of the training kernels (`kernel_*`: normalisation, softmax, `silu(a)·b`, the causal conv, the
-//! delta rule's packing, the rotary embedding; value and input gradients), all against the CPU nodes in f64. A kernel
+//! delta rule's packing, the rotary embedding; value and input gradients), all against the CPU nodes in f64, and the
+//! fused decode ops (`decode_op_*`: the residual add with the RMSNorm, `silu(gate)·up`, the Gated DeltaNet step read
+//! from a fused projection and its gated norm, a full-attention step's two kernels; f32 and bf16) against the same
+//! ops on the CPU. A kernel
 //! that faults ends the process, so these come first and the lines printed before it name the family
 //! (`scripts/cuda_verdicts.sh` turns it off for the runs after). Then the tiny model on random weights: one
 //! image+text forward, cached decode steps and one backward pass, on CUDA (f32 and bf16) against the CPU in f32. The
@@ -225,6 +228,85 @@ fn train_op_errors(cuda: &Device) -> Res<Vec<(String, Checked)>> {
     Ok(ops.into_iter().map(|(name, xs, op)| (name.to_string(), check(&xs, &op))).collect())
 }
 
+/// The fused decode ops ([`sgvlm_model::kernels::add_rms_norm`] and its siblings, the Gated DeltaNet step read from
+/// a fused projection) on CUDA against the same ops on the CPU in f32, for f32 and bf16 activations (bf16 inputs on
+/// the CPU too, so both read the same values). Each entry: name, worst relative error, tolerance.
+fn decode_op_errors(cuda: &Device) -> Res<Vec<(String, f64, f64)>> {
+    use sgvlm_model::kernels;
+    let cpu = Device::Cpu;
+    let mk = |dims: &[usize], std: f32| Tensor::randn(0f32, std, dims, &cpu);
+    let heads = kernels::DeltaHeads { n_k: 2, n_v: 4, d_k: 128, d_v: 128 };
+    let c = 2 * heads.n_k * heads.d_k + heads.n_v * heads.d_v;
+    let vd = heads.n_v * heads.d_v;
+    let cols = kernels::ProjColumns { mixed: 0, z: c, b: c + vd, a: c + vd + heads.n_v };
+    let (b, kern, width) = (3, 4, c + vd + 2 * heads.n_v);
+    let (x, h, w) = (mk(&[b, 1, 1024], 1.0)?, mk(&[b, 1, 1024], 1.0)?, mk(&[1024], 0.3)?);
+    let (gu, proj, wg) = (mk(&[b, 1, 2 * 3584], 2.0)?, mk(&[b, 1, width], 1.0)?, mk(&[heads.d_v], 0.5)?);
+    let (conv, state) = (mk(&[b, kern - 1, c], 1.0)?, mk(&[b, heads.n_v, heads.d_k, heads.d_v], 0.1)?);
+    let (taps, dt_bias, a_log) = (mk(&[c, kern], 0.5)?, mk(&[heads.n_v], 0.5)?, mk(&[heads.n_v], 0.5)?);
+    let mut out = Vec::new();
+    for (dtype, tol) in [(DType::F32, 1e-5), (DType::BF16, 1e-2)] {
+        let on = |t: &Tensor, dev: &Device| -> Res<Tensor> { Ok(t.to_dtype(dtype)?.to_device(dev)?) };
+        let f32_on = |t: &Tensor, dev: &Device| -> Res<Tensor> { Ok(t.to_device(dev)?) };
+        // Everything each op returns, on `dev`.
+        let all = |dev: &Device| -> Res<Vec<Tensor>> {
+            let (sum, y) = kernels::add_rms_norm(&on(&x, dev)?, Some(&on(&h, dev)?), &f32_on(&w, dev)?, 1e-6)?;
+            let silu = kernels::silu_mul_halves(&on(&gu, dev)?)?;
+            let p = on(&proj, dev)?;
+            let (cv, st) = (f32_on(&conv, dev)?.copy()?, f32_on(&state, dev)?.copy()?);
+            let (tp, dt, al) = (f32_on(&taps, dev)?, f32_on(&dt_bias, dev)?, f32_on(&a_log, dev)?);
+            // The CPU's step reads an f32 projection holding the same values (its output would be rounded to bf16).
+            let p_step = if dev.is_cpu() { p.to_dtype(DType::F32)? } else { p.clone() };
+            let step =
+                kernels::ProjStep { proj: &p_step, cols, conv: &cv, state: &st, taps: &tp, dt_bias: &dt, a_log: &al };
+            let core = kernels::delta_decode_proj_into(step, heads)?;
+            let gated = kernels::gated_rms_norm(&core, &p, cols.z, &f32_on(&wg, dev)?, 1e-6)?;
+            Ok(vec![sum.ok_or("no sum")?, y, silu, core, cv, st, gated])
+        };
+        // A full-attention step: 8 query heads over 2 KV heads of 256 features (64 rotated), 300 slots, slot 120.
+        let heads_a = kernels::AttnHeads { n_h: 8, n_kv: 2, d: 256 };
+        let (cap, slot) = (300, 120u32);
+        let width_a = 2 * heads_a.n_h * heads_a.d + 2 * heads_a.n_kv * heads_a.d;
+        let proj_a = mk(&[b, 1, width_a], 1.0)?;
+        let (qn, kn, angles) = (mk(&[heads_a.d], 0.3)?, mk(&[heads_a.d], 0.3)?, mk(&[b, 1, 64], 2.0)?);
+        let kvs = mk(&[2, b, heads_a.n_kv, cap, heads_a.d], 1.0)?;
+        let slots = Tensor::arange(0u32, cap as u32, &cpu)?.reshape((1, 1, 1, cap))?;
+        let mask = (slots.broadcast_gt(&Tensor::new(&[slot], &cpu)?)?.to_dtype(DType::F32)? * -1e30)?
+            .broadcast_as((b, 1, 1, cap))?
+            .contiguous()?;
+        let attention = |dev: &Device| -> Res<Vec<Tensor>> {
+            let (kb, vb) = (on(&kvs.get(0)?, dev)?.copy()?, on(&kvs.get(1)?, dev)?.copy()?);
+            let a = on(&proj_a, dev)?;
+            let tables = (f32_on(&angles.cos()?, dev)?, f32_on(&angles.sin()?, dev)?);
+            let index = Tensor::full(slot, (b, heads_a.n_kv, 1, heads_a.d), dev)?;
+            let (qn, kn) = (f32_on(&qn, dev)?, f32_on(&kn, dev)?);
+            let q = kernels::attn_prep(&a, heads_a, &qn, &kn, (&tables.0, &tables.1), (&kb, &vb), &index, 1e-6)?;
+            let out = kernels::attn_decode(&q, (&kb, &vb), &f32_on(&mask, dev)?, &a, heads_a)?;
+            Ok(vec![q, kb, vb, out])
+        };
+        let (want_a, got_a) = (attention(&cpu)?, attention(cuda)?);
+        for ((name, g), w) in ["attn_q", "attn_keys", "attn_values", "attn_out"].iter().zip(&got_a).zip(&want_a) {
+            out.push((format!("{name}_{dtype:?}"), rel_err(g, w)?, tol));
+        }
+        let (want, got) = (all(&cpu)?, all(cuda)?);
+        let names = [
+            "add_rms_norm_sum",
+            "add_rms_norm",
+            "silu_mul_halves",
+            "delta_proj_out",
+            "delta_proj_window",
+            "delta_proj_state",
+            "gated_norm",
+        ];
+        for ((name, g), w) in names.iter().zip(&got).zip(&want) {
+            // The delta step is f32 after reading its inputs; the gated norm reads its f32 output.
+            let t = if name.starts_with("delta") { 1e-5 } else { tol };
+            out.push((format!("{name}_{dtype:?}"), rel_err(g, w)?, t));
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> Res<()> {
     sgvlm_model::ops::init_cpu_threads();
     let cuda = match sgvlm_model::cuda::open(0) {
@@ -282,6 +364,19 @@ fn main() -> Res<()> {
                 kernels_ok = false;
                 failed(&format!("kernel_{name}"), &e);
             }
+        }
+    }
+    let t0 = Instant::now();
+    match decode_op_errors(&cuda) {
+        Ok(errs) => {
+            let secs = t0.elapsed().as_secs_f64();
+            for (name, err, tol) in errs {
+                report(&format!("decode_op_{name}"), err, tol, secs);
+            }
+        }
+        Err(e) => {
+            kernels_ok = false;
+            failed("decode_ops", &e);
         }
     }
     for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 5e-2)] {

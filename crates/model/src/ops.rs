@@ -63,6 +63,30 @@ impl Linear {
         })
     }
 
+    /// `parts` stacked into one layer (their weights concatenated along the output dimension), and each part again
+    /// as a view of the stacked weight (rows of a contiguous tensor: no copy), so that replacing the parts by the
+    /// views costs no memory. One product with the stacked layer gives every part's output side by side, for one
+    /// launch instead of one per part. `None` when a part has a bias or the weights differ in dtype or width.
+    pub fn stack(parts: &[&Linear]) -> Result<Option<(Linear, Vec<Linear>)>> {
+        let Some(first) = parts.first() else { return Ok(None) };
+        let (dtype, width) = (first.weight.dtype(), first.weight.dim(1)?);
+        for p in parts {
+            if p.bias.is_some() || p.weight.dtype() != dtype || p.weight.rank() != 2 || p.weight.dim(1)? != width {
+                return Ok(None);
+            }
+        }
+        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
+        let stacked = Tensor::cat(&weights, 0)?.contiguous()?;
+        let mut views = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for p in parts {
+            let rows = p.weight.dim(0)?;
+            views.push(Linear { weight: stacked.narrow(0, at, rows)?, bias: None });
+            at += rows;
+        }
+        Ok(Some((Linear { weight: stacked, bias: None }, views)))
+    }
+
     /// The same layer with its weight stored in bf16 (the bias, if any, stays as it is): on the CPU, f32
     /// activations then read half the bytes per product, at the weight's bf16 rounding. For inference only.
     pub fn keep_bf16(&self) -> Result<Self> {

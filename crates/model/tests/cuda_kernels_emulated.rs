@@ -7,6 +7,11 @@
 //!   and causally masked softmax, `silu(a)·b`, the causal conv with its SiLU, the rotary embedding, the packing
 //!   of the delta rule's inputs — values and every input's gradient; the AdamW update, to the last bit.
 //!
+//! * the fused decode kernels (`src/kernels/decode_ops.cu`: the residual add with the RMSNorm, the gated norm,
+//!   `silu(gate)·up` from one product) and the Gated DeltaNet decode step read from a fused projection
+//!   (`src/kernels/delta_decode.cu`), in f32 and bf16, against the CPU ops of `kernels::decode_ops` and
+//!   `kernels::delta_decode_proj_into`; and a full-attention layer's decode step (`attn_prep`, `attn_decode`).
+//!
 //! This checks the kernels' indexing, block replay, reductions and striding on a machine without a GPU;
 //! `examples/cuda_check.rs` checks the compiled kernels on a GPU. Needs a C++20 compiler (`$CXX`, default `c++`),
 //! which the build already needs for the tokenizer's dependencies.
@@ -19,6 +24,10 @@ use sgvlm_model::kernels::delta_rule::gated_delta_rule_with_state;
 use sgvlm_model::kernels::{
     adamw_update, conv_silu, delta_pack, gated_delta_rule, normalize, rms_norm, rope, silu_mul, softmax, AdamWStep,
     PackHeads,
+};
+use sgvlm_model::kernels::{
+    add_rms_norm, attn_decode, attn_prep, delta_decode_proj_into, gated_rms_norm, silu_mul_halves, AttnHeads,
+    DeltaHeads, ProjColumns, ProjStep,
 };
 
 fn emulator(dir: &Path, name: &str) -> PathBuf {
@@ -306,6 +315,184 @@ fn the_cuda_training_kernels_compute_the_cpu_nodes_and_their_gradients() {
         };
         exact("moments", &got[0], &mv);
         exact("parameter", &got[1], &p);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Values on the bf16 grid (so that the f32 reference reads what a bf16 kernel reads), as f32.
+fn on_bf16_grid(dims: &[usize], std: f32) -> Tensor {
+    let x = Tensor::randn(0f32, std, dims, &Device::Cpu).unwrap();
+    x.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap()
+}
+
+/// Runs `decode_ops_emu` for `ty` (f32 or bf16).
+fn decode_op(exe: &Path, dir: &Path, ty: &str, kernel: &str, args: &[String]) {
+    let out = Command::new(exe).arg(dir).arg(ty).arg(kernel).args(args).output().unwrap();
+    assert!(out.status.success(), "emulator {kernel} {ty}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_cuda_decode_kernels_compute_the_fused_ops() {
+    let tmp = std::env::temp_dir().join(format!("sgvlm-cuda-emu-decode-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = emulator(&tmp, "decode_ops_emu");
+    let s = |v: &[f64]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let bf16 = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
+    for (ty, tol) in [("f32", 1e-6), ("bf16", 1e-2)] {
+        // The activations the CPU op gets: f32, or bf16 for the bf16 kernels (whose outputs are rounded once).
+        let act = |t: &Tensor| if ty == "bf16" { bf16(t) } else { t.clone() };
+        let check = |name: &str, got: Tensor, want: &Tensor| {
+            let e = rel_err(&got.to_dtype(DType::F64).unwrap(), &want.to_dtype(DType::F64).unwrap());
+            assert!(e < tol, "{name} ({ty}) differs by {e:e}");
+        };
+
+        // The residual add and RMSNorm: rows longer than the block (strided), with and without the residual.
+        let (rows, n) = (3, 600);
+        let (x, h, w) = (on_bf16_grid(&[rows, n], 1.0), on_bf16_grid(&[rows, n], 1.0), on_bf16_grid(&[n], 0.3));
+        for (name, t) in [("x", &x), ("h", &h), ("w", &w)] {
+            write(&tmp.join(format!("{name}.bin")), t);
+        }
+        for has_h in [1.0, 0.0] {
+            decode_op(&exe, &tmp, ty, "add_rms_norm", &s(&[rows as f64, n as f64, 1e-6, has_h]));
+            let (sum, y) = add_rms_norm(&act(&x), (has_h > 0.0).then(|| act(&h)).as_ref(), &w, 1e-6).unwrap();
+            check("add_rms_norm y", read(&tmp.join("y.bin"), &[rows, n]), &y);
+            if let Some(sum) = sum {
+                check("add_rms_norm sum", read(&tmp.join("sum.bin"), &[rows, n]), &sum);
+            }
+        }
+
+        // The gated norm: two sequences, three value heads of 40, z at column 7 of a projection 150 wide.
+        let (b, nv, dv, width, z_at) = (2, 3, 40, 150, 7);
+        let (core, proj, wg) =
+            (on_bf16_grid(&[b, 1, nv, dv], 1.0), on_bf16_grid(&[b, 1, width], 1.5), on_bf16_grid(&[dv], 0.5));
+        write(&tmp.join("core.bin"), &core);
+        write(&tmp.join("proj.bin"), &proj);
+        write(&tmp.join("w.bin"), &wg);
+        decode_op(&exe, &tmp, ty, "gated_norm", &s(&[b as f64, nv as f64, dv as f64, width as f64, z_at as f64, 1e-6]));
+        let want = gated_rms_norm(&core, &act(&proj), z_at, &wg, 1e-6).unwrap();
+        check("gated_norm", read(&tmp.join("y.bin"), &[b, 1, nv * dv]), &want);
+
+        // silu(gate)·up over more elements than a block.
+        let (rows, inter) = (3, 700);
+        let gu = on_bf16_grid(&[rows, 2 * inter], 2.0);
+        write(&tmp.join("gu.bin"), &gu);
+        decode_op(&exe, &tmp, ty, "silu_mul_halves", &s(&[rows as f64, inter as f64]));
+        check("silu_mul_halves", read(&tmp.join("y.bin"), &[rows, inter]), &silu_mul_halves(&act(&gu)).unwrap());
+
+        // The Gated DeltaNet step from a fused projection [qkv | z | b | a | 5 spare columns], two value heads per
+        // key head, the window and state updated in place.
+        let heads = DeltaHeads { n_k: 2, n_v: 4, d_k: 16, d_v: 8 };
+        let (b, kern) = (2, 4);
+        let c = 2 * heads.n_k * heads.d_k + heads.n_v * heads.d_v;
+        let cols =
+            ProjColumns { mixed: 0, z: c, b: c + heads.n_v * heads.d_v, a: c + heads.n_v * heads.d_v + heads.n_v };
+        let width = cols.a + heads.n_v + 5;
+        let proj = on_bf16_grid(&[b, 1, width], 1.0);
+        let conv = on_bf16_grid(&[b, kern - 1, c], 1.0);
+        let state = on_bf16_grid(&[b, heads.n_v, heads.d_k, heads.d_v], 0.3);
+        let (taps, dt_bias, a_log) =
+            (on_bf16_grid(&[c, kern], 0.5), on_bf16_grid(&[heads.n_v], 0.5), on_bf16_grid(&[heads.n_v], 0.5));
+        for (name, t) in [
+            ("proj", &proj),
+            ("conv", &conv),
+            ("state", &state),
+            ("taps", &taps),
+            ("dt_bias", &dt_bias),
+            ("a_log", &a_log),
+        ] {
+            write(&tmp.join(format!("{name}.bin")), t);
+        }
+        let dims = [b, heads.n_k, heads.n_v, heads.d_k, heads.d_v, kern, width, cols.mixed, cols.b, cols.a];
+        decode_op(&exe, &tmp, ty, "delta_proj", &s(&dims.map(|d| d as f64)));
+        let (conv_ref, state_ref) = (conv.copy().unwrap(), state.copy().unwrap());
+        // The f32 projection holds the bf16 kernel's input exactly (the CPU op would round its output to bf16).
+        let step = ProjStep {
+            proj: &proj,
+            cols,
+            conv: &conv_ref,
+            state: &state_ref,
+            taps: &taps,
+            dt_bias: &dt_bias,
+            a_log: &a_log,
+        };
+        let out = delta_decode_proj_into(step, heads).unwrap();
+        let exact = |name: &str, got: Tensor, want: &Tensor| {
+            let e = rel_err(&got, &want.to_dtype(DType::F64).unwrap());
+            assert!(e < 1e-5, "{name} ({ty}) differs by {e:e}");
+        };
+        exact("delta step output", read(&tmp.join("out.bin"), &[b, 1, heads.n_v, heads.d_v]), &out);
+        exact("delta step window", read(&tmp.join("conv_new.bin"), &[b, kern - 1, c]), &conv_ref);
+        exact("delta step state", read(&tmp.join("state_new.bin"), state_ref.dims()), &state_ref);
+        assert!(
+            rel_err(&conv_ref.to_dtype(DType::F64).unwrap(), &conv.to_dtype(DType::F64).unwrap()) > 0.1,
+            "the window moved"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn the_cuda_attention_decode_kernels_compute_the_fused_ops() {
+    let tmp = std::env::temp_dir().join(format!("sgvlm-cuda-emu-attn-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = emulator(&tmp, "decode_ops_emu");
+    // Four query heads over two key/value heads of 40 features, 10 of them rotated; 37 KV slots, this step's at 20;
+    // the first sequence has 3 slots of left padding.
+    let heads = AttnHeads { n_h: 4, n_kv: 2, d: 40 };
+    let (b, rot, cap, slot) = (2, 10, 37, 20);
+    let width = 2 * heads.n_h * heads.d + 2 * heads.n_kv * heads.d + 3;
+    let all = on_bf16_grid(&[b, 1, width], 1.0);
+    let (qn, kn) = (on_bf16_grid(&[heads.d], 0.3).affine(1.0, 1.0).unwrap(), on_bf16_grid(&[heads.d], 0.3));
+    let angles = on_bf16_grid(&[b, 1, rot], 2.0);
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let kbuf = on_bf16_grid(&[b, heads.n_kv, cap, heads.d], 1.0);
+    let vbuf = on_bf16_grid(&[b, heads.n_kv, cap, heads.d], 1.0);
+    let hidden: Vec<f32> = (0..b * cap)
+        .map(|i| {
+            let (row, j) = (i / cap, i % cap);
+            if j > slot || (row == 0 && j < 3) {
+                -1e30
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mask = Tensor::from_vec(hidden, (b, 1, 1, cap), &Device::Cpu).unwrap();
+    for (name, t) in [
+        ("all", &all),
+        ("q_norm", &qn),
+        ("k_norm", &kn),
+        ("cos", &cos),
+        ("sin", &sin),
+        ("kbuf", &kbuf),
+        ("vbuf", &vbuf),
+        ("mask", &mask),
+    ] {
+        write(&tmp.join(format!("{name}.bin")), t);
+    }
+    let slot_index = Tensor::full(slot as u32, (b, heads.n_kv, 1, heads.d), &Device::Cpu).unwrap();
+    for (ty, tol) in [("f32", 1e-5), ("bf16", 1e-2)] {
+        let dt = if ty == "bf16" { DType::BF16 } else { DType::F32 };
+        let args = [b, heads.n_h, heads.n_kv, heads.d, rot, cap, slot, width].map(|x| x.to_string());
+        let mut args = args.to_vec();
+        args.push("1e-6".into());
+        decode_op(&exe, &tmp, ty, "attn", &args);
+        let (kb, vb) = (kbuf.to_dtype(dt).unwrap().copy().unwrap(), vbuf.to_dtype(dt).unwrap().copy().unwrap());
+        let a = all.to_dtype(dt).unwrap();
+        let q = attn_prep(&a, heads, &qn, &kn, (&cos, &sin), (&kb, &vb), &slot_index, 1e-6).unwrap();
+        let out = attn_decode(&q, (&kb, &vb), &mask, &a, heads).unwrap();
+        for (name, got, want) in
+            [("q", "q", &q), ("keys", "kbuf_new", &kb), ("values", "vbuf_new", &vb), ("output", "out", &out)]
+        {
+            let e = rel_err(&read(&tmp.join(format!("{got}.bin")), want.dims()), &want.to_dtype(DType::F64).unwrap());
+            assert!(e < tol, "attention {name} ({ty}) differs by {e:e}");
+        }
+        // The step's keys and values went to its slot and nowhere else.
+        let moved = (kb.to_dtype(DType::F32).unwrap() - &kbuf).unwrap().abs().unwrap().sum(3).unwrap();
+        let moved: Vec<Vec<Vec<f32>>> = moved.to_vec3().unwrap();
+        for (j, m) in moved[0][0].iter().enumerate() {
+            assert_eq!(*m > 0.0, j == slot, "slot {j}");
+        }
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -3,7 +3,7 @@
 //! needs no `unsafe`; the launches themselves live in `delta_decode_cuda`, `delta_rule_cuda` and `train_cuda`.
 
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView};
-use candle_core::cuda_backend::CudaStorage;
+use candle_core::cuda_backend::{CudaDType, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{CudaDevice, Device, Layout, Storage, Tensor};
 
@@ -48,6 +48,33 @@ pub(super) fn with_views<R>(
 
 /// A device buffer as a tensor of `dims` without a graph node.
 pub(super) fn wrap(s: CudaSlice<f32>, dims: &[usize], dev: &CudaDevice) -> Tensor {
+    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(s, dev.clone()));
+    Tensor::from_storage(storage, dims, BackpropOp::none(), false)
+}
+
+/// Runs `f` with a device view of each tensor of `ts` (contiguous CUDA tensors of element type `T`), borrowed in
+/// place.
+pub(super) fn with_typed_views<T: CudaDType, R>(
+    ts: &[&Tensor],
+    what: &str,
+    f: impl FnOnce(&[CudaView<'_, T>]) -> Result<R>,
+) -> Result<R> {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut views = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let Storage::Cuda(cs) = &**storage else {
+            return Err(Error::Input(format!("{what} (CUDA): an input is not on the GPU")));
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            return Err(Error::Input(format!("{what} (CUDA): an input is not contiguous")));
+        };
+        views.push(cs.as_cuda_slice::<T>()?.slice(a..b));
+    }
+    f(&views)
+}
+
+/// A device buffer of element type `T` as a tensor of `dims` without a graph node.
+pub(super) fn wrap_typed<T: CudaDType>(s: CudaSlice<T>, dims: &[usize], dev: &CudaDevice) -> Tensor {
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(s, dev.clone()));
     Tensor::from_storage(storage, dims, BackpropOp::none(), false)
 }

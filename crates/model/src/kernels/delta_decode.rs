@@ -132,6 +132,65 @@ pub fn delta_decode_into(x: DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<
     Ok(step.out)
 }
 
+/// Where a Gated DeltaNet layer's projections of the new token start among the columns of its fused projection
+/// (`in_proj_qkv`, `in_proj_z`, `in_proj_b`, `in_proj_a` side by side: one product instead of four).
+#[derive(Debug, Clone, Copy)]
+pub struct ProjColumns {
+    pub mixed: usize,
+    pub z: usize,
+    pub b: usize,
+    pub a: usize,
+}
+
+/// One token's step read from the layer's fused projection, for [`delta_decode_proj_into`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProjStep<'a> {
+    /// The fused projection of the new token, `[B, 1, W]`.
+    pub proj: &'a Tensor,
+    pub cols: ProjColumns,
+    /// The conv window and the recurrent state, contiguous f32, updated in place.
+    pub conv: &'a Tensor,
+    pub state: &'a Tensor,
+    /// The layer's constants as contiguous f32: taps `[conv_dim, K]`, `dt_bias` and `A_log` `[n_v]`.
+    pub taps: &'a Tensor,
+    pub dt_bias: &'a Tensor,
+    pub a_log: &'a Tensor,
+}
+
+/// [`delta_decode_into`] reading `mixed`, `a` and `b` in place from the fused projection (f32 or bf16), the
+/// constants already in f32: on CUDA the step's two kernels and nothing else (no conversion, no copy). Returns the
+/// delta rule's output `[B, 1, n_v, d_v]` in f32 (f64 for f64 inputs on the CPU).
+pub fn delta_decode_proj_into(x: ProjStep<'_>, heads: DeltaHeads) -> Result<Tensor> {
+    let c = heads.conv_dim();
+    let (mixed, a, b) = (
+        x.proj.narrow(2, x.cols.mixed, c)?,
+        x.proj.narrow(2, x.cols.a, heads.n_v)?,
+        x.proj.narrow(2, x.cols.b, heads.n_v)?,
+    );
+    let inputs = DeltaDecodeInputs {
+        mixed: &mixed,
+        a: &a,
+        b: &b,
+        conv: x.conv,
+        state: x.state,
+        taps: x.taps,
+        dt_bias: x.dt_bias,
+        a_log: x.a_log,
+    };
+    #[cfg(feature = "cuda")]
+    if x.proj.device().is_cuda() {
+        let (_, kernel) = check(&inputs, heads)?;
+        for (t, name) in [(x.conv, "conv window"), (x.state, "state"), (x.taps, "taps")] {
+            if !t.is_contiguous() || t.dtype() != DType::F32 {
+                return Err(Error::Input(format!("delta decode: the {name} must be a contiguous f32 tensor")));
+            }
+        }
+        return super::delta_decode_cuda::run_proj_into(&x, heads, kernel);
+    }
+    let work = if x.proj.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+    Ok(delta_decode_into(inputs, heads)?.to_dtype(work)?)
+}
+
 /// Checks the shapes and layout of a step's inputs; returns the batch and the conv kernel length.
 fn check(x: &DeltaDecodeInputs<'_>, heads: DeltaHeads) -> Result<(usize, usize)> {
     let b = x.mixed.dim(0)?;

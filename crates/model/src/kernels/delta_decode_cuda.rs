@@ -8,12 +8,12 @@
 //! of the state) before writing them and no other thread touches them.
 #![allow(unsafe_code)]
 
-use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::WrapErr;
+use candle_core::cuda_backend::cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaDevice, DType, Tensor};
 
-use super::cuda_views::{cuda_device, with_views, wrap};
-use super::delta_decode::{DeltaDecodeInputs, DeltaHeads};
+use super::cuda_views::{cuda_device, with_typed_views, with_views, wrap};
+use super::delta_decode::{DeltaDecodeInputs, DeltaHeads, ProjStep};
 use crate::error::{Error, Result};
 
 const WHAT: &str = "delta decode";
@@ -23,13 +23,15 @@ const MODULE: &str = "sgvlm_delta_decode";
 /// Threads per block of the state kernel (a power of two, for its reductions).
 const STEP_THREADS: u32 = 128;
 
-/// The buffers of one step, as device views (`conv`/`next_conv` and `state`/`next_state` may be the same).
-struct Buffers<'a> {
-    mixed: CudaView<'a, f32>,
+/// The buffers of one step, as device views (`conv`/`next_conv` and `state`/`next_state` may be the same); the new
+/// token's projections are `T` (f32, or bf16 from a fused projection), `mixed_stride` and `ab_stride` elements per
+/// row.
+struct Buffers<'a, T = f32> {
+    mixed: CudaView<'a, T>,
     conv: CudaView<'a, f32>,
     taps: CudaView<'a, f32>,
-    a: CudaView<'a, f32>,
-    beta_in: CudaView<'a, f32>,
+    a: CudaView<'a, T>,
+    beta_in: CudaView<'a, T>,
     dt_bias: CudaView<'a, f32>,
     a_log: CudaView<'a, f32>,
     state: CudaView<'a, f32>,
@@ -37,6 +39,8 @@ struct Buffers<'a> {
     next_conv: CudaView<'a, f32>,
     next_state: CudaView<'a, f32>,
     out: CudaView<'a, f32>,
+    mixed_stride: i32,
+    ab_stride: i32,
 }
 
 impl<'a> Buffers<'a> {
@@ -61,6 +65,8 @@ impl<'a> Buffers<'a> {
             next_conv,
             next_state,
             out,
+            mixed_stride: 0,
+            ab_stride: 0,
         }
     }
 }
@@ -71,19 +77,29 @@ fn prepared(x: &DeltaDecodeInputs<'_>) -> Result<Vec<Tensor>> {
     [x.mixed, x.taps, x.a, x.b, x.dt_bias, x.a_log].iter().map(|t| Ok(t.to_dtype(DType::F32)?.contiguous()?)).collect()
 }
 
-/// Launches the conv kernel then the state kernel over `bufs`.
-fn launch(dev: &CudaDevice, bufs: &Buffers<'_>, b: usize, h: DeltaHeads, kernel: usize) -> Result<()> {
+/// Launches the conv kernel then the state kernel over `bufs`, whose projections are f32 (`suffix` "f32", rows
+/// `conv_dim` and `n_v` apart when `bufs`' strides are 0) or bf16 ("bf16").
+fn launch<T: DeviceRepr>(
+    dev: &CudaDevice,
+    bufs: &Buffers<'_, T>,
+    b: usize,
+    h: DeltaHeads,
+    kernel: usize,
+    suffix: &str,
+) -> Result<()> {
     let c = h.conv_dim();
     let (bi, ci, ki) = (b as i32, c as i32, kernel as i32);
-    let conv_fn = dev.get_or_load_custom_func("delta_conv_silu_f32", MODULE, PTX)?;
+    let mixed_stride = if bufs.mixed_stride > 0 { bufs.mixed_stride } else { ci };
+    let ab_stride = if bufs.ab_stride > 0 { bufs.ab_stride } else { h.n_v as i32 };
+    let conv_fn = dev.get_or_load_custom_func(&format!("delta_conv_silu_{suffix}"), MODULE, PTX)?;
     let mut l = conv_fn.builder();
     l.arg(&bufs.mixed).arg(&bufs.conv).arg(&bufs.taps).arg(&bufs.act).arg(&bufs.next_conv);
-    l.arg(&bi).arg(&ci).arg(&ki);
+    l.arg(&bi).arg(&ci).arg(&ki).arg(&mixed_stride);
     // SAFETY: argument types and order match the kernel's signature; sizes were checked by the caller.
     unsafe { l.launch(LaunchConfig::for_num_elems((b * c) as u32)) }.w()?;
 
     let (nk, nv, dk, dv) = (h.n_k as i32, h.n_v as i32, h.d_k as i32, h.d_v as i32);
-    let step_fn = dev.get_or_load_custom_func("delta_step_f32", MODULE, PTX)?;
+    let step_fn = dev.get_or_load_custom_func(&format!("delta_step_{suffix}"), MODULE, PTX)?;
     let cfg = LaunchConfig {
         grid_dim: ((b * h.n_v) as u32, 1, 1),
         block_dim: (STEP_THREADS, 1, 1),
@@ -92,7 +108,7 @@ fn launch(dev: &CudaDevice, bufs: &Buffers<'_>, b: usize, h: DeltaHeads, kernel:
     let mut l = step_fn.builder();
     l.arg(&bufs.act).arg(&bufs.a).arg(&bufs.beta_in).arg(&bufs.dt_bias).arg(&bufs.a_log);
     l.arg(&bufs.state).arg(&bufs.next_state).arg(&bufs.out);
-    l.arg(&nk).arg(&nv).arg(&dk).arg(&dv);
+    l.arg(&nk).arg(&nv).arg(&dk).arg(&dv).arg(&ab_stride);
     // SAFETY: as above.
     unsafe { l.launch(cfg) }.w()?;
     Ok(())
@@ -117,7 +133,7 @@ pub(super) fn run(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) -> Re
     let ts: Vec<&Tensor> = ins.iter().chain([&conv, &state]).collect();
     with_views(&ts, WHAT, |v| {
         let bufs = Buffers::new(v, act.slice(..), [next_conv.slice(..), next_state.slice(..)], out.slice(..));
-        launch(dev, &bufs, b, h, kernel)
+        launch(dev, &bufs, b, h, kernel, "f32")
     })?;
     let next_conv =
         if w == 0 { Tensor::zeros((b, 0, c), DType::F32, x.mixed.device())? } else { wrap(next_conv, &[b, w, c], dev) };
@@ -139,7 +155,58 @@ pub(super) fn run_into(x: &DeltaDecodeInputs<'_>, h: DeltaHeads, kernel: usize) 
     with_views(&ts, WHAT, |v| {
         // The next window and state are written over the current ones.
         let bufs = Buffers::new(v, act.slice(..), [v[6].slice(..), v[7].slice(..)], out.slice(..));
-        launch(dev, &bufs, b, h, kernel)
+        launch(dev, &bufs, b, h, kernel, "f32")
+    })?;
+    Ok(wrap(out, &[b, 1, h.n_v, h.d_v], dev))
+}
+
+/// The step reading the new token's projections in place from a fused projection `proj` `[B, 1, W]` (f32 or bf16;
+/// `cols` says where `mixed`, `a` and `b` start), with the window and state updated in place and the constants
+/// (`taps`, `dt_bias`, `a_log`) contiguous f32: the two kernels and nothing else. Returns the output
+/// `[B, 1, n_v, d_v]` (f32).
+pub(super) fn run_proj_into(x: &ProjStep<'_>, h: DeltaHeads, kernel: usize) -> Result<Tensor> {
+    match x.proj.dtype() {
+        DType::BF16 => run_proj_into_t::<half::bf16>(x, h, kernel, "bf16"),
+        DType::F32 => run_proj_into_t::<f32>(x, h, kernel, "f32"),
+        other => Err(Error::Input(format!("{WHAT}: a {other:?} projection (f32 or bf16 only)"))),
+    }
+}
+
+fn run_proj_into_t<T: CudaDType + DeviceRepr>(
+    x: &ProjStep<'_>,
+    h: DeltaHeads,
+    kernel: usize,
+    suffix: &str,
+) -> Result<Tensor> {
+    let dev = cuda_device(x.proj, WHAT)?;
+    let (b, _, width) = x.proj.dims3()?;
+    if kernel < 2 {
+        return Err(Error::Input("delta decode in place needs a conv window (kernel ≥ 2)".into()));
+    }
+    let proj = x.proj.contiguous()?;
+    // SAFETY: every element of these buffers is written by the kernels before anything reads it.
+    let (act, out) = unsafe { (dev.alloc::<f32>(b * h.conv_dim())?, dev.alloc::<f32>(b * h.n_v * h.d_v)?) };
+    let consts = [x.taps, x.dt_bias, x.a_log, x.conv, x.state];
+    with_typed_views::<T, _>(&[&proj], WHAT, |pv| {
+        with_views(&consts, WHAT, |v| {
+            let bufs = Buffers {
+                mixed: pv[0].slice(x.cols.mixed..),
+                a: pv[0].slice(x.cols.a..),
+                beta_in: pv[0].slice(x.cols.b..),
+                taps: v[0].slice(..),
+                dt_bias: v[1].slice(..),
+                a_log: v[2].slice(..),
+                conv: v[3].slice(..),
+                state: v[4].slice(..),
+                act: act.slice(..),
+                next_conv: v[3].slice(..),
+                next_state: v[4].slice(..),
+                out: out.slice(..),
+                mixed_stride: width as i32,
+                ab_stride: width as i32,
+            };
+            launch(dev, &bufs, b, h, kernel, suffix)
+        })
     })?;
     Ok(wrap(out, &[b, 1, h.n_v, h.d_v], dev))
 }

@@ -19,9 +19,11 @@
 //!
 //! [`adamw_update`] ([`adamw`]) updates a parameter and its moments in place (the optimizer's step, no graph).
 //!
-//! Two kernels serve decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
-//! decoding step after the projections (conv window, decay, q/k norms, state update and read-out), and
-//! [`matmul_bf16_weight`], a projection with f32 activations and weights kept in bf16.
+//! Kernels serve decoding instead (no gradient, no graph node): [`delta_decode`], a whole Gated DeltaNet
+//! decoding step after the projections (conv window, decay, q/k norms, state update and read-out; with
+//! [`delta_decode_proj_into`] read from a fused projection), [`matmul_bf16_weight`], a projection with f32
+//! activations and weights kept in bf16, and the fused ops of a fixed-shape decode step ([`decode_ops`]: the
+//! residual add with the next RMSNorm, Gated DeltaNet's gated norm, `silu(gate)·up` from one product).
 //!
 //! No crate offers these for candle's CPU backend (candle-nn's fused kernels have no backward); the loops are ours.
 //!
@@ -37,6 +39,9 @@ mod adamw;
 mod bf16_matmul;
 #[cfg(feature = "cuda")]
 mod cuda_views;
+mod decode_ops;
+#[cfg(feature = "cuda")]
+mod decode_ops_cuda;
 mod delta_decode;
 #[cfg(feature = "cuda")]
 mod delta_decode_cuda;
@@ -53,8 +58,12 @@ mod train_cuda;
 
 pub use adamw::{adamw_update, AdamWStep};
 pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
+pub use decode_ops::{
+    add_rms_norm, attn_decode, attn_prep, gated_rms_norm, silu_mul_halves, AttnHeads, MAX_FUSED_SLOTS,
+};
 pub use delta_decode::{
-    delta_decode, delta_decode_into, delta_decode_supported, DeltaDecodeInputs, DeltaDecodeOutput, DeltaHeads,
+    delta_decode, delta_decode_into, delta_decode_proj_into, delta_decode_supported, DeltaDecodeInputs,
+    DeltaDecodeOutput, DeltaHeads, ProjColumns, ProjStep,
 };
 pub use delta_pack::{delta_pack, PackHeads};
 pub use delta_rule::gated_delta_rule;

@@ -120,6 +120,15 @@ fn buffer(x: &Tensor, capacity: usize) -> Result<Tensor> {
     Ok(buf)
 }
 
+/// A layer's weights arranged for fused decode steps ([`FullAttention::fuse`]): `q_proj`, `k_proj` and `v_proj` as
+/// one product, and the q/k norms' effective weights `1 + w` in f32 (f64 for f64 models).
+#[derive(Debug, Clone)]
+pub struct FusedAttention {
+    qkv: Linear,
+    q_norm: Tensor,
+    k_norm: Tensor,
+}
+
 #[derive(Debug, Clone)]
 pub struct FullAttention {
     q_proj: Linear,
@@ -296,6 +305,38 @@ impl FullAttention {
         kv.write_slot(&step.slot_index, &k, &v)?;
         let (keys, values) = kv.buffers();
         self.decode_one(&q, keys, values, &gate, b, Some(&step.key_mask))
+    }
+
+    /// Stacks `q_proj`, `k_proj` and `v_proj` into one ([`Linear::stack`]; the layer's own become views of it) and
+    /// computes the q/k norms' effective weights once: what [`FullAttention::decode_fused`] reads. `None` when the
+    /// projections cannot be stacked. For inference.
+    pub fn fuse(&mut self) -> Result<Option<FusedAttention>> {
+        let Some((qkv, views)) = Linear::stack(&[&self.q_proj, &self.k_proj, &self.v_proj])? else { return Ok(None) };
+        let [q, k, v]: [Linear; 3] = views.try_into().map_err(|_| Error::Input("three views".into()))?;
+        (self.q_proj, self.k_proj, self.v_proj) = (q, k, v);
+        let dt = compute_dtype(self.q_norm.dtype());
+        let plus_one = |w: &Tensor| -> Result<Tensor> { Ok((w.to_dtype(dt)? + 1.0)?.contiguous()?) };
+        Ok(Some(FusedAttention { qkv, q_norm: plus_one(&self.q_norm)?, k_norm: plus_one(&self.k_norm)? }))
+    }
+
+    /// [`FullAttention::decode_static`] through `fused` ([`FullAttention::fuse`]): one product for the three
+    /// projections, then [`kernels::attn_prep`] (q/k norms, rotary embedding, this step's KV slot written) and
+    /// [`kernels::attn_decode`] (attention over the KV buffers, gated), one kernel each on CUDA, and `o_proj`.
+    pub fn decode_fused(
+        &self,
+        fused: &FusedAttention,
+        x: &Tensor,
+        rope: &TextRope,
+        kv: &KvState,
+        step: &StaticStep,
+    ) -> Result<Tensor> {
+        let all = fused.qkv.forward(x)?;
+        let heads = kernels::AttnHeads { n_h: self.n_h, n_kv: self.n_kv, d: self.d_h };
+        let bufs = kv.buffers();
+        let (norms, tables) = ((&fused.q_norm, &fused.k_norm), (&rope.cos, &rope.sin));
+        let q = kernels::attn_prep(&all, heads, norms.0, norms.1, tables, bufs, &step.slot_index, self.eps)?;
+        let out = kernels::attn_decode(&q, bufs, &step.key_mask, &all, heads)?;
+        self.o_proj.forward(&out)
     }
 
     /// The attention-weighted values, gated by `σ(gate)`, through `o_proj`.

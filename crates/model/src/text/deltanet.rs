@@ -39,6 +39,21 @@ impl DeltaNetState {
     }
 }
 
+/// A layer's weights arranged for fused decode steps ([`GatedDeltaNet::fuse`]): its four input projections as one
+/// product, and the step's constants in f32 (f64 for f64 models) so that no step converts them again.
+#[derive(Debug, Clone)]
+pub struct FusedDelta {
+    /// `in_proj_qkv`, `in_proj_z`, `in_proj_b` and `in_proj_a` stacked.
+    proj: Linear,
+    cols: kernels::ProjColumns,
+    /// Conv taps `[conv_dim, K]`, contiguous.
+    taps: Tensor,
+    dt_bias: Tensor,
+    a_log: Tensor,
+    /// The gated norm's weight.
+    norm: Tensor,
+}
+
 #[derive(Debug, Clone)]
 pub struct GatedDeltaNet {
     in_proj_qkv: Linear,
@@ -252,6 +267,51 @@ impl GatedDeltaNet {
         let z = self.in_proj_z.forward(x)?.reshape((b, 1, self.n_v, self.d_v))?;
         let out = self.with_decode_inputs(x, &mixed, state, kernels::delta_decode_into)?;
         self.finish(&out, &z, b, 1)
+    }
+
+    /// Stacks the four input projections into one ([`Linear::stack`]; the layer's own projections become views of
+    /// it, so no memory is added) and keeps the decode step's constants in the compute dtype: what
+    /// [`GatedDeltaNet::decode_fused`] reads. `None` when the projections cannot be stacked (a bias, mixed
+    /// dtypes). For inference: after this the projections no longer share storage with a training run's variables.
+    pub fn fuse(&mut self) -> Result<Option<FusedDelta>> {
+        let parts = [&self.in_proj_qkv, &self.in_proj_z, &self.in_proj_b, &self.in_proj_a];
+        let Some((proj, views)) = Linear::stack(&parts)? else { return Ok(None) };
+        let [qkv, z, b, a]: [Linear; 4] = views.try_into().map_err(|_| Error::Input("four views".into()))?;
+        let conv_dim = self.conv_dim();
+        let value_dim = self.n_v * self.d_v;
+        let cols =
+            kernels::ProjColumns { mixed: 0, z: conv_dim, b: conv_dim + value_dim, a: conv_dim + value_dim + self.n_v };
+        (self.in_proj_qkv, self.in_proj_z, self.in_proj_b, self.in_proj_a) = (qkv, z, b, a);
+        let dt = compute_dtype(self.dt_bias.dtype());
+        let own = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dt)?.contiguous()?) };
+        Ok(Some(FusedDelta {
+            proj,
+            cols,
+            taps: own(&self.conv_taps.t()?)?,
+            dt_bias: own(&self.dt_bias)?,
+            a_log: own(&self.a_log)?,
+            norm: own(&self.norm_weight)?,
+        }))
+    }
+
+    /// [`GatedDeltaNet::decode_static`] through `fused` ([`GatedDeltaNet::fuse`]): one product for the four
+    /// projections, the step's two kernels reading it in place ([`kernels::delta_decode_proj_into`]), the gated
+    /// norm as one op ([`kernels::gated_rms_norm`]) and the output projection; on CUDA five launches.
+    pub fn decode_fused(&self, fused: &FusedDelta, x: &Tensor, state: &DeltaNetState) -> Result<Tensor> {
+        let proj = fused.proj.forward(x)?;
+        let step = kernels::ProjStep {
+            proj: &proj,
+            cols: fused.cols,
+            conv: &state.conv,
+            state: &state.recurrent,
+            taps: &fused.taps,
+            dt_bias: &fused.dt_bias,
+            a_log: &fused.a_log,
+        };
+        let heads = kernels::DeltaHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
+        let core = kernels::delta_decode_proj_into(step, heads)?;
+        let gated = kernels::gated_rms_norm(&core, &proj, fused.cols.z, &fused.norm, self.eps)?;
+        self.out_proj.forward(&gated)
     }
 
     /// Runs a decode kernel (`kernels::delta_decode` or `delta_decode_into`) on the one-token input `x`, its

@@ -16,8 +16,8 @@ use crate::config::{Config, LayerType, TextConfig};
 use crate::error::{Error, Result};
 use crate::ops::{rms_norm_1p, Linear};
 use crate::rope::{MropePositions, TextRope};
-use attention::{FullAttention, KvState, StaticStep};
-use deltanet::{DeltaNetState, GatedDeltaNet, DEFAULT_CHUNK};
+use attention::{FullAttention, FusedAttention, KvState, StaticStep};
+use deltanet::{DeltaNetState, FusedDelta, GatedDeltaNet, DEFAULT_CHUNK};
 
 /// One layer's decoding state.
 #[derive(Debug)]
@@ -120,6 +120,14 @@ impl Mlp {
         Ok(())
     }
 
+    /// `gate_proj` and `up_proj` stacked ([`Linear::stack`]; the two become views of it).
+    fn fuse(&mut self) -> Result<Option<Linear>> {
+        let Some((gate_up, views)) = Linear::stack(&[&self.gate_proj, &self.up_proj])? else { return Ok(None) };
+        let [gate, up]: [Linear; 2] = views.try_into().map_err(|_| Error::Input("two views".into()))?;
+        (self.gate_proj, self.up_proj) = (gate, up);
+        Ok(Some(gate_up))
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
         let act = if crate::ops::needs_grad(&[&gate]) && crate::kernels::trainable(&gate) {
@@ -144,6 +152,29 @@ struct DecoderLayer {
     input_layernorm: Tensor,
     post_attention_layernorm: Tensor,
     eps: f64,
+    /// Set by [`TextModel::fuse_for_decode`].
+    fused: Option<FusedLayer>,
+}
+
+/// A decoder layer's weights arranged for fused decode steps: the norms' effective weights `1 + w` in f32 (f64
+/// for f64 models), the mixer's stacked projections and constants, the MLP's gate and up projections as one.
+#[derive(Debug, Clone)]
+struct FusedLayer {
+    norm_in: Tensor,
+    norm_post: Tensor,
+    mixer: FusedMixer,
+    gate_up: Linear,
+}
+
+#[derive(Debug, Clone)]
+enum FusedMixer {
+    Full(FusedAttention),
+    Linear(FusedDelta),
+}
+
+/// `1 + w` in the compute dtype, contiguous: a Gemma-style norm's effective weight.
+fn plus_one(w: &Tensor) -> Result<Tensor> {
+    Ok((w.to_dtype(crate::ops::compute_dtype(w.dtype()))? + 1.0)?.contiguous()?)
 }
 
 impl DecoderLayer {
@@ -158,7 +189,52 @@ impl DecoderLayer {
             input_layernorm: vb.pp("input_layernorm").get(cfg.hidden_size, "weight")?,
             post_attention_layernorm: vb.pp("post_attention_layernorm").get(cfg.hidden_size, "weight")?,
             eps: cfg.rms_norm_eps,
+            fused: None,
         })
+    }
+
+    /// Builds [`DecoderLayer::fused`]; false (and nothing changed but stacked views) when a part cannot be fused.
+    fn fuse(&mut self) -> Result<bool> {
+        let mixer = match &mut self.mixer {
+            Mixer::Full(a) => a.fuse()?.map(FusedMixer::Full),
+            Mixer::Linear(d) => d.fuse()?.map(FusedMixer::Linear),
+        };
+        let (Some(mixer), Some(gate_up)) = (mixer, self.mlp.fuse()?) else { return Ok(false) };
+        self.fused = Some(FusedLayer {
+            norm_in: plus_one(&self.input_layernorm)?,
+            norm_post: plus_one(&self.post_attention_layernorm)?,
+            mixer,
+            gate_up,
+        });
+        Ok(true)
+    }
+
+    /// A fused decode step ([`TextModel::fuse_for_decode`]): `x` is the residual stream before `pending`, the
+    /// previous layer's MLP output not yet added (so the add goes with this layer's first norm). Returns the
+    /// stream after the mixer's residual and this layer's MLP output, itself pending.
+    fn decode_fused(
+        &self,
+        f: &FusedLayer,
+        x: &Tensor,
+        pending: Option<&Tensor>,
+        rope: &TextRope,
+        state: &LayerState,
+        step: &StaticStep,
+    ) -> Result<(Tensor, Tensor)> {
+        use crate::kernels::{add_rms_norm, silu_mul_halves};
+        let (sum, h) = add_rms_norm(x, pending, &f.norm_in, self.eps)?;
+        let x = sum.unwrap_or_else(|| x.clone());
+        let mixed = match (&self.mixer, &f.mixer, state) {
+            (Mixer::Full(a), FusedMixer::Full(fa), LayerState::Full(Some(kv))) => {
+                a.decode_fused(fa, &h, rope, kv, step)?
+            }
+            (Mixer::Linear(d), FusedMixer::Linear(fd), LayerState::Linear(Some(s))) => d.decode_fused(fd, &h, s)?,
+            _ => return Err(Error::Input("fixed-shape decode steps need a prefilled cache of every layer".into())),
+        };
+        let (sum, h) = add_rms_norm(&x, Some(&mixed), &f.norm_post, self.eps)?;
+        let x = sum.ok_or_else(|| Error::Input("add_rms_norm returned no sum".into()))?;
+        let out = self.mlp.down_proj.forward(&silu_mul_halves(&f.gate_up.forward(&h)?)?)?;
+        Ok((x, out))
     }
 
     fn forward(
@@ -226,6 +302,8 @@ pub struct TextModel {
     dtype: DType,
     layers: Vec<DecoderLayer>,
     norm: Tensor,
+    /// The final norm's effective weight, set with every layer's fused weights by [`TextModel::fuse_for_decode`].
+    fused_norm: Option<Tensor>,
     cfg: Config,
     /// Chunk length of the parallel delta rule.
     pub chunk: usize,
@@ -246,6 +324,7 @@ impl TextModel {
             embed_tokens: vb.pp("embed_tokens").get((t.vocab_size, t.hidden_size), "weight")?,
             layers,
             norm: vb.pp("norm").get(t.hidden_size, "weight")?,
+            fused_norm: None,
             cfg: cfg.clone(),
             chunk: DEFAULT_CHUNK,
         })
@@ -268,7 +347,42 @@ impl TextModel {
             }
             layer.mlp.keep_bf16()?;
         }
+        if self.fused_norm.take().is_some() {
+            // The stacked weights were f32: stack the bf16 ones instead.
+            for layer in self.layers.iter_mut() {
+                layer.fused = None;
+            }
+            self.fuse_for_decode()?;
+        }
         Ok(())
+    }
+
+    /// Arranges the weights for fused decode steps, which [`TextModel::decode_static`] then takes: each layer's
+    /// projections that read the same input are stacked into one product (the separate projections become views of
+    /// it, so no memory is added and every other path computes what it did), and the norms' effective weights and
+    /// the Gated DeltaNet constants are kept in f32. A step is then about ten launches per layer on CUDA instead
+    /// of some thirty-five (see [`crate::kernels::add_rms_norm`] and its siblings). Returns whether every layer
+    /// was fused; when one cannot be (a projection with a bias), the steps stay op by op. For inference only: the
+    /// stacked weights are copies, so a model whose variables a trainer updates must not be fused.
+    pub fn fuse_for_decode(&mut self) -> Result<bool> {
+        if self.fused_norm.is_some() {
+            return Ok(true);
+        }
+        for layer in self.layers.iter_mut() {
+            if !layer.fuse()? {
+                for l in self.layers.iter_mut() {
+                    l.fused = None;
+                }
+                return Ok(false);
+            }
+        }
+        self.fused_norm = Some(plus_one(&self.norm)?);
+        Ok(true)
+    }
+
+    /// Whether [`TextModel::fuse_for_decode`] has arranged the weights for fused decode steps.
+    pub fn is_fused(&self) -> bool {
+        self.fused_norm.is_some()
     }
 
     /// Looks up token embeddings for `ids` `[B, T]` (u32).
@@ -300,11 +414,21 @@ impl TextModel {
                 self.layers.len()
             )));
         }
+        let eps = self.cfg.text_config.rms_norm_eps;
         let mut x = embeds.clone();
+        if let Some(final_norm) = &self.fused_norm {
+            let mut pending: Option<Tensor> = None;
+            for (layer, state) in self.layers.iter().zip(&cache.layers) {
+                let f = layer.fused.as_ref().ok_or_else(|| Error::Input("a layer without fused weights".into()))?;
+                let (next, out) = layer.decode_fused(f, &x, pending.as_ref(), rope, state, step)?;
+                (x, pending) = (next, Some(out));
+            }
+            return Ok(crate::kernels::add_rms_norm(&x, pending.as_ref(), final_norm, eps)?.1);
+        }
         for (layer, state) in self.layers.iter().zip(&cache.layers) {
             x = layer.decode_static(&x, rope, state, step)?;
         }
-        rms_norm_1p(&x, &self.norm, self.cfg.text_config.rms_norm_eps)
+        rms_norm_1p(&x, &self.norm, eps)
     }
 
     /// The model's text config.
