@@ -211,10 +211,14 @@ pub fn load_processor(path: &Path) -> Result<ImageProcessor, BackendError> {
 }
 
 /// Whether a loaded model's decode steps are fused ([`sgvlm_model::text::TextModel::fuse_for_decode`]): on CUDA,
-/// where a step's cost is its kernel launches, unless `SGVLM_FUSED=0` (the op-by-op steps, for comparison). Not on
-/// the CPU, where steps run eager by default and stacking would copy memory-mapped weights to the heap.
+/// where a step's cost is its kernel launches; not on the CPU, where steps run eager by default and stacking would
+/// copy memory-mapped weights to the heap. `SGVLM_FUSED=0` or `=1` decides instead (for comparisons).
 pub fn fuse_for_decode(device: &Device) -> bool {
-    device.is_cuda() && std::env::var("SGVLM_FUSED").map_or(true, |v| v != "0")
+    match std::env::var("SGVLM_FUSED").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => device.is_cuda(),
+    }
 }
 
 #[cfg(test)]
