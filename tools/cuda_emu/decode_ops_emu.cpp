@@ -1,5 +1,5 @@
 // Runs the fused decode kernels (crates/model/src/kernels/decode_ops.cu) and the Gated DeltaNet decode step read
-// from a fused projection (delta_decode.cu) on the CPU through emu.h, for crates/model/tests/cuda_kernels_emulated.rs,
+// from a fused projection (delta_decode.cu: two kernels, or one when NK = NV) on the CPU through emu.h, for crates/model/tests/cuda_kernels_emulated.rs,
 // with the launch shapes of kernels/decode_ops_cuda.rs and delta_decode_cuda.rs. Arrays are raw little-endian f32
 // files in DIR; with TYPE bf16 the activations are rounded to bf16 on the way in (the tests give values already on
 // the bf16 grid) and the kernels' bf16 outputs widened on the way out.
@@ -18,7 +18,7 @@
 #include "emu.h"
 
 float red32[32 + 65536];  // the reductions, then a row, a query and the scores of the attention kernels
-float shared[2 * 128 + 128];  // delta_step: q[d_k], k[d_k], red[STEP_THREADS], d_k <= 128
+float shared[4096];  // the delta steps: q[d_k], k[d_k], (v[d_v],) red[STEP_THREADS]
 
 #include "../../crates/model/src/kernels/decode_ops.cu"
 #include "../../crates/model/src/kernels/delta_decode.cu"
@@ -72,6 +72,7 @@ struct F32 {
     static constexpr auto silu_mul_halves = silu_mul_halves_f32;
     static constexpr auto conv = delta_conv_silu_f32;
     static constexpr auto step = delta_step_f32;
+    static constexpr auto fused_step = delta_fused_step_f32;
     static constexpr auto attn_prep = attn_prep_f32;
     static constexpr auto attn_decode = attn_decode_f32;
 };
@@ -82,6 +83,7 @@ struct BF16 {
     static constexpr auto silu_mul_halves = silu_mul_halves_bf16;
     static constexpr auto conv = delta_conv_silu_bf16;
     static constexpr auto step = delta_step_bf16;
+    static constexpr auto fused_step = delta_fused_step_bf16;
     static constexpr auto attn_prep = attn_prep_bf16;
     static constexpr auto attn_decode = attn_decode_bf16;
 };
@@ -127,7 +129,19 @@ static int run(const std::string& k, char** args) {
         auto conv = read("conv", (size_t)b * w * c), state = read("state", (size_t)b * nv * dk * dv);
         auto taps = read("taps", (size_t)c * kern), dt_bias = read("dt_bias", nv), a_log = read("a_log", nv);
         std::vector<float> act((size_t)b * c), out((size_t)b * nv * dv);
-        // In place, as delta_decode_cuda.rs runs it: the next window and state over the current ones.
+        // In place, as delta_decode_cuda.rs runs it: the next window and state over the current ones; with one value
+        // head per key head as one launch.
+        if (nk == nv) {
+            emu::launch(b * nv, STEP_THREADS, [&] {
+                K::fused_step(proj.data() + mixed_at, width, conv.data(), taps.data(), proj.data() + a_at,
+                              proj.data() + b_at, width, dt_bias.data(), a_log.data(), state.data(), out.data(), nv, dk,
+                              dv, kern);
+            });
+            write("out", out);
+            write("conv_new", conv);
+            write("state_new", state);
+            return 0;
+        }
         unsigned conv_blocks = (unsigned)((b * c + 1023) / 1024), conv_threads = 1024;
         emu::launch(conv_blocks, conv_threads, [&] {
             K::conv(proj.data() + mixed_at, conv.data(), taps.data(), act.data(), conv.data(), b, c, kern, width);

@@ -285,6 +285,40 @@ mod tests {
     }
 
     #[test]
+    fn stacked_layers_give_each_part_and_the_parts_become_views() {
+        let dev = Device::Cpu;
+        let lin = |rows: usize| Linear { weight: Tensor::randn(0f32, 1.0, (rows, 6), &dev).unwrap(), bias: None };
+        let parts = [lin(3), lin(5), lin(2)];
+        let x = Tensor::randn(0f32, 1.0, (2, 1, 6), &dev).unwrap();
+        let (stacked, views) = Linear::stack(&parts.iter().collect::<Vec<_>>()).unwrap().unwrap();
+        let all = stacked.forward(&x).unwrap();
+        assert_eq!(all.dims(), [2, 1, 10]);
+        let mut at = 0;
+        for (p, v) in parts.iter().zip(&views) {
+            let want = p.forward(&x).unwrap();
+            let n = want.dim(2).unwrap();
+            let diff = |a: &Tensor| -> f32 {
+                (a - &want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+            };
+            assert!(diff(&all.narrow(2, at, n).unwrap()) < 1e-6);
+            assert!(diff(&v.forward(&x).unwrap()) < 1e-6);
+            at += n;
+        }
+        // The views read the stacked weight's storage (no copy of their own): zeroing its first rows in place
+        // zeroes the first part's output.
+        stacked.weight.slice_set(&Tensor::zeros((3, 6), DType::F32, &dev).unwrap(), 0, 0).unwrap();
+        let first: f32 = views[0].forward(&x).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let second: f32 = views[1].forward(&x).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert_eq!(first, 0.0);
+        assert!(second > 0.0);
+        // A bias, or weights of another width, cannot be stacked.
+        let biased = Linear { bias: Some(Tensor::zeros(3, DType::F32, &dev).unwrap()), ..lin(3) };
+        assert!(Linear::stack(&[&parts[0], &biased]).unwrap().is_none());
+        let wide = Linear { weight: Tensor::zeros((2, 7), DType::F32, &dev).unwrap(), bias: None };
+        assert!(Linear::stack(&[&parts[0], &wide]).unwrap().is_none());
+    }
+
+    #[test]
     fn bf16_inputs_are_computed_in_f32_and_rounded_once() {
         let dev = Device::Cpu;
         let bf16 = |t: Tensor| t.to_dtype(DType::BF16).unwrap();

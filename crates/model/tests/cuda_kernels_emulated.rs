@@ -379,54 +379,56 @@ fn the_cuda_decode_kernels_compute_the_fused_ops() {
         decode_op(&exe, &tmp, ty, "silu_mul_halves", &s(&[rows as f64, inter as f64]));
         check("silu_mul_halves", read(&tmp.join("y.bin"), &[rows, inter]), &silu_mul_halves(&act(&gu)).unwrap());
 
-        // The Gated DeltaNet step from a fused projection [qkv | z | b | a | 5 spare columns], two value heads per
-        // key head, the window and state updated in place.
-        let heads = DeltaHeads { n_k: 2, n_v: 4, d_k: 16, d_v: 8 };
-        let (b, kern) = (2, 4);
-        let c = 2 * heads.n_k * heads.d_k + heads.n_v * heads.d_v;
-        let cols =
-            ProjColumns { mixed: 0, z: c, b: c + heads.n_v * heads.d_v, a: c + heads.n_v * heads.d_v + heads.n_v };
-        let width = cols.a + heads.n_v + 5;
-        let proj = on_bf16_grid(&[b, 1, width], 1.0);
-        let conv = on_bf16_grid(&[b, kern - 1, c], 1.0);
-        let state = on_bf16_grid(&[b, heads.n_v, heads.d_k, heads.d_v], 0.3);
-        let (taps, dt_bias, a_log) =
-            (on_bf16_grid(&[c, kern], 0.5), on_bf16_grid(&[heads.n_v], 0.5), on_bf16_grid(&[heads.n_v], 0.5));
-        for (name, t) in [
-            ("proj", &proj),
-            ("conv", &conv),
-            ("state", &state),
-            ("taps", &taps),
-            ("dt_bias", &dt_bias),
-            ("a_log", &a_log),
-        ] {
-            write(&tmp.join(format!("{name}.bin")), t);
+        // The Gated DeltaNet step from a fused projection [qkv | z | b | a | 5 spare columns], the window and state
+        // updated in place: two value heads per key head (the conv, then the state step), and one (both in one
+        // launch, as in Qwen3.5-0.8B).
+        for heads in [DeltaHeads { n_k: 2, n_v: 4, d_k: 16, d_v: 8 }, DeltaHeads { n_k: 3, n_v: 3, d_k: 16, d_v: 40 }] {
+            let (b, kern) = (2, 4);
+            let c = 2 * heads.n_k * heads.d_k + heads.n_v * heads.d_v;
+            let cols =
+                ProjColumns { mixed: 0, z: c, b: c + heads.n_v * heads.d_v, a: c + heads.n_v * heads.d_v + heads.n_v };
+            let width = cols.a + heads.n_v + 5;
+            let proj = on_bf16_grid(&[b, 1, width], 1.0);
+            let conv = on_bf16_grid(&[b, kern - 1, c], 1.0);
+            let state = on_bf16_grid(&[b, heads.n_v, heads.d_k, heads.d_v], 0.3);
+            let (taps, dt_bias, a_log) =
+                (on_bf16_grid(&[c, kern], 0.5), on_bf16_grid(&[heads.n_v], 0.5), on_bf16_grid(&[heads.n_v], 0.5));
+            for (name, t) in [
+                ("proj", &proj),
+                ("conv", &conv),
+                ("state", &state),
+                ("taps", &taps),
+                ("dt_bias", &dt_bias),
+                ("a_log", &a_log),
+            ] {
+                write(&tmp.join(format!("{name}.bin")), t);
+            }
+            let dims = [b, heads.n_k, heads.n_v, heads.d_k, heads.d_v, kern, width, cols.mixed, cols.b, cols.a];
+            decode_op(&exe, &tmp, ty, "delta_proj", &s(&dims.map(|d| d as f64)));
+            let (conv_ref, state_ref) = (conv.copy().unwrap(), state.copy().unwrap());
+            // The f32 projection holds the bf16 kernel's input exactly (the CPU op would round its output to bf16).
+            let step = ProjStep {
+                proj: &proj,
+                cols,
+                conv: &conv_ref,
+                state: &state_ref,
+                taps: &taps,
+                dt_bias: &dt_bias,
+                a_log: &a_log,
+            };
+            let out = delta_decode_proj_into(step, heads).unwrap();
+            let exact = |name: &str, got: Tensor, want: &Tensor| {
+                let e = rel_err(&got, &want.to_dtype(DType::F64).unwrap());
+                assert!(e < 1e-5, "{name} ({ty}, {heads:?}) differs by {e:e}");
+            };
+            exact("delta step output", read(&tmp.join("out.bin"), &[b, 1, heads.n_v, heads.d_v]), &out);
+            exact("delta step window", read(&tmp.join("conv_new.bin"), &[b, kern - 1, c]), &conv_ref);
+            exact("delta step state", read(&tmp.join("state_new.bin"), state_ref.dims()), &state_ref);
+            assert!(
+                rel_err(&conv_ref.to_dtype(DType::F64).unwrap(), &conv.to_dtype(DType::F64).unwrap()) > 0.1,
+                "the window moved"
+            );
         }
-        let dims = [b, heads.n_k, heads.n_v, heads.d_k, heads.d_v, kern, width, cols.mixed, cols.b, cols.a];
-        decode_op(&exe, &tmp, ty, "delta_proj", &s(&dims.map(|d| d as f64)));
-        let (conv_ref, state_ref) = (conv.copy().unwrap(), state.copy().unwrap());
-        // The f32 projection holds the bf16 kernel's input exactly (the CPU op would round its output to bf16).
-        let step = ProjStep {
-            proj: &proj,
-            cols,
-            conv: &conv_ref,
-            state: &state_ref,
-            taps: &taps,
-            dt_bias: &dt_bias,
-            a_log: &a_log,
-        };
-        let out = delta_decode_proj_into(step, heads).unwrap();
-        let exact = |name: &str, got: Tensor, want: &Tensor| {
-            let e = rel_err(&got, &want.to_dtype(DType::F64).unwrap());
-            assert!(e < 1e-5, "{name} ({ty}) differs by {e:e}");
-        };
-        exact("delta step output", read(&tmp.join("out.bin"), &[b, 1, heads.n_v, heads.d_v]), &out);
-        exact("delta step window", read(&tmp.join("conv_new.bin"), &[b, kern - 1, c]), &conv_ref);
-        exact("delta step state", read(&tmp.join("state_new.bin"), state_ref.dims()), &state_ref);
-        assert!(
-            rel_err(&conv_ref.to_dtype(DType::F64).unwrap(), &conv.to_dtype(DType::F64).unwrap()) > 0.1,
-            "the window moved"
-        );
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

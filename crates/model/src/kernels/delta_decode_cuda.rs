@@ -184,6 +184,9 @@ fn run_proj_into_t<T: CudaDType + DeviceRepr>(
         return Err(Error::Input("delta decode in place needs a conv window (kernel ≥ 2)".into()));
     }
     let proj = x.proj.contiguous()?;
+    if h.n_k == h.n_v {
+        return run_proj_fused::<T>(x, &proj, h, kernel, suffix);
+    }
     // SAFETY: every element of these buffers is written by the kernels before anything reads it.
     let (act, out) = unsafe { (dev.alloc::<f32>(b * h.conv_dim())?, dev.alloc::<f32>(b * h.n_v * h.d_v)?) };
     let consts = [x.taps, x.dt_bias, x.a_log, x.conv, x.state];
@@ -206,6 +209,42 @@ fn run_proj_into_t<T: CudaDType + DeviceRepr>(
                 ab_stride: width as i32,
             };
             launch(dev, &bufs, b, h, kernel, suffix)
+        })
+    })?;
+    Ok(wrap(out, &[b, 1, h.n_v, h.d_v], dev))
+}
+
+/// [`run_proj_into`] as one launch (`delta_fused_step_*`) when every key head serves one value head: each block
+/// convolves its own channels, so nothing waits for the conv of other blocks.
+fn run_proj_fused<T: CudaDType + DeviceRepr>(
+    x: &ProjStep<'_>,
+    proj: &Tensor,
+    h: DeltaHeads,
+    kernel: usize,
+    suffix: &str,
+) -> Result<Tensor> {
+    let dev = cuda_device(proj, WHAT)?;
+    let (b, _, width) = proj.dims3()?;
+    let func = dev.get_or_load_custom_func(&format!("delta_fused_step_{suffix}"), MODULE, PTX)?;
+    // SAFETY: the kernel writes every element.
+    let out = unsafe { dev.alloc::<f32>(b * h.n_v * h.d_v)? };
+    let consts = [x.taps, x.dt_bias, x.a_log, x.conv, x.state];
+    let (wi, nh, dk, dv, ki) = (width as i32, h.n_v as i32, h.d_k as i32, h.d_v as i32, kernel as i32);
+    with_typed_views::<T, _>(&[proj], WHAT, |pv| {
+        with_views(&consts, WHAT, |v| {
+            let (mixed, a, beta_in) = (pv[0].slice(x.cols.mixed..), pv[0].slice(x.cols.a..), pv[0].slice(x.cols.b..));
+            let mut l = func.builder();
+            l.arg(&mixed).arg(&wi).arg(&v[3]).arg(&v[0]).arg(&a).arg(&beta_in).arg(&wi).arg(&v[1]).arg(&v[2]);
+            l.arg(&v[4]).arg(&out).arg(&nh).arg(&dk).arg(&dv).arg(&ki);
+            let cfg = LaunchConfig {
+                grid_dim: ((b * h.n_v) as u32, 1, 1),
+                block_dim: (STEP_THREADS, 1, 1),
+                shared_mem_bytes: ((2 * h.d_k + h.d_v) as u32 + STEP_THREADS) * 4,
+            };
+            // SAFETY: argument types and order match the kernel's signature; the window and the state are updated
+            // in place, each element by the one thread that reads it.
+            unsafe { l.launch(cfg) }.w()?;
+            Ok(())
         })
     })?;
     Ok(wrap(out, &[b, 1, h.n_v, h.d_v], dev))
