@@ -167,7 +167,7 @@ static int run(const std::string& k, char** args) {
             K::attn_prep(all.data(), width, qn.data(), kn.data(), cos.data(), sin.data(), rot, q.data(), kbuf.data(),
                          vbuf.data(), slots.data(), cap, nh, nkv, d, eps);
         });
-        emu::launch(b * nh, ROW_THREADS, [&] {
+        emu::launch(b * nkv, ROW_THREADS, [&] {
             K::attn_decode(q.data(), kbuf.data(), vbuf.data(), mask.data(), all.data(), width, out.data(), cap, nh, nkv, d,
                            1.0f / std::sqrt((float)d));
         });

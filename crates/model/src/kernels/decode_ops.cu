@@ -12,8 +12,8 @@
 //                      gate/up projection;
 //   attn_prep_*        one block per (sequence, head): a full-attention layer's query or key normalised and rotated,
 //                      the query written out, the key and its value written into this step's KV slot;
-//   attn_decode_*      one block per (sequence, query head): scores over every KV slot under the mask, softmax, the
-//                      weighted values, times sigmoid(gate).
+//   attn_decode_*      one block per (sequence, key/value head) and its query heads: scores over every KV slot under
+//                      the mask, softmax, the weighted values, times sigmoid(gate); each key and value read once.
 
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
@@ -138,41 +138,64 @@ __device__ void attn_prep_block(const T* all, int width, const float* wq, const 
     }
 }
 
-// One block per (sequence, query head): the scores of its query against every slot of its key head's buffer
-// (a warp per slot), plus the additive mask [B, cap]; their softmax; the weighted sum of the values (a thread per
-// feature); times sigmoid(gate), the gate read from the fused projection. `scores` holds cap floats, `qs` d.
+// Query heads sharing a key/value head that attn_decode_* takes (a kernel's per-thread sums are sized by it).
+#define MAX_REP 8
+
+// One block per (sequence, key/value head), for the `rep` query heads that read it, so that each key and value is
+// read once: the scores of the queries against every slot of the head's buffers (a warp per slot), plus the additive
+// mask [B, cap]; their softmax, per query; the weighted sums of the values (a thread per feature); times
+// sigmoid(gate), the gates read from the fused projection. `qs` holds rep x d floats, `scores` rep x cap.
 template <typename T>
 __device__ void attn_decode_block(const T* q, const T* kbuf, const T* vbuf, const float* mask, const T* all, int width,
                                   T* out, int cap, int n_h, int n_kv, int d, float scale, float* red, float* qs,
                                   float* scores) {
-    const int b = blockIdx.x / n_h, h = blockIdx.x % n_h, kvh = h / (n_h / n_kv);
-    for (int i = threadIdx.x; i < d; i += blockDim.x) qs[i] = as_f(q[((size_t)b * n_h + h) * d + i]);
+    const int b = blockIdx.x / n_kv, kvh = blockIdx.x % n_kv, rep = n_h / n_kv;
+    const int h0 = kvh * rep;  // the first query head of this key/value head
+    for (int e = threadIdx.x; e < rep * d; e += blockDim.x) qs[e] = as_f(q[((size_t)b * n_h + h0) * d + e]);
     __syncthreads();
     const T* keys = kbuf + ((size_t)b * n_kv + kvh) * cap * d;
     const T* values = vbuf + ((size_t)b * n_kv + kvh) * cap * d;
     const int lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
     for (int j = warp; j < cap; j += warps) {
-        float acc = 0.0f;
-        for (int i = lane; i < d; i += 32) acc += qs[i] * as_f(keys[(size_t)j * d + i]);
-        for (int off = 16; off >= 1; off >>= 1) acc += __shfl_xor_sync(ROW_MASK, acc, off);
-        if (lane == 0) scores[j] = acc * scale + mask[(size_t)b * cap + j];
+        float acc[MAX_REP] = {};
+        for (int i = lane; i < d; i += 32) {
+            const float kv = as_f(keys[(size_t)j * d + i]);
+            for (int r = 0; r < rep; ++r) acc[r] += qs[r * d + i] * kv;
+        }
+        const float m = mask[(size_t)b * cap + j];
+        for (int r = 0; r < rep; ++r) {
+            float x = acc[r];
+            for (int off = 16; off >= 1; off >>= 1) x += __shfl_xor_sync(ROW_MASK, x, off);
+            if (lane == 0) scores[r * cap + j] = x * scale + m;
+        }
     }
     __syncthreads();
-    float m = -INFINITY;
-    for (int j = threadIdx.x; j < cap; j += blockDim.x) m = fmaxf(m, scores[j]);
-    m = row_max(m, red);
-    float total = 0.0f;
-    for (int j = threadIdx.x; j < cap; j += blockDim.x) {
-        const float e = expf(scores[j] - m);
-        scores[j] = e;
-        total += e;
+    for (int r = 0; r < rep; ++r) {
+        float* row = scores + (size_t)r * cap;
+        float m = -INFINITY;
+        for (int j = threadIdx.x; j < cap; j += blockDim.x) m = fmaxf(m, row[j]);
+        m = row_max(m, red);
+        float total = 0.0f;
+        for (int j = threadIdx.x; j < cap; j += blockDim.x) {
+            const float e = expf(row[j] - m);
+            row[j] = e;
+            total += e;
+        }
+        total = row_sum(total, red);  // its barriers publish `row`
+        if (threadIdx.x == 0) red[32 + r] = 1.0f / total;
     }
-    const float inv = 1.0f / row_sum(total, red);  // its barriers publish `scores`
+    __syncthreads();
     for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < cap; ++j) acc += scores[j] * as_f(values[(size_t)j * d + i]);
-        const float g = as_f(all[(size_t)b * width + (size_t)h * 2 * d + d + i]);
-        put(out, ((size_t)b * n_h + h) * d + i, acc * inv / (1.0f + expf(-g)));
+        float acc[MAX_REP] = {};
+        for (int j = 0; j < cap; ++j) {
+            const float v = as_f(values[(size_t)j * d + i]);
+            for (int r = 0; r < rep; ++r) acc[r] += scores[(size_t)r * cap + j] * v;
+        }
+        for (int r = 0; r < rep; ++r) {
+            const int h = h0 + r;
+            const float g = as_f(all[(size_t)b * width + (size_t)h * 2 * d + d + i]);
+            put(out, ((size_t)b * n_h + h) * d + i, acc[r] * red[32 + r] / (1.0f + expf(-g)));
+        }
     }
 }
 
@@ -202,8 +225,8 @@ __device__ void attn_decode_block(const T* q, const T* kbuf, const T* vbuf, cons
                                                     const T* all, int width, T* out, int cap, int n_h, int n_kv,    \
                                                     int d, float scale) {                                           \
         extern __shared__ float red32[];                                                                           \
-        attn_decode_block(q, kbuf, vbuf, mask, all, width, out, cap, n_h, n_kv, d, scale, red32, red32 + 32,       \
-                          red32 + 32 + d);                                                                         \
+        attn_decode_block(q, kbuf, vbuf, mask, all, width, out, cap, n_h, n_kv, d, scale, red32,                   \
+                          red32 + 32 + MAX_REP, red32 + 32 + MAX_REP + (n_h / n_kv) * d);                           \
     }
 DECODE_OPS(f32, float)
 DECODE_OPS(bf16, __nv_bfloat16)

@@ -114,9 +114,14 @@ pub struct AttnHeads {
     pub d: usize,
 }
 
-/// The most KV slots plus head features the CUDA attention kernel takes: the scores and the query live in the
-/// block's shared memory (48 KiB with the reductions). Longer buffers take the composition below on the GPU too.
-pub const MAX_FUSED_SLOTS: usize = 12_000;
+/// Whether the CUDA attention kernel takes `cap` KV slots for `heads`: a block serves one key/value head and the (at
+/// most 8) query heads that read it, and keeps their queries and scores in its shared memory (48 KiB with the
+/// reductions): for Qwen3.5-0.8B's 4 query heads of 256 features per KV head, up to 2,806 slots. Longer buffers
+/// take the composition below, on the GPU too.
+pub fn attention_kernel_fits(heads: AttnHeads, cap: usize) -> bool {
+    let rep = heads.n_h / heads.n_kv.max(1);
+    rep <= 8 && 40 + rep * (heads.d + cap) <= 12_288
+}
 
 /// The queries of a one-token step, and its keys and values written into the KV buffers: from `all` `[B, 1, W]`,
 /// the fused q/k/v projection (per query head its query then its gate, `d` each; then the keys; then the
@@ -181,7 +186,7 @@ pub fn attn_prep(
 /// One query per sequence and head attending over the whole KV buffers `[B, n_kv, cap, d]` under the additive
 /// `mask` `[B, 1, 1, cap]` (f32), query head `h` reading key/value head `h / (n_h / n_kv)`; the result times
 /// `σ(gate)`, the gates read from `all` (see [`attn_prep`]). `q` `[B, n_h, 1, d]`; returns `[B, 1, n_h·d]` in
-/// `all`'s dtype, ready for `o_proj`. On CUDA one kernel (within [`MAX_FUSED_SLOTS`]).
+/// `all`'s dtype, ready for `o_proj`. On CUDA one kernel where [`attention_kernel_fits`].
 pub fn attn_decode(
     q: &Tensor,
     (kbuf, vbuf): (&Tensor, &Tensor),
@@ -200,7 +205,7 @@ pub fn attn_decode(
         )));
     }
     #[cfg(feature = "cuda")]
-    if on_cuda(all) && cap + d <= MAX_FUSED_SLOTS && kbuf.dtype() == all.dtype() && q.dtype() == all.dtype() {
+    if on_cuda(all) && attention_kernel_fits(heads, cap) && kbuf.dtype() == all.dtype() && q.dtype() == all.dtype() {
         return super::decode_ops_cuda::attn_decode(q, [kbuf, vbuf], mask, all, heads);
     }
     let dt = if all.dtype() == DType::F64 { DType::F64 } else { DType::F32 };

@@ -246,10 +246,11 @@ fn attn_decode_t<T: CudaDType + DeviceRepr>(
             let mut l = func.builder();
             l.arg(&tv[0]).arg(&tv[1]).arg(&tv[2]).arg(&mv[0]).arg(&tv[3]).arg(&wi).arg(&out);
             l.arg(&ci).arg(&hi).arg(&kvi).arg(&di).arg(&scale);
+            let rep = n_h / n_kv;
             let cfg = LaunchConfig {
-                grid_dim: ((b * n_h) as u32, 1, 1),
+                grid_dim: ((b * n_kv) as u32, 1, 1),
                 block_dim: (ROW_THREADS, 1, 1),
-                shared_mem_bytes: ((32 + d + cap) * 4) as u32,
+                shared_mem_bytes: ((40 + rep * (d + cap)) * 4) as u32,
             };
             // SAFETY: as above.
             unsafe { l.launch(cfg) }.w()?;

@@ -11,9 +11,11 @@
 //! Inputs are the layer's four projections of the new token (before the conv), its cached conv window and
 //! recurrent state; outputs are the delta rule's output and the next conv window and state. Values equal the
 //! composed path's up to rounding (tested against it). The in/out projections and the gated RMSNorm stay candle
-//! ops. With the `cuda` feature the same step runs on CUDA as two kernels of our own (`delta_decode.cu`,
-//! `delta_decode_cuda.rs`): there every candle op is a kernel launch of ~5 µs, and the composed step's ~75 of them
-//! per layer are most of a decode step's launches (the GPU effect is not measured yet).
+//! ops here; [`delta_decode_proj_into`] is the form fused decode steps use (inputs read in place from the layer's
+//! stacked projection; `kernels::decode_ops` has the gated norm). With the `cuda` feature the step runs on CUDA as
+//! two kernels of our own (`delta_decode.cu`, `delta_decode_cuda.rs`), or one when every key head serves one value
+//! head: there every candle op is a kernel launch of ~5 µs, and the composed step's ~75 of them per layer were most
+//! of a decode step's launches (the two kernels took the H200's batch-1 graph from 3.85 to 3.38 s, BENCHMARKS.md).
 
 use candle_core::{DType, Storage, Tensor};
 
