@@ -231,11 +231,11 @@ fn train_op_errors(cuda: &Device) -> Res<Vec<(String, Checked)>> {
 /// The fused decode ops ([`sgvlm_model::kernels::add_rms_norm`] and its siblings, the Gated DeltaNet step read from
 /// a fused projection) on CUDA against the same ops on the CPU in f32, for f32 and bf16 activations (bf16 inputs on
 /// the CPU too, so both read the same values). Each entry: name, worst relative error, tolerance.
-fn decode_op_errors(cuda: &Device) -> Res<Vec<(String, f64, f64)>> {
+/// `heads`: the Gated DeltaNet layout (with `n_k = n_v` its step is one kernel, else two); `tag` names it.
+fn decode_op_errors(cuda: &Device, heads: sgvlm_model::kernels::DeltaHeads, tag: &str) -> Res<Vec<(String, f64, f64)>> {
     use sgvlm_model::kernels;
     let cpu = Device::Cpu;
     let mk = |dims: &[usize], std: f32| Tensor::randn(0f32, std, dims, &cpu);
-    let heads = kernels::DeltaHeads { n_k: 2, n_v: 4, d_k: 128, d_v: 128 };
     let c = 2 * heads.n_k * heads.d_k + heads.n_v * heads.d_v;
     let vd = heads.n_v * heads.d_v;
     let cols = kernels::ProjColumns { mixed: 0, z: c, b: c + vd, a: c + vd + heads.n_v };
@@ -286,7 +286,7 @@ fn decode_op_errors(cuda: &Device) -> Res<Vec<(String, f64, f64)>> {
         };
         let (want_a, got_a) = (attention(&cpu)?, attention(cuda)?);
         for ((name, g), w) in ["attn_q", "attn_keys", "attn_values", "attn_out"].iter().zip(&got_a).zip(&want_a) {
-            out.push((format!("{name}_{dtype:?}"), rel_err(g, w)?, tol));
+            out.push((format!("{name}_{tag}_{dtype:?}"), rel_err(g, w)?, tol));
         }
         let (want, got) = (all(&cpu)?, all(cuda)?);
         let names = [
@@ -301,7 +301,7 @@ fn decode_op_errors(cuda: &Device) -> Res<Vec<(String, f64, f64)>> {
         for ((name, g), w) in names.iter().zip(&got).zip(&want) {
             // The delta step is f32 after reading its inputs; the gated norm reads its f32 output.
             let t = if name.starts_with("delta") { 1e-5 } else { tol };
-            out.push((format!("{name}_{dtype:?}"), rel_err(g, w)?, t));
+            out.push((format!("{name}_{tag}_{dtype:?}"), rel_err(g, w)?, t));
         }
     }
     Ok(out)
@@ -366,17 +366,22 @@ fn main() -> Res<()> {
             }
         }
     }
-    let t0 = Instant::now();
-    match decode_op_errors(&cuda) {
-        Ok(errs) => {
-            let secs = t0.elapsed().as_secs_f64();
-            for (name, err, tol) in errs {
-                report(&format!("decode_op_{name}"), err, tol, secs);
+    // Two value heads per key head (the step's two kernels), and the 0.8B's one (one kernel).
+    let layouts = [("shared_keys", 2, 4), ("q08", 16, 16)];
+    for (tag, n_k, n_v) in layouts {
+        let t0 = Instant::now();
+        let heads = sgvlm_model::kernels::DeltaHeads { n_k, n_v, d_k: 128, d_v: 128 };
+        match decode_op_errors(&cuda, heads, tag) {
+            Ok(errs) => {
+                let secs = t0.elapsed().as_secs_f64();
+                for (name, err, tol) in errs {
+                    report(&format!("decode_op_{name}"), err, tol, secs);
+                }
             }
-        }
-        Err(e) => {
-            kernels_ok = false;
-            failed("decode_ops", &e);
+            Err(e) => {
+                kernels_ok = false;
+                failed(&format!("decode_ops_{tag}"), &e);
+            }
         }
     }
     for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 5e-2)] {
