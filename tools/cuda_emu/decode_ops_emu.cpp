@@ -7,8 +7,10 @@
 //   decode_ops_emu DIR TYPE add_rms_norm ROWS N EPS HAS_H                       x [h] w               -> y [sum]
 //   decode_ops_emu DIR TYPE gated_norm B NV DV WIDTH Z_AT EPS                   core proj w           -> y
 //   decode_ops_emu DIR TYPE silu_mul_halves ROWS INTER                          gu                    -> y
-//   decode_ops_emu DIR TYPE attn B NH NKV D ROT CAP SLOT WIDTH EPS  all q_norm k_norm cos sin kbuf vbuf mask
-//                                                                               -> q kbuf_new vbuf_new out
+//   decode_ops_emu DIR TYPE attn B NH NKV D ROT CAP SLOT WIDTH EPS  all q_norm k_norm cos sin kbuf vbuf
+//                                                                               -> q kbuf_new vbuf_new
+//   decode_ops_emu DIR TYPE masked_softmax ROWS CAP HEADS SCALE                 scores mask           -> probs
+//   decode_ops_emu DIR TYPE gate_mul B NH D WIDTH                               o all                 -> y
 //   decode_ops_emu DIR TYPE delta_proj B NK NV DK DV K WIDTH MIXED_AT B_AT A_AT proj conv state taps dt_bias a_log
 //                                                                               -> out conv state
 #include <cstdio>
@@ -17,7 +19,7 @@
 
 #include "emu.h"
 
-float red32[32 + 65536];  // the reductions, then a row, a query and the scores of the attention kernels
+float red32[32 + 4096];  // the reductions, then attn_prep's row
 float shared[4096];  // the delta steps: q[d_k], k[d_k], (v[d_v],) red[STEP_THREADS]
 
 #include "../../crates/model/src/kernels/decode_ops.cu"
@@ -74,7 +76,8 @@ struct F32 {
     static constexpr auto step = delta_step_f32;
     static constexpr auto fused_step = delta_fused_step_f32;
     static constexpr auto attn_prep = attn_prep_f32;
-    static constexpr auto attn_decode = attn_decode_f32;
+    static constexpr auto masked_softmax = masked_softmax_f32;
+    static constexpr auto gate_mul = gate_mul_f32;
 };
 struct BF16 {
     using T = __nv_bfloat16;
@@ -85,7 +88,8 @@ struct BF16 {
     static constexpr auto step = delta_step_bf16;
     static constexpr auto fused_step = delta_fused_step_bf16;
     static constexpr auto attn_prep = attn_prep_bf16;
-    static constexpr auto attn_decode = attn_decode_bf16;
+    static constexpr auto masked_softmax = masked_softmax_bf16;
+    static constexpr auto gate_mul = gate_mul_bf16;
 };
 
 template <typename K>
@@ -160,21 +164,31 @@ static int run(const std::string& k, char** args) {
         auto qn = read("q_norm", d), kn = read("k_norm", d), cos = read("cos", (size_t)b * rot), sin = read("sin", (size_t)b * rot);
         size_t buf = (size_t)b * nkv * cap * d;
         auto kbuf = to<T>(read("kbuf", buf)), vbuf = to<T>(read("vbuf", buf));
-        auto mask = read("mask", (size_t)b * cap);
         std::vector<unsigned> slots((size_t)b * nkv * d, (unsigned)slot);
-        std::vector<T> q((size_t)b * nh * d), out((size_t)b * nh * d);
+        std::vector<T> q((size_t)b * nh * d);
         emu::launch(b * (nh + nkv), ROW_THREADS, [&] {
             K::attn_prep(all.data(), width, qn.data(), kn.data(), cos.data(), sin.data(), rot, q.data(), kbuf.data(),
                          vbuf.data(), slots.data(), cap, nh, nkv, d, eps);
         });
-        emu::launch(b * nkv, ROW_THREADS, [&] {
-            K::attn_decode(q.data(), kbuf.data(), vbuf.data(), mask.data(), all.data(), width, out.data(), cap, nh, nkv, d,
-                           1.0f / std::sqrt((float)d));
-        });
         write("q", widen(q));
         write("kbuf_new", widen(kbuf));
         write("vbuf_new", widen(vbuf));
-        write("out", widen(out));
+    } else if (k == "masked_softmax") {
+        int rows = I(0), cap = I(1), heads = I(2);
+        float scale = F(3);
+        auto scores = to<T>(read("scores", (size_t)rows * cap));
+        auto mask = read("mask", (size_t)(rows / heads) * cap);
+        std::vector<T> probs((size_t)rows * cap);
+        emu::launch(rows, ROW_THREADS, [&] { K::masked_softmax(scores.data(), mask.data(), probs.data(), cap, heads, scale); });
+        write("probs", widen(probs));
+    } else if (k == "gate_mul") {
+        int b = I(0), nh = I(1), d = I(2), width = I(3);
+        auto o = to<T>(read("o", (size_t)b * nh * d));
+        auto all = to<T>(read("all", (size_t)b * width));
+        std::vector<T> y((size_t)b * nh * d);
+        unsigned blocks = (unsigned)std::min<size_t>((y.size() + ELEM_THREADS - 1) / ELEM_THREADS, 1024);
+        emu::launch(blocks, ELEM_THREADS, [&] { K::gate_mul(o.data(), all.data(), width, y.data(), nh, d, b); });
+        write("y", widen(y));
     } else {
         std::fprintf(stderr, "unknown kernel %s\n", k.c_str());
         return 2;

@@ -10,7 +10,8 @@
 //! * the fused decode kernels (`src/kernels/decode_ops.cu`: the residual add with the RMSNorm, the gated norm,
 //!   `silu(gate)·up` from one product) and the Gated DeltaNet decode step read from a fused projection
 //!   (`src/kernels/delta_decode.cu`), in f32 and bf16, against the CPU ops of `kernels::decode_ops` and
-//!   `kernels::delta_decode_proj_into`; and a full-attention layer's decode step (`attn_prep`, `attn_decode`).
+//!   `kernels::delta_decode_proj_into`; and a full-attention layer's decode step (`attn_prep`, and the masked
+//!   softmax and output gate of `attn_decode`).
 //!
 //! This checks the kernels' indexing, block replay, reductions and striding on a machine without a GPU;
 //! `examples/cuda_check.rs` checks the compiled kernels on a GPU. Needs a C++20 compiler (`$CXX`, default `c++`),
@@ -482,13 +483,48 @@ fn the_cuda_attention_decode_kernels_compute_the_fused_ops() {
         let (kb, vb) = (kbuf.to_dtype(dt).unwrap().copy().unwrap(), vbuf.to_dtype(dt).unwrap().copy().unwrap());
         let a = all.to_dtype(dt).unwrap();
         let q = attn_prep(&a, heads, &qn, &kn, (&cos, &sin), (&kb, &vb), &slot_index, 1e-6).unwrap();
-        let out = attn_decode(&q, (&kb, &vb), &mask, &a, heads).unwrap();
-        for (name, got, want) in
-            [("q", "q", &q), ("keys", "kbuf_new", &kb), ("values", "vbuf_new", &vb), ("output", "out", &out)]
-        {
+        for (name, got, want) in [("q", "q", &q), ("keys", "kbuf_new", &kb), ("values", "vbuf_new", &vb)] {
             let e = rel_err(&read(&tmp.join(format!("{got}.bin")), want.dims()), &want.to_dtype(DType::F64).unwrap());
             assert!(e < tol, "attention {name} ({ty}) differs by {e:e}");
         }
+        // The kernels between cuBLAS's two products: the scaled, masked softmax of the scores [B, n_kv, rep, cap],
+        // and the output gate.
+        let scores = on_bf16_grid(&[b, heads.n_kv, heads.n_h / heads.n_kv, cap], 3.0);
+        write(&tmp.join("scores.bin"), &scores);
+        let rows = b * heads.n_h;
+        let scale = 0.3;
+        decode_op(
+            &exe,
+            &tmp,
+            ty,
+            "masked_softmax",
+            &[rows, cap, heads.n_h]
+                .map(|x| x.to_string())
+                .iter()
+                .cloned()
+                .chain(["0.3".to_string()])
+                .collect::<Vec<_>>(),
+        );
+        let want = candle_nn::ops::softmax_last_dim(
+            &(scores.to_dtype(dt).unwrap().to_dtype(DType::F32).unwrap() * scale)
+                .unwrap()
+                .broadcast_add(&mask)
+                .unwrap(),
+        )
+        .unwrap();
+        let e = rel_err(&read(&tmp.join("probs.bin"), want.dims()), &want.to_dtype(DType::F64).unwrap());
+        assert!(e < tol, "masked softmax ({ty}) differs by {e:e}");
+        let o = on_bf16_grid(&[b, 1, heads.n_h * heads.d], 1.0);
+        write(&tmp.join("o.bin"), &o);
+        decode_op(&exe, &tmp, ty, "gate_mul", &[b, heads.n_h, heads.d, width].map(|x| x.to_string()));
+        let gate = all.narrow(2, 0, 2 * heads.n_h * heads.d).unwrap().reshape((b, heads.n_h, 2 * heads.d)).unwrap();
+        let gate = gate.narrow(2, heads.d, heads.d).unwrap().reshape((b, 1, heads.n_h * heads.d)).unwrap();
+        let want = o.mul(&candle_nn::ops::sigmoid(&gate).unwrap()).unwrap();
+        let e = rel_err(&read(&tmp.join("y.bin"), want.dims()), &want.to_dtype(DType::F64).unwrap());
+        assert!(e < tol, "output gate ({ty}) differs by {e:e}");
+        // attn_decode (the CPU's composition) is those pieces around the two products.
+        let out = attn_decode(&q, (&kb, &vb), &mask, &a, heads).unwrap();
+        assert_eq!(out.dims(), [b, 1, heads.n_h * heads.d]);
         // The step's keys and values went to its slot and nowhere else.
         let moved = (kb.to_dtype(DType::F32).unwrap() - &kbuf).unwrap().abs().unwrap().sum(3).unwrap();
         let moved: Vec<Vec<Vec<f32>>> = moved.to_vec3().unwrap();

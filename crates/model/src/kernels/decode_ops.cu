@@ -12,8 +12,8 @@
 //                      gate/up projection;
 //   attn_prep_*        one block per (sequence, head): a full-attention layer's query or key normalised and rotated,
 //                      the query written out, the key and its value written into this step's KV slot;
-//   attn_decode_*      one block per (sequence, key/value head) and its query heads: scores over every KV slot under
-//                      the mask, softmax, the weighted values, times sigmoid(gate); each key and value read once.
+//   masked_softmax_*   one block per row of a decode step's attention scores: softmax(scale * s + mask);
+//   gate_mul_*         one thread per element: the attention output times sigmoid(gate), the gate read in place.
 
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
@@ -138,64 +138,34 @@ __device__ void attn_prep_block(const T* all, int width, const float* wq, const 
     }
 }
 
-// Query heads sharing a key/value head that attn_decode_* takes (a kernel's per-thread sums are sized by it).
-#define MAX_REP 8
-
-// One block per (sequence, key/value head), for the `rep` query heads that read it, so that each key and value is
-// read once: the scores of the queries against every slot of the head's buffers (a warp per slot), plus the additive
-// mask [B, cap]; their softmax, per query; the weighted sums of the values (a thread per feature); times
-// sigmoid(gate), the gates read from the fused projection. `qs` holds rep x d floats, `scores` rep x cap.
+// One block per row of a decode step's attention scores [B, H, cap] (rows ordered sequence-major, `heads` rows per
+// sequence): p = softmax(scale * s + mask[b]) in f32, written as T. The two products around it stay cuBLAS's, which
+// read the KV buffers at full bandwidth (a kernel of ours walking the slots would be bound by load latency).
 template <typename T>
-__device__ void attn_decode_block(const T* q, const T* kbuf, const T* vbuf, const float* mask, const T* all, int width,
-                                  T* out, int cap, int n_h, int n_kv, int d, float scale, float* red, float* qs,
-                                  float* scores) {
-    const int b = blockIdx.x / n_kv, kvh = blockIdx.x % n_kv, rep = n_h / n_kv;
-    const int h0 = kvh * rep;  // the first query head of this key/value head
-    for (int e = threadIdx.x; e < rep * d; e += blockDim.x) qs[e] = as_f(q[((size_t)b * n_h + h0) * d + e]);
-    __syncthreads();
-    const T* keys = kbuf + ((size_t)b * n_kv + kvh) * cap * d;
-    const T* values = vbuf + ((size_t)b * n_kv + kvh) * cap * d;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    for (int j = warp; j < cap; j += warps) {
-        float acc[MAX_REP] = {};
-        for (int i = lane; i < d; i += 32) {
-            const float kv = as_f(keys[(size_t)j * d + i]);
-            for (int r = 0; r < rep; ++r) acc[r] += qs[r * d + i] * kv;
-        }
-        const float m = mask[(size_t)b * cap + j];
-        for (int r = 0; r < rep; ++r) {
-            float x = acc[r];
-            for (int off = 16; off >= 1; off >>= 1) x += __shfl_xor_sync(ROW_MASK, x, off);
-            if (lane == 0) scores[r * cap + j] = x * scale + m;
-        }
+__device__ void masked_softmax_row(const T* scores, const float* mask, T* probs, int cap, int heads, float scale,
+                                   float* red) {
+    const size_t row = (size_t)blockIdx.x * cap;
+    const float* m = mask + (size_t)(blockIdx.x / heads) * cap;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < cap; j += blockDim.x) mx = fmaxf(mx, as_f(scores[row + j]) * scale + m[j]);
+    mx = row_max(mx, red);
+    float total = 0.0f;
+    for (int j = threadIdx.x; j < cap; j += blockDim.x) total += expf(as_f(scores[row + j]) * scale + m[j] - mx);
+    const float inv = 1.0f / row_sum(total, red);
+    for (int j = threadIdx.x; j < cap; j += blockDim.x) {
+        put(probs, row + j, expf(as_f(scores[row + j]) * scale + m[j] - mx) * inv);
     }
-    __syncthreads();
-    for (int r = 0; r < rep; ++r) {
-        float* row = scores + (size_t)r * cap;
-        float m = -INFINITY;
-        for (int j = threadIdx.x; j < cap; j += blockDim.x) m = fmaxf(m, row[j]);
-        m = row_max(m, red);
-        float total = 0.0f;
-        for (int j = threadIdx.x; j < cap; j += blockDim.x) {
-            const float e = expf(row[j] - m);
-            row[j] = e;
-            total += e;
-        }
-        total = row_sum(total, red);  // its barriers publish `row`
-        if (threadIdx.x == 0) red[32 + r] = 1.0f / total;
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        float acc[MAX_REP] = {};
-        for (int j = 0; j < cap; ++j) {
-            const float v = as_f(values[(size_t)j * d + i]);
-            for (int r = 0; r < rep; ++r) acc[r] += scores[(size_t)r * cap + j] * v;
-        }
-        for (int r = 0; r < rep; ++r) {
-            const int h = h0 + r;
-            const float g = as_f(all[(size_t)b * width + (size_t)h * 2 * d + d + i]);
-            put(out, ((size_t)b * n_h + h) * d + i, acc[r] * red[32 + r] / (1.0f + expf(-g)));
-        }
+}
+
+// One thread per element of the attention output [B, n_h * d]: times sigmoid(gate), the gates read from the fused
+// projection `all` [B, width] (per query head its query then its gate, d each).
+template <typename T>
+__device__ void gate_mul_elems(const T* o, const T* all, int width, T* y, int n_h, int d, int batch) {
+    const size_t total = (size_t)batch * n_h * d;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t b = idx / ((size_t)n_h * d), hi = idx % ((size_t)n_h * d), h = hi / d, i = hi % d;
+        const float g = as_f(all[b * width + h * 2 * d + d + i]);
+        put(y, idx, as_f(o[idx]) / (1.0f + expf(-g)));
     }
 }
 
@@ -221,12 +191,14 @@ __device__ void attn_decode_block(const T* q, const T* kbuf, const T* vbuf, cons
         attn_prep_block(all, width, wq, wk, cos, sin, rot, q_out, kbuf, vbuf, slot, cap, n_h, n_kv, d, eps, red32, \
                         red32 + 32);                                                                               \
     }                                                                                                              \
-    extern "C" __global__ void attn_decode_##SUFFIX(const T* q, const T* kbuf, const T* vbuf, const float* mask,    \
-                                                    const T* all, int width, T* out, int cap, int n_h, int n_kv,    \
-                                                    int d, float scale) {                                           \
+    extern "C" __global__ void masked_softmax_##SUFFIX(const T* scores, const float* mask, T* probs, int cap,       \
+                                                       int heads, float scale) {                                   \
         extern __shared__ float red32[];                                                                           \
-        attn_decode_block(q, kbuf, vbuf, mask, all, width, out, cap, n_h, n_kv, d, scale, red32,                   \
-                          red32 + 32 + MAX_REP, red32 + 32 + MAX_REP + (n_h / n_kv) * d);                           \
+        masked_softmax_row(scores, mask, probs, cap, heads, scale, red32);                                         \
+    }                                                                                                              \
+    extern "C" __global__ void gate_mul_##SUFFIX(const T* o, const T* all, int width, T* y, int n_h, int d,         \
+                                                 int batch) {                                                      \
+        gate_mul_elems(o, all, width, y, n_h, d, batch);                                                           \
     }
 DECODE_OPS(f32, float)
 DECODE_OPS(bf16, __nv_bfloat16)

@@ -12,8 +12,9 @@
 //!   projection;
 //! * [`silu_mul_halves`]: `silu(gate)·up` from the fused gate/up projection's two halves;
 //! * [`attn_prep`] and [`attn_decode`]: a full-attention layer's step after its fused q/k/v projection — the q/k
-//!   norms, the rotary embedding and the KV write (some fifteen ops), then the attention over the KV buffers with
-//!   its mask, softmax and output gate (some ten) — in two kernels.
+//!   norms, the rotary embedding and the KV write (some fifteen ops) in one kernel, then the attention over the KV
+//!   buffers (some ten) as cuBLAS's two products around one kernel for the scaled, masked softmax and one for the
+//!   output gate.
 //!
 //! Elsewhere (the CPU) they are the same arithmetic as candle ops, which is also their definition: the CUDA kernels
 //! are tested against these through the CUDA stand-in (`tests/cuda_kernels_emulated.rs`). Arithmetic is f32, and
@@ -114,15 +115,6 @@ pub struct AttnHeads {
     pub d: usize,
 }
 
-/// Whether the CUDA attention kernel takes `cap` KV slots for `heads`: a block serves one key/value head and the (at
-/// most 8) query heads that read it, and keeps their queries and scores in its shared memory (48 KiB with the
-/// reductions): for Qwen3.5-0.8B's 4 query heads of 256 features per KV head, up to 2,806 slots. Longer buffers
-/// take the composition below, on the GPU too.
-pub fn attention_kernel_fits(heads: AttnHeads, cap: usize) -> bool {
-    let rep = heads.n_h / heads.n_kv.max(1);
-    rep <= 8 && 40 + rep * (heads.d + cap) <= 12_288
-}
-
 /// The queries of a one-token step, and its keys and values written into the KV buffers: from `all` `[B, 1, W]`,
 /// the fused q/k/v projection (per query head its query then its gate, `d` each; then the keys; then the
 /// values), the queries and keys are RMS-normalised with the effective weights `q_norm`, `k_norm` `[d]` (f32) and
@@ -186,7 +178,9 @@ pub fn attn_prep(
 /// One query per sequence and head attending over the whole KV buffers `[B, n_kv, cap, d]` under the additive
 /// `mask` `[B, 1, 1, cap]` (f32), query head `h` reading key/value head `h / (n_h / n_kv)`; the result times
 /// `σ(gate)`, the gates read from `all` (see [`attn_prep`]). `q` `[B, n_h, 1, d]`; returns `[B, 1, n_h·d]` in
-/// `all`'s dtype, ready for `o_proj`. On CUDA one kernel where [`attention_kernel_fits`].
+/// `all`'s dtype, ready for `o_proj`. On CUDA four launches: the two products (cuBLAS, which reads the KV buffers at
+/// full bandwidth; a kernel of ours walking the slots would be bound by load latency at decode sizes) and one
+/// kernel each for the scaled, masked softmax and for the gate, where op by op they were eight.
 pub fn attn_decode(
     q: &Tensor,
     (kbuf, vbuf): (&Tensor, &Tensor),
@@ -204,13 +198,19 @@ pub fn attn_decode(
             mask.dims()
         )));
     }
+    let scale = (d as f64).powf(-0.5);
     #[cfg(feature = "cuda")]
-    if on_cuda(all) && attention_kernel_fits(heads, cap) && kbuf.dtype() == all.dtype() && q.dtype() == all.dtype() {
-        return super::decode_ops_cuda::attn_decode(q, [kbuf, vbuf], mask, all, heads);
+    if on_cuda(all) && kbuf.dtype() == all.dtype() && q.dtype() == all.dtype() {
+        use super::decode_ops_cuda as cu;
+        let q = q.contiguous()?.reshape((b, n_kv, n_h / n_kv, d))?;
+        let scores = q.matmul(&kbuf.t()?)?; // [B, n_kv, rep, cap], rows sequence-major
+        let probs = cu::masked_softmax(&scores, mask, n_h, scale)?;
+        let out = probs.matmul(vbuf)?; // [B, n_kv, rep, d]: the heads side by side
+        return cu::gate_mul(&out.reshape((b, 1, n_h * d))?, all, heads);
     }
     let dt = if all.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
     let qf = q.to_dtype(dt)?.reshape((b, n_kv, n_h / n_kv, d))?;
-    let scores = (qf.matmul(&kbuf.to_dtype(dt)?.t()?)? * (d as f64).powf(-0.5))?;
+    let scores = (qf.matmul(&kbuf.to_dtype(dt)?.t()?)? * scale)?;
     let scores = scores.broadcast_add(&mask.to_dtype(dt)?.reshape((b, 1, 1, cap))?)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?;
     let out = probs.matmul(&vbuf.to_dtype(dt)?)?.reshape((b, n_h, d))?;

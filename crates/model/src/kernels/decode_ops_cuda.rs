@@ -209,53 +209,67 @@ fn attn_prep_t<T: CudaDType + DeviceRepr>(
     Ok(wrap_typed(q, &[b, n_h, 1, d], dev))
 }
 
-pub(super) fn attn_decode(
-    q: &Tensor,
-    bufs: [&Tensor; 2],
-    mask: &Tensor,
-    all: &Tensor,
-    heads: AttnHeads,
-) -> Result<Tensor> {
-    match all.dtype() {
-        DType::BF16 => attn_decode_t::<half::bf16>(q, bufs, mask, all, heads),
-        _ => attn_decode_t::<f32>(q, bufs, mask, all, heads),
+pub(super) fn masked_softmax(scores: &Tensor, mask: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    match scores.dtype() {
+        DType::BF16 => masked_softmax_t::<half::bf16>(scores, mask, heads, scale),
+        _ => masked_softmax_t::<f32>(scores, mask, heads, scale),
     }
 }
 
-fn attn_decode_t<T: CudaDType + DeviceRepr>(
-    q: &Tensor,
-    bufs: [&Tensor; 2],
+/// `scores` `[B, .., cap]` with `heads` rows per sequence; `mask` `[B, 1, 1, cap]` (f32).
+fn masked_softmax_t<T: CudaDType + DeviceRepr>(
+    scores: &Tensor,
     mask: &Tensor,
-    all: &Tensor,
-    heads: AttnHeads,
+    heads: usize,
+    scale: f64,
 ) -> Result<Tensor> {
-    let dev = cuda_device(all, WHAT)?;
-    let func = dev.get_or_load_custom_func(&name("attn_decode", all.dtype())?, MODULE, PTX)?;
-    let AttnHeads { n_h, n_kv, d } = heads;
-    let (b, _, width) = all.dims3()?;
-    let cap = bufs[0].dim(2)?;
-    let (q, all, mask) = (q.contiguous()?, all.contiguous()?, mask.to_dtype(DType::F32)?.contiguous()?);
-    let (kbuf, vbuf) = (bufs[0].contiguous()?, bufs[1].contiguous()?);
+    let dev = cuda_device(scores, WHAT)?;
+    let func = dev.get_or_load_custom_func(&name("masked_softmax", scores.dtype())?, MODULE, PTX)?;
+    let cap = scores.dim(D::Minus1)?;
+    let rows = scores.elem_count() / cap.max(1);
+    let (scores, mask) = (scores.contiguous()?, mask.to_dtype(DType::F32)?.contiguous()?);
     // SAFETY: the kernel writes every element.
-    let out = unsafe { dev.alloc::<T>(b * n_h * d)? };
-    let [wi, ci, hi, kvi, di] = [width, cap, n_h, n_kv, d].map(i32_of);
-    let (wi, ci, hi, kvi, di) = (wi?, ci?, hi?, kvi?, di?);
-    let scale = (d as f32).powf(-0.5);
-    with_typed_views::<T, _>(&[&q, &kbuf, &vbuf, &all], WHAT, |tv| {
+    let probs = unsafe { dev.alloc::<T>(rows * cap)? };
+    let (ci, hi, sc) = (i32_of(cap)?, i32_of(heads)?, scale as f32);
+    with_typed_views::<T, _>(&[&scores], WHAT, |sv| {
         with_views(&[&mask], WHAT, |mv| {
             let mut l = func.builder();
-            l.arg(&tv[0]).arg(&tv[1]).arg(&tv[2]).arg(&mv[0]).arg(&tv[3]).arg(&wi).arg(&out);
-            l.arg(&ci).arg(&hi).arg(&kvi).arg(&di).arg(&scale);
-            let rep = n_h / n_kv;
-            let cfg = LaunchConfig {
-                grid_dim: ((b * n_kv) as u32, 1, 1),
-                block_dim: (ROW_THREADS, 1, 1),
-                shared_mem_bytes: ((40 + rep * (d + cap)) * 4) as u32,
-            };
-            // SAFETY: as above.
-            unsafe { l.launch(cfg) }.w()?;
+            l.arg(&sv[0]).arg(&mv[0]).arg(&probs).arg(&ci).arg(&hi).arg(&sc);
+            // SAFETY: argument types and order match the kernel's signature; sizes were checked by the caller.
+            unsafe { l.launch(rows_cfg(rows)) }.w()?;
             Ok(())
         })
     })?;
-    Ok(wrap_typed(out, &[b, 1, n_h * d], dev))
+    Ok(wrap_typed(probs, scores.dims(), dev))
+}
+
+pub(super) fn gate_mul(o: &Tensor, all: &Tensor, heads: AttnHeads) -> Result<Tensor> {
+    match all.dtype() {
+        DType::BF16 => gate_mul_t::<half::bf16>(o, all, heads),
+        _ => gate_mul_t::<f32>(o, all, heads),
+    }
+}
+
+/// `o` `[B, 1, n_h·d]` times `σ(gate)`, the gates read from `all` `[B, 1, W]`.
+fn gate_mul_t<T: CudaDType + DeviceRepr>(o: &Tensor, all: &Tensor, heads: AttnHeads) -> Result<Tensor> {
+    let dev = cuda_device(all, WHAT)?;
+    let func = dev.get_or_load_custom_func(&name("gate_mul", all.dtype())?, MODULE, PTX)?;
+    let AttnHeads { n_h, d, .. } = heads;
+    let (b, _, width) = all.dims3()?;
+    let (o, all) = (o.contiguous()?, all.contiguous()?);
+    let total = b * n_h * d;
+    // SAFETY: the kernel writes every element.
+    let y = unsafe { dev.alloc::<T>(total.max(1))? };
+    let [wi, hi, di, bi] = [width, n_h, d, b].map(i32_of);
+    let (wi, hi, di, bi) = (wi?, hi?, di?, bi?);
+    let blocks = total.div_ceil(ELEM_THREADS as usize).clamp(1, ELEM_BLOCKS) as u32;
+    let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (ELEM_THREADS, 1, 1), shared_mem_bytes: 0 };
+    with_typed_views::<T, _>(&[&o, &all], WHAT, |v| {
+        let mut l = func.builder();
+        l.arg(&v[0]).arg(&v[1]).arg(&wi).arg(&y).arg(&hi).arg(&di).arg(&bi);
+        // SAFETY: as above.
+        unsafe { l.launch(cfg) }.w()?;
+        Ok(())
+    })?;
+    Ok(wrap_typed(y, &[b, 1, n_h * d], dev))
 }

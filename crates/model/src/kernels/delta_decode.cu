@@ -92,11 +92,15 @@ __device__ void normalized_update(float* q, float* k, const float* v, const T* a
     float softplus = fmaxf(x, 0.0f) + logf(1.0f + expf(-fabsf(x)));
     float decay = expf(-expf(a_log[h]) * softplus);
     float beta = 1.0f / (1.0f + expf(-load_f(b_in, ab)));
+    // The column's loads are independent of the sums they feed: unrolled, several are in flight at once (a step at
+    // batch 1 has few blocks, so the walk down a column is bound by load latency, not bandwidth).
     for (int j = threadIdx.x; j < dv; j += blockDim.x) {
         float m = 0.0f;
+#pragma unroll 8
         for (int i = 0; i < dk; ++i) m += k[i] * (decay * s[(size_t)i * dv + j]);
         float u = beta * (v[j] - m);
         float o = 0.0f;
+#pragma unroll 8
         for (int i = 0; i < dk; ++i) {
             float e = decay * s[(size_t)i * dv + j] + k[i] * u;
             ns[(size_t)i * dv + j] = e;

@@ -58,9 +58,7 @@ mod train_cuda;
 
 pub use adamw::{adamw_update, AdamWStep};
 pub use bf16_matmul::{matmul_bf16_weight, SKINNY_ROWS};
-pub use decode_ops::{
-    add_rms_norm, attention_kernel_fits, attn_decode, attn_prep, gated_rms_norm, silu_mul_halves, AttnHeads,
-};
+pub use decode_ops::{add_rms_norm, attn_decode, attn_prep, gated_rms_norm, silu_mul_halves, AttnHeads};
 pub use delta_decode::{
     delta_decode, delta_decode_into, delta_decode_proj_into, delta_decode_supported, DeltaDecodeInputs,
     DeltaDecodeOutput, DeltaHeads, ProjColumns, ProjStep,

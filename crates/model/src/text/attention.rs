@@ -320,8 +320,9 @@ impl FullAttention {
     }
 
     /// [`FullAttention::decode_static`] through `fused` ([`FullAttention::fuse`]): one product for the three
-    /// projections, then [`kernels::attn_prep`] (q/k norms, rotary embedding, this step's KV slot written) and
-    /// [`kernels::attn_decode`] (attention over the KV buffers, gated), one kernel each on CUDA, and `o_proj`.
+    /// projections, then [`kernels::attn_prep`] (q/k norms, rotary embedding, this step's KV slot written; one
+    /// kernel on CUDA) and [`kernels::attn_decode`] (attention over the KV buffers, gated; cuBLAS's two products and
+    /// two kernels), and `o_proj`.
     pub fn decode_fused(
         &self,
         fused: &FusedAttention,
