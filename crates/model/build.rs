@@ -1,7 +1,7 @@
-//! With the `cuda` feature, compiles the CUDA kernels of `src/kernels/` (`decode_ops.cu`, `delta_decode.cu`, `delta_rule.cu`,
-//! `train_ops.cu`) to PTX (nvcc from PATH, for `compute_$CUDA_COMPUTE_CAP`, default 90 = H100/H200) into
-//! `$OUT_DIR/<name>.ptx`, which the `kernels::*_cuda` modules embed; the driver JIT-compiles them on first use.
-//! CPU builds need nothing.
+//! With the `cuda` feature, compiles the CUDA kernels of `src/kernels/` (`decode_ops.cu`, `delta_decode.cu`,
+//! `delta_rule.cu`, `train_ops.cu`) to PTX (nvcc from PATH, for `compute_$CUDA_COMPUTE_CAP`, default 90 =
+//! H100/H200) into `$OUT_DIR/<name>.ptx`, which the `kernels::*_cuda` modules embed; the driver JIT-compiles them
+//! on first use. CPU builds need nothing.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! candle op is a launch of ~5 µs op by op, and a few µs inside a CUDA graph). Written with candle ops, a layer's
 //! RMSNorm under bf16 activations is five launches (the input and the weight cast to f32, `1 + w`, the norm, the
 //! cast back) and the residual add one more; the Gated DeltaNet's gated norm six; the MLP's `silu(gate)·up` two.
-//! Each op here is one kernel on CUDA (`decode_ops.cu`, launched by `decode_ops_cuda.rs`):
+//! Here each is one kernel of ours on CUDA (`decode_ops.cu`, launched by `decode_ops_cuda.rs`):
 //! * [`add_rms_norm`]: the residual add and the next RMSNorm, `s = x + h`, `y = s / rms(s) · w` with an f32
 //!   effective weight (Qwen3.5's `1 + w` computed once, at [`crate::text::TextModel::fuse_for_decode`]);
 //! * [`gated_rms_norm`]: Gated DeltaNet's `rms_norm(core)·w·silu(z)`, `z` read in place from the layer's fused
@@ -31,8 +31,8 @@ fn on_cuda(t: &Tensor) -> bool {
 }
 
 /// `(x + h, rms_norm(x + h)·w)` over the last dimension (`h` absent: `(None, rms_norm(x)·w)`). `w` is the f32
-/// effective weight `[n]` (f64 for f64 activations on the CPU); the sum is rounded to `x`'s dtype before it is normalised, as the residual stream is
-/// stored.
+/// effective weight `[n]` (f64 for f64 activations on the CPU); the sum is rounded to `x`'s dtype before it is
+/// normalised, as the residual stream is stored.
 pub fn add_rms_norm(x: &Tensor, h: Option<&Tensor>, w: &Tensor, eps: f64) -> Result<(Option<Tensor>, Tensor)> {
     let n = x.dim(D::Minus1)?;
     if w.dims() != [n] || !matches!(w.dtype(), DType::F32 | DType::F64) {
