@@ -94,7 +94,7 @@ done <"$FULL"
 /// A stand-in `sgvlm`: the help texts the scripts probe, a model folder for `model init`, a benchmark line whose
 /// token digest differs between `--decode graph` and the rest when GRAPH_BAD=1, and one line per call in $CALLS.
 const FAKE_SGVLM: &str = r#"#!/usr/bin/env bash
-echo "$* | delta=${SGVLM_CUDA_DELTA_RULE:-} kernels=${SGVLM_CUDA_KERNELS:-} decode=${SGVLM_DECODE:-}" >>"$CALLS"
+echo "$* | fused=${SGVLM_FUSED:-} delta=${SGVLM_CUDA_DELTA_RULE:-} kernels=${SGVLM_CUDA_KERNELS:-} decode=${SGVLM_DECODE:-}" >>"$CALLS"
 case "$*" in
     *--help*) echo "  bench       benchmarks"; echo "  bench-grpo  one step"; echo "  --decode <MODE>  --dtype <D>"; exit 0 ;;
     "model init"*) out=""; prev=""; for a in "$@"; do [ "$prev" = --out ] && out=$a; prev=$a; done
@@ -148,7 +148,9 @@ impl Stage {
             .env("MINUTES", "0.1")
             .env_remove("SGVLM_CUDA_DELTA_RULE")
             .env_remove("SGVLM_CUDA_KERNELS")
-            .env_remove("SGVLM_DECODE");
+            .env_remove("SGVLM_DECODE")
+            .env_remove("SGVLM_FUSED")
+            .env_remove("EXTRA");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -214,7 +216,15 @@ fn gpu_bench_keeps_the_callers_switches_and_gpu_demo_checks_for_itself() {
     assert_eq!(calls.iter().filter(|c| c.starts_with("cuda_check")).count(), 1, "{log}");
     let steps = stage.summary_steps();
     assert!(steps.contains(&("switches".into(), "none".into())), "{steps:?}");
-    assert!(steps.iter().any(|(s, _)| s == "engine_b64_eager"), "graphs pass: op-by-op steps measured too");
+    // Graphs of fused steps (the default) and of op-by-op steps (SGVLM_FUSED=0) at both batches; eager steps only
+    // with EXTRA=1.
+    for step in ["engine_b1", "engine_b64", "engine_b1_unfused", "engine_b64_unfused"] {
+        assert!(steps.iter().any(|(s, _)| s == step), "{step} missing: {steps:?}");
+    }
+    assert!(!steps.iter().any(|(s, _)| s == "engine_b64_eager"), "{steps:?}");
+    let unfused: Vec<&String> =
+        calls.iter().filter(|c| c.starts_with("bench generate") && c.contains("fused=0")).collect();
+    assert_eq!(unfused.len(), 2, "{calls:?}");
 
     // Without a verdict file, gpu_demo.sh runs cuda_check itself: here the delta rule faults, so the demo runs
     // with that family off (one check, no second round: the demo has no time for it).
