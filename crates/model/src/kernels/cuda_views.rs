@@ -35,15 +35,7 @@ pub(super) fn with_views<R>(
     what: &str,
     f: impl FnOnce(&[CudaView<'_, f32>]) -> Result<R>,
 ) -> Result<R> {
-    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
-    let mut views = Vec::with_capacity(guards.len());
-    for (storage, layout) in &guards {
-        let Storage::Cuda(cs) = &**storage else {
-            return Err(Error::Input(format!("{what} (CUDA): an input is not on the GPU")));
-        };
-        views.push(storage_view(cs, layout, what)?);
-    }
-    f(&views)
+    with_typed_views::<f32, R>(ts, what, f)
 }
 
 /// A device buffer as a tensor of `dims` without a graph node.
