@@ -269,7 +269,7 @@ for r in rows:
     print(f"{r[0]:<12} {r[1]:<10} {r[2]:>8} {r[3]:>13}")
 keys = ("prompts", "group", "rollout_s", "update_s", "batch", "graph_latency_s", "s_per_graph", "amortized_s_per_graph", "amortised_s_per_graph", "prefill_s",
         "decode_s", "tok_per_s_total", "tokens_per_s", "s_per_step", "dtype", "tokens_per_s_train", "peak_mem_gb", "peak_gb", "rel_err",
-        "check", "ok", "error", "decode", "graph_steps", "graph_error", "tokens_digest")
+        "check", "ok", "error", "decode", "fused", "graph_steps", "graph_error", "tokens_digest")
 for r in rows:
     path = os.path.join(out, r[0] + ".log")
     if not os.path.exists(path):

@@ -50,6 +50,8 @@ pub struct BenchRow {
     pub rss_mib: Option<f64>,
     /// The decode mode that ran (`eager`, `fixed` or `graph`).
     pub decode: String,
+    /// Whether the fixed-shape steps ran fused (`TextModel::fuse_for_decode`: on CUDA unless `SGVLM_FUSED=0`).
+    pub fused: bool,
     /// Decode steps that were one CUDA graph launch.
     pub graph_steps: usize,
     /// Fixed-shape batch states built (with graphs, each a warm-up step and a capture).
@@ -128,6 +130,7 @@ pub fn bench_generate(engine: &mut Engine, opts: &BenchOptions) -> Result<Vec<Be
             peak_rss_mib,
             rss_mib,
             decode: format!("{:?}", engine.decode_mode()).to_lowercase(),
+            fused: engine.model().text.is_fused(),
             graph_steps: timings.graph_steps,
             fixed_builds: timings.fixed_builds,
             graph_error: timings.graph_error.clone(),
@@ -205,9 +208,16 @@ mod tests {
     use super::*;
 
     fn tiny_engine() -> Engine {
+        tiny_engine_fused(false)
+    }
+
+    fn tiny_engine_fused(fused: bool) -> Engine {
         let cfg = Config::tiny();
         let weights = checkpoint::random_weights(&cfg, 0, &Device::Cpu).unwrap();
-        let model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+        let mut model = Qwen35::from_tensors(&cfg, weights, DType::F32, &Device::Cpu).unwrap();
+        if fused {
+            model.text.fuse_for_decode().unwrap();
+        }
         let processor = ImageProcessor { min_pixels: 4096, max_pixels: 65_536, ..ImageProcessor::default() };
         Engine::new(model, Tokenizer::tiny(), processor, EngineConfig::default()).unwrap()
     }
@@ -239,6 +249,13 @@ mod tests {
                 assert!(now > 1.0 && peak >= now, "peak {peak} MiB, now {now} MiB");
             }
         }
+        assert!(rows.iter().all(|r| !r.fused));
+        // A fused model's fixed-shape steps decode the same tokens and say so.
+        let fixed = BenchOptions { batches: vec![3], decode: DecodeMode::Fixed, ..opts.clone() };
+        let plain = bench_generate(&mut tiny_engine(), &fixed).unwrap();
+        let fused = bench_generate(&mut tiny_engine_fused(true), &fixed).unwrap();
+        assert!(fused[0].fused && !plain[0].fused);
+        assert_eq!(fused[0].tokens_digest, plain[0].tokens_digest);
         let zero = BenchOptions { batches: vec![0], ..opts };
         assert!(bench_generate(&mut engine, &zero).unwrap_err().to_string().contains("at least 1"));
     }
