@@ -13,6 +13,7 @@ fn main() {
     for k in KERNELS {
         println!("cargo:rerun-if-changed=src/kernels/{k}.cu");
     }
+    println!("cargo:rerun-if-changed=src/kernels/block_reduce.cuh");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;

@@ -27,24 +27,8 @@ float shared[4096];  // the delta steps: q[d_k], k[d_k], (v[d_v],) red[STEP_THRE
 
 constexpr unsigned ROW_THREADS = 256, ELEM_THREADS = 256, STEP_THREADS = 128;
 
-static std::string dir;
-
-static std::vector<float> read(const std::string& name, size_t n) {
-    std::vector<float> v(n);
-    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "rb");
-    if (!f || std::fread(v.data(), sizeof(float), n, f) != n) {
-        std::fprintf(stderr, "cannot read %zu floats from %s.bin\n", n, name.c_str());
-        std::exit(2);
-    }
-    std::fclose(f);
-    return v;
-}
-
-static void write(const std::string& name, const std::vector<float>& v) {
-    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "wb");
-    if (!f || std::fwrite(v.data(), sizeof(float), v.size(), f) != v.size()) std::exit(2);
-    std::fclose(f);
-}
+using emu::read;
+using emu::write;
 
 // Activations as the kernels of type T take them.
 template <typename T>
@@ -198,7 +182,7 @@ static int run(const std::string& k, char** args) {
 
 int main(int argc, char** argv) {
     if (argc < 4) return 2;
-    dir = argv[1];
+    emu::dir = argv[1];
     std::string type = argv[2], k = argv[3];
     if (type == "f32") return run<F32>(k, argv + 4);
     if (type == "bf16") return run<BF16>(k, argv + 4);

@@ -13,8 +13,11 @@
 #include <functional>
 #include <barrier>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -104,3 +107,25 @@ inline __nv_bfloat16 __float2bfloat16(float f) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return __nv_bfloat16{(unsigned short)(u >> 16)};
 }
+
+// The drivers' array files: raw little-endian f32, `NAME.bin` in the folder `emu::dir` (set from the command line).
+namespace emu {
+inline std::string dir;
+
+inline std::vector<float> read(const std::string& name, size_t n) {
+    std::vector<float> v(n);
+    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "rb");
+    if (!f || std::fread(v.data(), sizeof(float), n, f) != n) {
+        std::fprintf(stderr, "cannot read %zu floats from %s.bin\n", n, name.c_str());
+        std::exit(2);
+    }
+    std::fclose(f);
+    return v;
+}
+
+inline void write(const std::string& name, const std::vector<float>& v) {
+    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "wb");
+    if (!f || std::fwrite(v.data(), sizeof(float), v.size(), f) != v.size()) std::exit(2);
+    std::fclose(f);
+}
+}  // namespace emu

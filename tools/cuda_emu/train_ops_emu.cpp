@@ -28,30 +28,14 @@ float red[32];
 constexpr unsigned ROW_THREADS = 128, ELEM_THREADS = 256, CONV_THREADS = 128;
 constexpr int CONV_ROWS = 64;
 
-static std::string dir;
-
-static std::vector<float> read(const std::string& name, size_t n) {
-    std::vector<float> v(n);
-    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "rb");
-    if (!f || std::fread(v.data(), sizeof(float), n, f) != n) {
-        std::fprintf(stderr, "cannot read %zu floats from %s.bin\n", n, name.c_str());
-        std::exit(2);
-    }
-    std::fclose(f);
-    return v;
-}
-
-static void write(const std::string& name, const std::vector<float>& v) {
-    FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "wb");
-    if (!f || std::fwrite(v.data(), sizeof(float), v.size(), f) != v.size()) std::exit(2);
-    std::fclose(f);
-}
+using emu::read;
+using emu::write;
 
 static unsigned elem_blocks(size_t total) { return (unsigned)std::min<size_t>((total + ELEM_THREADS - 1) / ELEM_THREADS, 1024); }
 
 int main(int argc, char** argv) {
     if (argc < 4) return 2;
-    dir = argv[1];
+    emu::dir = argv[1];
     std::string k = argv[2];
     auto I = [&](int i) { return std::atoi(argv[3 + i]); };
     auto F = [&](int i) { return (float)std::atof(argv[3 + i]); };

@@ -19,7 +19,7 @@
 #include <cuda_bf16.h>
 #endif
 
-#define ROW_MASK 0xffffffffu
+#include "block_reduce.cuh"
 
 __device__ __forceinline__ float as_f(float x) { return x; }
 __device__ __forceinline__ float as_f(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -28,18 +28,6 @@ __device__ __forceinline__ void put(__nv_bfloat16* p, size_t i, float v) { p[i] 
 // `v` as type T stores it, back in f32.
 __device__ __forceinline__ float rounded(float v, const float*) { return v; }
 __device__ __forceinline__ float rounded(float v, const __nv_bfloat16*) { return __bfloat162float(__float2bfloat16(v)); }
-
-// Sums `x` over the block (a whole number of warps, at most 32); every thread gets the sum. `red` holds 32 floats.
-__device__ float row_sum(float x, float* red) {
-    for (int off = 16; off >= 1; off >>= 1) x += __shfl_xor_sync(ROW_MASK, x, off);
-    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    __syncthreads();  // `red` may still be read by a previous call
-    if ((threadIdx.x & 31) == 0) red[warp] = x;
-    __syncthreads();
-    float total = 0.0f;
-    for (int w = 0; w < warps; ++w) total += red[w];
-    return total;
-}
 
 template <typename T>
 __device__ void add_rms_norm_row(const T* x, const T* h, int has_h, const float* w, T* sum, T* y, int n, float eps,
@@ -54,7 +42,7 @@ __device__ void add_rms_norm_row(const T* x, const T* h, int has_h, const float*
         }
         sq += s * s;
     }
-    const float inv = 1.0f / sqrtf(row_sum(sq, red) / (float)n + eps);
+    const float inv = 1.0f / sqrtf(warp_block_sum(sq, red) / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         // Each thread reads back only what it wrote.
         const float s = has_h ? as_f(sum[row + i]) : as_f(x[row + i]);
@@ -70,7 +58,7 @@ __device__ void gated_norm_row(const float* core, const T* z, int z_stride, int 
     const T* zr = z + (size_t)b * z_stride + (size_t)head * n;
     float sq = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) sq += c[i] * c[i];
-    const float inv = 1.0f / sqrtf(row_sum(sq, red) / (float)n + eps);
+    const float inv = 1.0f / sqrtf(warp_block_sum(sq, red) / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float g = as_f(zr[i]);
         put(y, (size_t)r * n + i, c[i] * inv * w[i] * (g / (1.0f + expf(-g))));
@@ -85,18 +73,6 @@ __device__ void silu_mul_halves_elems(const T* gu, T* y, int rows, int inter) {
         const float g = as_f(gu[r * 2 * inter + i]), u = as_f(gu[r * 2 * inter + inter + i]);
         put(y, idx, g / (1.0f + expf(-g)) * u);
     }
-}
-
-// Largest of `x` over the block, like row_sum.
-__device__ float row_max(float x, float* red) {
-    for (int off = 16; off >= 1; off >>= 1) x = fmaxf(x, __shfl_xor_sync(ROW_MASK, x, off));
-    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[warp] = x;
-    __syncthreads();
-    float m = red[0];
-    for (int w = 1; w < warps; ++w) m = fmaxf(m, red[w]);
-    return m;
 }
 
 // One block per (sequence, head) of the n_h query heads then the n_kv key heads. `all` is the fused q/k/v
@@ -119,7 +95,7 @@ __device__ void attn_prep_block(const T* all, int width, const float* wq, const 
         row[i] = v;
         sq += v * v;
     }
-    const float inv = 1.0f / sqrtf(row_sum(sq, red) / (float)d + eps);  // its barriers publish `row`
+    const float inv = 1.0f / sqrtf(warp_block_sum(sq, red) / (float)d + eps);  // its barriers publish `row`
     const int half = rot / 2;
     const size_t dst = is_q ? ((size_t)b * n_h + head) * d : (((size_t)b * n_kv + kh) * cap + slot[0]) * d;
     for (int i = threadIdx.x; i < d; i += blockDim.x) {
@@ -148,10 +124,10 @@ __device__ void masked_softmax_row(const T* scores, const float* mask, T* probs,
     const float* m = mask + (size_t)(blockIdx.x / heads) * cap;
     float mx = -INFINITY;
     for (int j = threadIdx.x; j < cap; j += blockDim.x) mx = fmaxf(mx, as_f(scores[row + j]) * scale + m[j]);
-    mx = row_max(mx, red);
+    mx = warp_block_max(mx, red);
     float total = 0.0f;
     for (int j = threadIdx.x; j < cap; j += blockDim.x) total += expf(as_f(scores[row + j]) * scale + m[j] - mx);
-    const float inv = 1.0f / row_sum(total, red);
+    const float inv = 1.0f / warp_block_sum(total, red);
     for (int j = threadIdx.x; j < cap; j += blockDim.x) {
         put(probs, row + j, expf(as_f(scores[row + j]) * scale + m[j] - mx) * inv);
     }

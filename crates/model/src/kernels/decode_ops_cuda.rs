@@ -60,8 +60,10 @@ fn add_rms_norm_t<T: CudaDType + DeviceRepr>(
     let x = x.contiguous()?;
     let h = h.map(|h| h.contiguous()).transpose()?;
     let w = w.contiguous()?;
-    // SAFETY: the kernel writes every element of both buffers (the sum only with `h`, and it is then returned).
-    let (sum, y) = unsafe { (dev.alloc::<T>(total.max(1))?, dev.alloc::<T>(total.max(1))?) };
+    // SAFETY: the kernel writes every element of `y`, and of `sum` with `h` (without, it never touches `sum`, a
+    // placeholder of one element).
+    let sum_len = if h.is_some() { total.max(1) } else { 1 };
+    let (sum, y) = unsafe { (dev.alloc::<T>(sum_len)?, dev.alloc::<T>(total.max(1))?) };
     let (has_h, ni, e) = (i32::from(h.is_some()), i32_of(n)?, eps as f32);
     let ins = [&x, h.as_ref().unwrap_or(&x)];
     with_typed_views::<T, _>(&ins, WHAT, |v| {

@@ -10,28 +10,7 @@
 
 #define FULL_MASK 0xffffffffu
 
-// Sums `x` over the block (a whole number of warps, at most 32); every thread gets the sum. `red` holds 32 floats.
-__device__ float block_sum(float x, float* red) {
-    for (int off = 16; off >= 1; off >>= 1) x += __shfl_xor_sync(FULL_MASK, x, off);
-    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    __syncthreads();  // `red` may still be read by a previous call
-    if ((threadIdx.x & 31) == 0) red[warp] = x;
-    __syncthreads();
-    float total = 0.0f;
-    for (int w = 0; w < warps; ++w) total += red[w];
-    return total;
-}
-
-__device__ float block_max(float x, float* red) {
-    for (int off = 16; off >= 1; off >>= 1) x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, off));
-    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[warp] = x;
-    __syncthreads();
-    float m = red[0];
-    for (int w = 1; w < warps; ++w) m = fmaxf(m, red[w]);
-    return m;
-}
+#include "block_reduce.cuh"
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -49,7 +28,7 @@ extern "C" __global__ void norm_fwd_f32(const float* x, const float* w, float* y
     float* yr = y + (size_t)blockIdx.x * n;
     float sq = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) sq += xr[i] * xr[i];
-    sq = block_sum(sq, red);
+    sq = warp_block_sum(sq, red);
     const float r = 1.0f / sqrtf(sq * (mean ? 1.0f / n : 1.0f) + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float s = w == nullptr ? 1.0f : (plus_one ? 1.0f + w[i] : w[i]);
@@ -67,7 +46,7 @@ extern "C" __global__ void norm_bwd_f32(const float* x, const float* w, const fl
     float* dr = dx + row;
     float sq = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) sq += xr[i] * xr[i];
-    sq = block_sum(sq, red);
+    sq = warp_block_sum(sq, red);
     const float c = mean ? 1.0f / n : 1.0f;
     const float r = 1.0f / sqrtf(sq * c + eps);
     float dot = 0.0f;
@@ -75,7 +54,7 @@ extern "C" __global__ void norm_bwd_f32(const float* x, const float* w, const fl
         const float s = w == nullptr ? 1.0f : (plus_one ? 1.0f + w[i] : w[i]);
         dot += gr[i] * s * xr[i] * r;
     }
-    dot = block_sum(dot, red) * c;
+    dot = warp_block_sum(dot, red) * c;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float s = w == nullptr ? 1.0f : (plus_one ? 1.0f + w[i] : w[i]);
         const float xh = xr[i] * r;
@@ -97,10 +76,10 @@ extern "C" __global__ void softmax_fwd_f32(const float* x, float* y, int n, int 
     float* yr = y + (size_t)blockIdx.x * n;
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < m; i += blockDim.x) mx = fmaxf(mx, xr[i] * scale);
-    mx = block_max(mx, red);
+    mx = warp_block_max(mx, red);
     float sum = 0.0f;
     for (int i = threadIdx.x; i < m; i += blockDim.x) sum += expf(xr[i] * scale - mx);
-    sum = block_sum(sum, red);
+    sum = warp_block_sum(sum, red);
     for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = i < m ? expf(xr[i] * scale - mx) / sum : 0.0f;
 }
 
@@ -112,7 +91,7 @@ extern "C" __global__ void softmax_bwd_f32(const float* p, const float* g, float
     const size_t row = (size_t)blockIdx.x * n;
     float dot = 0.0f;
     for (int i = threadIdx.x; i < m; i += blockDim.x) dot += p[row + i] * g[row + i];
-    dot = block_sum(dot, red);
+    dot = warp_block_sum(dot, red);
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         dx[row + i] = i < m ? scale * p[row + i] * (g[row + i] - dot) : 0.0f;
 }
