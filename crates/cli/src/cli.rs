@@ -323,6 +323,12 @@ pub struct DemoArgs {
     /// chose such a token, and its unconstrained log-probability can fall far below the reference's.
     #[arg(long, value_name = "SHARE|off")]
     pub grpo_forced_below: Option<String>,
+    /// Weight of GRPO's grammar term (ours; default 1; 0: none, the paper's loss): at constrained rollout tokens
+    /// where the grammar took away a tenth or more of the sampling mass, the loss also raises the log-probability
+    /// of the legal token that was drawn, which on average raises the mass the model itself puts on legal tokens
+    /// there. Keeps free decoding valid through constrained GRPO.
+    #[arg(long, value_name = "W")]
+    pub grpo_grammar: Option<String>,
     /// How far fresh confirmation scenes must show a GRPO checkpoint's gain, in paired standard errors, before it
     /// replaces the SFT model (a checkpoint chosen on the validation scenes is partly chosen for its luck); `off`:
     /// the validation margin alone decides.

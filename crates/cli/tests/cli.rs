@@ -194,6 +194,7 @@ fn synthetic_demo_trains_with_the_given_batch_and_share() {
         ("--grpo-free-rollouts", "9", "--grpo-free-rollouts 9: expected at most the 8 rollouts of a prompt"),
         ("--grpo-kl-cap", "0", "--grpo-kl-cap 0: expected a positive number or `off`"),
         ("--grpo-forced-below", "2", "--grpo-forced-below 2: expected a share in (0, 1) or `off`"),
+        ("--grpo-grammar", "inf", "--grpo-grammar inf: expected a number ≥ 0"),
     ] {
         let args: Vec<&str> = common.iter().copied().chain([flag, value, "--out", out]).collect();
         let o = sgvlm(&args, None);

@@ -5,7 +5,7 @@
 //! [--beta2 0.999] [--wd 0.1] [--fan-in-init] [--chunk 16] [--sincos-scale 1] [--vision-lr 1] [--train 1000] [--test 16] [--size 128x96] [--seed 0]
 //! [--threads 0] [--sft-share 1 (below 1: GRPO after SFT)] [--from-sft DIR (a finished `sft` folder: GRPO only)]
 //! [--grpo-lr 2e-6] [--grpo-temperature 0.7] [--grpo-group 8] [--grpo-prompts 4] [--grpo-eval-every 20]
-//! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`; large steps: 1)] [--grpo-kl-cap D|off] [--grpo-forced-below F|off] [--grpo-margin 2]
+//! [--grpo-row-credit 0 (per-row credit weight, `sgvlm_train::credit`; large steps: 1)] [--grpo-kl-cap D|off] [--grpo-forced-below F|off] [--grpo-grammar W] [--grpo-free-check N] [--grpo-margin 2]
 //! [--grpo-confirm 1 | off (confirmation scenes' margin, `DemoRecipe::grpo_confirm_margin`)] [--grpo-confirm-all]
 //! [--grpo-baseline group_mean|greedy (`sgvlm_train::grpo::Baseline`)]
 //! [--grpo-scenes 2048] [--grpo-train-scenes (GRPO on the first training scenes, not fresh ones)]
@@ -83,6 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(f) = get("--grpo-forced-below") {
         r.set_forced_below(&f)?;
     }
+    if let Some(g) = get("--grpo-grammar") {
+        r.set_grammar_weight(&g)?;
+    }
+    r.grpo_free_check = num("--grpo-free-check", r.grpo_free_check as f64) as usize;
     if let Some(c) = get("--grpo-kl-cap") {
         r.set_kl_cap(&c)?;
     }

@@ -202,6 +202,18 @@ impl RunConfig {
                 message: format!("[grpo] forced_below = {f}: expected a share in (0, 1) (leave it out for none)"),
             });
         }
+        if !GrpoOptions::valid_grammar_weight(c.grpo.grammar_weight) {
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!("[grpo] grammar_weight = {}: expected a number ≥ 0", c.grpo.grammar_weight),
+            });
+        }
+        if !GrpoOptions::valid_grammar_below(c.grpo.grammar_below) {
+            return Err(TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!("[grpo] grammar_below = {}: expected a share in (0, 1]", c.grpo.grammar_below),
+            });
+        }
         Ok(c)
     }
 
@@ -284,6 +296,21 @@ mod tests {
         assert_eq!(c.grpo_options().forced_below, Some(0.01));
         let err = load(&format!("{base}[grpo]\nforced_below = 1.5\n")).unwrap_err().to_string();
         assert!(err.contains("forced_below"), "{err}");
+    }
+
+    #[test]
+    fn the_grammar_term_is_off_by_default_and_checked() {
+        let base = "out = \"o\"\n[model]\ndir = \"m\"\n[data]\ntrain = \"t.jsonl\"\n";
+        let o = load(base).unwrap().grpo_options();
+        assert_eq!((o.grammar_weight, o.grammar_below, o.free_check), (0.0, 0.9, 0));
+        let o = load(&format!("{base}[grpo]\ngrammar_weight = 0.5\ngrammar_below = 0.5\nfree_check = 64\n"))
+            .unwrap()
+            .grpo_options();
+        assert_eq!((o.grammar_weight, o.grammar_below, o.free_check), (0.5, 0.5, 64));
+        for bad in ["grammar_weight = -1.0", "grammar_below = 0.0", "grammar_below = 1.5"] {
+            let err = load(&format!("{base}[grpo]\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.contains(bad.split(' ').next().unwrap()), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -79,6 +79,9 @@ fn synthetic(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = &a.grpo_forced_below {
         recipe.set_forced_below(f)?;
     }
+    if let Some(g) = &a.grpo_grammar {
+        recipe.set_grammar_weight(g)?;
+    }
     let r = sgvlm_train::demo::run_with(&o, &recipe, &bar)?;
     // Test images at 640×480 for the rendered reports (the first RENDERED test scenes; the metrics cover all).
     let img_dir = a.out.join("images");

@@ -447,7 +447,12 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             },
             plan.lr,
             if plan.row_credit != 0.0 { format!(", row credit {}", plan.row_credit) } else { String::new() },
-            r.grpo_kl_cap.map_or(String::new(), |c| format!(", KL log-ratio cap {c}")),
+            match (r.grpo_kl_cap, r.grpo_grammar_weight) {
+                (Some(c), 0.0) => format!(", KL log-ratio cap {c}"),
+                (None, g) if g > 0.0 => format!(", grammar term {g}"),
+                (Some(c), g) if g > 0.0 => format!(", KL log-ratio cap {c}, grammar term {g}"),
+                _ => String::new(),
+            },
             val_prompts.len(),
             if r.grpo_confirm_margin.is_some() {
                 format!(", confirmed on {n_select} fresh ones")
@@ -470,6 +475,8 @@ pub fn run_with(o: &DemoOptions, r: &DemoRecipe, reporter: &dyn Reporter) -> Res
             row_credit: plan.row_credit,
             kl_cap: r.grpo_kl_cap,
             forced_below: r.grpo_forced_below,
+            grammar_weight: r.grpo_grammar_weight,
+            free_check: if o.free_rollouts { 0 } else { r.grpo_free_check },
             baseline: r.grpo_baseline,
             free_rollouts: plan.free_rollouts,
             micro_batch: 16,
@@ -723,6 +730,13 @@ mod tests {
         k.set_forced_below("off").unwrap();
         assert_eq!(k.grpo_forced_below, None);
         assert!(k.set_forced_below("1").is_err() && k.set_forced_below("0").is_err());
+        // The grammar term's weight: a number ≥ 0.
+        assert_eq!(k.grpo_grammar_weight, 1.0);
+        k.set_grammar_weight("0").unwrap();
+        assert_eq!(k.grpo_grammar_weight, 0.0);
+        k.set_grammar_weight("2.5").unwrap();
+        assert_eq!(k.grpo_grammar_weight, 2.5);
+        assert!(["-1", "inf", "some"].iter().all(|w| k.set_grammar_weight(w).is_err()));
     }
 
     #[test]

@@ -195,6 +195,15 @@ pub struct DemoRecipe {
     /// drift (mean k3 up to 140). Leaving them out (~0.03–0.15 % of the tokens) kept the KL at 0.004–0.02 and the
     /// validation gains rose over 12 steps (results/demo_grpo.md). Applies to constrained rollouts only.
     pub grpo_forced_below: Option<f64>,
+    /// [`crate::grpo::GrpoOptions::grammar_weight`] (ours, twenty-sixth session; 1). Constrained GRPO without it
+    /// let free decoding drift invalid: from a seed-10 SFT model, ten large steps took the free greedy answers'
+    /// strict-gate pass rate on 128 validation scenes from 95.3 % to 75.8 %; with weight 1, the same seeded steps
+    /// kept it at 94.5–97.7 % with the same validation gains (results/demo_grpo.md, twenty-sixth session).
+    pub grpo_grammar_weight: f64,
+    /// [`crate::grpo::GrpoOptions::free_check`]: at every GRPO validation this many validation scenes are also
+    /// decoded without the constraint and their strict-gate pass rate logged (`free_check` lines in
+    /// `grpo/metrics.jsonl`; the summary's `free_valid_start` and `free_valid_last`). 128: a few seconds a validation.
+    pub grpo_free_check: usize,
     /// GRPO in few steps of many prompts when the phase is long enough (`None`: always `grpo_prompts` at
     /// `grpo_lr`); [`DemoRecipe::grpo_steps`].
     pub grpo_large: Option<LargeSteps>,
@@ -278,6 +287,8 @@ impl Default for DemoRecipe {
             grpo_row_credit: 0.0,
             grpo_kl_cap: None,
             grpo_forced_below: Some(0.01),
+            grpo_grammar_weight: 1.0,
+            grpo_free_check: 128,
             grpo_scenes: 2048,
             grpo_fresh: true,
             grpo_free_rollouts: 0,
@@ -395,6 +406,17 @@ impl DemoRecipe {
     pub fn set_kl_cap(&mut self, s: &str) -> crate::error::Result<()> {
         self.grpo_kl_cap = number_or_off("--grpo-kl-cap", s, GrpoOptions::valid_kl_cap, "a positive number")?;
         Ok(())
+    }
+
+    /// [`DemoRecipe::grpo_grammar_weight`] as the command lines take it: a number ≥ 0 (0: none).
+    pub fn set_grammar_weight(&mut self, s: &str) -> crate::error::Result<()> {
+        match s.parse::<f64>() {
+            Ok(w) if GrpoOptions::valid_grammar_weight(w) => {
+                self.grpo_grammar_weight = w;
+                Ok(())
+            }
+            _ => Err(crate::error::TrainError::Input(format!("--grpo-grammar {s}: expected a number ≥ 0"))),
+        }
     }
 
     /// [`DemoRecipe::grpo_forced_below`] as the command lines take it: a share in (0, 1), or `off`.

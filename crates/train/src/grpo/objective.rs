@@ -64,7 +64,8 @@ pub fn k3(d: f64) -> f64 {
 }
 
 /// The k3 values of a step's tokens in the loss: their sum and count, the largest with its two log-probabilities
-/// and its step's allowed mass; and the tokens left out as forced.
+/// and its step's allowed mass; the tokens left out as forced; and the tokens under the grammar threshold with the
+/// sum of their allowed masses.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct KlTally {
     pub(super) sum: f64,
@@ -74,6 +75,8 @@ pub(super) struct KlTally {
     pub(super) max_ref_logp: f64,
     pub(super) max_mass: Option<f64>,
     pub(super) forced: usize,
+    pub(super) grammar: usize,
+    pub(super) grammar_mass: f64,
 }
 
 impl KlTally {
@@ -90,6 +93,8 @@ impl KlTally {
         self.sum += other.sum;
         self.n += other.n;
         self.forced += other.forced;
+        self.grammar += other.grammar;
+        self.grammar_mass += other.grammar_mass;
         if other.max > self.max {
             (self.max, self.max_logp, self.max_ref_logp, self.max_mass) =
                 (other.max, other.max_logp, other.max_ref_logp, other.max_mass);

@@ -33,6 +33,29 @@ pub fn clears_margin(gain: f64, se: f64, margin: f64) -> bool {
     gain > 0.0 && gain > margin * se
 }
 
+/// The share of `prompts` whose greedy answer, decoded without the generator's constraint, passes the strict
+/// gate ([`GrpoOptions::free_check`]).
+pub fn free_pass_rate(parts: &mut GrpoParts, prompts: &[GrpoPrompt], max_new_tokens: usize) -> Result<f64> {
+    if prompts.is_empty() {
+        return Ok(0.0);
+    }
+    let s = Sampling {
+        temperature: 0.0,
+        max_new_tokens,
+        seed: 0,
+        stop_ids: parts.stop_ids.clone(),
+        stop_seq: parts.stop_seq.clone(),
+        unconstrained: 1,
+    };
+    let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
+    let out = parts.rollout.generate(&ps, 1, &s)?;
+    let pass = out
+        .iter()
+        .filter(|c| sgvlm_graph::strict::is_valid(&(parts.decode)(c), parts.schema, &parts.rewards.gate))
+        .count();
+    Ok(pass as f64 / prompts.len() as f64)
+}
+
 /// Greedy completions of `prompts` and the total reward of each (validation for best-checkpoint selection).
 pub fn validate(
     parts: &mut GrpoParts,
@@ -105,6 +128,17 @@ impl<'a> Selection<'a> {
         let (gain, se) = paired_gain(&totals, &self.start);
         metrics.write(&json!({"kind": "val", "step": step, "val_reward": v, "gain": gain, "gain_se": se}))?;
         reporter.message(&format!("step {step}: validation reward {v:.3} (vs start {gain:+.3} ± {se:.3})"));
+        if o.free_check > 0 {
+            let n = o.free_check.min(self.val.len());
+            let rate = free_pass_rate(parts, &self.val[..n], o.max_new_tokens)?;
+            metrics.write(&json!({"kind": "free_check", "step": step, "pass_rate": rate, "prompts": n}))?;
+            reporter.message(&format!(
+                "step {step}: {:.1} % of {n} validation answers decoded without the constraint pass the strict gate",
+                100.0 * rate
+            ));
+            summary.free_valid_start.get_or_insert(rate);
+            summary.free_valid_last = Some(rate);
+        }
         let candidate =
             (step == 0 || clears_margin(gain, se, o.select_margin)) && summary.best_val_reward.is_none_or(|b| v > b);
         // A candidate is taken when the confirmation prompts (if any) also show its gain.
