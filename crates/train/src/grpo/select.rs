@@ -39,20 +39,8 @@ pub fn free_pass_rate(parts: &mut GrpoParts, prompts: &[GrpoPrompt], max_new_tok
     if prompts.is_empty() {
         return Ok(0.0);
     }
-    let s = Sampling {
-        temperature: 0.0,
-        max_new_tokens,
-        seed: 0,
-        stop_ids: parts.stop_ids.clone(),
-        stop_seq: parts.stop_seq.clone(),
-        unconstrained: 1,
-    };
-    let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
-    let out = parts.rollout.generate(&ps, 1, &s)?;
-    let pass = out
-        .iter()
-        .filter(|c| sgvlm_graph::strict::is_valid(&(parts.decode)(c), parts.schema, &parts.rewards.gate))
-        .count();
+    let texts = greedy_texts(parts, &prompts.iter().collect::<Vec<_>>(), max_new_tokens, 1)?;
+    let pass = texts.iter().filter(|t| sgvlm_graph::strict::is_valid(t, parts.schema, &parts.rewards.gate)).count();
     Ok(pass as f64 / prompts.len() as f64)
 }
 
@@ -75,20 +63,30 @@ pub fn greedy_scores(
     if prompts.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
+    let texts = greedy_texts(parts, prompts, max_new_tokens, 0)?;
+    let sols: Vec<&str> = prompts.iter().map(|p| p.solution.as_str()).collect();
+    let (totals, _) = score(&texts, &sols, parts.schema, &parts.rewards);
+    Ok((totals, texts))
+}
+
+/// The policy's greedy answers to `prompts`, decoded; `unconstrained` 1: without the generator's constraint.
+fn greedy_texts(
+    parts: &mut GrpoParts,
+    prompts: &[&GrpoPrompt],
+    max_new_tokens: usize,
+    unconstrained: usize,
+) -> Result<Vec<String>> {
     let s = Sampling {
         temperature: 0.0,
         max_new_tokens,
         seed: 0,
         stop_ids: parts.stop_ids.clone(),
         stop_seq: parts.stop_seq.clone(),
-        unconstrained: 0,
+        unconstrained,
     };
     let ps: Vec<Prompt> = prompts.iter().map(|p| Prompt { ids: &p.prompt, image: p.image.as_ref() }).collect();
     let out = parts.rollout.generate(&ps, 1, &s)?;
-    let texts: Vec<String> = out.iter().map(|c| (parts.decode)(c)).collect();
-    let sols: Vec<&str> = prompts.iter().map(|p| p.solution.as_str()).collect();
-    let (totals, _) = score(&texts, &sols, parts.schema, &parts.rewards);
-    Ok((totals, texts))
+    Ok(out.iter().map(|c| (parts.decode)(c)).collect())
 }
 
 /// The checkpoint choice of one run: the starting policy's greedy rewards on the validation and confirmation
