@@ -141,6 +141,35 @@ fn value_and_grads(
 /// f64 node: `(check, relative error, tolerance)` for the training node's output and input gradients and for the
 /// inference form from a random state. 3 heads of 2 sequences, 77 tokens (not a whole number of the backward's
 /// 32-token blocks).
+/// A check that returned an error (rather than faulting): one failed line with the message; the rest go on.
+fn failed(check: &str, e: &dyn std::fmt::Display) {
+    println!("{}", serde_json::json!({"check": check, "ok": false, "error": e.to_string()}));
+}
+
+/// A family of checks timed together: each `(name, error, tolerance)` goes to `report` as `line(name)`, or the
+/// family's error is one failed `family` line. Whether the family ran.
+fn check_family(
+    report: &mut dyn FnMut(&str, f64, f64, f64),
+    family: &str,
+    line: impl Fn(&str) -> String,
+    checks: impl FnOnce() -> Res<Vec<(String, f64, f64)>>,
+) -> bool {
+    let t0 = Instant::now();
+    match checks() {
+        Ok(errs) => {
+            let secs = t0.elapsed().as_secs_f64();
+            for (name, err, tol) in errs {
+                report(&line(&name), err, tol, secs);
+            }
+            true
+        }
+        Err(e) => {
+            failed(family, &e);
+            false
+        }
+    }
+}
+
 fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f64, f64)>> {
     use sgvlm_model::text::delta_rule;
     let cpu = Device::Cpu;
@@ -338,24 +367,14 @@ fn main() -> Res<()> {
     // Our kernels alone first: a kernel that faults takes the process with it, and the lines printed before say
     // which family it was (scripts/cuda_verdicts.sh reads them).
     // A kernel that returns an error (rather than faulting) fails its check with the message; the rest go on.
-    let failed = |check: &str, e: &dyn std::fmt::Display| {
-        println!("{}", serde_json::json!({"check": check, "ok": false, "error": e.to_string()}));
-    };
     let mut kernels_ok = true;
     for (dk, dv) in [(32, 32), (128, 128)] {
-        let t0 = Instant::now();
-        match delta_rule_errors(dk, dv, &cuda) {
-            Ok(errs) => {
-                let secs = t0.elapsed().as_secs_f64();
-                for (name, err, tol) in errs {
-                    report(&format!("delta_rule_{name}_dk{dk}"), err, tol, secs);
-                }
-            }
-            Err(e) => {
-                kernels_ok = false;
-                failed(&format!("delta_rule_dk{dk}"), &e);
-            }
-        }
+        kernels_ok &= check_family(
+            &mut report,
+            &format!("delta_rule_dk{dk}"),
+            |name| format!("delta_rule_{name}_dk{dk}"),
+            || delta_rule_errors(dk, dv, &cuda),
+        );
     }
     for (name, result) in train_op_errors(&cuda)? {
         match result {
@@ -369,20 +388,13 @@ fn main() -> Res<()> {
     // Two value heads per key head (the step's two kernels), and the 0.8B's one (one kernel).
     let layouts = [("shared_keys", 2, 4), ("q08", 16, 16)];
     for (tag, n_k, n_v) in layouts {
-        let t0 = Instant::now();
         let heads = sgvlm_model::kernels::DeltaHeads { n_k, n_v, d_k: 128, d_v: 128 };
-        match decode_op_errors(&cuda, heads, tag) {
-            Ok(errs) => {
-                let secs = t0.elapsed().as_secs_f64();
-                for (name, err, tol) in errs {
-                    report(&format!("decode_op_{name}"), err, tol, secs);
-                }
-            }
-            Err(e) => {
-                kernels_ok = false;
-                failed(&format!("decode_ops_{tag}"), &e);
-            }
-        }
+        kernels_ok &= check_family(
+            &mut report,
+            &format!("decode_ops_{tag}"),
+            |name| format!("decode_op_{name}"),
+            || decode_op_errors(&cuda, heads, tag),
+        );
     }
     for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 5e-2)] {
         let t0 = Instant::now();
