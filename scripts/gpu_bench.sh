@@ -3,7 +3,8 @@
 # repository root, with dist/cuda/{sgvlm,cuda_check} built beforehand by scripts/build_cuda.sh on any machine.
 #
 # Steps (each under its own `timeout`, all inside one overall budget; a failed step is recorded and the rest go on):
-#   1. cuda_check      tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients (relative error);
+#   1. cuda_check      our kernels vs the CPU, the delta rule's kernels timed alone at the benchmarks' shapes
+#      (`time` lines), then the tiny model on CUDA (f32, bf16) vs CPU f32: forward, cached decode, gradients;
 #      graph_eager/graph_graph: the tiny f32 model decoding on CUDA op by op and as CUDA graphs (batch 1 and 8); the
 #      two runs' token digests must be equal (graph_check prints whether they are)
 #   2. init            sgvlm model init --preset qwen3.5-0.8b (random weights, bf16 file)
@@ -283,6 +284,8 @@ for r in rows:
         except ValueError:
             continue
         picked = {k: v[k] for k in keys if k in v}
+        if "time" in v:  # cuda_check's kernel timings
+            picked = {"time": v["time"], "seconds": v.get("seconds")}
         if picked:
             print(f"{r[0]:<12} " + " ".join(f"{k}={v}" for k, v in picked.items()))
         for part, p in sorted(v.get("profile", {}).items(), key=lambda kv: -kv[1]["seconds"]):

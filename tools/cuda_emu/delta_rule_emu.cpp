@@ -10,8 +10,8 @@
 
 #include "emu.h"
 
-float tok[1 << 16];
-float shared[1 << 16];
+alignas(16) float tok[1 << 16];
+alignas(16) float shared[1 << 16];
 
 #include "../../crates/model/src/kernels/delta_rule.cu"
 
@@ -43,13 +43,12 @@ static void write(const std::string& path, const std::vector<float>& v) {
 template <int DK>
 static void run(const std::string& mode, int dv, int bh, int t, const std::string& dir) {
     const int w = 2 * DK + dv + 2;
-    const unsigned threads = block_threads(dv);
     auto x = read(dir + "/x.bin", (size_t)bh * t * w);
     if (mode == "fwd") {
         auto init = read(dir + "/init.bin", (size_t)bh * DK * dv, true);
         std::vector<float> out((size_t)bh * t * dv), last((size_t)bh * DK * dv);
         const float* ip = init.empty() ? nullptr : init.data();
-        emu::launch(bh, threads, [&] { forward<DK>(x.data(), ip, out.data(), last.data(), t, dv); }, column_groups(dv));
+        emu::launch(bh, fwd_threads(), [&] { forward<DK>(x.data(), ip, out.data(), last.data(), t, dv); }, fwd_groups(dv));
         write(dir + "/out.bin", out);
         write(dir + "/final.bin", last);
     } else {
@@ -58,9 +57,9 @@ static void run(const std::string& mode, int dv, int bh, int t, const std::strin
         std::vector<float> dx((size_t)bh * t * w, 0.0f), kept((size_t)bh * blocks * DK * dv, NAN),
             states((size_t)bh * (block + 1) * DK * dv, NAN);
         emu::launch(
-            bh, threads,
+            bh, bwd_threads(),
             [&] { backward<DK>(x.data(), dout.data(), dx.data(), kept.data(), states.data(), t, dv, block); },
-            column_groups(dv));
+            bwd_groups(dv));
         write(dir + "/dx.bin", dx);
     }
 }

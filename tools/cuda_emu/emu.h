@@ -27,6 +27,11 @@
 #define __forceinline__ inline
 #define __shared__
 
+// CUDA's vector type for 16-byte loads (the kernels reinterpret aligned float arrays as float4 arrays).
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+
 struct Dim3 {
     unsigned x = 1, y = 1, z = 1;
 };

@@ -5,7 +5,9 @@
 //! delta rule's packing, the rotary embedding; value and input gradients), all against the CPU nodes in f64, and the
 //! fused decode ops (`decode_op_*`: the residual add with the RMSNorm, `silu(gate)·up`, the Gated DeltaNet step read
 //! from a fused projection and its gated norm, a full-attention step's two kernels; f32 and bf16) against the same
-//! ops on the CPU. A kernel
+//! ops on the CPU. After the delta rule's checks, its kernels are timed alone at the benchmarks' shapes
+//! (`{"time": "delta_rule_*", "seconds": ..}` lines: the 0.8B's prefill at batch 1 and 64, the training step's
+//! forward and backward). A kernel
 //! that faults ends the process, so these come first and the lines printed before it name the family
 //! (`scripts/cuda_verdicts.sh` turns it off for the runs after). Then the tiny model on random weights: one
 //! image+text forward, cached decode steps and one backward pass, on CUDA (f32 and bf16) against the CPU in f32. The
@@ -199,6 +201,52 @@ fn delta_rule_errors(dk: usize, dv: usize, cuda: &Device) -> Res<Vec<(String, f6
     Ok(errs)
 }
 
+/// Seconds of the gated delta rule's kernels alone, on packed rows of the 0.8B's heads (16 of d_k = d_v = 128), at
+/// the shapes the benchmarks run: the prefill of one and of 64 prompts of 1,010 tokens (the inference form, from a
+/// zero state with the final state), and the training step's 4 × 1,300 tokens (forward, then forward and backward).
+/// The median of three runs after a warm-up, each ended by a synchronisation. Random rows: the timing, not the
+/// values, is what counts here (the checks above compared the values).
+fn delta_rule_timings(cuda: &Device) -> Res<Vec<(String, f64)>> {
+    use sgvlm_model::kernels::delta_rule::{gated_delta_rule_packed, gated_delta_rule_packed_with_state};
+    let (h, dk, dv) = (16, 128, 128);
+    let median = |f: &mut dyn FnMut() -> Res<()>| -> Res<f64> {
+        f()?;
+        cuda.synchronize()?;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            f()?;
+            cuda.synchronize()?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[1])
+    };
+    let rows = |b: usize, t: usize| Tensor::randn(0f32, 0.1, (b, h, t, 2 * dk + dv + 2), cuda);
+    let mut out = Vec::new();
+    for (name, b, t) in [("prefill_b1", 1, 1010), ("prefill_b64", 64, 1010)] {
+        let x = rows(b, t)?;
+        out.push((
+            name.to_string(),
+            median(&mut || gated_delta_rule_packed_with_state(&x, dk, None).map(|_| ()).map_err(Into::into))?,
+        ));
+    }
+    let x = Var::from_tensor(&rows(4, 1300)?)?;
+    out.push((
+        "train_forward".into(),
+        median(&mut || gated_delta_rule_packed(x.as_tensor(), dk).map(|_| ()).map_err(Into::into))?,
+    ));
+    let seed = Tensor::randn(0f32, 1.0, (4, h, 1300, dv), cuda)?;
+    out.push((
+        "train_forward_backward".into(),
+        median(&mut || {
+            gated_delta_rule_packed(x.as_tensor(), dk)?.mul(&seed)?.sum_all()?.backward()?;
+            Ok(())
+        })?,
+    ));
+    Ok(out)
+}
+
 /// The training kernels' CUDA twins (`kernels::{normalize, rms_norm, softmax, silu_mul, conv_silu,
 /// rope_on_device, delta_pack}` on f32 CUDA tensors) against their CPU nodes in f64: per kernel, the worst relative
 /// error of the value and every input gradient, and the seconds it took (or the error the kernel returned).
@@ -375,6 +423,16 @@ fn main() -> Res<()> {
             |name| format!("delta_rule_{name}_dk{dk}"),
             || delta_rule_errors(dk, dv, &cuda),
         );
+    }
+    if kernels_ok && sgvlm_model::kernels::delta_rule::cuda_supported(&cuda, 128, 128) {
+        match delta_rule_timings(&cuda) {
+            Ok(times) => {
+                for (name, secs) in times {
+                    println!("{}", serde_json::json!({"time": format!("delta_rule_{name}"), "seconds": secs}));
+                }
+            }
+            Err(e) => failed("delta_rule_timing", &e),
+        }
     }
     for (name, result) in train_op_errors(&cuda)? {
         match result {

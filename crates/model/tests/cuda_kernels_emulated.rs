@@ -96,8 +96,16 @@ fn the_cuda_delta_rule_kernels_compute_the_cpu_node_and_its_gradients() {
     std::fs::create_dir_all(&tmp).unwrap();
     let exe = emulator(&tmp, "delta_rule_emu");
     // (d_k, d_v, batch, heads, tokens): every instantiated d_k; d_v below a warp (idle lanes), not a multiple of
-    // 32, and of several warps; token counts below, at and past the backward's 32-token blocks.
-    let cases = [(16, 16, 2, 3, 45), (32, 32, 1, 2, 77), (64, 48, 1, 2, 40), (128, 64, 1, 1, 33)];
+    // 32, and of several warps; token counts below, at and past the backward's 32-token blocks; d_v not a multiple
+    // of the forward's 16-column blocks, and one or two tokens (the forward's token pipeline).
+    let cases = [
+        (16, 16, 2, 3, 45),
+        (32, 32, 1, 2, 77),
+        (64, 48, 1, 2, 40),
+        (128, 64, 1, 1, 33),
+        (32, 24, 1, 1, 1),
+        (16, 20, 2, 1, 2),
+    ];
     for (dk, dv, b, h, t) in cases {
         let name = format!("d_k {dk}, d_v {dv}, {t} tokens");
         let x = inputs(b, h, t, dk, dv);

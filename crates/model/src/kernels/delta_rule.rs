@@ -21,9 +21,9 @@
 //! q/k already normalised and scaled, heads first), and returns `o: [B, H, T, d_v]`; it starts from a zero state.
 //!
 //! With the `cuda` feature the same node runs on CUDA tensors through two kernels of ours (`delta_rule.cu`,
-//! `delta_rule_cuda.rs`: a block per head and group of 32 state columns, a thread per column, the backward pass's
-//! states replayed per block of 32 tokens as here), and so does the inference form from a state
-//! ([`gated_delta_rule_with_state`]).
+//! `delta_rule_cuda.rs`: a block per head and group of state columns, four threads per column, tokens staged in
+//! shared memory one ahead, the backward pass's states replayed per block of 32 tokens as here), and so does the
+//! inference form from a state ([`gated_delta_rule_with_state`]).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 

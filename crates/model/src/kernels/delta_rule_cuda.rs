@@ -6,8 +6,8 @@
 //!
 //! Launching a kernel of our own needs `unsafe` (device allocations the kernel fills, the FFI launch); as in
 //! `delta_decode_cuda.rs` this module allows it. The kernels take the packed f32 rows of the CPU node
-//! (`[B, H, T, 2·d_k + d_v + 2]`, contiguous), one block per head and group of 32 state columns, one thread per
-//! column.
+//! (`[B, H, T, 2·d_k + d_v + 2]`, contiguous), one block per head and group of 16 (forward) or 32 (backward) state
+//! columns, four threads per column.
 #![allow(unsafe_code)]
 
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
@@ -31,16 +31,16 @@ pub(crate) fn supports(dk: usize, dv: usize) -> bool {
     matches!(dk, 16 | 32 | 64 | 128) && (1..=MAX_DV).contains(&dv)
 }
 
-/// Columns (threads) per block: a head's columns are split over blocks of one warp (`COLS` in `delta_rule.cu`).
-const COLS: usize = 32;
+/// Lanes per state column, and columns per block of the forward and the backward pass (`SPLIT`, `FWD_COLS` and
+/// `BWD_COLS` in `delta_rule.cu`).
+const SPLIT: usize = 4;
+const FWD_COLS: usize = 16;
+const BWD_COLS: usize = 32;
 
-fn threads(dv: usize) -> u32 {
-    (dv.div_ceil(32) * 32).min(COLS) as u32
-}
-
-/// The grid: a block per head and group of [`COLS`] columns.
-fn grid(heads: usize, dv: usize) -> (u32, u32, u32) {
-    (heads as u32, dv.div_ceil(COLS) as u32, 1)
+/// Floats of one token staged in shared memory: q, k, g, beta and `per_col` values for each of `cols` columns,
+/// in whole float4s (`stage_floats` in `delta_rule.cu`).
+fn stage_floats(dk: usize, cols: usize, per_col: usize) -> u32 {
+    (2 * dk + 2 + cols * per_col).div_ceil(4) as u32 * 4
 }
 
 /// `(heads, t, dv)` of packed rows of width `w` for `dk`.
@@ -66,9 +66,10 @@ fn launch_forward(
 ) -> candle_core::Result<()> {
     let f = dev.get_or_load_custom_func(&format!("delta_rule_fwd_f32_dk{dk}"), MODULE, PTX)?;
     let cfg = LaunchConfig {
-        grid_dim: grid(heads, dv),
-        block_dim: (threads(dv), 1, 1),
-        shared_mem_bytes: (2 * dk as u32 + 2) * 4,
+        grid_dim: (heads as u32, dv.div_ceil(FWD_COLS) as u32, 1),
+        block_dim: ((FWD_COLS * SPLIT) as u32, 1, 1),
+        // Two staged tokens (double-buffered).
+        shared_mem_bytes: 2 * stage_floats(dk, FWD_COLS, 1) * 4,
     };
     let (ti, dvi) = (t as i32, dv as i32);
     let null = 0u64;
@@ -134,11 +135,12 @@ pub(super) fn backward(x: &Tensor, dout: &Tensor, dk: usize) -> Result<Tensor> {
     let (kept, states) =
         unsafe { (dev.alloc::<f32>(heads * blocks * dk * dv)?, dev.alloc::<f32>(heads * (BLOCK + 1) * dk * dv)?) };
     let f = dev.get_or_load_custom_func(&format!("delta_rule_bwd_f32_dk{dk}"), MODULE, PTX)?;
-    let warps = threads(dv) / 32;
+    let warps = (BWD_COLS * SPLIT / 32) as u32;
     let cfg = LaunchConfig {
-        grid_dim: grid(heads, dv),
-        block_dim: (threads(dv), 1, 1),
-        shared_mem_bytes: (2 * dk as u32 + 2 + warps * (2 * dk as u32 + 3)) * 4,
+        grid_dim: (heads as u32, dv.div_ceil(BWD_COLS) as u32, 1),
+        block_dim: ((BWD_COLS * SPLIT) as u32, 1, 1),
+        // Two staged tokens (with the output gradients), then the cross-warp sums.
+        shared_mem_bytes: (2 * stage_floats(dk, BWD_COLS, 2) + warps * (2 * dk as u32 + 3)) * 4,
     };
     let (ti, dvi, bi) = (t as i32, dv as i32, BLOCK as i32);
     with_views(&[&x, &dout], WHAT, |v| {
