@@ -255,14 +255,15 @@ __device__ void backward(const float* x, const float* dout, float* dx, float* ke
             store_state<DK>(my_states, t - start, s, dv, j, r, active);
             advance<DK, false>(s, buf, buf[P::V + col], r);
         });
-        // Walk it backwards.
+        // Walk it backwards. `prev`: this thread's rows of S_prev's column (zero past dv), the next token's read
+        // from the scratch states as soon as this token is done with them, so the loads overlap the reductions.
+        float prev[R];
+        load_state<DK>(my_states, len - 1, prev, dv, j, r, active);
         pipe.walk(tok, start + len - 1, -1, len, [&](const float* buf, int t) {
             const float* q = buf;
             const float* k = buf + DK;
             const float a = expf(buf[P::G]), beta = buf[P::BETA];
             const float vj = buf[P::V + col], doj = buf[P::D_OUT + col];
-            float prev[R];  // this thread's rows of S_prev's column (zero past dv)
-            load_state<DK>(my_states, t - start, prev, dv, j, r, active);
             float m_acc = 0.0f, du_acc = 0.0f;
 #pragma unroll
             for (int ri = 0; ri < R; ++ri) {
@@ -300,6 +301,7 @@ __device__ void backward(const float* x, const float* dout, float* dx, float* ke
                     red[(warp * 2 + 1) * DK + row_of(ri, r)] = pk[0];
                 }
             }
+            if (t > start) load_state<DK>(my_states, t - 1 - start, prev, dv, j, r, active);
             // Column quantities are the same on a column's SPLIT lanes: count them once.
             const float once = r == 0 ? 1.0f : 0.0f;
             const float sc0 = warp_sum(once * du * (vj - m));
