@@ -34,6 +34,8 @@ pub(super) struct Env {
     /// With closed lists for every relation family that may hold labels: the number of distinct labels a
     /// (subject, object) pair can carry; a subject's atomic relations are then bounded by `(n − 1) ×` this.
     pub pair_capacity: Option<u64>,
+    /// No digit after a leading zero ([`super::ValidatorConfig::canonical_numbers`]).
+    pub canonical_numbers: bool,
 }
 
 /// Committed relation keys, for duplicate detection: for each (subject, label) the objects already used.

@@ -176,8 +176,17 @@ impl Cursor {
 
     pub(super) fn digit(&mut self, env: &Env, b: u8) -> Step {
         let f = self.current_field(env);
+        if env.canonical_numbers && self.has_digit && self.num == 0 {
+            return rej(Why::LeadingZero);
+        }
         let v = self.num.saturating_mul(10).saturating_add((b - b'0') as u64);
-        if !self.cand(env, f).reachable(self.neg, v) {
+        // A canonical zero is the whole number: zero itself must be accepted.
+        let ok = if env.canonical_numbers && v == 0 {
+            self.cand(env, f).any_in(0, 0)
+        } else {
+            self.cand(env, f).reachable(self.neg, v)
+        };
+        if !ok {
             return rej(range_why(f));
         }
         self.num = v;

@@ -34,7 +34,8 @@
 //! (one empty line before it is allowed, as in the gate, because `splitlines` drops a final line break).
 //!
 //! Digits are checked against what can still be reached: with a 640-pixel canvas, after `64` the x2 field takes
-//! only `0` or a separator, while `0` keeps every value reachable (leading zeros are legal).
+//! only `0` or a separator, while `0` keeps every value reachable (leading zeros are legal) unless
+//! [`ValidatorConfig::canonical_numbers`] asks for numbers without them, as constrained decoding does.
 //!
 //! # Limits
 //! - at most [`MAX_OBJECTS_SUPPORTED`] objects and at most 8 labels per AG list ([`Validator::new`] refuses
@@ -81,6 +82,12 @@ pub struct ValidatorConfig {
     pub predicates: Option<Vocab>,
     /// AG only: closed label lists per family (attention, spatial, contacting); each overrides `predicates`.
     pub ag_labels: [Option<Vocab>; 3],
+    /// Numbers as the answers write them: no digit after a leading zero (`07`, `-05`), so `0` is accepted only
+    /// where zero itself is. The gate accepts leading zeros (Python's `int`), and so does the validator by default;
+    /// a constrained decoder needs this, because a leading zero keeps every value reachable and a model can write
+    /// zeros until its token budget runs out (3 of 256 test answers of the twenty-seventh session's seed-0 demo
+    /// did).
+    pub canonical_numbers: bool,
 }
 
 /// A configuration the validator cannot honour.
@@ -142,6 +149,8 @@ pub enum Why {
     RelationBudget,
     #[error("text after </answer>")]
     AfterEnd,
+    #[error("leading zero (canonical numbers)")]
+    LeadingZero,
     #[error("internal state error")]
     Internal,
 }
@@ -210,7 +219,8 @@ impl Validator {
             Schema::Ag => (0..3).filter(|&k| caps[k] > 0).collect(),
         };
         let pair_capacity = families.iter().map(|&k| labels[k].as_ref().map(|v| v.len() as u64)).sum::<Option<u64>>();
-        let env = Env { cfg: s, schema, names: cfg.names, labels, caps, label_class, pair_capacity };
+        let canonical_numbers = cfg.canonical_numbers;
+        let env = Env { cfg: s, schema, names: cfg.names, labels, caps, label_class, pair_capacity, canonical_numbers };
         Ok(Validator { env: Arc::new(env), ctx: Ctx::default(), cur: Cursor::new(), row_labels: Vec::new() })
     }
 

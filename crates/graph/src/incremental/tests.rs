@@ -178,6 +178,56 @@ fn canvas_bounds_at_digit_level() {
 }
 
 #[test]
+fn canonical_numbers_refuse_leading_zeros_where_the_gate_takes_them() {
+    let t = Schema::Triplet;
+    let canon = ValidatorConfig { canonical_numbers: true, ..ValidatorConfig::default() };
+    let at_canon = |prefix: &str| {
+        let mut v = val_cfg(t, canon.clone());
+        v.feed_str(prefix).unwrap_or_else(|e| panic!("{e} in {prefix:?}"));
+        v
+    };
+    // After a zero: only a separator (the default config: more digits too, as in the gate).
+    assert_eq!(next(&at_canon(&format!("{OBJ1}1,person,0"))), "\t ,");
+    assert_eq!(next(&at(t, &format!("{OBJ1}1,person,0"))), "\t ,0123456789");
+    assert_eq!(next(&at_canon(&format!("{OBJ1}1,person,-0"))), "\t ,");
+    // A zero only where zero is accepted: not as a count, an id or an x2 after x1 = 0.
+    assert_eq!(next(&at_canon("<answer>\nobj[")), "123456789");
+    assert_eq!(next(&at_canon(&format!("{OBJ1}"))), "\t 1");
+    assert_eq!(next(&at_canon(&format!("{OBJ1}1,person,0,0,"))), "\t 123456789");
+    let mut v = val_cfg(t, canon.clone());
+    let e = v.feed_str(&GT.replace("100,100,300", "100,0100,300")).unwrap_err();
+    assert_eq!(e.why, Why::LeadingZero);
+    // Canonical texts are accepted alike.
+    assert_eq!(walk(t, &canon, GT), Ok(Status::Complete));
+    assert!(strict::is_valid(&GT.replace("100,100,300", "100,0100,300"), t, &StrictConfig::default()));
+}
+
+/// Why constrained decoding asks for canonical numbers: a model that writes `0` whenever it may never finishes
+/// under the gate's grammar (zeros keep every value reachable), and always finishes without leading zeros.
+#[test]
+fn a_walk_that_writes_zeros_whenever_allowed_finishes_only_with_canonical_numbers() {
+    for canonical in [false, true] {
+        let cfg = ValidatorConfig { canonical_numbers: canonical, ..ValidatorConfig::default() };
+        let mut v = val_cfg(Schema::Triplet, cfg);
+        v.feed_str("<answer>\nobj[1]{id,name,x1,y1,x2,y2}:\n1,cup,").unwrap();
+        // Zero when allowed, else the smallest allowed byte that is not whitespace (digits before letters).
+        for _ in 0..200 {
+            if v.is_complete() {
+                break;
+            }
+            let next = v.allowed_next_bytes();
+            let b = if next.contains(b'0') {
+                b'0'
+            } else {
+                next.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\r')).expect("a continuation")
+            };
+            v.feed(&[b]).unwrap();
+        }
+        assert_eq!(v.is_complete(), canonical, "canonical numbers: {canonical}");
+    }
+}
+
+#[test]
 fn counts_and_ids() {
     let t = Schema::Triplet;
     let h = "<answer>\nobj[";

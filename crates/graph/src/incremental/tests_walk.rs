@@ -1,7 +1,8 @@
 //! Random walks through the accepted language: starting from nothing, repeatedly feed a random byte the validator
 //! announces as allowed. Every viable prefix must have a continuation other than padding whitespace (the decoding
 //! engine never offers spaces, tabs or `\r`), and every walk that completes must pass the strict gate. Closed
-//! vocabularies with shared prefixes and small counts make exhausted subjects and predicates likely.
+//! vocabularies with shared prefixes and small counts make exhausted subjects and predicates likely; they come
+//! with canonical numbers, as in the decoding engine.
 
 use super::*;
 use crate::strict;
@@ -21,7 +22,7 @@ impl Mix {
 }
 
 fn config(schema: Schema, closed: bool, n: usize, m: usize) -> ValidatorConfig {
-    let mut cfg = ValidatorConfig::default();
+    let mut cfg = ValidatorConfig { canonical_numbers: closed, ..ValidatorConfig::default() };
     cfg.strict.canvas = crate::Canvas::new(12, 9);
     cfg.strict.max_objects = n;
     cfg.strict.max_relations = m;

@@ -10,7 +10,8 @@
 //!
 //! Tokens containing spaces, tabs or carriage returns are left out of the trie: the strict gate tolerates
 //! whitespace around every field, but a valid answer never needs it (the training targets have none), and
-//! allowing it lets a weak model pad forever instead of finishing the graph.
+//! allowing it lets a weak model pad forever instead of finishing the graph. For the same reason numbers are
+//! canonical here (no leading zeros: [`ValidatorConfig::canonical_numbers`]), where the gate would take `007`.
 
 mod free;
 mod mask;
@@ -163,8 +164,13 @@ pub fn validator_for(c: &Constraint) -> Result<Validator, String> {
     let vocab = |list: &Option<std::sync::Arc<Vec<String>>>| {
         list.as_ref().map(|l| LabelVocab::new(l.iter().map(|s| canonical(c.schema, s))))
     };
-    let cfg =
-        ValidatorConfig { strict, names: vocab(&c.objects), predicates: vocab(&c.predicates), ..Default::default() };
+    let cfg = ValidatorConfig {
+        strict,
+        names: vocab(&c.objects),
+        predicates: vocab(&c.predicates),
+        canonical_numbers: true,
+        ..Default::default()
+    };
     Validator::new(c.schema, cfg).map_err(|e| format!("constraint: {e}"))
 }
 
