@@ -37,6 +37,14 @@ fn a_profiled_bench_counts_every_layer_pass_and_decode_step() {
     assert_eq!(calls("mlp (norm, mlp, residual)"), 5 * layers, "{p:?}");
     let mixers = calls("gated deltanet (norm, mixer, residual)") + calls("full attention (norm, mixer, residual)");
     assert_eq!(mixers, 5 * layers);
+    // The prefill's Gated DeltaNet layers split into their inner parts; decode steps take the one-kernel step.
+    let linear =
+        cfg.text_config.layer_types.iter().filter(|l| matches!(l, sgvlm_model::LayerType::LinearAttention)).count()
+            as u64;
+    assert!(linear > 0);
+    for part in ["gated deltanet: conv, pack", "gated deltanet: delta rule", "gated deltanet: norm, gate, out proj"] {
+        assert_eq!(calls(part), linear, "{part}: {p:?}");
+    }
     assert_eq!(calls("prefill (whole; its layers are also in theirs)"), 1);
     assert_eq!(calls("decode: lm head"), 4);
     assert_eq!(calls("decode: sample"), 4);

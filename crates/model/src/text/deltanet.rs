@@ -196,6 +196,8 @@ impl GatedDeltaNet {
     ) -> Result<Tensor> {
         let (b, t, _) = mixed.dims3()?;
         let ctx = self.kernel - 1;
+        // Inner parts of the layer's profile span (`SGVLM_PROFILE=1`): what the delta rule's kernel costs apart.
+        let span = crate::profile::span("gated deltanet: conv, pack", mixed.device());
         let work = if kernels::supported(mixed) { mixed.clone() } else { mixed.to_dtype(DType::F32)? };
         let dt = work.dtype();
         let prev = state.as_ref().and_then(|s| s.as_ref());
@@ -213,6 +215,8 @@ impl GatedDeltaNet {
         let conv = if skip > 0 { conv.narrow(1, skip, t)?.contiguous()? } else { conv };
         let heads = kernels::PackHeads { n_k: self.n_k, n_v: self.n_v, d_k: self.d_k, d_v: self.d_v };
         let packed = kernels::delta_pack(&conv, &g.to_dtype(dt)?, &beta.to_dtype(dt)?, heads)?;
+        drop(span);
+        let span = crate::profile::span("gated deltanet: delta rule", mixed.device());
         let core = if grad {
             kernels::delta_rule::gated_delta_rule_packed(&packed, self.d_k)?
         } else {
@@ -234,6 +238,8 @@ impl GatedDeltaNet {
             }
             core
         };
+        drop(span);
+        let _span = crate::profile::span("gated deltanet: norm, gate, out proj", mixed.device());
         let core = core.transpose(1, 2)?.contiguous()?.to_dtype(mixed.dtype())?;
         self.finish(&core, z, b, t)
     }
