@@ -187,126 +187,100 @@ proptest! {
     }
 }
 
-/// A model that writes zeros whenever the constraint lets it (the twenty-seventh session's seed-0 demo: three SFT
-/// answers ran to the token limit writing `0000…` as an object id) must still finish: the engine's constraint
-/// takes numbers without leading zeros, so after a `0` only a separator may follow.
-#[test]
-fn walks_that_prefer_zeros_still_finish() {
+/// Token walks through the engine's own constraint path (`validator_for`, the tiny tokenizer's vocabulary) on a
+/// 640×480 canvas with closed lists: from `<answer>\n`, `choose(rng, vocab, end, allowed)` picks each token among
+/// the allowed ones (there must always be some: a dead end fails the test) until the end token or `max_steps`.
+/// Per seed, the finished answer (which the strict gate must accept) or `None`.
+fn tiny_walks(
+    objects: &[&str],
+    predicates: &[&str],
+    seeds: u64,
+    max_steps: usize,
+    mut choose: impl FnMut(&mut StdRng, &[TokenBytes], u32, &[u32]) -> u32,
+) -> Vec<Option<String>> {
     let tok = sgvlm_model::tokenizer::Tokenizer::tiny();
     let vocab = tok.token_bytes();
     let end = tok.token_id("<|im_end|>").expect("tiny tokenizer has <|im_end|>");
     let tc = TokenConstraint::new(&vocab, &[end]);
-    // Closed lists, as in the demo (an open list would let a label be `000…`, a loop of another kind).
     let list = |l: &[&str]| Some(std::sync::Arc::new(l.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
     let constraint = Constraint {
         schema: Schema::Triplet,
         canvas: (640, 480),
-        objects: list(&["person", "cup", "book"]),
-        predicates: list(&["on", "beside"]),
+        objects: list(objects),
+        predicates: list(predicates),
     };
+    let strict = StrictConfig { canvas: Canvas::new(640, 480), ..StrictConfig::default() };
     let bytes = |id: u32| vocab[id as usize].bytes.clone();
-    let zeros: Vec<u32> = (0..vocab.len() as u32)
-        .filter(|&i| !vocab[i as usize].bytes.is_empty() && vocab[i as usize].bytes.iter().all(|&b| b == b'0'))
-        .collect();
-    assert!(!zeros.is_empty(), "the tiny vocabulary has a `0` token");
     let mut mask = tc.new_mask();
-    for seed in 0..8u64 {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut v = validator_for(&constraint).unwrap();
-        v.feed_str("<answer>\n").unwrap();
-        let mut text = b"<answer>\n".to_vec();
-        let mut done = false;
-        for _ in 0..2000 {
-            tc.allowed(&v, &bytes, &mut mask);
-            let ids: Vec<u32> = mask.iter().collect();
-            assert!(!ids.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
-            let id = match zeros.iter().find(|&&z| mask.contains(z)) {
-                Some(&z) => z,
-                // Otherwise structure first (rows stay short), then anything allowed.
-                None if ids.contains(&end) => end,
-                None => {
-                    let structural: Vec<u32> = ids
-                        .iter()
-                        .copied()
-                        .filter(|&i| !vocab[i as usize].bytes.iter().all(u8::is_ascii_alphanumeric))
-                        .collect();
-                    if !structural.is_empty() && rng.random_bool(0.7) {
-                        structural[rng.random_range(0..structural.len())]
-                    } else {
-                        ids[rng.random_range(0..ids.len())]
-                    }
+    (0..seeds)
+        .map(|seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut v = validator_for(&constraint).unwrap();
+            v.feed_str("<answer>\n").unwrap();
+            let mut text = b"<answer>\n".to_vec();
+            for _ in 0..max_steps {
+                tc.allowed(&v, &bytes, &mut mask);
+                let ids: Vec<u32> = mask.iter().collect();
+                assert!(!ids.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
+                let id = choose(&mut rng, &vocab, end, &ids);
+                if id == end {
+                    let s = String::from_utf8_lossy(&text).into_owned();
+                    assert!(sgvlm_graph::strict::is_valid(&s, Schema::Triplet, &strict), "{s:?}");
+                    return Some(s);
                 }
-            };
-            if id == end {
-                done = true;
-                let s = String::from_utf8_lossy(&text).into_owned();
-                let strict = StrictConfig { canvas: Canvas::new(640, 480), ..StrictConfig::default() };
-                assert!(sgvlm_graph::strict::is_valid(&s, Schema::Triplet, &strict), "{s:?}");
-                break;
+                v.feed(&vocab[id as usize].bytes).unwrap();
+                text.extend_from_slice(&vocab[id as usize].bytes);
             }
-            v.feed(&vocab[id as usize].bytes).unwrap();
-            text.extend_from_slice(&vocab[id as usize].bytes);
-        }
-        assert!(
-            done,
-            "seed {seed}: no end after {:?}",
-            String::from_utf8_lossy(&text[text.len().saturating_sub(200)..])
-        );
+            None
+        })
+        .collect()
+}
+
+/// A random allowed token, structural ones (not all letters and digits: separators, line breaks) first.
+fn structural_first(rng: &mut StdRng, vocab: &[TokenBytes], ids: &[u32]) -> u32 {
+    let structural: Vec<u32> =
+        ids.iter().copied().filter(|&i| !vocab[i as usize].bytes.iter().all(u8::is_ascii_alphanumeric)).collect();
+    if !structural.is_empty() && rng.random_bool(0.7) {
+        structural[rng.random_range(0..structural.len())]
+    } else {
+        ids[rng.random_range(0..ids.len())]
     }
 }
 
-/// The demo's GRPO setting, through the engine's own path (`validator_for`, the tiny tokenizer's vocabulary): a
-/// 640×480 canvas and closed lists of 7 objects and 5 predicates, where a model that repeats rows exhausts
+/// A model that writes zeros whenever the constraint lets it (the twenty-seventh session's seed-0 demo: three SFT
+/// answers ran to the token limit writing `0000…` as an object id) must still finish: the engine's constraint
+/// takes numbers without leading zeros, so after a `0` only a separator may follow. Closed lists, as in the demo
+/// (an open list would let a label be `000…`, a loop of another kind).
+#[test]
+fn walks_that_prefer_zeros_still_finish() {
+    let walks = tiny_walks(&["person", "cup", "book"], &["on", "beside"], 8, 2000, |rng, vocab, end, ids| {
+        let zero = ids.iter().copied().find(|&i| {
+            let b = &vocab[i as usize].bytes;
+            !b.is_empty() && b.iter().all(|&c| c == b'0')
+        });
+        match zero {
+            Some(z) => z,
+            None if ids.contains(&end) => end,
+            None => structural_first(rng, vocab, ids),
+        }
+    });
+    for (seed, w) in walks.iter().enumerate() {
+        assert!(w.is_some(), "seed {seed}: no end within 2,000 tokens");
+    }
+}
+
+/// The demo's GRPO setting: closed lists of 7 objects and 5 predicates, where a model that repeats rows exhausts
 /// subjects. Walks that repeat the previous row's predicate when they can must never dead-end.
 #[test]
 fn demo_constraint_walks_never_dead_end() {
-    let tok = sgvlm_model::tokenizer::Tokenizer::tiny();
-    let vocab = tok.token_bytes();
-    let end = tok.token_id("<|im_end|>").expect("tiny tokenizer has <|im_end|>");
-    let tc = TokenConstraint::new(&vocab, &[end]);
-    let list = |l: &[&str]| Some(std::sync::Arc::new(l.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
-    let constraint = Constraint {
-        schema: Schema::Triplet,
-        canvas: (640, 480),
-        objects: list(&["person", "sports-ball", "cup", "book", "potted-plant", "dining-table", "basket"]),
-        predicates: list(&["holding", "in", "on", "over", "beside"]),
-    };
-    let bytes = |id: u32| vocab[id as usize].bytes.clone();
-    let mut mask = tc.new_mask();
-    let mut finished = 0;
-    for seed in 0..12u64 {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut v = validator_for(&constraint).unwrap();
-        v.feed_str("<answer>\n").unwrap();
-        let mut text = b"<answer>\n".to_vec();
-        for _ in 0..3000 {
-            tc.allowed(&v, &bytes, &mut mask);
-            let ids: Vec<u32> = mask.iter().collect();
-            assert!(!ids.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
-            // Small counts and coordinates (structural tokens first), and the predicate `on` whenever allowed.
-            let structural: Vec<u32> = ids
-                .iter()
-                .copied()
-                .filter(|&i| !vocab[i as usize].bytes.iter().all(u8::is_ascii_alphanumeric))
-                .collect();
-            let on = ids.iter().copied().find(|&i| vocab[i as usize].bytes == b"on");
-            let id = match on {
-                Some(i) if rng.random_bool(0.9) => i,
-                _ if !structural.is_empty() && rng.random_bool(0.7) => {
-                    structural[rng.random_range(0..structural.len())]
-                }
-                _ => ids[rng.random_range(0..ids.len())],
-            };
-            if id == end {
-                finished += 1;
-                let s = String::from_utf8_lossy(&text).into_owned();
-                let strict = StrictConfig { canvas: Canvas::new(640, 480), ..StrictConfig::default() };
-                assert!(sgvlm_graph::strict::is_valid(&s, Schema::Triplet, &strict), "{s:?}");
-                break;
-            }
-            v.feed(&vocab[id as usize].bytes).unwrap();
-            text.extend_from_slice(&vocab[id as usize].bytes);
+    let objects = ["person", "sports-ball", "cup", "book", "potted-plant", "dining-table", "basket"];
+    let walks = tiny_walks(&objects, &["holding", "in", "on", "over", "beside"], 12, 3000, |rng, vocab, _, ids| {
+        // Small counts and coordinates (structural tokens first), and the predicate `on` whenever allowed.
+        match ids.iter().copied().find(|&i| vocab[i as usize].bytes == b"on") {
+            Some(i) if rng.random_bool(0.9) => i,
+            _ => structural_first(rng, vocab, ids),
         }
-    }
+    });
+    let finished = walks.iter().flatten().count();
     assert!(finished >= 6, "only {finished} of 12 walks finished");
 }
