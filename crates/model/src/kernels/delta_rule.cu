@@ -43,7 +43,9 @@ __host__ __device__ inline int bwd_threads() { return BWD_COLS * SPLIT; }
 __host__ __device__ inline int fwd_groups(int dv) { return (dv + FWD_COLS - 1) / FWD_COLS; }
 __host__ __device__ inline int bwd_groups(int dv) { return (dv + BWD_COLS - 1) / BWD_COLS; }
 // Floats of one staged token: q, k, g, beta and `per_col` values for each of `cols` columns, in whole float4s.
-__host__ __device__ inline int stage_floats(int dk, int cols, int per_col) { return (2 * dk + 2 + cols * per_col + 3) / 4 * 4; }
+__host__ __device__ constexpr int stage_floats(int dk, int cols, int per_col) {
+    return (2 * dk + 2 + cols * per_col + 3) / 4 * 4;
+}
 
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
@@ -63,7 +65,7 @@ __device__ __forceinline__ float column_sum(float x) {
 template <int DK, int COLS, bool DO>
 struct Pipe {
     static constexpr int THREADS = COLS * SPLIT;
-    static constexpr int STAGE = (2 * DK + 2 + COLS * (DO ? 2 : 1) + 3) / 4 * 4;
+    static constexpr int STAGE = stage_floats(DK, COLS, DO ? 2 : 1);
     static constexpr int PER = (STAGE + THREADS - 1) / THREADS;
     // Offsets in a staged token.
     static constexpr int G = 2 * DK, BETA = 2 * DK + 1, V = 2 * DK + 2, D_OUT = V + COLS, END = V + COLS * (DO ? 2 : 1);
